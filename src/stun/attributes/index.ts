@@ -1,0 +1,7 @@
+export * from './codec.js'
+export * from './basic.js'
+export * from './address.js'
+export * from './stun.js'
+export * from './nat.js'
+export * from './turn.js'
+export * from './ice.js'

@@ -1,0 +1,12 @@
+/** natkit/stun: the STUN codec, credentials, transactions, client and server. */
+export * from './constants.js'
+export * from './attr-type.js'
+export * from './attributes/index.js'
+export * from './message.js'
+export * from './builder.js'
+export * from './integrity.js'
+export * from './credentials.js'
+export * from './nonce-cookie.js'
+export * from './channel-data.js'
+export * from './demux.js'
+export * from './transaction-id.js'
