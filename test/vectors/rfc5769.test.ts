@@ -101,7 +101,13 @@ describe('RFC 5769 test vectors', () => {
     it('decodes USERHASH, the nonce cookie and PASSWORD-ALGORITHM', () => {
       expect(Buffer.from(msg.require(Userhash))).to.deep.equal(userhash(v.LONG_TERM_USERNAME, v.LONG_TERM_REALM))
       expect(msg.require(PasswordAlgorithm).algorithm).to.equal(PasswordAlgorithmId.SHA256)
-      expect(decodeNonceCookie(msg.require(Nonce))).to.not.equal(undefined)
+      expect(decodeNonceCookie(msg.require(Nonce))).to.deep.equal({ passwordAlgorithms: false, usernameAnonymity: false })
+    })
+    it('verifies MESSAGE-INTEGRITY-SHA256 with the SHA-256 long-term key, not the MD5 one', () => {
+      const sha = longTermKey(v.LONG_TERM_USERNAME, v.LONG_TERM_REALM, v.LONG_TERM_PASSWORD, 'sha256')
+      expect(msg.verifyIntegrity(sha)).to.equal(true)
+      expect(msg.verifyIntegrity(longTermKey(v.LONG_TERM_USERNAME, v.LONG_TERM_REALM, v.LONG_TERM_PASSWORD, 'md5'))).to.equal(false)
+      expect(StunMessage.decode(tampered(v.SAMPLE_SHA256_REQUEST, 130)).verifyIntegrity(sha)).to.equal(false)
     })
   })
 })
