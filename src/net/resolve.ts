@@ -1,0 +1,63 @@
+import { lookup, resolveSrv } from 'node:dns/promises'
+import { ResolveError } from '../errors.js'
+import { ipFamily, parseHostPort, type Endpoint } from './endpoint.js'
+
+/** Transports a STUN/TURN server may be reached over. */
+export type Transport = 'udp' | 'tcp' | 'tls'
+
+/** Default ports: 3478 for STUN/TURN over UDP and TCP, 5349 over TLS (RFC 8489 §18.6). */
+export function defaultPort (transport: Transport): number {
+  return transport === 'tls' ? 5349 : 3478
+}
+
+/** Options for resolveServer. */
+export interface ResolveOptions {
+  readonly transport?: Transport
+  /** Only this address family. */
+  readonly family?: 4 | 6
+  /** Service name for SRV (default 'stun'; TURN uses 'turn'). */
+  readonly service?: 'stun' | 'turn'
+  readonly signal?: AbortSignal
+}
+
+/** A resolved server: where to send, and the name it came from (for TLS SNI and messages). */
+export interface ResolvedServer extends Endpoint {
+  readonly host: string
+}
+
+/**
+ * Resolve `HOST[:PORT]` to addresses (RFC 8489 §8). With an IP literal, that address. With a name and a port, its
+ * A/AAAA records. With a name and no port, the SRV records `_stun._udp`, `_stun._tcp` or `_stuns._tcp` first (in
+ * priority order), falling back to A/AAAA on the default port.
+ */
+export async function resolveServer (text: string, options: ResolveOptions = {}): Promise<ResolvedServer[]> {
+  const transport = options.transport ?? 'udp'
+  const { host, port } = parseHostPort(text)
+  if (ipFamily(host) !== 0) return [{ host, address: host, port: port ?? defaultPort(transport) }]
+  const targets: Array<{ name: string, port: number }> = []
+  if (port === undefined) {
+    const service = options.service ?? 'stun'
+    const srvName = transport === 'tls' ? `_${service}s._tcp.${host}` : `_${service}._${transport}.${host}`
+    try {
+      const records = await resolveSrv(srvName)
+      records.sort((a, b) => a.priority - b.priority || b.weight - a.weight)
+      for (const r of records) targets.push({ name: r.name, port: r.port })
+    } catch {
+      // No SRV records: use the host itself on the default port.
+    }
+  }
+  if (targets.length === 0) targets.push({ name: host, port: port ?? defaultPort(transport) })
+  const out: ResolvedServer[] = []
+  let lastError: unknown
+  for (const t of targets) {
+    if (options.signal?.aborted === true) break
+    try {
+      const addrs = await lookup(t.name, { all: true, family: options.family ?? 0, verbatim: true })
+      for (const a of addrs) out.push({ host, address: a.address, port: t.port })
+    } catch (err) {
+      lastError = err
+    }
+  }
+  if (out.length === 0) throw new ResolveError(host, lastError instanceof Error ? lastError.message : 'no addresses', { cause: lastError })
+  return out
+}

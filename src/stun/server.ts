@@ -1,0 +1,196 @@
+import { EventEmitter } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { createServer as createTcpServer, type Server, type Socket } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
+import { InvalidArgumentError, TransportError } from '../errors.js'
+import { createLogger } from '../log.js'
+import { endpointKey, formatEndpoint, type Endpoint } from '../net/endpoint.js'
+import { UdpSocket } from '../net/udp.js'
+import { HEADER_LENGTH } from './constants.js'
+import { readStreamFrame } from './demux.js'
+import { StunServerCore, type StunServerStats } from './server-core.js'
+
+const log = createLogger('natcheck:stun:server')
+
+/** TLS listener settings. */
+export interface StunTlsOptions {
+  /** Where to listen (default: the primary IP on port 5349). */
+  readonly listen?: Endpoint
+  /** PEM certificate chain and key, as file paths. */
+  readonly certFile: string
+  readonly keyFile: string
+}
+
+/** Options for StunServer.start. */
+export interface StunServerOptions {
+  /** Primary IP and port (port 0 picks a free one). */
+  readonly listen: Endpoint
+  /** Alternate IP and port for RFC 5780 (port 0 picks a free one). */
+  readonly alternate?: Endpoint
+  /** Also serve STUN over TCP on the same addresses. */
+  readonly tcp?: boolean
+  readonly tls?: StunTlsOptions
+  readonly software?: string
+  /** UDP socket buffer size (default 4 MiB). */
+  readonly bufferSize?: number
+  /** Most simultaneous TCP/TLS connections (default 1024); more are refused. */
+  readonly maxConnections?: number
+  /** Idle TCP/TLS connections are closed after this many ms (default 30 000). */
+  readonly idleTimeoutMs?: number
+}
+
+/** Where a running server listens. */
+export interface StunServerAddresses {
+  readonly udp: Endpoint[]
+  readonly tcp: Endpoint[]
+  readonly tls: Endpoint[]
+}
+
+/** Events of StunServer. */
+export interface StunServerEvents {
+  /** A datagram was dropped (counted in stats). */
+  ignored: [reason: string, from: Endpoint]
+}
+
+/**
+ * A STUN server on UDP, and optionally TCP and TLS (RFC 8489 §6.3); with an alternate address it is a full RFC 5780
+ * server. A thin adapter around StunServerCore: sockets in, actions out.
+ */
+export class StunServer extends EventEmitter<StunServerEvents> {
+  private readonly udp = new Map<string, UdpSocket>()
+  private readonly streamServers: Array<{ server: Server, local: Endpoint, kind: 'tcp' | 'tls' }> = []
+  private readonly connections = new Set<Socket>()
+  private closing: Promise<void> | undefined
+
+  private constructor (readonly core: StunServerCore, private readonly options: StunServerOptions) {
+    super()
+  }
+
+  /** Bind every socket and start serving. Rejects with TransportError when an address cannot be bound. */
+  static async start (options: StunServerOptions): Promise<StunServer> {
+    const bufferSize = options.bufferSize ?? 4 * 1024 * 1024
+    const primarySocket = await UdpSocket.bind({ address: options.listen.address, port: options.listen.port, bufferSize })
+    const sockets: UdpSocket[] = [primarySocket]
+    try {
+      const primary = primarySocket.local
+      let alternate: Endpoint | undefined
+      if (options.alternate !== undefined) {
+        if (options.alternate.address === options.listen.address) {
+          throw new InvalidArgumentError('--alternate needs a second IP address (RFC 5780 changes the IP and the port); on loopback use 127.0.0.2')
+        }
+        // (IP1,P2) first, so P2 is known; then (IP2,P1) and (IP2,P2).
+        const s2 = await UdpSocket.bind({ address: primary.address, port: options.alternate.port, bufferSize })
+        sockets.push(s2)
+        alternate = { address: options.alternate.address, port: s2.local.port }
+        sockets.push(await UdpSocket.bind({ address: alternate.address, port: primary.port, bufferSize }))
+        sockets.push(await UdpSocket.bind({ address: alternate.address, port: alternate.port, bufferSize }))
+      }
+      const core = new StunServerCore({ primary, alternate, software: options.software })
+      const server = new StunServer(core, options)
+      for (const s of sockets) server.attachUdp(s)
+      if (options.tcp === true) {
+        for (const local of core.localAddresses()) await server.listenStream('tcp', local)
+      }
+      if (options.tls !== undefined) {
+        await server.listenStream('tls', options.tls.listen ?? { address: primary.address, port: 5349 })
+      }
+      return server
+    } catch (err) {
+      await Promise.all(sockets.map(async s => { await s.close() }))
+      throw err
+    }
+  }
+
+  /** Counters from the protocol core. */
+  get stats (): StunServerStats { return this.core.stats }
+
+  /** Where the server listens. */
+  addresses (): StunServerAddresses {
+    return {
+      udp: [...this.udp.values()].map(s => s.local),
+      tcp: this.streamServers.filter(s => s.kind === 'tcp').map(s => s.local),
+      tls: this.streamServers.filter(s => s.kind === 'tls').map(s => s.local)
+    }
+  }
+
+  private attachUdp (socket: UdpSocket): void {
+    const local = socket.local
+    this.udp.set(endpointKey(local), socket)
+    socket.onMessage((data, from) => {
+      const action = this.core.handle(data, from, local)
+      if (action.type === 'send') {
+        const via = action.via === local ? socket : this.udp.get(endpointKey(action.via))
+        via?.send(action.data, action.to)
+      } else {
+        log.trace('ignored datagram from %s: %s %s', formatEndpoint(from), action.reason, action.detail ?? '')
+        if (this.listenerCount('ignored') > 0) this.emit('ignored', action.reason, from)
+      }
+    })
+  }
+
+  private async listenStream (kind: 'tcp' | 'tls', local: Endpoint): Promise<void> {
+    const onConnection = (socket: Socket): void => { this.serveConnection(socket, local) }
+    let server: Server
+    if (kind === 'tls') {
+      const tls = this.options.tls as StunTlsOptions
+      let cert: Buffer, key: Buffer
+      try {
+        cert = readFileSync(tls.certFile); key = readFileSync(tls.keyFile)
+      } catch (err) {
+        throw new InvalidArgumentError(`cannot read the TLS certificate or key: ${(err as Error).message}`, { cause: err })
+      }
+      server = createTlsServer({ cert, key }, onConnection)
+    } else {
+      server = createTcpServer(onConnection)
+    }
+    server.maxConnections = this.options.maxConnections ?? 1024
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => { reject(new TransportError(`cannot listen on ${kind.toUpperCase()} ${formatEndpoint(local)}: ${err.message}`, { cause: err })) })
+      server.listen(local.port, local.address, () => { resolve() })
+    })
+    server.on('error', (err) => { log.error('%s listener error: %s', kind, err.message) })
+    const info = server.address()
+    const bound = typeof info === 'object' && info !== null ? { address: info.address, port: info.port } : local
+    this.streamServers.push({ server, local: bound, kind })
+  }
+
+  private serveConnection (socket: Socket, local: Endpoint): void {
+    this.connections.add(socket)
+    const from = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }
+    let buffer: Buffer = Buffer.alloc(0)
+    socket.setTimeout(this.options.idleTimeoutMs ?? 30_000, () => socket.destroy())
+    socket.on('error', () => { /* reset by peer etc.: nothing to do but close */ })
+    socket.on('close', () => { this.connections.delete(socket) })
+    socket.on('data', (chunk: Buffer) => {
+      buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer, chunk])
+      for (let guard = 0; guard < 1000; guard++) {
+        const frame = readStreamFrame(buffer)
+        if (frame.kind === 'incomplete') break
+        if (frame.kind === 'invalid' || frame.kind === 'channel-data') {
+          // Not STUN: the stream cannot be re-synchronised, so close it.
+          this.core.stats.ignored['not-stun']++
+          socket.destroy()
+          return
+        }
+        buffer = buffer.subarray(frame.length)
+        const action = this.core.handle(frame.frame, from, local, true)
+        if (action.type === 'send') socket.write(action.data)
+      }
+      if (buffer.length > HEADER_LENGTH + 0xffff) socket.destroy()
+    })
+  }
+
+  /** Stop listening, close every socket and connection. Idempotent. */
+  close (): Promise<void> {
+    this.closing ??= (async () => {
+      for (const c of this.connections) c.destroy()
+      await Promise.all([
+        ...[...this.udp.values()].map(async s => { await s.close() }),
+        ...this.streamServers.map(async s => { await new Promise<void>(resolve => { s.server.close(() => { resolve() }) }) })
+      ])
+    })()
+    return this.closing
+  }
+
+  async [Symbol.asyncDispose] (): Promise<void> { await this.close() }
+}
