@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+import { Command } from 'commander'
+import { createRequire } from 'node:module'
+import { registerServerCommand } from './cli/server.js'
+import { registerStunCommand } from './cli/stun.js'
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
+
+const program = new Command('natcheck')
+  .description('natkit: find out what your NAT does, run STUN/TURN servers, connect peers through NATs')
+  .version(version)
+  .option('--no-color', 'no colour in output')
+  .showHelpAfterError()
+  .exitOverride((err) => {
+    // Usage errors exit 1 (the one exit-code map); help and version exit 0.
+    process.exit(err.exitCode === 0 ? 0 : 1)
+  })
+
+registerStunCommand(program)
+registerServerCommand(program)
+
+await program.parseAsync(process.argv)
