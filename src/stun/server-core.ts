@@ -125,7 +125,8 @@ export class StunServerCore {
       b.add(XorMappedAddress, from).add(MappedAddress, from)
       if (this.rfc5780) b.add(ResponseOrigin, via).add(OtherAddress, this.otherAddress(local))
     }
-    if (this.softwareBytes !== undefined) b.addRaw(AttrType.Software, this.softwareBytes)
+    // RFC 3489 has no SOFTWARE, and its parsers do not skip attribute padding: classic answers go without it.
+    if (this.softwareBytes !== undefined && !msg.classic) b.addRaw(AttrType.Software, this.softwareBytes)
     if (padding !== undefined && padding.length > 0) b.add(Padding, Buffer.alloc(padding.length))
     if (!msg.classic) b.fingerprint()
     this.stats.responses++
@@ -154,7 +155,7 @@ export class StunServerCore {
     const b = this.builder(msg, MessageClass.ErrorResponse)
       .add(ErrorCode, { code, reason: reason ?? ERROR_REASONS[code] ?? '' })
     if (unknown !== undefined) b.add(UnknownAttributes, unknown)
-    if (this.softwareBytes !== undefined) b.addRaw(AttrType.Software, this.softwareBytes)
+    if (this.softwareBytes !== undefined && !msg.classic) b.addRaw(AttrType.Software, this.softwareBytes)
     if (!msg.classic) b.fingerprint()
     this.stats.errorResponses++
     return { type: 'send', via: local, to: from, data: b.build() }

@@ -4,7 +4,7 @@ import { StunDecodeError } from '../../src/errors.js'
 import { ipToBytes as ipBytes } from '../../src/net/ip.js'
 import {
   ChangeRequest, decodeChannelData, ErrorCode, Lifetime, MessageBuilder, MessageClass, Method, Nonce, Realm, Software,
-  StunMessage, StunServerCore, Username, XorMappedAddress, XorPeerAddress, readStreamFrame
+  StunMessage, StunServerCore, Username, XorMappedAddress, XorPeerAddress, readStreamFrame, type AttributeCodec
 } from '../../src/stun/index.js'
 import * as v from '../vectors/rfc5769.js'
 
@@ -18,7 +18,8 @@ function decodeOrTypedError (bytes: Uint8Array): void {
     m.unknownComprehensionRequired()
     m.verifyFingerprint()
     m.verifyIntegrity(Buffer.from('k'))
-    for (const codec of [XorMappedAddress, Username, Realm, Nonce, Software, ErrorCode, ChangeRequest, Lifetime, XorPeerAddress]) {
+    const codecs: Array<AttributeCodec<unknown>> = [XorMappedAddress, Username, Realm, Nonce, Software, ErrorCode, ChangeRequest, Lifetime, XorPeerAddress]
+    for (const codec of codecs) {
       try { m.get(codec) } catch (err) { if (!(err instanceof StunDecodeError)) throw err }
     }
   } catch (err) {
