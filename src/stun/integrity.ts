@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import { crc32 } from 'node:zlib'
 import { FINGERPRINT_XOR, HEADER_LENGTH } from './constants.js'
+import { Sha1HmacKey } from './sha1-hmac.js'
 
 /**
  * MESSAGE-INTEGRITY (HMAC-SHA1, RFC 8489 §14.5), MESSAGE-INTEGRITY-SHA256 (§14.6) and FINGERPRINT (§14.7), computed
@@ -38,21 +39,31 @@ export class HmacKey {
   }
 }
 
-const keyCache = new WeakMap<Uint8Array, { sha1?: HmacKey, sha256?: HmacKey }>()
+/** Something that computes a keyed HMAC over a list of byte ranges. */
+export interface KeyedHmac {
+  digest (...parts: Uint8Array[]): Buffer
+}
 
-/** The precomputed HmacKey for a key buffer (cached per buffer object). */
-export function hmacKey (key: Uint8Array, hash: IntegrityHash): HmacKey {
+const keyCache = new WeakMap<Uint8Array, { sha1?: KeyedHmac, sha256?: KeyedHmac }>()
+
+/**
+ * The precomputed HMAC for a key buffer, cached per buffer object: the pure-TypeScript SHA-1 (see sha1-hmac.ts for
+ * why) for MESSAGE-INTEGRITY, node:crypto for SHA-256.
+ */
+export function hmacKey (key: Uint8Array, hash: IntegrityHash): KeyedHmac {
   let entry = keyCache.get(key)
   if (entry === undefined) { entry = {}; keyCache.set(key, entry) }
-  return (entry[hash] ??= new HmacKey(key, hash))
+  return (entry[hash] ??= hash === 'sha1' ? new Sha1HmacKey(key) : new HmacKey(key, hash))
 }
+
+/** Scratch for the first four header bytes with the adjusted length (the codec is synchronous). */
+const head = Buffer.alloc(4)
 
 /**
  * The HMAC for an integrity attribute whose header starts at `attrOffset` in `message`, with a value of
  * `valueLength` bytes: the header's length field is set as if the message ended after that attribute.
  */
 export function computeIntegrity (message: Uint8Array, attrOffset: number, valueLength: number, key: Uint8Array, hash: IntegrityHash): Buffer {
-  const head = Buffer.allocUnsafe(4)
   head[0] = message[0]; head[1] = message[1]
   head.writeUInt16BE(attrOffset - HEADER_LENGTH + 4 + valueLength, 2)
   const mac = hmacKey(key, hash).digest(head, message.subarray(4, attrOffset))
@@ -61,7 +72,6 @@ export function computeIntegrity (message: Uint8Array, attrOffset: number, value
 
 /** FINGERPRINT value for a message whose FINGERPRINT attribute header starts at `attrOffset`. */
 export function computeFingerprint (message: Uint8Array, attrOffset: number): number {
-  const head = Buffer.allocUnsafe(4)
   head[0] = message[0]; head[1] = message[1]
   head.writeUInt16BE(attrOffset - HEADER_LENGTH + 8, 2)
   return (crc32(message.subarray(4, attrOffset), crc32(head)) ^ FINGERPRINT_XOR) >>> 0

@@ -2,13 +2,12 @@ import { InvalidArgumentError } from '../../errors.js'
 import type { Endpoint } from '../../net/endpoint.js'
 import { bytesToIp, writeIPv4, ipToBytes } from '../../net/ip.js'
 import { AttrType } from '../attr-type.js'
-import { MAGIC_COOKIE } from '../constants.js'
 import { check, type AttributeCodec, type CodecContext } from './codec.js'
 
 const FAMILY_IPV4 = 0x01
 const FAMILY_IPV6 = 0x02
 
-function encodeAddress (value: Endpoint, name: string, xor: Uint8Array | undefined): Buffer {
+function encodeAddress (value: Endpoint, name: string, xor: CodecContext | undefined): Buffer {
   if (!Number.isInteger(value.port) || value.port < 0 || value.port > 0xffff) {
     throw new InvalidArgumentError(`${name}: port ${value.port} is not 0-65535`)
   }
@@ -24,39 +23,30 @@ function encodeAddress (value: Endpoint, name: string, xor: Uint8Array | undefin
     out.set(ip, 4)
   }
   out.writeUInt16BE(value.port, 2)
-  if (xor !== undefined) {
-    for (let i = 2; i < out.length; i++) out[i] ^= xor[i - 2]
-  }
+  if (xor !== undefined) applyXor(out, xor.transactionId)
   return out
 }
 
-function decodeAddress (value: Uint8Array, name: string, xor: Uint8Array | undefined): Endpoint {
+function decodeAddress (value: Uint8Array, name: string, xor: CodecContext | undefined): Endpoint {
   check(value.length >= 4, name, `value is ${value.length} bytes, need at least 4`)
   const family = value[1]
   const length = family === FAMILY_IPV4 ? 4 : family === FAMILY_IPV6 ? 16 : -1
   check(length > 0, name, `unknown address family 0x${family.toString(16)}`)
   check(value.length === 4 + length, name, `IPv${length === 4 ? 4 : 6} value is ${value.length} bytes, expected ${4 + length}`)
-  let port = (value[2] << 8) | value[3]
-  const ip = new Uint8Array(length)
-  for (let i = 0; i < length; i++) ip[i] = value[4 + i]
-  if (xor !== undefined) {
-    port ^= (xor[0] << 8) | xor[1]
-    for (let i = 0; i < length; i++) ip[i] ^= xor[2 + i]
-  }
-  return { address: bytesToIp(ip), port }
+  const plain = new Uint8Array(value.length)
+  plain.set(value)
+  if (xor !== undefined) applyXor(plain, xor.transactionId)
+  return { address: bytesToIp(plain.subarray(4)), port: (plain[2] << 8) | plain[3] }
 }
 
 /**
- * The XOR pad for value bytes 2.. (RFC 8489 §14.2): the port takes the cookie's high 16 bits, the address the
- * cookie (IPv4) or the cookie then the transaction id (IPv6).
+ * XOR an address value in place (RFC 8489 §14.2): the port with the magic cookie's high 16 bits, the address with
+ * the cookie (IPv4) or the cookie then the transaction id (IPv6). Applying it twice restores the value.
  */
-function xorPad (ctx: CodecContext): Uint8Array {
-  const pad = new Uint8Array(18)
-  pad[0] = (MAGIC_COOKIE >>> 24) & 0xff; pad[1] = (MAGIC_COOKIE >>> 16) & 0xff
-  pad[2] = (MAGIC_COOKIE >>> 24) & 0xff; pad[3] = (MAGIC_COOKIE >>> 16) & 0xff
-  pad[4] = (MAGIC_COOKIE >>> 8) & 0xff; pad[5] = MAGIC_COOKIE & 0xff
-  pad.set(ctx.transactionId.subarray(0, 12), 6)
-  return pad
+function applyXor (value: Uint8Array, transactionId: Uint8Array): void {
+  value[2] ^= 0x21; value[3] ^= 0x12
+  value[4] ^= 0x21; value[5] ^= 0x12; value[6] ^= 0xa4; value[7] ^= 0x42
+  for (let i = 8; i < value.length; i++) value[i] ^= transactionId[i - 8]
 }
 
 /** A codec for an attribute with the plain address format (RFC 8489 §14.1). */
@@ -74,8 +64,8 @@ export function xorAddressCodec (type: number, name: string): AttributeCodec<End
   return {
     type,
     name,
-    encode: (value, ctx) => encodeAddress(value, name, xorPad(ctx)),
-    decode: (value, ctx) => decodeAddress(value, name, xorPad(ctx))
+    encode: (value, ctx) => encodeAddress(value, name, ctx),
+    decode: (value, ctx) => decodeAddress(value, name, ctx)
   }
 }
 

@@ -1,8 +1,9 @@
 import { expect } from 'chai'
+import fc from 'fast-check'
 import { createHash, createHmac } from 'node:crypto'
 import { InvalidArgumentError } from '../../../src/errors.js'
 import {
-  HmacKey, decodeNonceCookie, encodeNonceCookie, longTermKey, prepareCredential, shortTermKey, userhash
+  HmacKey, Sha1HmacKey, decodeNonceCookie, encodeNonceCookie, longTermKey, prepareCredential, shortTermKey, userhash
 } from '../../../src/stun/index.js'
 
 describe('credentials', () => {
@@ -35,6 +36,14 @@ describe('credentials', () => {
         expect(new HmacKey(key, hash).digest(data.subarray(0, 3), data.subarray(3))).to.deep.equal(createHmac(hash, key).update(data).digest())
       }
     }
+  })
+
+  it('Sha1HmacKey equals node:crypto HMAC-SHA1 for random keys and messages of every length up to 300 bytes', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 150 }), fc.uint8Array({ maxLength: 300 }), fc.nat(300), (key, data, cut) => {
+      const split = Math.min(cut, data.length)
+      const ours = new Sha1HmacKey(key).digest(data.subarray(0, split), data.subarray(split))
+      expect(ours.toString('hex')).to.equal(createHmac('sha1', key).update(data).digest('hex'))
+    }), { numRuns: 2000 })
   })
 
   describe('nonce cookie (RFC 8489 §9.2)', () => {
