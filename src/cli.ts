@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander'
 import { createRequire } from 'node:module'
+import { registerDiscover, registerPair } from './cli/discover.js'
 import { registerServerCommand } from './cli/server.js'
 import { registerStunCommand } from './cli/stun.js'
 
@@ -16,7 +17,9 @@ const program = new Command('natcheck')
     process.exit(err.exitCode === 0 ? 0 : 1)
   })
 
+registerDiscover(program)
 registerStunCommand(program)
 registerServerCommand(program)
+registerPair(program)
 
 await program.parseAsync(process.argv)

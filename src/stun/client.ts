@@ -88,6 +88,8 @@ export interface StunClientOptions {
   readonly retransmit?: RetransmitOptions
   /** SOFTWARE to send in requests (default none). */
   readonly software?: string
+  /** Receives datagrams that are not responses to this client's requests (e.g. a hairpinned request). */
+  readonly onOther?: (data: Buffer, from: Endpoint) => void
 }
 
 /**
@@ -97,7 +99,7 @@ export interface StunClientOptions {
 export class StunClient {
   readonly transactions: StunTransactions
   private constructor (readonly socket: DatagramSocket, private readonly owned: boolean, private readonly options: StunClientOptions) {
-    this.transactions = new StunTransactions(socket, { retransmit: options.retransmit })
+    this.transactions = new StunTransactions(socket, { retransmit: options.retransmit, onOther: options.onOther })
   }
 
   /** Bind a socket (unless one is given) and make a client. */

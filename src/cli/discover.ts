@@ -1,0 +1,86 @@
+import { readFileSync } from 'node:fs'
+import { type Command, InvalidArgumentError as CommanderArgumentError } from 'commander'
+import { DEFAULT_SERVERS, discoverNat } from '../discovery/discover.js'
+import { predictPair, type PeerProfile } from '../discovery/predict.js'
+import { InvalidArgumentError } from '../errors.js'
+import { ExitCode } from './exit-codes.js'
+import { printJson, reportError, useColor } from './output.js'
+import { renderReport } from './render-report.js'
+import { parseMs } from './stun.js'
+
+interface DiscoverFlags { server?: string[], json?: boolean, timeout: number, lifetime?: boolean | string, color?: boolean, tcpTls?: boolean }
+
+/** The root action: `natcheck [--server HOST[:PORT]]... [--json] [--timeout MS] [--lifetime[=MAX_S]]`. */
+export function registerDiscover (program: Command): void {
+  program
+    .option('-s, --server <host[:port]>', `STUN server to ask (repeat for several; default: ${DEFAULT_SERVERS.join(', ')})`, collect)
+    .option('--json', 'print one JSON document')
+    .option('--timeout <ms>', 'give up on servers that have not answered after this many ms', parseMs, 2500)
+    .option('--lifetime [max-seconds]', 'also measure how long an idle UDP mapping lives (slow; default up to 120 s)')
+    .option('--tcp-tls', 'test STUN over TCP and TLS even when UDP works')
+    .action(async (flags: DiscoverFlags) => {
+      const json = flags.json === true
+      try {
+        const maxS = flags.lifetime === undefined ? undefined : flags.lifetime === true ? 120 : Number(flags.lifetime)
+        if (maxS !== undefined && !(maxS > 0)) throw new InvalidArgumentError('--lifetime takes a number of seconds, e.g. --lifetime 300')
+        const report = await discoverNat({
+          servers: flags.server,
+          timeoutMs: flags.timeout,
+          lifetime: maxS !== undefined ? { maxS } : false,
+          tcpTls: flags.tcpTls === true ? 'always' : 'auto',
+          onProgress: (e) => { if (!json || process.stderr.isTTY) process.stderr.write(`natcheck: ${e.message}\n`) }
+        })
+        const nothingAnswered = !report.udp && report.tcp !== true && report.tls !== true
+        if (json) printJson({ ...report })
+        else process.stdout.write(renderReport(report, useColor(process.stdout, flags.color)))
+        if (nothingAnswered) {
+          process.stderr.write(`natcheck: no STUN server answered (${report.servers.map(s => `${s.server}: ${s.error ?? 'no answer'}`).join('; ')}). ` +
+            'Check the network, or give a reachable server with --server HOST[:PORT].\n')
+          process.exitCode = ExitCode.Inconclusive
+        }
+      } catch (err) {
+        reportError(err, json)
+      }
+    })
+}
+
+/** `natcheck pair A.json B.json`: the strategy that should connect two hosts, from their saved reports. */
+export function registerPair (program: Command): void {
+  program.command('pair')
+    .description('read two saved `natcheck --json` reports and print the strategy that should connect them, and why')
+    .argument('<a>', 'report of peer A (natcheck --json > a.json)')
+    .argument('<b>', 'report of peer B')
+    .option('--json', 'print one JSON document')
+    .action((a: string, b: string, flags: { json?: boolean }) => {
+      try {
+        const pa = loadProfile(a); const pb = loadProfile(b)
+        const p = predictPair(pa, pb)
+        if (flags.json === true) printJson({ a: pa.type, b: pb.type, ...p })
+        else {
+          process.stdout.write(`${pa.type} + ${pb.type}: ${p.strategy}\n${p.reason}\n`)
+          if (p.alternatives.length > 0) process.stdout.write(`also possible: ${p.alternatives.join(', ')}\n`)
+        }
+      } catch (err) {
+        reportError(err, flags.json === true)
+      }
+    })
+}
+
+function loadProfile (file: string): PeerProfile {
+  let doc: { nat?: { type?: unknown, portAllocation?: PeerProfile['portAllocation'] }, tcp?: boolean | null, tls?: boolean | null }
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read ${file} as a natcheck --json report: ${(err as Error).message}`)
+  }
+  const type = doc?.nat?.type
+  const types = ['open', 'full-cone', 'restricted-cone', 'port-restricted-cone', 'symmetric', 'symmetric-firewall', 'udp-blocked', 'unknown']
+  if (typeof type !== 'string' || !types.includes(type)) throw new InvalidArgumentError(`${file} has no nat.type: is it a natcheck --json report?`)
+  return { type: type as PeerProfile['type'], portAllocation: doc.nat?.portAllocation, tcp: doc.tcp, tls: doc.tls }
+}
+
+function collect (value: string, previous: string[] | undefined): string[] {
+  if (value.trim() === '') throw new CommanderArgumentError('--server needs HOST[:PORT]')
+  return [...(previous ?? []), value]
+}
+

@@ -1,0 +1,11 @@
+/** natkit/discovery: NAT behaviour discovery (RFC 5780, RFC 4787) and the pair predictor. */
+export * from './types.js'
+export * from './probe.js'
+export * from './mapping.js'
+export * from './filtering.js'
+export * from './hairpin.js'
+export * from './port-pattern.js'
+export * from './lifetime.js'
+export * from './classify.js'
+export * from './predict.js'
+export * from './discover.js'
