@@ -12,6 +12,8 @@ const program = new Command('natcheck')
   .version(version)
   .option('--no-color', 'no colour in output')
   .showHelpAfterError()
+  // The root command's own options (--json, --server …) belong to discovery; subcommands parse theirs.
+  .enablePositionalOptions()
   .exitOverride((err) => {
     // Usage errors exit 1 (the one exit-code map); help and version exit 0.
     process.exit(err.exitCode === 0 ? 0 : 1)

@@ -1,0 +1,88 @@
+import { expect } from 'chai'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { StunServer } from '../../src/stun/index.js'
+import { natcheck } from '../support/cli.js'
+import { freePort } from '../support/net.js'
+
+describe('natcheck (discovery)', function () {
+  this.timeout(20_000)
+  let server: StunServer
+  before(async () => { server = await StunServer.start({ listen: { address: '127.0.0.1', port: 0 }, alternate: { address: '127.0.0.2', port: 0 } }) })
+  after(async () => { await server?.close() })
+
+  it('classifies loopback against natkit\'s RFC 5780 server as open, with every field of the JSON contract', async () => {
+    const r = await natcheck(['--server', `127.0.0.1:${server.addresses().udp[0].port}`, '--json'])
+    expect(r.code, r.stderr).to.equal(0)
+    const doc = JSON.parse(r.stdout)
+    expect(doc.schemaVersion).to.equal(1)
+    expect(doc.nat).to.include({ type: 'open', behindNat: false, mapping: 'endpoint-independent', filtering: 'endpoint-independent', alg: false, portPreservation: true })
+    expect(doc.nat.portAllocation).to.include({ pattern: 'preserving' })
+    for (const key of ['hairpinning', 'mappingVariesByDestIp', 'mappingLifetimeS']) expect(doc.nat).to.have.property(key)
+    expect(doc.publicAddress.address).to.equal('127.0.0.1')
+    expect(doc.localAddress.address).to.equal('127.0.0.1')
+    expect(doc).to.include({ udp: true, tcp: null, tls: null })
+    expect(doc.ipv6).to.have.keys(['available', 'tested', 'mapped'])
+    expect(doc.servers).to.have.length(1)
+    expect(doc.servers[0]).to.include({ answered: true, rfc5780: true, software: 'natkit' })
+    expect(doc.verdict.summary).to.be.a('string').and.not.equal('')
+    expect(doc.verdict.advice).to.be.an('array')
+    expect(doc.timings.totalMs).to.be.a('number')
+  })
+
+  it('prints the verdict on top of a human table, progress on stderr only', async () => {
+    const r = await natcheck(['--server', `127.0.0.1:${server.addresses().udp[0].port}`])
+    expect(r.code, r.stderr).to.equal(0)
+    expect(r.stdout.split('\n')[0]).to.equal('NAT type: open')
+    expect(r.stdout).to.match(/^filtering\s+endpoint-independent$/m)
+    expect(r.stderr).to.match(/RFC 5780 tests against/)
+    expect(r.stdout).to.not.match(/natcheck: /)
+  })
+
+  it('exits 2 within a few seconds with a clear message when no server answers', async () => {
+    const port = await freePort()
+    const r = await natcheck(['--server', `127.0.0.1:${port}`, '--timeout', '1000', '--json'])
+    expect(r.code).to.equal(2)
+    expect(r.ms).to.be.below(8000)
+    expect(r.stderr).to.match(/no STUN server answered/)
+    const doc = JSON.parse(r.stdout)
+    expect(doc.udp).to.equal(false)
+    expect(doc.nat.type).to.equal('unknown')
+    expect(doc.servers[0].error).to.match(/no response/)
+  })
+})
+
+describe('natcheck pair', function () {
+  this.timeout(10_000)
+  let dir: string
+  before(() => { dir = mkdtempSync(join(tmpdir(), 'natkit-pair-')) })
+  after(() => { rmSync(dir, { recursive: true, force: true }) })
+
+  function save (name: string, type: string, pattern = 'random'): string {
+    const file = join(dir, name)
+    writeFileSync(file, JSON.stringify({ schemaVersion: 1, nat: { type, portAllocation: { pattern, delta: pattern === 'sequential' ? 1 : null, samples: [] } }, tcp: null, tls: null }))
+    return file
+  }
+
+  it('predicts punching for two port-restricted cones', async () => {
+    const r = await natcheck(['pair', save('a.json', 'port-restricted-cone'), save('b.json', 'port-restricted-cone'), '--json'])
+    expect(r.code, r.stderr).to.equal(0)
+    expect(JSON.parse(r.stdout)).to.include({ strategy: 'punch', a: 'port-restricted-cone', b: 'port-restricted-cone' })
+  })
+
+  it('predicts a relay for symmetric against port-restricted, naming port prediction when ports are sequential', async () => {
+    const r = await natcheck(['pair', save('s.json', 'symmetric', 'sequential'), save('p.json', 'port-restricted-cone')])
+    expect(r.code, r.stderr).to.equal(0)
+    expect(r.stdout).to.match(/^symmetric \+ port-restricted-cone: relay-udp$/m)
+    expect(r.stdout).to.match(/also possible: port-prediction/)
+  })
+
+  it('exits 1 for a file that is not a report', async () => {
+    const bad = join(dir, 'bad.json')
+    writeFileSync(bad, '{"hello": 1}')
+    const r = await natcheck(['pair', bad, bad])
+    expect(r.code).to.equal(1)
+    expect(r.stderr).to.match(/no nat.type/)
+  })
+})
