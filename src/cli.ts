@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander'
 import { createRequire } from 'node:module'
+import { registerDemo } from './cli/demo.js'
 import { registerDiscover, registerPair } from './cli/discover.js'
 import { registerServerCommand } from './cli/server.js'
 import { registerStunCommand } from './cli/stun.js'
@@ -23,5 +24,6 @@ registerDiscover(program)
 registerStunCommand(program)
 registerServerCommand(program)
 registerPair(program)
+registerDemo(program)
 
 await program.parseAsync(process.argv)

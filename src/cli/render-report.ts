@@ -24,7 +24,7 @@ export function renderReport (r: NatReport, color: boolean): string {
   const lifetime = n.mappingLifetimeS === null
     ? 'unknown'
     : n.mappingLifetimeIsLowerBound
-      ? `at least ${n.mappingLifetimeS} s (measure with --lifetime)`
+      ? (n.mappingLifetimeS >= 1 ? `at least ${n.mappingLifetimeS} s (measure with --lifetime)` : 'not measured (use --lifetime)')
       : `${n.mappingLifetimeS} s`
   lines.push(table([
     ['public address', ep(r.publicAddress)],

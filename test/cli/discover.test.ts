@@ -86,3 +86,15 @@ describe('natcheck pair', function () {
     expect(r.stderr).to.match(/no nat.type/)
   })
 })
+
+describe('natcheck demo', function () {
+  this.timeout(20_000)
+  it('runs natkit end to end on loopback with no setup and exits 0', async () => {
+    const r = await natcheck(['demo', '--json'])
+    expect(r.code, r.stderr).to.equal(0)
+    const doc = JSON.parse(r.stdout)
+    expect(doc.stun.udp.mapped.address).to.equal('127.0.0.1')
+    expect(doc.stun.tcp.mapped.address).to.equal('127.0.0.1')
+    expect(doc.discovery.nat.type).to.equal('open')
+  })
+})

@@ -1,0 +1,122 @@
+/**
+ * `natcheck lab …`: drive the NAT lab (real Linux kernel NATs in network namespaces; Linux, root).
+ *
+ * ```
+ * natcheck lab up --nat-a port-restricted-cone --nat-b symmetric [--hairpin] [--udp-timeout 30]
+ * natcheck lab exec a -- turnutils_natdiscovery -m -f 203.0.113.10
+ * natcheck lab status
+ * natcheck lab down
+ * ```
+ * Every subcommand takes `--prefix` (default `nk-cli-`), so several labs can coexist.
+ */
+import { type Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander'
+import { Lab, LAB_NAT_TYPES, LAB_NODES, labDown, listLabs } from '../lab/index.js'
+import type { LabInfo, LabNatType, LabNode } from '../lab/index.js'
+import { printJson, reportError, table } from './output.js'
+
+/** Namespace prefix the CLI uses unless told otherwise (tests and libraries use random ones). */
+export const CLI_LAB_PREFIX = 'nk-cli-'
+
+function parseSeconds (text: string): number {
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 1 || n > 86400) throw new CommanderArgumentError(`expected whole seconds in 1..86400, got ${JSON.stringify(text)}`)
+  return n
+}
+
+function prefixOption (): Option {
+  return new Option('--prefix <prefix>', 'namespace name prefix of the lab').default(CLI_LAB_PREFIX)
+}
+
+function infoRows (info: LabInfo): Array<[string, string]> {
+  const rows: Array<[string, string]> = [
+    ['prefix', info.prefix],
+    ['server', `${info.server.primaryIp}, ${info.server.secondaryIp} (ns ${info.server.ns})`]
+  ]
+  for (const s of [info.a, info.b]) {
+    const nat = s.nat === 'none' ? 'none (public host)' : `${s.nat}${s.hairpin ? ', hairpin' : ''}`
+    rows.push([`site ${s.site}`, `${nat}: host ${s.hostIp} (ns ${s.hostNs}) behind ${s.wanIp} (ns ${s.routerNs})`])
+  }
+  rows.push(['udp timeout', `${info.udpTimeoutS} s`])
+  return rows
+}
+
+/** Add `lab up|exec|down|status` to a commander program. */
+export function registerLabCommands (program: Command): void {
+  const lab = program.command('lab')
+    .description('real kernel NATs in network namespaces, for testing (Linux, root)')
+    .enablePositionalOptions()
+
+  lab.command('up')
+    .description('build a lab: a server with two public addresses and two sites, each a NAT router and a host')
+    .addOption(new Option('--nat-a <type>', 'NAT behaviour of site A').choices(LAB_NAT_TYPES).makeOptionMandatory())
+    .addOption(new Option('--nat-b <type>', 'NAT behaviour of site B').choices(LAB_NAT_TYPES).makeOptionMandatory())
+    .option('--hairpin', 'site routers hairpin (RFC 4787 §6)')
+    .option('--udp-timeout <s>', 'UDP mapping lifetime in seconds (default 120)', parseSeconds)
+    .addOption(prefixOption())
+    .option('--json', 'print one JSON document')
+    .action(async (opts: { natA: LabNatType, natB: LabNatType, hairpin?: boolean, udpTimeout?: number, prefix: string, json?: boolean }) => {
+      try {
+        const l = await Lab.up({ natA: opts.natA, natB: opts.natB, hairpin: opts.hairpin === true, udpTimeoutS: opts.udpTimeout, prefix: opts.prefix })
+        if (opts.json === true) printJson({ lab: l.info, upMs: l.upMs })
+        else process.stdout.write(table([...infoRows(l.info), ['up in', `${l.upMs} ms`]]))
+      } catch (err) {
+        reportError(err, opts.json === true)
+      }
+    })
+
+  lab.command('exec')
+    .description(`run a command inside a lab node (${LAB_NODES.join(', ')}); exits with its exit code`)
+    .argument('<node>', `one of ${LAB_NODES.join(', ')}`, (v: string) => {
+      if (!(LAB_NODES as readonly string[]).includes(v)) throw new CommanderArgumentError(`expected one of ${LAB_NODES.join(', ')}`)
+      return v as LabNode
+    })
+    .argument('<command...>', 'the command and its arguments (put -- before it)')
+    .addOption(prefixOption())
+    .passThroughOptions()
+    .action(async (node: LabNode, argv: string[], opts: { prefix: string }) => {
+      try {
+        const l = await Lab.attach(opts.prefix)
+        const child = l.spawn(node, argv, { stdio: 'inherit' })
+        process.exitCode = await new Promise<number>((resolve) => {
+          child.once('error', (err) => { reportError(err, false); resolve(3) })
+          child.once('exit', (code, signal) => { resolve(code ?? (signal !== null ? 128 + 9 : 3)) })
+        })
+      } catch (err) {
+        reportError(err, false)
+      }
+    })
+
+  lab.command('down')
+    .description('delete a lab: kill what runs in it and delete its namespaces (works after a crash)')
+    .addOption(prefixOption())
+    .option('--all', 'every lab recorded in the state directory')
+    .action(async (opts: { prefix: string, all?: boolean }) => {
+      try {
+        await labDown(opts.all === true ? undefined : opts.prefix)
+        process.stdout.write(opts.all === true ? 'all recorded labs down\n' : `lab ${opts.prefix} down\n`)
+      } catch (err) {
+        reportError(err, false)
+      }
+    })
+
+  lab.command('status')
+    .description('list recorded labs and whether their namespaces exist')
+    .option('--json', 'print one JSON document')
+    .action(async (opts: { json?: boolean }) => {
+      try {
+        const labs = await listLabs()
+        if (opts.json === true) {
+          printJson({ labs: labs.map((s) => ({ ...s.info, createdAt: s.createdAt, complete: s.complete, namespacesPresent: s.namespacesPresent })) })
+          return
+        }
+        if (labs.length === 0) { process.stdout.write('no labs\n'); return }
+        process.stdout.write(labs.map((s) => table([
+          ...infoRows(s.info),
+          ['created', s.createdAt],
+          ['state', s.complete ? 'up' : `incomplete (${s.namespacesPresent.length} of ${LAB_NODES.length} namespaces)`]
+        ])).join('\n'))
+      } catch (err) {
+        reportError(err, opts.json === true)
+      }
+    })
+}

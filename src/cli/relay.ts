@@ -1,0 +1,224 @@
+import { readFile } from 'node:fs/promises'
+import type { Command } from 'commander'
+import { InvalidArgumentError, NatError } from '../errors.js'
+import { ExitCode } from './exit-codes.js'
+import { formatEndpoint, parseEndpoint, type Endpoint } from '../net/endpoint.js'
+import { AdminServer } from '../relay/admin-server.js'
+import { InMemoryRelayMetrics } from '../relay/metrics.js'
+import { TurnServer, type TurnServerOptions } from '../relay/turn-server.js'
+
+/**
+ * `natcheck relay`: run the TURN server in the foreground. Settings come from, lowest precedence first, a JSON
+ * config file (`--config`), NATKIT_RELAY_* environment variables, and flags. stdout stays empty; stderr gets the
+ * listening addresses and one line per allocation event. SIGINT stops; SIGTERM drains (new allocations get 508,
+ * existing ones run until they end or the drain deadline); SIGHUP re-reads the config and TLS files.
+ * Exit codes: 0 stopped cleanly, 1 usage or config error, 3 internal error.
+ */
+
+/** The relay command's settings, as in the config file (and flags, camel-cased). */
+export interface RelaySettings {
+  listen?: string[]
+  realm?: string
+  user?: string[]
+  authSecret?: string
+  tlsListen?: string
+  tlsCert?: string
+  tlsKey?: string
+  relayIp?: string
+  externalIp?: string
+  ports?: string
+  allowPeer?: string[]
+  denyPeer?: string[]
+  admin?: string
+  drainTimeout?: number
+}
+
+const DEFAULT_PORT = 3478
+
+function list (v: unknown, key: string): string[] | undefined {
+  if (v === undefined) return undefined
+  if (typeof v === 'string') return [v]
+  if (Array.isArray(v) && v.every(x => typeof x === 'string')) return v
+  throw new InvalidArgumentError(`config key ${key} must be a string or an array of strings`)
+}
+
+function str (v: unknown, key: string): string | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== 'string') throw new InvalidArgumentError(`config key ${key} must be a string`)
+  return v
+}
+
+/** Read a JSON config file with the same keys as the flags (camelCase; `users` may be an object name → password). */
+export async function readRelayConfig (file: string): Promise<RelaySettings> {
+  let raw: unknown
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'))
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read config ${file}: ${(err as Error).message}`, { cause: err })
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InvalidArgumentError(`config ${file} must be a JSON object`)
+  const o = raw as Record<string, unknown>
+  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'drainTimeout'])
+  for (const k of Object.keys(o)) if (!known.has(k)) throw new InvalidArgumentError(`unknown config key ${JSON.stringify(k)} in ${file}`)
+  let user = list(o.user, 'user')
+  if (o.users !== undefined) {
+    if (typeof o.users !== 'object' || o.users === null) throw new InvalidArgumentError('config key users must be an object of name: password')
+    user = [...(user ?? []), ...Object.entries(o.users as Record<string, unknown>).map(([n, p]) => `${n}:${String(p)}`)]
+  }
+  if (o.drainTimeout !== undefined && typeof o.drainTimeout !== 'number') throw new InvalidArgumentError('config key drainTimeout must be a number of seconds')
+  return {
+    listen: list(o.listen, 'listen'), realm: str(o.realm, 'realm'), user, authSecret: str(o.authSecret, 'authSecret'),
+    tlsListen: str(o.tlsListen, 'tlsListen'), tlsCert: str(o.tlsCert, 'tlsCert'), tlsKey: str(o.tlsKey, 'tlsKey'),
+    relayIp: str(o.relayIp, 'relayIp'), externalIp: str(o.externalIp, 'externalIp'), ports: str(o.ports, 'ports'),
+    allowPeer: list(o.allowPeer, 'allowPeer'), denyPeer: list(o.denyPeer, 'denyPeer'), admin: str(o.admin, 'admin'),
+    drainTimeout: o.drainTimeout as number | undefined
+  }
+}
+
+/** NATKIT_RELAY_* environment variables (lists are comma-separated). */
+export function relayEnv (env: NodeJS.ProcessEnv): RelaySettings {
+  const csv = (v: string | undefined): string[] | undefined => v === undefined || v === '' ? undefined : v.split(',').map(s => s.trim()).filter(s => s !== '')
+  const s = (v: string | undefined): string | undefined => v === '' ? undefined : v
+  const drain = s(env.NATKIT_RELAY_DRAIN_TIMEOUT)
+  return {
+    listen: csv(env.NATKIT_RELAY_LISTEN), realm: s(env.NATKIT_RELAY_REALM), user: csv(env.NATKIT_RELAY_USERS),
+    authSecret: s(env.NATKIT_RELAY_AUTH_SECRET), tlsListen: s(env.NATKIT_RELAY_TLS_LISTEN), tlsCert: s(env.NATKIT_RELAY_TLS_CERT),
+    tlsKey: s(env.NATKIT_RELAY_TLS_KEY), relayIp: s(env.NATKIT_RELAY_RELAY_IP), externalIp: s(env.NATKIT_RELAY_EXTERNAL_IP),
+    ports: s(env.NATKIT_RELAY_PORTS), allowPeer: csv(env.NATKIT_RELAY_ALLOW_PEER), denyPeer: csv(env.NATKIT_RELAY_DENY_PEER),
+    admin: s(env.NATKIT_RELAY_ADMIN), drainTimeout: drain === undefined ? undefined : Number(drain)
+  }
+}
+
+/** Later sources win, key by key (undefined keeps the earlier value). */
+export function mergeSettings (...sources: RelaySettings[]): RelaySettings {
+  const out: Record<string, unknown> = {}
+  for (const src of sources) for (const [k, v] of Object.entries(src)) if (v !== undefined) out[k] = v
+  return out as RelaySettings
+}
+
+/** Turn settings into TurnServer options (throws InvalidArgumentError with what to fix). */
+export function relayOptions (s: RelaySettings): TurnServerOptions & { admin?: Endpoint, drainTimeout: number } {
+  if (s.realm === undefined || s.realm === '') throw new InvalidArgumentError('--realm is required (or realm in the config, NATKIT_RELAY_REALM)')
+  const users: Record<string, string> = {}
+  for (const u of s.user ?? []) {
+    const colon = u.indexOf(':')
+    if (colon <= 0) throw new InvalidArgumentError(`--user ${JSON.stringify(u)}: write NAME:PASSWORD`)
+    users[u.slice(0, colon)] = u.slice(colon + 1)
+  }
+  if (Object.keys(users).length === 0 && s.authSecret === undefined) throw new InvalidArgumentError('no credentials: give --user NAME:PASS and/or --auth-secret SECRET')
+  let portRange: [number, number] | undefined
+  if (s.ports !== undefined) {
+    const m = /^(\d{1,5})-(\d{1,5})$/.exec(s.ports)
+    if (m === null) throw new InvalidArgumentError(`--ports ${JSON.stringify(s.ports)}: write LOW-HIGH, e.g. 49152-65535`)
+    portRange = [Number(m[1]), Number(m[2])]
+  }
+  const tlsParts = [s.tlsListen, s.tlsCert, s.tlsKey].filter(x => x !== undefined).length
+  if (tlsParts !== 0 && tlsParts !== 3) throw new InvalidArgumentError('TLS needs all of --tls-listen, --tls-cert and --tls-key')
+  const drainTimeout = s.drainTimeout ?? 30
+  if (!Number.isFinite(drainTimeout) || drainTimeout < 0) throw new InvalidArgumentError('drain timeout must be a non-negative number of seconds')
+  return {
+    realm: s.realm,
+    users,
+    authSecret: s.authSecret,
+    listen: (s.listen ?? ['127.0.0.1']).map(l => parseEndpoint(l, DEFAULT_PORT)),
+    tls: s.tlsListen !== undefined ? { listen: [parseEndpoint(s.tlsListen, 5349)], certFile: s.tlsCert as string, keyFile: s.tlsKey as string } : undefined,
+    relayIp: s.relayIp,
+    externalIp: s.externalIp,
+    portRange,
+    allowPeer: s.allowPeer,
+    denyPeer: s.denyPeer,
+    admin: s.admin !== undefined ? parseEndpoint(s.admin, 9641) : undefined,
+    drainTimeout
+  }
+}
+
+function collect (value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value]
+}
+
+function say (line: string): void {
+  process.stderr.write(`natcheck relay: ${line}\n`)
+}
+
+/** Register `relay` on the program. */
+export function registerRelayCommand (program: Command): void {
+  program.command('relay')
+    .description('run a TURN server (RFC 8656, RFC 6062 TCP relays, RFC 6156 IPv6) in the foreground')
+    .option('--listen <ip[:port]>', 'UDP and TCP listen address, repeatable (default 127.0.0.1:3478)', collect)
+    .option('--realm <realm>', 'REALM for long-term credentials')
+    .option('--user <name:pass>', 'a static user, repeatable', collect)
+    .option('--auth-secret <secret>', 'TURN REST API shared secret (coturn --use-auth-secret)')
+    .option('--tls-listen <ip:port>', 'TLS listen address')
+    .option('--tls-cert <file>', 'PEM certificate (re-read on SIGHUP)')
+    .option('--tls-key <file>', 'PEM private key (re-read on SIGHUP)')
+    .option('--relay-ip <ip>', 'address relay sockets bind to')
+    .option('--external-ip <ip>', 'public address advertised in XOR-RELAYED-ADDRESS (like coturn -X)')
+    .option('--ports <low-high>', 'relay port range (default 49152-65535)')
+    .option('--allow-peer <cidr>', 'allow peers in this range despite the deny list, repeatable', collect)
+    .option('--deny-peer <cidr>', 'deny peers in this range too, repeatable', collect)
+    .option('--admin <ip:port>', 'serve /metrics and /healthz over HTTP here')
+    .option('--drain-timeout <seconds>', 'on SIGTERM, how long existing allocations may continue (default 30)', Number)
+    .option('--config <file>', 'JSON config file with the same keys (camelCase); flags override it, env vars NATKIT_RELAY_* too')
+    .action(async (flags: RelaySettings & { config?: string }) => {
+      process.exitCode = await runRelay(flags)
+    })
+}
+
+async function loadSettings (flags: RelaySettings & { config?: string }): Promise<RelaySettings> {
+  const { config, ...rest } = flags
+  const file = config ?? process.env.NATKIT_RELAY_CONFIG
+  const fromFile = file !== undefined ? await readRelayConfig(file) : {}
+  return mergeSettings(fromFile, relayEnv(process.env), rest)
+}
+
+async function runRelay (flags: RelaySettings & { config?: string }): Promise<number> {
+  let server: TurnServer | undefined
+  let admin: AdminServer | undefined
+  try {
+    const options = relayOptions(await loadSettings(flags))
+    const metrics = new InMemoryRelayMetrics()
+    server = await TurnServer.start({ ...options, metrics })
+    const s = server
+    for (const e of s.addresses.udp) say(`listening udp ${formatEndpoint(e)}`)
+    for (const e of s.addresses.tcp) say(`listening tcp ${formatEndpoint(e)}`)
+    for (const e of s.addresses.tls) say(`listening tls ${formatEndpoint(e)}`)
+    if (options.admin !== undefined) {
+      admin = await AdminServer.start({ listen: options.admin, metrics: () => metrics.renderPrometheus(), healthy: () => !s.core.draining })
+      say(`admin http://${formatEndpoint(admin.local)}/metrics`)
+    }
+    s.on('allocation', (e) => { say(`allocation ${e.id} user=${e.username} client=${e.protocol}:${formatEndpoint(e.client)} relayed=${e.relayed.map(formatEndpoint).join(',')} ${e.transport} lifetime=${e.lifetime}s`) })
+    s.on('deallocation', (e) => { say(`allocation ${e.id} ended: ${e.reason}`) })
+    const done = new Promise<number>((resolve) => {
+      let stopping = false
+      const stop = (how: 'SIGINT' | 'SIGTERM'): void => {
+        // A second signal while draining stops at once.
+        if (stopping) { say('stopping now'); void s.close(); return }
+        stopping = true
+        const closing = how === 'SIGTERM'
+          ? (say(`draining for up to ${options.drainTimeout}s`), s.drain(options.drainTimeout * 1000))
+          : s.close()
+        closing.then(async () => {
+          process.off('SIGINT', onInt); process.off('SIGTERM', onTerm); process.off('SIGHUP', onHup)
+          await admin?.close(); say('stopped'); resolve(ExitCode.Ok)
+        }, (err) => { say(`error while stopping: ${String(err)}`); resolve(ExitCode.Internal) })
+      }
+      const onInt = (): void => { stop('SIGINT') }
+      const onTerm = (): void => { stop('SIGTERM') }
+      const onHup = (): void => {
+        loadSettings(flags).then(relayOptions).then(async (next) => {
+          await s.reload(next)
+          say('configuration reloaded')
+        }).catch((err: Error) => { say(`reload failed, keeping the old configuration: ${err.message}`) })
+      }
+      process.on('SIGINT', onInt); process.on('SIGTERM', onTerm); process.on('SIGHUP', onHup)
+    })
+    return await done
+  } catch (err) {
+    await server?.close()
+    await admin?.close()
+    if (err instanceof InvalidArgumentError) { say(`error: ${err.message}`); return ExitCode.Usage }
+    if (err instanceof NatError) { say(`error: ${err.message}`); return err.code === 'ERR_TRANSPORT' ? ExitCode.Usage : ExitCode.Internal }
+    say(`internal error: ${(err as Error).stack ?? String(err)}`)
+    return ExitCode.Internal
+  }
+}
