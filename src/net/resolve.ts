@@ -18,6 +18,16 @@ export interface ResolveOptions {
   /** Service name for SRV (default 'stun'; TURN uses 'turn'). */
   readonly service?: 'stun' | 'turn'
   readonly signal?: AbortSignal
+  /** DNS seam (default node:dns): tests and apps with their own resolver substitute it. */
+  readonly dns?: {
+    resolveSrv: (name: string) => Promise<Array<{ name: string, port: number, priority: number, weight: number }>>
+    lookup: (host: string, family: 0 | 4 | 6) => Promise<Array<{ address: string }>>
+  }
+}
+
+const systemDns = {
+  resolveSrv,
+  lookup: async (host: string, family: 0 | 4 | 6) => await lookup(host, { all: true, family, verbatim: true })
 }
 
 /** A resolved server: where to send, and the name it came from (for TLS SNI and messages). */
@@ -34,12 +44,13 @@ export async function resolveServer (text: string, options: ResolveOptions = {})
   const transport = options.transport ?? 'udp'
   const { host, port } = parseHostPort(text)
   if (ipFamily(host) !== 0) return [{ host, address: host, port: port ?? defaultPort(transport) }]
+  const dns = options.dns ?? systemDns
   const targets: Array<{ name: string, port: number }> = []
   if (port === undefined) {
     const service = options.service ?? 'stun'
     const srvName = transport === 'tls' ? `_${service}s._tcp.${host}` : `_${service}._${transport}.${host}`
     try {
-      const records = await resolveSrv(srvName)
+      const records = await dns.resolveSrv(srvName)
       records.sort((a, b) => a.priority - b.priority || b.weight - a.weight)
       for (const r of records) targets.push({ name: r.name, port: r.port })
     } catch {
@@ -52,7 +63,7 @@ export async function resolveServer (text: string, options: ResolveOptions = {})
   for (const t of targets) {
     if (options.signal?.aborted === true) break
     try {
-      const addrs = await lookup(t.name, { all: true, family: options.family ?? 0, verbatim: true })
+      const addrs = await dns.lookup(t.name, options.family ?? 0)
       for (const a of addrs) out.push({ host, address: a.address, port: t.port })
     } catch (err) {
       lastError = err

@@ -70,3 +70,26 @@ describe('STUN over UDP, TCP and TLS, IPv4 and IPv6 (loopback)', function () {
     }
   })
 })
+
+describe('STUN server robustness over TCP', function () {
+  this.timeout(10_000)
+  it('closes a connection that sends garbage, and keeps serving others', async () => {
+    const { connect } = await import('node:net')
+    const server = await StunServer.start({ listen: { address: '127.0.0.1', port: 0 }, tcp: true })
+    try {
+      const port = server.addresses().tcp[0].port
+      const closed = await new Promise<boolean>((resolve) => {
+        const sock = connect(port, '127.0.0.1', () => { sock.write(Buffer.from('GET / HTTP/1.1\r\n\r\n')) })
+        sock.on('error', () => {})
+        sock.on('close', () => { resolve(true) })
+        setTimeout(() => { sock.destroy(); resolve(false) }, 3000)
+      })
+      expect(closed, 'the server closed the garbage connection').to.equal(true)
+      const r = await stunBinding(`127.0.0.1:${port}`, { transport: 'tcp', timeoutMs: 3000 })
+      expect(r.mapped.address).to.equal('127.0.0.1')
+      expect(server.stats.ignored['not-stun']).to.equal(1)
+    } finally {
+      await server.close()
+    }
+  })
+})
