@@ -7,7 +7,7 @@ import { createLogger } from '../log.js'
 import { endpointKey, formatEndpoint, type Endpoint } from '../net/endpoint.js'
 import { UdpSocket } from '../net/udp.js'
 import { HEADER_LENGTH } from './constants.js'
-import { readStreamFrame } from './demux.js'
+import { classifyPacket, readStreamFrame } from './demux.js'
 import { StunServerCore, type StunServerStats } from './server-core.js'
 
 const log = createLogger('natcheck:stun:server')
@@ -164,7 +164,9 @@ export class StunServer extends EventEmitter<StunServerEvents> {
     socket.on('data', (chunk: Buffer) => {
       buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer, chunk])
       for (let guard = 0; guard < 1000; guard++) {
-        const frame = readStreamFrame(buffer)
+        // A STUN-only stream carries nothing but STUN: any other first byte (ChannelData included) ends it now,
+        // rather than waiting for a length that was never meant as one.
+        const frame = buffer.length > 0 && classifyPacket(buffer) !== 'stun' ? { kind: 'invalid' as const } : readStreamFrame(buffer)
         if (frame.kind === 'incomplete') break
         if (frame.kind === 'invalid' || frame.kind === 'channel-data') {
           // Not STUN: the stream cannot be re-synchronised, so close it.
