@@ -3,6 +3,8 @@ import { Command } from 'commander'
 import { createRequire } from 'node:module'
 import { registerDemo } from './cli/demo.js'
 import { registerDiscover, registerPair } from './cli/discover.js'
+import { registerLabCommands } from './cli/lab.js'
+import { registerRelayCommand } from './cli/relay.js'
 import { registerServerCommand } from './cli/server.js'
 import { registerStunCommand } from './cli/stun.js'
 
@@ -23,6 +25,8 @@ const program = new Command('natcheck')
 registerDiscover(program)
 registerStunCommand(program)
 registerServerCommand(program)
+registerRelayCommand(program)
+registerLabCommands(program)
 registerPair(program)
 registerDemo(program)
 

@@ -2,3 +2,6 @@
 export * from './errors.js'
 export * from './net/endpoint.js'
 export * from './stun/index.js'
+export * from './discovery/index.js'
+export * from './relay/index.js'
+export * from './lab/index.js'

@@ -10,6 +10,7 @@
  * Every subcommand takes `--prefix` (default `nk-cli-`), so several labs can coexist.
  */
 import { type Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander'
+import { InvalidArgumentError } from '../errors.js'
 import { Lab, LAB_NAT_TYPES, LAB_NODES, labDown, listLabs } from '../lab/index.js'
 import type { LabInfo, LabNatType, LabNode } from '../lab/index.js'
 import { printJson, reportError, table } from './output.js'
@@ -75,8 +76,10 @@ export function registerLabCommands (program: Command): void {
     .passThroughOptions()
     .action(async (node: LabNode, argv: string[], opts: { prefix: string }) => {
       try {
+        const command = argv[0] === '--' ? argv.slice(1) : argv
+        if (command.length === 0) throw new InvalidArgumentError('lab exec needs a command, e.g. natcheck lab exec a -- ip addr')
         const l = await Lab.attach(opts.prefix)
-        const child = l.spawn(node, argv, { stdio: 'inherit' })
+        const child = l.spawn(node, command, { stdio: 'inherit' })
         process.exitCode = await new Promise<number>((resolve) => {
           child.once('error', (err) => { reportError(err, false); resolve(3) })
           child.once('exit', (code, signal) => { resolve(code ?? (signal !== null ? 128 + 9 : 3)) })

@@ -129,12 +129,12 @@ export class Lab {
 
   /**
    * A handle on a lab built earlier (maybe by another process), from its state file.
-   * @throws LabError when no lab with that prefix is recorded or its namespaces are gone.
+   * @throws InvalidArgumentError when no lab with that prefix is recorded; LabError when its namespaces are gone.
    */
   static async attach (prefix: string): Promise<Lab> {
     validatePrefix(prefix)
     const state = await readLabState(prefix)
-    if (state === undefined) throw new LabError(`no lab with prefix ${prefix} is recorded; run lab up first`)
+    if (state === undefined) throw new InvalidArgumentError(`no lab with prefix ${prefix} is recorded; run lab up first`)
     const present = new Set(await listNetns())
     const missing = LAB_NODES.map((n) => state.info.namespaces[n]).filter((ns) => !present.has(ns))
     if (missing.length > 0) throw new LabError(`lab ${prefix} is incomplete (missing ${missing.join(', ')}); run lab down and lab up again`)

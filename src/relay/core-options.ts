@@ -75,6 +75,8 @@ export interface TurnServerCoreOptions {
   readonly dontFragment?: boolean
   /** SOFTWARE attribute on responses (default none). */
   readonly software?: string
+  /** Accept RFC 5766 channel numbers 0x4000-0x7FFF (default true, as coturn); false: RFC 8656's 0x4000-0x4FFF. */
+  readonly legacyChannels?: boolean
   /** Metrics sink (default: an InMemoryRelayMetrics the core creates). */
   readonly metrics?: RelayMetrics
 }
@@ -108,6 +110,7 @@ export interface ResolvedCoreOptions {
   readonly maxCachedResponses: number
   readonly dontFragment: boolean
   readonly software: string | undefined
+  readonly legacyChannels: boolean
 }
 
 function positive (name: string, value: number | undefined, fallback: number, allowZero = false): number {
@@ -166,6 +169,7 @@ export function resolveCoreOptions (o: TurnServerCoreOptions): ResolvedCoreOptio
     responseCacheTtl: positive('responseCacheTtl', o.responseCacheTtl, 40),
     maxCachedResponses: positive('maxCachedResponses', o.maxCachedResponses, 10_000),
     dontFragment: o.dontFragment ?? true,
-    software: o.software
+    software: o.software,
+    legacyChannels: o.legacyChannels ?? true
   }
 }

@@ -16,7 +16,7 @@ export interface ClientTransport {
 }
 
 /** Why a packet produced no answer. Counted by reason in the metrics. */
-export type IgnoreReason =
+export type RelayIgnoreReason =
   | 'malformed' | 'unknown-kind' | 'response-class' | 'no-allocation' | 'no-permission' | 'no-channel'
   | 'bad-indication' | 'denied-peer' | 'auth-rate-limited' | 'bandwidth' | 'pending' | 'unknown-relay'
   | 'unknown-attribute' | 'family-mismatch' | 'too-big' | 'no-connection'
@@ -54,7 +54,7 @@ export type RelayAction =
   /** Something happened worth logging or emitting. */
   | { type: 'event'; event: RelayEvent }
   /** Nothing to do; why. */
-  | { type: 'ignore'; reason: IgnoreReason }
+  | { type: 'ignore'; reason: RelayIgnoreReason }
 
 /** What the adapter reports after an `open-relay` action. */
 export type RelayOpenResult =

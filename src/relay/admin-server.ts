@@ -1,0 +1,63 @@
+import { createServer, type Server } from 'node:http'
+import { TransportError } from '../errors.js'
+import { createLogger } from '../log.js'
+import type { Endpoint } from '../net/endpoint.js'
+
+const log = createLogger('natcheck:relay:admin')
+
+/** Options for AdminServer.start. */
+export interface AdminServerOptions {
+  /** Where to listen (keep it on loopback or a management network: there is no authentication). */
+  readonly listen: Endpoint
+  /** Prometheus text exposition for GET /metrics. */
+  readonly metrics: () => string
+  /** Health for GET /healthz: true → 200 "ok", false → 503 "draining". */
+  readonly healthy: () => boolean
+}
+
+/** A tiny HTTP admin endpoint: GET /metrics (Prometheus text format 0.0.4) and GET /healthz. */
+export class AdminServer {
+  private closed: Promise<void> | undefined
+  private constructor (private readonly server: Server, readonly local: Endpoint) {}
+
+  static async start (options: AdminServerOptions): Promise<AdminServer> {
+    const server = createServer((req, res) => {
+      try {
+        const path = (req.url ?? '/').split('?')[0]
+        if (req.method !== 'GET' && req.method !== 'HEAD') { res.writeHead(405, { allow: 'GET, HEAD' }).end(); return }
+        if (path === '/metrics') {
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(options.metrics())
+        } else if (path === '/healthz') {
+          const ok = options.healthy()
+          res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'draining\n')
+        } else {
+          res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
+        }
+      } catch (err) {
+        log.error('admin request failed: %O', err)
+        if (!res.headersSent) res.writeHead(500).end()
+      }
+    })
+    server.keepAliveTimeout = 5000
+    const local = await new Promise<Endpoint>((resolve, reject) => {
+      server.once('error', (err) => { reject(new TransportError(`cannot listen for admin HTTP on ${options.listen.address}:${options.listen.port}: ${err.message}`, { cause: err })) })
+      server.listen({ host: options.listen.address, port: options.listen.port }, () => {
+        const a = server.address()
+        if (a === null || typeof a === 'string') { reject(new TransportError('admin listener has no address')); return }
+        resolve({ address: a.address, port: a.port })
+      })
+    })
+    return new AdminServer(server, local)
+  }
+
+  /** Stop listening and drop idle connections. Idempotent. */
+  close (): Promise<void> {
+    this.closed ??= new Promise<void>((resolve) => {
+      this.server.close(() => { resolve() })
+      this.server.closeAllConnections()
+    })
+    return this.closed
+  }
+
+  async [Symbol.asyncDispose] (): Promise<void> { await this.close() }
+}

@@ -1,0 +1,504 @@
+import { EventEmitter } from 'node:events'
+import { readFile } from 'node:fs/promises'
+import { createServer as createTcpServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls'
+import { InvalidArgumentError, TransportError } from '../errors.js'
+import { createLogger } from '../log.js'
+import { endpointKey, formatEndpoint, ipFamily, type Endpoint } from '../net/endpoint.js'
+import { UdpSocket } from '../net/udp.js'
+import { readRelayStreamFrame } from './channel-numbers.js'
+import type { TurnServerCoreOptions } from './core-options.js'
+import { InMemoryRelayMetrics, type RelayMetrics, type RelayMetricsSnapshot } from './metrics.js'
+import { TurnServerCore, type CoreStats } from './server-core.js'
+import type { ClientProtocol, ClientTransport, RelayAction, RelayEvent } from './types.js'
+
+const log = createLogger('natcheck:relay:server')
+
+/** TLS listener settings: where, and the PEM certificate and key files (re-read on reload). */
+export interface TurnTlsOptions {
+  readonly listen: readonly Endpoint[]
+  readonly certFile: string
+  readonly keyFile: string
+}
+
+/**
+ * Options for TurnServer.start. Everything of TurnServerCoreOptions (realm, users, authSecret, limits, policy…)
+ * plus the sockets. The relay addresses are given as `relayIp`/`externalIp` (coturn's --relay-ip and -X).
+ */
+export interface TurnServerOptions extends Omit<TurnServerCoreOptions, 'relayAddress' | 'relayAddress6' | 'externalAddress' | 'externalAddress6' | 'ownEndpoints'> {
+  /** Client-facing UDP and TCP listeners (default [{ address: '127.0.0.1', port: 3478 }]). Port 0 picks one. */
+  readonly listen?: readonly Endpoint[]
+  /** Listen on UDP (default true). */
+  readonly udp?: boolean
+  /** Listen on TCP (default true). */
+  readonly tcp?: boolean
+  /** TLS listeners (default none). */
+  readonly tls?: TurnTlsOptions
+  /** IPv4 address relay sockets bind to (default: the first IPv4 listen address, unless it is 0.0.0.0). */
+  readonly relayIp?: string
+  /** IPv6 address relay sockets bind to (default: the first IPv6 listen address, unless it is ::). */
+  readonly relayIp6?: string
+  /** Public IPv4 advertised in XOR-RELAYED-ADDRESS (default: relayIp). */
+  readonly externalIp?: string
+  /** Public IPv6 advertised in XOR-RELAYED-ADDRESS (default: relayIp6). */
+  readonly externalIp6?: string
+  /** Most simultaneous client TCP/TLS connections (default 10000). */
+  readonly maxConnections?: number
+  /** Bytes a TCP/TLS connection may have queued for writing before packets to it are dropped (default 1 MiB). */
+  readonly maxWriteBuffer?: number
+  /** Interval of the expiry timer in ms (default 1000). */
+  readonly tickInterval?: number
+  /** Clock (ms), for tests. */
+  readonly now?: () => number
+}
+
+/** Events a TurnServer emits. */
+export interface TurnServerEvents {
+  allocation: [event: Extract<RelayEvent, { type: 'allocation' }>]
+  refresh: [event: Extract<RelayEvent, { type: 'refresh' }>]
+  deallocation: [event: Extract<RelayEvent, { type: 'deallocation' }>]
+  'auth-failure': [event: Extract<RelayEvent, { type: 'auth-failure' }>]
+  error: [error: Error]
+}
+
+/** What stats() returns. */
+export interface TurnServerStats extends CoreStats {
+  readonly clientConnections: number
+  readonly relaySockets: number
+  readonly metrics: RelayMetricsSnapshot | undefined
+}
+
+interface ClientConnection {
+  readonly id: string
+  readonly socket: Socket
+  readonly transport: ClientTransport
+  readonly remote: Endpoint
+  buffer: Buffer
+  /** RFC 6062 client data connection: no more STUN, bytes go to this peer connection. */
+  dataFor?: number
+}
+
+interface PeerTcp {
+  socket: Socket
+  data?: ClientConnection
+}
+
+type RelaySocket = { kind: 'udp', socket: UdpSocket, bindAddress: string } | { kind: 'tcp', server: Server, bindAddress: string, port: number }
+
+/**
+ * A TURN server (RFC 8656, RFC 6062, RFC 6156 via RFC 8656) over real sockets: the thin adapter around
+ * TurnServerCore. UDP, TCP and TLS client listeners; UDP relay sockets and TCP relay listeners bound to `relayIp`
+ * within the port range. Handlers never throw; timers are unref'ed; close() is idempotent.
+ */
+export class TurnServer extends EventEmitter<TurnServerEvents> {
+  private readonly udpListeners = new Map<string, UdpSocket>()
+  private readonly tcpListeners: Array<Server | TlsServer> = []
+  private tlsServers: TlsServer[] = []
+  private readonly connections = new Map<string, ClientConnection>()
+  private readonly relays = new Map<string, RelaySocket>()
+  private readonly peerTcp = new Map<number, PeerTcp>()
+  private nextConnection = 1
+  private timer: NodeJS.Timeout | undefined
+  private closing: Promise<void> | undefined
+  private readonly now: () => number
+  readonly metrics: RelayMetrics
+  /** Addresses the server actually listens on. */
+  readonly addresses: { udp: Endpoint[], tcp: Endpoint[], tls: Endpoint[] } = { udp: [], tcp: [], tls: [] }
+
+  private constructor (private options: TurnServerOptions, readonly core: TurnServerCore) {
+    super()
+    this.now = options.now ?? Date.now
+    this.metrics = core.metrics
+  }
+
+  /** Validate options, bind every listener, and start the expiry timer. Rejects with TransportError or InvalidArgumentError. */
+  static async start (options: TurnServerOptions): Promise<TurnServer> {
+    const listen = options.listen ?? [{ address: '127.0.0.1', port: 3478 }]
+    if (listen.length === 0 && options.tls === undefined) throw new InvalidArgumentError('nothing to listen on: give listen or tls.listen')
+    const tlsContext = options.tls === undefined ? undefined : await readTls(options.tls)
+    const metrics = options.metrics ?? new InMemoryRelayMetrics()
+    // Bind the listeners first (port 0 resolves), then build the core with the real endpoints in its deny list.
+    const server = new TurnServer(options, new TurnServerCore(coreOptions(options, [], metrics)))
+    try {
+      for (const ep of listen) {
+        if (options.udp !== false) {
+          const s = await UdpSocket.bind({ address: ep.address, port: ep.port })
+          server.udpListeners.set(endpointKey(s.local), s)
+          server.addresses.udp.push(s.local)
+          s.onMessage((data, from) => { server.onUdp(s.local, data, from) })
+        }
+        if (options.tcp !== false) {
+          const port = options.udp !== false ? server.addresses.udp[server.addresses.udp.length - 1].port : ep.port
+          const srv = createTcpServer((sock) => { server.onTcpConnection(sock, 'tcp') })
+          const local = await listenServer(srv, ep.address, port)
+          server.tcpListeners.push(srv)
+          server.addresses.tcp.push(local)
+        }
+      }
+      if (options.tls !== undefined && tlsContext !== undefined) {
+        for (const ep of options.tls.listen) {
+          const srv = createTlsServer({ cert: tlsContext.cert, key: tlsContext.key }, (sock) => { server.onTcpConnection(sock, 'tls') })
+          srv.on('tlsClientError', (err) => { log.trace('TLS handshake failed: %s', err.message); metrics.inc('natkit_relay_malformed_total', 'tls-handshake') })
+          const local = await listenServer(srv, ep.address, ep.port)
+          server.tcpListeners.push(srv)
+          server.tlsServers.push(srv)
+          server.addresses.tls.push(local)
+        }
+      }
+      server.core.reconfigure(coreOptions(options, server.ownEndpoints(), metrics))
+    } catch (err) {
+      await server.close()
+      throw err
+    }
+    const interval = options.tickInterval ?? 1000
+    server.timer = setInterval(() => { server.execute(server.core.tick(server.now())) }, interval)
+    server.timer.unref()
+    return server
+  }
+
+  private ownEndpoints (): Endpoint[] {
+    return [...this.addresses.udp, ...this.addresses.tcp, ...this.addresses.tls]
+  }
+
+  // ---------------------------------------------------------------- client input
+
+  private onUdp (local: Endpoint, data: Buffer, from: Endpoint): void {
+    if (this.closing !== undefined) return
+    this.execute(this.core.handle(data, from, { protocol: 'udp', local }, this.now()))
+  }
+
+  private onTcpConnection (socket: Socket, protocol: ClientProtocol): void {
+    if (this.closing !== undefined || this.connections.size >= (this.options.maxConnections ?? 10_000)) {
+      this.metrics.inc('natkit_relay_dropped_total', 'connection-limit')
+      socket.destroy()
+      return
+    }
+    const remoteAddress = socket.remoteAddress
+    const remotePort = socket.remotePort
+    if (remoteAddress === undefined || remotePort === undefined) { socket.destroy(); return }
+    const id = `c${this.nextConnection++}`
+    const local = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 }
+    const conn: ClientConnection = {
+      id, socket, transport: { protocol, local, connection: id }, remote: { address: remoteAddress, port: remotePort }, buffer: Buffer.alloc(0)
+    }
+    this.connections.set(id, conn)
+    this.metrics.set('natkit_relay_client_connections', this.connections.size)
+    socket.setNoDelay(true)
+    socket.on('data', (chunk: Buffer) => { this.onStreamData(conn, chunk) })
+    socket.on('error', (err) => { log.trace('connection %s error: %s', id, err.message) })
+    socket.on('close', () => {
+      this.connections.delete(id)
+      this.metrics.set('natkit_relay_client_connections', this.connections.size)
+      if (this.closing === undefined) this.execute(this.core.transportClosed(conn.remote, conn.transport, this.now()))
+    })
+  }
+
+  private onStreamData (conn: ClientConnection, chunk: Buffer): void {
+    try {
+      if (conn.dataFor !== undefined) return // piped; see tcp-bind
+      conn.buffer = conn.buffer.length === 0 ? chunk : Buffer.concat([conn.buffer, chunk])
+      while (conn.buffer.length > 0 && conn.dataFor === undefined) {
+        const frame = readRelayStreamFrame(conn.buffer)
+        if (frame.kind === 'incomplete') break
+        if (frame.kind === 'invalid') {
+          // A stream that lost its framing cannot be resynchronised: count it and close (RFC 8656 §12.5).
+          this.metrics.inc('natkit_relay_malformed_total', 'stream-framing')
+          log.trace('closing %s: %s', conn.id, frame.reason)
+          conn.socket.destroy()
+          return
+        }
+        conn.buffer = conn.buffer.subarray(frame.length)
+        this.execute(this.core.handle(frame.frame, conn.remote, conn.transport, this.now()))
+      }
+      if (conn.dataFor !== undefined && conn.buffer.length > 0) {
+        // Bytes after the ConnectionBind belong to the peer (RFC 6062 §5.4).
+        this.peerTcp.get(conn.dataFor)?.socket.write(conn.buffer)
+        conn.buffer = Buffer.alloc(0)
+      }
+    } catch (err) {
+      log.error('stream handler failed: %O', err)
+      conn.socket.destroy()
+    }
+  }
+
+  // ---------------------------------------------------------------- actions
+
+  private execute (actions: RelayAction[]): void {
+    for (const a of actions) {
+      try {
+        this.executeOne(a)
+      } catch (err) {
+        log.error('action %s failed: %O', a.type, err)
+      }
+    }
+  }
+
+  private executeOne (a: RelayAction): void {
+    switch (a.type) {
+      case 'send': this.sendToClient(a.transport, a.to, a.data); break
+      case 'relay': {
+        const r = this.relays.get(a.relay)
+        if (r?.kind === 'udp') r.socket.send(a.data, a.to)
+        break
+      }
+      case 'open-relay': void this.openRelay(a.relay, a.protocol, a.address, a.port); break
+      case 'close-relay': this.closeRelay(a.relay); break
+      case 'tcp-connect': this.tcpConnectPeer(a.connectionId, a.relay, a.peer); break
+      case 'tcp-bind': this.bindData(a.connectionId, a.transport); break
+      case 'tcp-close': this.closePeerTcp(a.connectionId); break
+      case 'close-transport': {
+        if (a.transport.connection !== undefined) this.connections.get(a.transport.connection)?.socket.destroy()
+        break
+      }
+      case 'event': this.onEvent(a.event); break
+      case 'ignore': log.trace('ignored: %s', a.reason); break
+    }
+  }
+
+  private onEvent (e: RelayEvent): void {
+    switch (e.type) {
+      case 'allocation':
+        log('allocation %d for %s from %s/%s relayed %s lifetime %ds', e.id, e.username, formatEndpoint(e.client), e.protocol, e.relayed.map(formatEndpoint).join(' '), e.lifetime)
+        this.emit('allocation', e); break
+      case 'refresh': this.emit('refresh', e); break
+      case 'deallocation':
+        log('allocation %d ended (%s)', e.id, e.reason)
+        this.emit('deallocation', e); break
+      case 'auth-failure': this.emit('auth-failure', e); break
+    }
+  }
+
+  private sendToClient (transport: ClientTransport, to: Endpoint, data: Uint8Array): void {
+    if (transport.protocol === 'udp') {
+      this.udpListeners.get(endpointKey(transport.local))?.send(data, to)
+      return
+    }
+    const conn = transport.connection === undefined ? undefined : this.connections.get(transport.connection)
+    if (conn === undefined || conn.socket.destroyed) return
+    if (conn.socket.writableLength > (this.options.maxWriteBuffer ?? 1 << 20)) {
+      this.metrics.inc('natkit_relay_dropped_total', 'backpressure')
+      return
+    }
+    conn.socket.write(data)
+  }
+
+  private async openRelay (key: string, protocol: 'udp' | 'tcp', address: string, port: number): Promise<void> {
+    let result: { ok: true, bound: Endpoint } | { ok: false, inUse: boolean }
+    try {
+      if (protocol === 'udp') {
+        const socket = await UdpSocket.bind({ address, port })
+        if (this.closing !== undefined) { await socket.close(); return }
+        socket.onMessage((data, from) => {
+          if (this.closing === undefined) this.execute(this.core.handlePeer(key, data, from, this.now()))
+        })
+        this.relays.set(key, { kind: 'udp', socket, bindAddress: address })
+        result = { ok: true, bound: socket.local }
+      } else {
+        const server = createTcpServer({ pauseOnConnect: true }, (sock) => { this.onPeerTcpConnection(key, sock) })
+        const bound = await listenServer(server, address, port)
+        if (this.closing !== undefined) { server.close(); return }
+        this.relays.set(key, { kind: 'tcp', server, bindAddress: address, port: bound.port })
+        result = { ok: true, bound }
+      }
+    } catch (err) {
+      const code = ((err as Error & { cause?: { code?: string } }).cause?.code) ?? (err as { code?: string }).code
+      log.trace('relay bind %s:%d failed: %s', address, port, (err as Error).message)
+      result = { ok: false, inUse: code === 'EADDRINUSE' || code === 'EACCES' }
+    }
+    if (this.closing === undefined) this.execute(this.core.relayOpened(key, result, this.now()))
+  }
+
+  private closeRelay (key: string): void {
+    const r = this.relays.get(key)
+    if (r === undefined) return
+    this.relays.delete(key)
+    if (r.kind === 'udp') void r.socket.close()
+    else r.server.close()
+  }
+
+  // ---------------------------------------------------------------- RFC 6062 plumbing
+
+  private onPeerTcpConnection (relay: string, sock: Socket): void {
+    const peer = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 }
+    const { connectionId, actions } = this.core.peerConnectionAccepted(relay, peer, this.now())
+    if (connectionId === undefined) { sock.destroy(); this.execute(actions); return }
+    // The socket stays paused ("the server MUST buffer any data received from the peer"): TCP flow control does it.
+    this.trackPeer(connectionId, sock)
+    this.execute(actions)
+  }
+
+  private trackPeer (id: number, sock: Socket): void {
+    this.peerTcp.set(id, { socket: sock })
+    sock.on('error', (err) => { log.trace('peer connection %d: %s', id, err.message) })
+    sock.on('close', () => {
+      const p = this.peerTcp.get(id)
+      this.peerTcp.delete(id)
+      p?.data?.socket.end()
+      if (this.closing === undefined) this.execute(this.core.tcpConnectionClosed(id, this.now()))
+    })
+  }
+
+  private tcpConnectPeer (id: number, relayKey: string, peer: Endpoint): void {
+    const relay = this.relays.get(relayKey)
+    const local = relay?.kind === 'tcp' ? { localAddress: relay.bindAddress, localPort: relay.port } : {}
+    const attempt = (withPort: boolean): void => {
+      const sock = tcpConnect({ host: peer.address, port: peer.port, family: ipFamily(peer.address) || undefined, ...(withPort ? local : { localAddress: (local as { localAddress?: string }).localAddress }) })
+      sock.pause()
+      const timer = setTimeout(() => { sock.destroy(new TransportError('connect timeout')) }, 30_000)
+      timer.unref()
+      sock.once('connect', () => {
+        clearTimeout(timer)
+        this.trackPeer(id, sock)
+        this.execute(this.core.peerConnectResult(id, true, this.now()))
+      })
+      sock.once('error', (err: Error & { code?: string }) => {
+        clearTimeout(timer)
+        if (this.peerTcp.get(id)?.socket === sock) return
+        // The relayed port is also the listener's; if the OS refuses to share it, connect from an ephemeral port.
+        if (withPort && (err.code === 'EADDRINUSE' || err.code === 'EADDRNOTAVAIL')) { attempt(false); return }
+        if (this.closing === undefined) this.execute(this.core.peerConnectResult(id, false, this.now()))
+      })
+    }
+    attempt(relay?.kind === 'tcp')
+  }
+
+  private bindData (id: number, transport: ClientTransport): void {
+    const peer = this.peerTcp.get(id)
+    const conn = transport.connection === undefined ? undefined : this.connections.get(transport.connection)
+    if (peer === undefined || conn === undefined) {
+      if (conn !== undefined) conn.socket.end()
+      return
+    }
+    conn.dataFor = id
+    peer.data = conn
+    conn.socket.removeAllListeners('data')
+    conn.socket.on('data', (chunk: Buffer) => {
+      this.metrics.inc('natkit_relay_bytes_total', 'client-to-peer', chunk.length)
+      if (!peer.socket.write(chunk)) { conn.socket.pause(); peer.socket.once('drain', () => conn.socket.resume()) }
+    })
+    peer.socket.on('data', (chunk: Buffer) => {
+      this.metrics.inc('natkit_relay_bytes_total', 'peer-to-client', chunk.length)
+      if (!conn.socket.write(chunk)) { peer.socket.pause(); conn.socket.once('drain', () => peer.socket.resume()) }
+    })
+    conn.socket.on('close', () => { peer.socket.destroy() })
+    peer.socket.resume()
+  }
+
+  private closePeerTcp (id: number): void {
+    const p = this.peerTcp.get(id)
+    if (p === undefined) return
+    this.peerTcp.delete(id)
+    p.socket.destroy()
+    p.data?.socket.destroy()
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Counters and table sizes. */
+  stats (): TurnServerStats {
+    const m = this.metrics
+    return {
+      ...this.core.stats(this.now()),
+      clientConnections: this.connections.size,
+      relaySockets: this.relays.size,
+      metrics: m instanceof InMemoryRelayMetrics ? m.snapshot() : undefined
+    }
+  }
+
+  /**
+   * Apply new credentials, realm, limits and policy, and re-read the TLS certificate and key, without dropping
+   * allocations. Listener addresses and relayIp cannot change this way (restart for that).
+   */
+  async reload (options: Partial<TurnServerOptions>): Promise<void> {
+    const merged = { ...this.options, ...options }
+    const tls = merged.tls !== undefined && this.tlsServers.length > 0 ? await readTls(merged.tls) : undefined
+    this.core.reconfigure(coreOptions(merged, this.ownEndpoints(), this.metrics))
+    if (tls !== undefined) for (const s of this.tlsServers) s.setSecureContext({ cert: tls.cert, key: tls.key })
+    this.options = merged
+    log('configuration reloaded')
+  }
+
+  /**
+   * Graceful drain: refuse new allocations (508), let existing ones run until they end or `deadlineMs` passes,
+   * then close.
+   */
+  async drain (deadlineMs: number): Promise<void> {
+    this.core.draining = true
+    const end = Date.now() + deadlineMs
+    while (this.core.allocationCount > 0 && Date.now() < end && this.closing === undefined) {
+      await new Promise<void>((resolve) => { setTimeout(resolve, Math.min(200, Math.max(1, end - Date.now()))) })
+    }
+    await this.close()
+  }
+
+  /** Close every socket and connection. Idempotent. */
+  close (): Promise<void> {
+    this.closing ??= this.doClose()
+    return this.closing
+  }
+
+  private async doClose (): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    this.execute(this.core.shutdown(this.now()).filter(a => a.type === 'event'))
+    for (const p of this.peerTcp.values()) p.socket.destroy()
+    this.peerTcp.clear()
+    for (const c of this.connections.values()) c.socket.destroy()
+    this.connections.clear()
+    const waits: Array<Promise<unknown>> = []
+    for (const r of this.relays.values()) {
+      if (r.kind === 'udp') waits.push(r.socket.close())
+      else waits.push(new Promise<void>((resolve) => { r.server.close(() => { resolve() }) }))
+    }
+    this.relays.clear()
+    for (const s of this.udpListeners.values()) waits.push(s.close())
+    for (const s of this.tcpListeners) waits.push(new Promise<void>((resolve) => { s.close(() => { resolve() }) }))
+    await Promise.all(waits)
+  }
+
+  async [Symbol.asyncDispose] (): Promise<void> { await this.close() }
+}
+
+function coreOptions (o: TurnServerOptions, ownEndpoints: Endpoint[], metrics: RelayMetrics): TurnServerCoreOptions {
+  const listen = o.listen ?? [{ address: '127.0.0.1', port: 3478 }]
+  const v4 = listen.find(e => ipFamily(e.address) === 4 && e.address !== '0.0.0.0')?.address
+  const v6 = listen.find(e => ipFamily(e.address) === 6 && e.address !== '::')?.address
+  const relayAddress = o.relayIp ?? v4
+  const relayAddress6 = o.relayIp6 ?? v6
+  const own = new Set<string>([...listen.map(e => e.address), ...(o.tls?.listen ?? []).map(e => e.address)])
+  for (const a of [relayAddress, relayAddress6, o.externalIp, o.externalIp6]) if (a !== undefined) own.add(a)
+  return {
+    ...o,
+    relayAddress,
+    relayAddress6,
+    externalAddress: o.externalIp,
+    externalAddress6: o.externalIp6,
+    ownAddresses: [...own, ...(o.ownAddresses ?? [])],
+    ownEndpoints,
+    metrics
+  }
+}
+
+async function readTls (tls: TurnTlsOptions): Promise<{ cert: Buffer, key: Buffer }> {
+  try {
+    const [cert, key] = await Promise.all([readFile(tls.certFile), readFile(tls.keyFile)])
+    return { cert, key }
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read the TLS certificate or key: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+function listenServer (server: Server, address: string, port: number): Promise<Endpoint> {
+  return new Promise<Endpoint>((resolve, reject) => {
+    const onError = (err: Error & { code?: string }): void => {
+      reject(new TransportError(`cannot listen on TCP ${formatEndpoint({ address, port })}: ${err.message}`, { cause: err }))
+    }
+    server.once('error', onError)
+    server.listen({ host: address, port, exclusive: true }, () => {
+      server.off('error', onError)
+      server.on('error', (err) => { log.error('listener error: %s', err.message) })
+      const a = server.address()
+      if (a === null || typeof a === 'string') { reject(new TransportError('listener has no address')); return }
+      resolve({ address: a.address, port: a.port })
+    })
+  })
+}

@@ -1,0 +1,92 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createSocket } from 'node:dgram'
+import { createServer } from 'node:net'
+import type { Endpoint } from '../../../src/net/endpoint.js'
+import { UdpSocket } from '../../../src/net/udp.js'
+import { StunMessage } from '../../../src/stun/index.js'
+
+/** Child processes started by a test, killed by PID in after hooks. */
+export class Processes {
+  private readonly children = new Set<ChildProcess>()
+
+  /** Run a command to completion (or kill it after `timeoutMs`), collecting stdout+stderr. */
+  run (cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null, output: string }> {
+    return new Promise((resolve) => {
+      const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+      this.children.add(child)
+      let output = ''
+      child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
+      child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
+      const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
+      child.on('close', (code) => {
+        clearTimeout(timer)
+        this.children.delete(child)
+        resolve({ code, output })
+      })
+      child.on('error', () => { /* reported through close */ })
+    })
+  }
+
+  /** Start a long-running process (killed by killAll). */
+  start (cmd: string, args: string[]): ChildProcess {
+    const child = spawn(cmd, args, { stdio: 'ignore' })
+    child.on('error', () => {})
+    this.children.add(child)
+    child.on('close', () => { this.children.delete(child) })
+    return child
+  }
+
+  /** Kill every child by its PID and wait (bounded) for them to exit. */
+  async killAll (): Promise<void> {
+    const waits = [...this.children].map((c) => new Promise<void>((resolve) => {
+      if (c.exitCode !== null || c.pid === undefined) { resolve(); return }
+      const t = setTimeout(resolve, 2000)
+      c.once('close', () => { clearTimeout(t); resolve() })
+      try { process.kill(c.pid, 'SIGKILL') } catch { resolve() }
+    }))
+    await Promise.all(waits)
+    this.children.clear()
+  }
+}
+
+/** A port free on 127.0.0.1 for both UDP and TCP (best effort). */
+export async function freePort (): Promise<number> {
+  for (let i = 0; i < 20; i++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = createSocket('udp4')
+      s.once('error', reject)
+      s.bind(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => { resolve(p) }) })
+    })
+    const tcpOk = await new Promise<boolean>((resolve) => {
+      const srv = createServer()
+      srv.once('error', () => { resolve(false) })
+      srv.listen(port, '127.0.0.1', () => { srv.close(() => { resolve(true) }) })
+    })
+    if (tcpOk) return port
+  }
+  throw new Error('no free port')
+}
+
+/** uclient's final totals: `tot_send_msgs=N, tot_recv_msgs=M` and lost packets. */
+export function parseUclient (output: string): { sent: number, received: number, lost: number } | undefined {
+  const totals = [...output.matchAll(/start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)/g)].pop()
+  const lost = /Total lost packets (\d+)/.exec(output)
+  if (totals === undefined) return undefined
+  return { sent: Number(totals[1]), received: Number(totals[2]), lost: lost === null ? -1 : Number(lost[1]) }
+}
+
+/** Send one STUN request over UDP from a fresh socket and wait (bounded) for the answer. */
+export async function udpRequest (server: Endpoint, data: Uint8Array, socket?: UdpSocket, timeoutMs = 2000): Promise<StunMessage | undefined> {
+  const s = socket ?? await UdpSocket.bind({ address: '127.0.0.1', port: 0 })
+  try {
+    return await new Promise<StunMessage | undefined>((resolve) => {
+      const t = setTimeout(() => { resolve(undefined) }, timeoutMs)
+      s.onMessage((d) => {
+        try { const m = StunMessage.decode(d); clearTimeout(t); resolve(m) } catch { /* keep waiting */ }
+      })
+      s.send(data, server)
+    })
+  } finally {
+    if (socket === undefined) await s.close()
+  }
+}
