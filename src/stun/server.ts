@@ -5,7 +5,8 @@ import { createServer as createTlsServer } from 'node:tls'
 import { InvalidArgumentError, TransportError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { endpointKey, formatEndpoint, type Endpoint } from '../net/endpoint.js'
-import { UdpSocket } from '../net/udp.js'
+import { bindDatagramSocket } from '../net/native.js'
+import type { DatagramSocket } from '../net/udp.js'
 import { HEADER_LENGTH } from './constants.js'
 import { classifyPacket, readStreamFrame } from './demux.js'
 import { StunServerCore, type StunServerStats } from './server-core.js'
@@ -33,6 +34,8 @@ export interface StunServerOptions {
   readonly software?: string
   /** UDP socket buffer size (default 4 MiB). */
   readonly bufferSize?: number
+  /** Batched datagram I/O through the native addon when it is built (default true; NATKIT_NATIVE=0 also turns it off). */
+  readonly nativeIo?: boolean
   /** Most simultaneous TCP/TLS connections (default 1024); more are refused. */
   readonly maxConnections?: number
   /** Idle TCP/TLS connections are closed after this many ms (default 30 000). */
@@ -57,7 +60,7 @@ export interface StunServerEvents {
  * server. A thin adapter around StunServerCore: sockets in, actions out.
  */
 export class StunServer extends EventEmitter<StunServerEvents> {
-  private readonly udp = new Map<string, UdpSocket>()
+  private readonly udp = new Map<string, DatagramSocket>()
   private readonly streamServers: Array<{ server: Server, local: Endpoint, kind: 'tcp' | 'tls' }> = []
   private readonly connections = new Set<Socket>()
   private closing: Promise<void> | undefined
@@ -69,8 +72,9 @@ export class StunServer extends EventEmitter<StunServerEvents> {
   /** Bind every socket and start serving. Rejects with TransportError when an address cannot be bound. */
   static async start (options: StunServerOptions): Promise<StunServer> {
     const bufferSize = options.bufferSize ?? 4 * 1024 * 1024
-    const primarySocket = await UdpSocket.bind({ address: options.listen.address, port: options.listen.port, bufferSize })
-    const sockets: UdpSocket[] = [primarySocket]
+    const bind = async (address: string, port: number): Promise<DatagramSocket> => await bindDatagramSocket({ address, port, bufferSize, native: options.nativeIo })
+    const primarySocket = await bind(options.listen.address, options.listen.port)
+    const sockets: DatagramSocket[] = [primarySocket]
     try {
       const primary = primarySocket.local
       let alternate: Endpoint | undefined
@@ -79,11 +83,11 @@ export class StunServer extends EventEmitter<StunServerEvents> {
           throw new InvalidArgumentError('--alternate needs a second IP address (RFC 5780 changes the IP and the port); on loopback use 127.0.0.2')
         }
         // (IP1,P2) first, so P2 is known; then (IP2,P1) and (IP2,P2).
-        const s2 = await UdpSocket.bind({ address: primary.address, port: options.alternate.port, bufferSize })
+        const s2 = await bind(primary.address, options.alternate.port)
         sockets.push(s2)
         alternate = { address: options.alternate.address, port: s2.local.port }
-        sockets.push(await UdpSocket.bind({ address: alternate.address, port: primary.port, bufferSize }))
-        sockets.push(await UdpSocket.bind({ address: alternate.address, port: alternate.port, bufferSize }))
+        sockets.push(await bind(alternate.address, primary.port))
+        sockets.push(await bind(alternate.address, alternate.port))
       }
       const core = new StunServerCore({ primary, alternate, software: options.software })
       const server = new StunServer(core, options)
@@ -113,7 +117,7 @@ export class StunServer extends EventEmitter<StunServerEvents> {
     }
   }
 
-  private attachUdp (socket: UdpSocket): void {
+  private attachUdp (socket: DatagramSocket): void {
     const local = socket.local
     this.udp.set(endpointKey(local), socket)
     socket.onMessage((data, from) => {

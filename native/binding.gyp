@@ -1,0 +1,14 @@
+{
+  "targets": [
+    {
+      "target_name": "natkit_udp",
+      "conditions": [
+        ["OS=='linux'", {
+          "sources": ["udp_batch.c"],
+          "cflags": ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
+          "defines": ["NAPI_VERSION=8"]
+        }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,540 @@
+/*
+ * natkit_udp: batched UDP datagram I/O for natkit (Linux), in plain N-API C.
+ *
+ * One socket = one non-blocking fd polled by a uv_poll_t on Node's main loop. When the fd is readable, recvmmsg()
+ * fills up to BATCH datagrams into a receive ArrayBuffer shared with JS (one SLOT per datagram) and an Int32Array of
+ * per-datagram metadata; then ONE JS call dispatches the whole batch. JS appends outgoing datagrams to a shared send
+ * buffer + metadata and calls flush(), which sends them with sendmmsg(). The JS side is src/net/batch-udp.ts.
+ *
+ * Layouts (int32 words, native endian; address bytes are in network order, as in the sockaddr):
+ *   receive meta, per datagram i, at i*META:  [length (-1: truncated, skip), port, family 4|6, 0, addr[16 bytes]]
+ *   send meta,    per datagram i, at i*META:  [offset in send buffer, length, port, family 4|6, addr[16 bytes]]
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <node_api.h>
+#include <uv.h>
+
+#define BATCH 64                 /* datagrams per recvmmsg/sendmmsg */
+#define SLOT 65536               /* bytes per receive slot: any UDP payload (max 65527 on IPv6) fits */
+#define META 8                   /* int32 words of metadata per datagram */
+#define SEND_BYTES (256 * 1024)  /* shared send buffer; must hold at least one 65535-byte datagram */
+#define MAX_BATCHES_PER_EVENT 16 /* recvmmsg rounds per readable event, so other handles get their turn */
+
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  int fd;
+  int family; /* AF_INET or AF_INET6 */
+  int closing;       /* close() called (or env teardown): no more I/O, no more JS calls */
+  int handle_closed; /* uv_close callback ran */
+  int finalized;     /* the JS external was collected */
+  int env_gone;      /* the N-API environment is being torn down: no more N-API calls */
+  napi_ref callback, resource, recv_ab, recv_meta_ab, send_ab, send_meta_ab;
+  napi_async_context async;
+  uint8_t *recv;
+  int32_t *recv_meta;
+  uint8_t *send;
+  int32_t *send_meta;
+  struct mmsghdr rmsg[BATCH];
+  struct iovec riov[BATCH];
+  struct sockaddr_storage raddr[BATCH];
+  struct mmsghdr smsg[BATCH];
+  struct iovec siov[BATCH];
+  struct sockaddr_storage saddr[BATCH];
+  double rx_packets, rx_batches, rx_truncated, rx_errors, tx_packets, tx_batches, tx_drops, tx_errors;
+  int last_tx_errno;
+} sock_t;
+
+#define CHECK(call)                                                                                                  \
+  do {                                                                                                               \
+    if ((call) != napi_ok) {                                                                                         \
+      throw_last(env, #call);                                                                                        \
+      return NULL;                                                                                                   \
+    }                                                                                                                \
+  } while (0)
+
+static void throw_last (napi_env env, const char *what) {
+  const napi_extended_error_info *info = NULL;
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return;
+  napi_get_last_error_info(env, &info);
+  char msg[256];
+  snprintf(msg, sizeof msg, "natkit_udp: %s failed: %s", what,
+           info != NULL && info->error_message != NULL ? info->error_message : "unknown N-API error");
+  napi_throw_error(env, "ERR_NATKIT_NATIVE", msg);
+}
+
+/* Throw an Error like libuv's: code 'EADDRINUSE', message '<syscall> EADDRINUSE <detail>'. */
+static void throw_errno (napi_env env, int err, const char *syscall, const char *detail) {
+  const char *name = uv_err_name(-err);
+  char msg[320];
+  snprintf(msg, sizeof msg, "%s %s %s (%s)", syscall, name, detail, strerror(err));
+  napi_throw_error(env, name, msg);
+}
+
+static void maybe_free (sock_t *s) {
+  if (s->handle_closed && s->finalized) free(s);
+}
+
+static void release_refs (sock_t *s);
+
+static void on_handle_closed (uv_handle_t *h) {
+  sock_t *s = (sock_t *)h->data;
+  /* JS references are released here, not in close(): close() may be called from a handler inside this socket's
+   * own callback, which still uses the callback and the async context. */
+  if (!s->env_gone) release_refs(s);
+  s->handle_closed = 1;
+  maybe_free(s);
+}
+
+static void on_finalize (napi_env env, void *data, void *hint) {
+  (void)env; (void)hint;
+  sock_t *s = (sock_t *)data;
+  s->finalized = 1;
+  maybe_free(s);
+}
+
+/* Stop polling and close the fd. Safe to call twice. JS references are released once the handle has closed. */
+static void stop_io (sock_t *s) {
+  if (s->closing) return;
+  s->closing = 1;
+  /* uv_close invalidates the fd in epoll synchronously, so closing the fd right after is safe. */
+  uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+  close(s->fd);
+  s->fd = -1;
+}
+
+static void on_env_cleanup (void *arg) {
+  sock_t *s = (sock_t *)arg;
+  s->env_gone = 1;
+  stop_io(s);
+}
+
+static void release_refs (sock_t *s) {
+  napi_env env = s->env;
+  napi_ref *refs[] = { &s->callback, &s->resource, &s->recv_ab, &s->recv_meta_ab, &s->send_ab, &s->send_meta_ab };
+  for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
+    if (*refs[i] != NULL) napi_delete_reference(env, *refs[i]);
+    *refs[i] = NULL;
+  }
+  if (s->async != NULL) napi_async_destroy(env, s->async);
+  s->async = NULL;
+}
+
+static void report_error (sock_t *s, napi_value cb, napi_value self, int err) {
+  napi_value arg, result;
+  napi_create_int32(s->env, -err, &arg);
+  if (napi_make_callback(s->env, s->async, self, cb, 1, &arg, &result) == napi_pending_exception) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(s->env, &exc);
+    napi_fatal_exception(s->env, exc);
+  }
+}
+
+static void on_readable (uv_poll_t *h, int status, int events) {
+  (void)events;
+  sock_t *s = (sock_t *)h->data;
+  if (s->closing) return;
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, self;
+  if (napi_get_reference_value(env, s->callback, &cb) != napi_ok ||
+      napi_get_reference_value(env, s->resource, &self) != napi_ok) {
+    napi_close_handle_scope(env, scope);
+    return;
+  }
+  if (status < 0) {
+    /* libuv stops a poll handle on POLLERR. A pending socket error is cleared by the next recvmmsg (which returns it),
+     * so report it, poll again and read on: the socket must not go deaf. */
+    report_error(s, cb, self, -status);
+    if (s->closing || uv_poll_start(&s->poll, UV_READABLE, on_readable) != 0) {
+      napi_close_handle_scope(env, scope);
+      return;
+    }
+  }
+  for (int round = 0; round < MAX_BATCHES_PER_EVENT && !s->closing; round++) {
+    for (int i = 0; i < BATCH; i++) {
+      s->rmsg[i].msg_hdr.msg_namelen = sizeof s->raddr[i];
+      s->rmsg[i].msg_hdr.msg_flags = 0;
+      s->riov[i].iov_len = SLOT;
+    }
+    int n = recvmmsg(s->fd, s->rmsg, BATCH, MSG_DONTWAIT, NULL);
+    if (n < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) break;
+      /* ICMP errors queued on the socket (ECONNREFUSED etc.) surface here; report and keep polling. */
+      s->rx_errors++;
+      report_error(s, cb, self, err);
+      break;
+    }
+    if (n == 0) break;
+    s->rx_batches++;
+    for (int i = 0; i < n; i++) {
+      int32_t *m = s->recv_meta + i * META;
+      const struct msghdr *mh = &s->rmsg[i].msg_hdr;
+      unsigned int len = s->rmsg[i].msg_len;
+      memset(m, 0, META * sizeof *m);
+      if ((mh->msg_flags & MSG_TRUNC) != 0 || len > SLOT) {
+        m[0] = -1;
+        s->rx_truncated++;
+        continue;
+      }
+      m[0] = (int32_t)len;
+      const struct sockaddr_storage *a = &s->raddr[i];
+      if (a->ss_family == AF_INET && mh->msg_namelen >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
+        m[1] = ntohs(a4->sin_port);
+        m[2] = 4;
+        memcpy(m + 4, &a4->sin_addr, 4);
+      } else if (a->ss_family == AF_INET6 && mh->msg_namelen >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+        m[1] = ntohs(a6->sin6_port);
+        m[2] = 6;
+        memcpy(m + 4, &a6->sin6_addr, 16);
+      } else {
+        m[0] = -1; /* no usable source address: cannot be answered, skip it */
+        s->rx_truncated++;
+        continue;
+      }
+      s->rx_packets++;
+    }
+    napi_value arg, result;
+    napi_create_int32(env, n, &arg);
+    if (napi_make_callback(env, s->async, self, cb, 1, &arg, &result) == napi_pending_exception) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      napi_fatal_exception(env, exc);
+      break;
+    }
+    if (n < BATCH) break;
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static napi_value make_ab (napi_env env, size_t bytes, void **data, napi_ref *ref) {
+  napi_value ab;
+  if (napi_create_arraybuffer(env, bytes, data, &ab) != napi_ok) return NULL;
+  if (napi_create_reference(env, ab, 1, ref) != napi_ok) return NULL;
+  return ab;
+}
+
+static void unmap_buffer (napi_env env, void *data, void *hint) {
+  (void)env;
+  munmap(data, (size_t)(uintptr_t)hint);
+}
+
+/*
+ * The receive buffer (BATCH * SLOT = 4 MiB) and the send buffer are mmap()ed: pages are committed only when a datagram
+ * touches them, so a quiet socket costs a few pages, not 4 MiB (a calloc of this size may come zeroed from the heap,
+ * all resident). They are unmapped when JS has collected the ArrayBuffer. Where external buffers are not allowed, V8
+ * allocates them.
+ */
+static napi_value make_lazy_ab (napi_env env, size_t bytes, void **data, napi_ref *ref) {
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p != MAP_FAILED) {
+    napi_value ab;
+    if (napi_create_external_arraybuffer(env, p, bytes, unmap_buffer, (void *)(uintptr_t)bytes, &ab) == napi_ok) {
+      if (napi_create_reference(env, ab, 1, ref) != napi_ok) return NULL;
+      *data = p;
+      return ab;
+    }
+    munmap(p, bytes);
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) { napi_value e; napi_get_and_clear_last_exception(env, &e); }
+  }
+  return make_ab(env, bytes, data, ref);
+}
+
+static int get_int (napi_env env, napi_value v, int32_t *out) {
+  return napi_get_value_int32(env, v, out) == napi_ok;
+}
+
+/* open(family 4|6, address string, port, bufferSize (0: OS default), ipv6Only, callback(count)) -> object */
+static napi_value js_open (napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) { napi_throw_type_error(env, NULL, "open(family, address, port, bufferSize, ipv6Only, callback)"); return NULL; }
+  int32_t family, port, bufsize;
+  bool v6only;
+  char address[64];
+  size_t alen;
+  if (!get_int(env, argv[0], &family) || !get_int(env, argv[2], &port) || !get_int(env, argv[3], &bufsize) ||
+      napi_get_value_bool(env, argv[4], &v6only) != napi_ok ||
+      napi_get_value_string_latin1(env, argv[1], address, sizeof address, &alen) != napi_ok ||
+      (family != 4 && family != 6) || port < 0 || port > 65535 || bufsize < 0) {
+    napi_throw_type_error(env, NULL, "open: bad arguments");
+    return NULL;
+  }
+  napi_valuetype t;
+  CHECK(napi_typeof(env, argv[5], &t));
+  if (t != napi_function) { napi_throw_type_error(env, NULL, "open: callback must be a function"); return NULL; }
+
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  memset(&ss, 0, sizeof ss);
+  char detail[96];
+  snprintf(detail, sizeof detail, "%s:%d", address, port);
+  if (family == 4) {
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, address, &a4->sin_addr) != 1) { throw_errno(env, EINVAL, "bind", detail); return NULL; }
+    sslen = sizeof *a4;
+  } else {
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, address, &a6->sin6_addr) != 1) { throw_errno(env, EINVAL, "bind", detail); return NULL; }
+    sslen = sizeof *a6;
+  }
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) { throw_errno(env, errno, "socket", detail); return NULL; }
+  int on = v6only ? 1 : 0;
+  if (family == 6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0) {
+    int err = errno; close(fd); throw_errno(env, err, "setsockopt", "IPV6_V6ONLY"); return NULL;
+  }
+  if (bufsize > 0) {
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof bufsize) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof bufsize) != 0) {
+      int err = errno; close(fd); throw_errno(env, err, "setsockopt", "SO_RCVBUF/SO_SNDBUF"); return NULL;
+    }
+  }
+  if (bind(fd, (struct sockaddr *)&ss, sslen) != 0) {
+    int err = errno; close(fd); throw_errno(env, err, "bind", detail); return NULL;
+  }
+  struct sockaddr_storage local;
+  socklen_t llen = sizeof local;
+  char lname[INET6_ADDRSTRLEN] = "";
+  int lport = 0;
+  if (getsockname(fd, (struct sockaddr *)&local, &llen) != 0) {
+    int err = errno; close(fd); throw_errno(env, err, "getsockname", detail); return NULL;
+  }
+  if (local.ss_family == AF_INET) {
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&local;
+    inet_ntop(AF_INET, &a4->sin_addr, lname, sizeof lname);
+    lport = ntohs(a4->sin_port);
+  } else {
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&local;
+    inet_ntop(AF_INET6, &a6->sin6_addr, lname, sizeof lname);
+    lport = ntohs(a6->sin6_port);
+  }
+
+  sock_t *s = calloc(1, sizeof *s);
+  if (s == NULL) { close(fd); napi_throw_error(env, "ENOMEM", "natkit_udp: out of memory"); return NULL; }
+  s->env = env;
+  s->fd = fd;
+  s->family = family == 4 ? AF_INET : AF_INET6;
+
+  napi_value result, handle, recv_ab, recv_meta_ab, send_ab, send_meta_ab, resource, name, v;
+  napi_ref cbref = NULL;
+  void *p;
+  int ok = napi_create_object(env, &resource) == napi_ok &&
+           napi_create_reference(env, resource, 1, &s->resource) == napi_ok &&
+           napi_create_reference(env, argv[5], 1, &cbref) == napi_ok &&
+           napi_create_string_latin1(env, "natkit:udp", NAPI_AUTO_LENGTH, &name) == napi_ok &&
+           napi_async_init(env, resource, name, &s->async) == napi_ok;
+  s->callback = cbref;
+  if (ok && (recv_ab = make_lazy_ab(env, (size_t)BATCH * SLOT, &p, &s->recv_ab)) != NULL) s->recv = p; else ok = 0;
+  if (ok && (recv_meta_ab = make_ab(env, (size_t)BATCH * META * 4, &p, &s->recv_meta_ab)) != NULL) s->recv_meta = p; else ok = 0;
+  if (ok && (send_ab = make_lazy_ab(env, SEND_BYTES, &p, &s->send_ab)) != NULL) s->send = p; else ok = 0;
+  if (ok && (send_meta_ab = make_ab(env, (size_t)BATCH * META * 4, &p, &s->send_meta_ab)) != NULL) s->send_meta = p; else ok = 0;
+  if (!ok) {
+    release_refs(s);
+    close(fd);
+    free(s);
+    throw_last(env, "open (allocating shared buffers)");
+    return NULL;
+  }
+  for (int i = 0; i < BATCH; i++) {
+    s->riov[i].iov_base = s->recv + (size_t)i * SLOT;
+    s->riov[i].iov_len = SLOT;
+    s->rmsg[i].msg_hdr.msg_iov = &s->riov[i];
+    s->rmsg[i].msg_hdr.msg_iovlen = 1;
+    s->rmsg[i].msg_hdr.msg_name = &s->raddr[i];
+    s->smsg[i].msg_hdr.msg_iov = &s->siov[i];
+    s->smsg[i].msg_hdr.msg_iovlen = 1;
+    s->smsg[i].msg_hdr.msg_name = &s->saddr[i];
+  }
+  uv_loop_t *loop;
+  int rc;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || (rc = uv_poll_init(loop, &s->poll, fd)) != 0) {
+    release_refs(s);
+    close(fd);
+    free(s);
+    napi_throw_error(env, "ERR_NATKIT_NATIVE", "natkit_udp: uv_poll_init failed");
+    return NULL;
+  }
+  s->poll.data = s;
+  /* From here the uv handle exists: every failure path must go through stop_io so it is uv_close()d. */
+  s->finalized = 1; /* until the external owns it */
+  if ((rc = uv_poll_start(&s->poll, UV_READABLE, on_readable)) != 0 ||
+      napi_create_external(env, s, on_finalize, NULL, &handle) != napi_ok) {
+    release_refs(s);
+    stop_io(s);
+    napi_throw_error(env, "ERR_NATKIT_NATIVE", "natkit_udp: cannot start polling the socket");
+    return NULL;
+  }
+  s->finalized = 0;
+  napi_add_env_cleanup_hook(env, on_env_cleanup, s);
+
+  CHECK(napi_create_object(env, &result));
+  CHECK(napi_set_named_property(env, result, "handle", handle));
+  CHECK(napi_set_named_property(env, result, "recv", recv_ab));
+  CHECK(napi_set_named_property(env, result, "recvMeta", recv_meta_ab));
+  CHECK(napi_set_named_property(env, result, "send", send_ab));
+  CHECK(napi_set_named_property(env, result, "sendMeta", send_meta_ab));
+  CHECK(napi_create_string_latin1(env, lname, NAPI_AUTO_LENGTH, &v));
+  CHECK(napi_set_named_property(env, result, "address", v));
+  CHECK(napi_create_int32(env, lport, &v));
+  CHECK(napi_set_named_property(env, result, "port", v));
+  return result;
+}
+
+static sock_t *get_sock (napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) {
+    napi_throw_type_error(env, NULL, "natkit_udp: not a socket handle");
+    return NULL;
+  }
+  return (sock_t *)p;
+}
+
+/* Fill the sockaddr for send slot i from its metadata; 0 on success, else an errno. */
+static int fill_dest (sock_t *s, int i, const int32_t *m) {
+  int32_t off = m[0], len = m[1], port = m[2], fam = m[3];
+  if (off < 0 || len < 0 || len > SEND_BYTES || off > SEND_BYTES - len || port <= 0 || port > 65535) return EINVAL;
+  const uint8_t *addr = (const uint8_t *)(m + 4);
+  struct sockaddr_storage *ss = &s->saddr[i];
+  static const uint8_t mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+  memset(ss, 0, sizeof *ss);
+  if (s->family == AF_INET6) {
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    if (fam == 6) memcpy(&a6->sin6_addr, addr, 16);
+    else if (fam == 4) { memcpy(&a6->sin6_addr, mapped_prefix, 12); memcpy((uint8_t *)&a6->sin6_addr + 12, addr, 4); }
+    else return EAFNOSUPPORT;
+    s->smsg[i].msg_hdr.msg_namelen = sizeof *a6;
+  } else {
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    if (fam == 4) memcpy(&a4->sin_addr, addr, 4);
+    else if (fam == 6 && memcmp(addr, mapped_prefix, 12) == 0) memcpy(&a4->sin_addr, addr + 12, 4);
+    else return EAFNOSUPPORT;
+    s->smsg[i].msg_hdr.msg_namelen = sizeof *a4;
+  }
+  s->siov[i].iov_base = s->send + off;
+  s->siov[i].iov_len = (size_t)len;
+  return 0;
+}
+
+/* flush(handle, count) -> 0, or the errno of the first failure other than EAGAIN (those are counted as drops). */
+static napi_value js_flush (napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) { napi_throw_type_error(env, NULL, "flush(handle, count)"); return NULL; }
+  sock_t *s = get_sock(env, argv[0]);
+  int32_t count;
+  if (s == NULL) return NULL;
+  if (!get_int(env, argv[1], &count) || count < 0 || count > BATCH) {
+    napi_throw_range_error(env, NULL, "flush: count out of range");
+    return NULL;
+  }
+  int first_err = 0;
+  if (!s->closing && count > 0) {
+    /* Compact the valid entries to the front; invalid ones are errors, not sent. */
+    int n = 0;
+    for (int i = 0; i < count; i++) {
+      int err = fill_dest(s, n, s->send_meta + i * META);
+      if (err != 0) { s->tx_errors++; if (first_err == 0) first_err = err; continue; }
+      n++;
+    }
+    int i = 0;
+    while (i < n) {
+      int r = sendmmsg(s->fd, s->smsg + i, (unsigned int)(n - i), MSG_DONTWAIT);
+      s->tx_batches++;
+      if (r > 0) { s->tx_packets += r; i += r; continue; }
+      int err = r == 0 ? EAGAIN : errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) { s->tx_drops += n - i; break; }
+      /* This datagram failed (EMSGSIZE, ENETUNREACH, EACCES, ...): count it and go on with the rest. */
+      s->tx_errors++;
+      s->last_tx_errno = err;
+      if (first_err == 0) first_err = err;
+      i++;
+    }
+  }
+  CHECK(napi_create_int32(env, first_err, &out));
+  return out;
+}
+
+static napi_value js_close (napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) { napi_throw_type_error(env, NULL, "close(handle)"); return NULL; }
+  sock_t *s = get_sock(env, argv[0]);
+  if (s == NULL) return NULL;
+  if (!s->closing) {
+    napi_remove_env_cleanup_hook(env, on_env_cleanup, s);
+    stop_io(s);
+  }
+  return NULL;
+}
+
+static napi_value js_stats (napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, v;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) { napi_throw_type_error(env, NULL, "stats(handle)"); return NULL; }
+  sock_t *s = get_sock(env, argv[0]);
+  if (s == NULL) return NULL;
+  CHECK(napi_create_object(env, &out));
+  const struct { const char *name; double value; } fields[] = {
+    { "received", s->rx_packets }, { "receiveBatches", s->rx_batches }, { "receiveTruncated", s->rx_truncated },
+    { "receiveErrors", s->rx_errors }, { "sent", s->tx_packets }, { "sendBatches", s->tx_batches },
+    { "sendDrops", s->tx_drops }, { "sendErrors", s->tx_errors }
+  };
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    CHECK(napi_create_double(env, fields[i].value, &v));
+    CHECK(napi_set_named_property(env, out, fields[i].name, v));
+  }
+  return out;
+}
+
+static napi_value constant (napi_env env, napi_value exports, const char *name, int value) {
+  napi_value v;
+  if (napi_create_int32(env, value, &v) != napi_ok || napi_set_named_property(env, exports, name, v) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE_INIT () {
+  const napi_property_descriptor props[] = {
+    { "open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL },
+    { "flush", NULL, js_flush, NULL, NULL, NULL, napi_default, NULL },
+    { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
+    { "stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL },
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  if (constant(env, exports, "BATCH", BATCH) == NULL || constant(env, exports, "SLOT", SLOT) == NULL ||
+      constant(env, exports, "META", META) == NULL || constant(env, exports, "SEND_BYTES", SEND_BYTES) == NULL) return NULL;
+  return exports;
+}
