@@ -1,0 +1,32 @@
+/**
+ * `npm run bench`: every benchmark, each running natkit and its reference side by side in one run and printing the
+ * ratio (these 2-core machines are noisy, so only same-run ratios mean anything). `npm run bench -- NAME…` runs
+ * only the named ones: codec, stun-server, discovery.
+ */
+import { benchCodec } from './codec.js'
+import { benchDiscovery } from './discovery.js'
+import { benchUdpIo } from './udp-io.js'
+
+const benches: Record<string, () => Promise<unknown>> = {
+  codec: async () => benchCodec(),
+  'stun-server': async () => await benchUdpIo({ seconds: 5, rounds: 3 }),
+  discovery: async () => await benchDiscovery()
+}
+
+const wanted = process.argv.slice(2).filter(a => !a.startsWith('-'))
+const unknown = wanted.filter(w => benches[w] === undefined)
+if (unknown.length > 0) {
+  console.error(`unknown benchmark(s): ${unknown.join(', ')}; choose from ${Object.keys(benches).join(', ')}`)
+  process.exit(1)
+}
+const results: Record<string, unknown> = {}
+for (const [name, run] of Object.entries(benches)) {
+  if (wanted.length > 0 && !wanted.includes(name)) continue
+  console.error(`bench: ${name} …`)
+  try {
+    results[name] = await run()
+  } catch (err) {
+    results[name] = { failed: (err as Error).message }
+  }
+  console.log(`${name}: ${JSON.stringify(results[name], null, 2)}`)
+}
