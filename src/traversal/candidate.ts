@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto'
+import { InvalidArgumentError } from '../errors.js'
+import { ipFamily, type Endpoint } from '../net/endpoint.js'
+
+/** Candidate types (RFC 8445 §5.1.1). */
+export type CandidateType = 'host' | 'srflx' | 'prflx' | 'relay'
+
+/** The transport a candidate uses; natkit's checks run over UDP (a relayed candidate may reach its TURN server over TCP/TLS). */
+export type CandidateTransport = 'udp'
+
+/** A transport address a peer may be reachable at (RFC 8445 §5.1). */
+export interface Candidate {
+  readonly type: CandidateType
+  readonly address: string
+  readonly port: number
+  readonly transport: CandidateTransport
+  readonly priority: number
+  readonly foundation: string
+  /** Component id: natkit uses 1 (one data flow). */
+  readonly component: number
+  /** The base's address for srflx/prflx, the mapped address for relay (RFC 8839 raddr/rport). */
+  readonly related?: Endpoint
+}
+
+/** Type preferences of RFC 8445 §5.1.2.2: host 126, peer-reflexive 110, server-reflexive 100, relayed 0. */
+export const TYPE_PREFERENCE: Readonly<Record<CandidateType, number>> = { host: 126, prflx: 110, srflx: 100, relay: 0 }
+
+/**
+ * Candidate priority (RFC 8445 §5.1.2.1): 2^24·type preference + 2^8·local preference + (256 − component).
+ * `localPreference` (0-65535) orders candidates of one type, e.g. IPv6 above IPv4 (§5.1.2.2).
+ */
+export function candidatePriority (type: CandidateType, localPreference = 65535, component = 1): number {
+  if (!Number.isInteger(localPreference) || localPreference < 0 || localPreference > 65535) {
+    throw new InvalidArgumentError(`local preference must be 0-65535, got ${localPreference}`)
+  }
+  return TYPE_PREFERENCE[type] * 2 ** 24 + localPreference * 2 ** 8 + (256 - component)
+}
+
+/**
+ * Foundation (RFC 8445 §5.1.1.3): equal for candidates of the same type, base IP, STUN/TURN server and transport,
+ * so frozen-check unfreezing can group them. A short hash keeps it within the 32-character ice-char limit.
+ */
+export function candidateFoundation (type: CandidateType, baseAddress: string, server = '', transport: CandidateTransport = 'udp'): string {
+  return createHash('sha256').update(`${type}|${baseAddress}|${server}|${transport}`).digest('hex').slice(0, 8)
+}
+
+/** Make a candidate with its priority and foundation computed. */
+export function makeCandidate (o: { type: CandidateType, address: string, port: number, base?: string, server?: string, related?: Endpoint, localPreference?: number }): Candidate {
+  const localPreference = o.localPreference ?? (ipFamily(o.address) === 6 ? 65535 : 65534)
+  return {
+    type: o.type,
+    address: o.address,
+    port: o.port,
+    transport: 'udp',
+    priority: candidatePriority(o.type, localPreference),
+    foundation: candidateFoundation(o.type, o.base ?? o.address, o.server),
+    component: 1,
+    related: o.related
+  }
+}
+
+/**
+ * Candidate-pair priority (RFC 8445 §6.1.2.3): 2^32·MIN(G,D) + 2·MAX(G,D) + (G>D?1:0), G the controlling agent's
+ * candidate priority, D the controlled one's. Returned as a bigint (it needs 64 bits).
+ */
+export function pairPriority (controlling: number, controlled: number): bigint {
+  const g = BigInt(controlling); const d = BigInt(controlled)
+  const min = g < d ? g : d; const max = g < d ? d : g
+  return (1n << 32n) * min + 2n * max + (g > d ? 1n : 0n)
+}
+
+/** Serialise a candidate as an SDP `candidate:` attribute value (RFC 8839 §5.1), without the `a=` prefix. */
+export function candidateToSdp (c: Candidate): string {
+  let line = `candidate:${c.foundation} ${c.component} ${c.transport.toUpperCase()} ${c.priority} ${c.address} ${c.port} typ ${c.type}`
+  if (c.related !== undefined) line += ` raddr ${c.related.address} rport ${c.related.port}`
+  return line
+}
+
+/**
+ * Parse an SDP candidate line (`a=candidate:…` or `candidate:…`), as trickled one at a time (RFC 8840). Throws
+ * InvalidArgumentError saying what is wrong. Unknown extension attributes are ignored, as RFC 8839 requires.
+ */
+export function candidateFromSdp (line: string): Candidate {
+  const text = line.trim().replace(/^a=/, '')
+  if (!text.startsWith('candidate:')) throw new InvalidArgumentError(`not a candidate line: ${JSON.stringify(line)}`)
+  const f = text.slice('candidate:'.length).split(/\s+/)
+  if (f.length < 8 || f[6] !== 'typ') throw new InvalidArgumentError(`candidate line needs "foundation component transport priority address port typ type": ${JSON.stringify(line)}`)
+  const [foundation, component, transport, priority, address, port, , type] = f
+  if (transport.toLowerCase() !== 'udp') throw new InvalidArgumentError(`only UDP candidates are supported, not ${transport}`)
+  if (!['host', 'srflx', 'prflx', 'relay'].includes(type)) throw new InvalidArgumentError(`unknown candidate type ${JSON.stringify(type)}`)
+  if (ipFamily(address) === 0) throw new InvalidArgumentError(`candidate address ${JSON.stringify(address)} is not an IP literal (mDNS names are not supported)`)
+  const num = (s: string, what: string, max: number): number => {
+    if (!/^\d+$/.test(s) || Number(s) > max) throw new InvalidArgumentError(`bad ${what} ${JSON.stringify(s)} in candidate line`)
+    return Number(s)
+  }
+  let related: Endpoint | undefined
+  for (let i = 8; i + 1 < f.length; i += 2) {
+    if (f[i] === 'raddr') related = { address: f[i + 1], port: related?.port ?? 0 }
+    if (f[i] === 'rport') related = { address: related?.address ?? '', port: num(f[i + 1], 'rport', 65535) }
+  }
+  return {
+    foundation,
+    component: num(component, 'component', 256),
+    transport: 'udp',
+    priority: num(priority, 'priority', 0xffffffff),
+    address,
+    port: num(port, 'port', 65535),
+    type: type as CandidateType,
+    related: related !== undefined && related.address !== '' ? related : undefined
+  }
+}
