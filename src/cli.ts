@@ -7,6 +7,7 @@ import { registerLabCommands } from './cli/lab.js'
 import { registerRelayCommand } from './cli/relay.js'
 import { registerServerCommand } from './cli/server.js'
 import { registerStunCommand } from './cli/stun.js'
+import { registerTurnCommand } from './cli/turn.js'
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
 
@@ -26,6 +27,7 @@ registerDiscover(program)
 registerStunCommand(program)
 registerServerCommand(program)
 registerRelayCommand(program)
+registerTurnCommand(program)
 registerLabCommands(program)
 registerPair(program)
 registerDemo(program)
