@@ -1,0 +1,442 @@
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { AbortError, StunErrorResponse, StunTimeoutError } from '../errors.js'
+import { createLogger } from '../log.js'
+import { formatEndpoint, ipFamily, type Endpoint } from '../net/endpoint.js'
+import { bindDatagramSocket } from '../net/native.js'
+import type { DatagramSocket } from '../net/udp.js'
+import type { TurnClient } from '../relay/turn-client.js'
+import {
+  ErrorCode, IceControlled, IceControlling, MessageBuilder, MessageClass, Method, Priority, StunMessage, StunTransactions,
+  UseCandidate, Username, XorMappedAddress, classifyPacket, shortTermKey, type RetransmitOptions
+} from '../stun/index.js'
+import { candidatePriority, makeCandidate, type Candidate } from './candidate.js'
+import { CheckList, candidateKey, isRelayed, type CandidatePair, type CheckOutcome } from './check-list.js'
+import { gatherRelay, gatherSrflx, hostAddresses, type GatherAttempt, type TurnServerConfig } from './gather.js'
+import { RelaySocket } from './relay-socket.js'
+import { SocketMux } from './socket-mux.js'
+
+const log = createLogger('natcheck:traversal:agent')
+
+/** First byte of application datagrams, outside every range RFC 7983 assigns (STUN, DTLS, TURN channels, RTP). */
+export const DATA_PREFIX = 0xff
+
+/** The path data currently takes. */
+export interface PathInfo {
+  readonly type: 'direct' | 'relay'
+  readonly local: Candidate
+  readonly remote: Candidate
+  readonly rttMs: number | null
+}
+
+/** Options for Agent.create. */
+export interface AgentOptions {
+  /** Use this socket for host candidates (the agent does not close it). Default: a new one on `bindAddress`. */
+  readonly socket?: DatagramSocket
+  readonly bindAddress?: string
+  /** Also offer loopback addresses as host candidates (tests on one machine). */
+  readonly includeLoopback?: boolean
+  readonly stunServers?: readonly string[]
+  readonly turnServers?: readonly TurnServerConfig[]
+  /** 'relay' offers only relayed candidates (like WebRTC's iceTransportPolicy: 'relay'). */
+  readonly policy?: 'all' | 'relay'
+  /** Gathering waits at most this long for STUN/TURN answers (default 1500 ms); later relayed candidates trickle. */
+  readonly gatherTimeoutMs?: number
+  /** Ta: time between new checks (default 10 ms; RFC 8445 §14.2 uses 50 ms for the Internet at large). */
+  readonly checkIntervalMs?: number
+  /** Check retransmissions (default RTO 100 ms, 7 sends, giving up after ~7 s). */
+  readonly checkRetransmit?: RetransmitOptions
+  /** Keepalive interval on the selected path (default 15 s, below every common NAT binding lifetime). */
+  readonly keepaliveMs?: number
+  /** Consent freshness (RFC 7675): a check every interval (default 5 s ±20 %), consent lost after timeout (default 30 s). */
+  readonly consentIntervalMs?: number
+  readonly consentTimeoutMs?: number
+  readonly role?: 'controlling' | 'controlled'
+  readonly signal?: AbortSignal
+}
+
+/** Events of Agent. */
+export interface AgentEvents {
+  /** A local candidate gathered after gather() returned (trickle it to the peer). */
+  candidate: [candidate: Candidate]
+  /** The data path changed (first path, relay → direct upgrade, direct → relay fallback). */
+  path: [path: PathInfo, previous: PathInfo | undefined]
+  /** An application datagram from the peer. */
+  message: [data: Buffer]
+  /** A check-list pair finished (for progress output). */
+  pair: [pair: CandidatePair]
+  closed: []
+}
+
+interface Base {
+  readonly candidate: Candidate
+  readonly socket: DatagramSocket
+  readonly tx: StunTransactions
+  readonly turn?: TurnClient
+}
+
+/**
+ * An ICE-style agent (RFC 8445) for one peer connection with one component: gathers host, server-reflexive and
+ * relayed candidates from one UDP socket (plus TURN over TCP/TLS where UDP is blocked), runs paced connectivity
+ * checks with short-term credentials, roles and tie-breakers (487 conflicts), triggered checks, learns peer-reflexive
+ * candidates, nominates with USE-CANDIDATE, and keeps the best working path: a relayed pair as soon as one works,
+ * a direct pair the moment one succeeds, and back to the relay if the direct path loses consent (RFC 7675).
+ */
+export class Agent extends EventEmitter<AgentEvents> {
+  readonly ufrag = randomBytes(6).toString('base64url')
+  readonly pwd = randomBytes(18).toString('base64url')
+  tiebreaker = randomBytes(8).readBigUInt64BE(0)
+  role: 'controlling' | 'controlled'
+  readonly checks = new CheckList()
+  readonly gatherAttempts: GatherAttempt[] = []
+  readonly local: Candidate[] = []
+  readonly remote: Candidate[] = []
+  private readonly bases = new Map<string, Base>()
+  private remoteUfrag: string | undefined
+  private remoteKey: Buffer | undefined
+  private readonly localKey: Buffer
+  private selected: CandidatePair | undefined
+  private timers: NodeJS.Timeout[] = []
+  private pacer: NodeJS.Timeout | undefined
+  private started = false
+  private closing: Promise<void> | undefined
+  private readonly startedAt = performance.now()
+
+  private constructor (readonly mux: SocketMux, private readonly ownsSocket: boolean, private readonly options: AgentOptions) {
+    super()
+    this.role = options.role ?? 'controlling'
+    this.localKey = shortTermKey(this.pwd)
+  }
+
+  /** Bind the socket (unless given) and make an agent. */
+  static async create (options: AgentOptions = {}): Promise<Agent> {
+    const socket = options.socket ?? await bindDatagramSocket({ address: options.bindAddress ?? '0.0.0.0' })
+    return new Agent(new SocketMux(socket), options.socket === undefined, options)
+  }
+
+  /** Milliseconds since the agent was created. */
+  elapsed (): number { return performance.now() - this.startedAt }
+
+  /** The selected pair, if any path works. */
+  get path (): PathInfo | undefined { return this.selected === undefined ? undefined : pathOf(this.selected) }
+
+  private addBase (candidate: Candidate, socket: DatagramSocket, turn?: TurnClient): Base {
+    const base: Base = {
+      candidate,
+      socket,
+      turn,
+      tx: new StunTransactions(socket, {
+        retransmit: this.options.checkRetransmit ?? { rtoMs: 100, rc: 7, rm: 8 },
+        onOther: (data, from) => { this.onPacket(base, data, from) }
+      })
+    }
+    this.bases.set(candidateKey(candidate), base)
+    return base
+  }
+
+  private addLocal (c: Candidate): void {
+    if (this.local.some(l => candidateKey(l) === candidateKey(c))) return
+    this.local.push(c)
+    if (this.remote.length > 0) this.checks.addPairs([c], this.remote, this.role === 'controlling')
+  }
+
+  /**
+   * Gather candidates (RFC 8445 §5.1.1): host addresses of the socket, server-reflexive from each STUN server, relayed
+   * from each TURN server, all in parallel within the gathering budget. Relayed candidates that arrive later are
+   * emitted as `candidate` events.
+   */
+  async gather (): Promise<Candidate[]> {
+    const socket = this.mux.socket
+    const hostSocket = this.mux.fallback()
+    const relayOnly = this.options.policy === 'relay'
+    const addrs = hostAddresses(socket.local.address, this.options.includeLoopback === true)
+    // One base per address family: the kernel picks the source address, so pairs from other host candidates of the
+    // same family would be the very same packets.
+    const primary = addrs.find(a => ipFamily(a) === 4) ?? addrs[0]
+    const hostCandidate = makeCandidate({ type: 'host', address: primary, port: socket.local.port })
+    const hostBase = this.addBase(hostCandidate, hostSocket)
+    if (!relayOnly) {
+      for (const a of addrs) this.addLocal(a === primary ? hostCandidate : makeCandidate({ type: 'host', address: a, port: socket.local.port, localPreference: 65534 - this.local.length }))
+    }
+    const budget = this.options.gatherTimeoutMs ?? 1500
+    let lateRelay = false
+    const srflx = (this.options.stunServers ?? []).map(async (server) => {
+      const r = await gatherSrflx(hostBase.tx, server, budget, this.options.signal)
+      this.gatherAttempts.push(r.attempt)
+      if (r.mapped !== undefined && !relayOnly && !(r.mapped.address === primary && r.mapped.port === socket.local.port)) {
+        this.addLocal(makeCandidate({ type: 'srflx', address: r.mapped.address, port: r.mapped.port, base: primary, server, related: { address: primary, port: socket.local.port } }))
+      }
+    })
+    const relays = (this.options.turnServers ?? []).map(async (config) => {
+      const r = await gatherRelay(this.mux, config, this.options.signal)
+      this.gatherAttempts.push(r.attempt)
+      if (r.client === undefined) return
+      if (this.closing !== undefined) { await r.client.close(); return }
+      const a = r.client.allocation
+      const c = makeCandidate({ type: 'relay', address: a.relayed.address, port: a.relayed.port, server: config.server, related: a.mapped, localPreference: config.transport === 'udp' || config.transport === undefined ? 65535 : 32767 })
+      this.addBase(c, new RelaySocket(r.client), r.client)
+      r.client.on('reallocated', (alloc) => { log('relay reallocated at %s', formatEndpoint(alloc.relayed)) })
+      r.client.on('error', (err) => { log('relay: %s', err.message) })
+      this.addLocal(c)
+      if (lateRelay) this.emit('candidate', c)
+    })
+    await Promise.all(srflx)
+    await Promise.race([Promise.all(relays), new Promise(resolve => { const t = setTimeout(resolve, budget); t.unref(); this.timers.push(t) })])
+    lateRelay = true
+    return [...this.local]
+  }
+
+  /** The peer's ICE credentials (from signalling). */
+  setRemoteCredentials (ufrag: string, pwd: string): void {
+    this.remoteUfrag = ufrag
+    this.remoteKey = shortTermKey(pwd)
+  }
+
+  /** Add remote candidates (at once or trickled); new pairs join the check list. */
+  addRemoteCandidates (candidates: Candidate[]): void {
+    const fresh = candidates.filter(c => !this.remote.some(r => r.address === c.address && r.port === c.port))
+    this.remote.push(...fresh)
+    this.checks.addPairs(this.local.filter(l => this.bases.has(candidateKey(l))), fresh, this.role === 'controlling')
+  }
+
+  /** Start the paced checks (RFC 8445 §6.1.4.2), consent and keepalives. */
+  start (): void {
+    if (this.started) return
+    this.started = true
+    const ta = this.options.checkIntervalMs ?? 10
+    this.pacer = setInterval(() => { this.tick() }, ta)
+    this.tick()
+    const consent = this.options.consentIntervalMs ?? 5000
+    const consentTimer = setInterval(() => { this.checkConsent() }, consent * (0.8 + Math.random() * 0.4))
+    consentTimer.unref()
+    const keepalive = setInterval(() => { this.keepalive() }, this.options.keepaliveMs ?? 15_000)
+    keepalive.unref()
+    this.timers.push(consentTimer, keepalive)
+  }
+
+  private tick (): void {
+    if (this.closing !== undefined || this.remoteKey === undefined) return
+    const pair = this.checks.next()
+    if (pair !== undefined) void this.check(pair, this.role === 'controlling' && this.selected === pair)
+  }
+
+  private buildCheck (pair: CandidatePair, nominate: boolean): Buffer {
+    const b = new MessageBuilder(Method.Binding, MessageClass.Request)
+      .add(Username, `${this.remoteUfrag ?? ''}:${this.ufrag}`)
+      .add(Priority, candidatePriority('prflx', ipFamily(pair.local.address) === 6 ? 65535 : 65534))
+    if (this.role === 'controlling') b.add(IceControlling, this.tiebreaker)
+    else b.add(IceControlled, this.tiebreaker)
+    if (nominate) b.add(UseCandidate, true)
+    return b.integrity(this.remoteKey as Buffer).fingerprint().build()
+  }
+
+  /** Run one connectivity check on a pair (RFC 8445 §7.2.4-§7.2.5). */
+  private async check (pair: CandidatePair, nominate: boolean): Promise<void> {
+    const base = this.bases.get(candidateKey(pair.local))
+    if (base === undefined) return
+    pair.state = 'in-progress'
+    pair.firstCheckAt ??= this.elapsed()
+    pair.checksSent++
+    const started = performance.now()
+    try {
+      const res = await base.tx.request(this.buildCheck(pair, nominate), pair.remote, { signal: this.options.signal })
+      const m = res.message
+      if (m.cls === MessageClass.ErrorResponse) {
+        const code = m.get(ErrorCode)?.code ?? 0
+        if (code === 487) {
+          // §7.2.5.1: switch role, recompute priorities, retry the pair.
+          this.switchRole()
+          pair.state = 'waiting'
+          this.checks.trigger(pair)
+          return
+        }
+        return this.fail(pair, code === 401 ? 'auth-failed' : 'error-response', `${code} ${m.get(ErrorCode)?.reason ?? ''}`)
+      }
+      if (!m.verifyIntegrity(this.remoteKey as Buffer)) return this.fail(pair, 'auth-failed', 'response failed MESSAGE-INTEGRITY')
+      // §7.2.5.2.1: the response must come from where the request went (symmetric), else the pair fails.
+      if (res.from.port !== pair.remote.port || stripMapped(res.from.address) !== stripMapped(pair.remote.address)) {
+        return this.fail(pair, 'non-symmetric', `response came from ${formatEndpoint(res.from)}`)
+      }
+      pair.state = 'succeeded'
+      pair.outcome = 'succeeded'
+      pair.rttMs = Math.round((performance.now() - started) * 100) / 100
+      pair.lastResponseAt = performance.now()
+      pair.endedAt = this.elapsed()
+      if (nominate) pair.nominated = true
+      const mapped = m.get(XorMappedAddress)
+      if (mapped !== undefined && base.candidate.type === 'host' && !this.local.some(l => l.address === mapped.address && l.port === mapped.port)) {
+        this.addLocalPrflx(mapped, base)
+      }
+      this.emit('pair', pair)
+      this.select()
+    } catch (err) {
+      if (err instanceof AbortError && this.closing !== undefined) return
+      if (err instanceof StunTimeoutError) return this.fail(pair, base.turn !== undefined ? 'timeout' : 'timeout', `no response after ${pair.checksSent} check(s)`)
+      if (err instanceof StunErrorResponse) return this.fail(pair, 'relay-refused', err.message)
+      this.fail(pair, 'cancelled', (err as Error).message)
+    }
+  }
+
+  private addLocalPrflx (mapped: Endpoint, base: Base): void {
+    // RFC 8445 §7.2.5.3.1: a peer-reflexive local candidate, learnt but not paired (its base already is).
+    this.local.push(makeCandidate({ type: 'prflx', address: mapped.address, port: mapped.port, base: base.candidate.address, related: { address: base.candidate.address, port: base.candidate.port } }))
+  }
+
+  private fail (pair: CandidatePair, outcome: CheckOutcome, detail: string): void {
+    pair.state = 'failed'
+    pair.outcome = outcome
+    pair.detail = detail
+    pair.endedAt = this.elapsed()
+    this.emit('pair', pair)
+    if (this.selected === pair) this.select()
+  }
+
+  private switchRole (): void {
+    this.role = this.role === 'controlling' ? 'controlled' : 'controlling'
+    this.checks.reprioritise(this.role === 'controlling')
+    log('role conflict: now %s', this.role)
+  }
+
+  /** Handle a datagram that is not a response to our transactions: a check request, an indication, or data. */
+  private onPacket (base: Base, data: Buffer, from: Endpoint): void {
+    if (data.length === 0) return
+    if (data[0] === DATA_PREFIX) {
+      if (this.remote.some(r => r.port === from.port && stripMapped(r.address) === stripMapped(from.address))) {
+        this.emit('message', Buffer.from(data.subarray(1)))
+      }
+      return
+    }
+    if (classifyPacket(data) !== 'stun') return
+    let m: StunMessage
+    try { m = StunMessage.decode(data) } catch { return }
+    if (m.method !== Method.Binding || m.cls !== MessageClass.Request) return
+    this.answerCheck(base, m, from)
+  }
+
+  /** RFC 8445 §7.3: answer a check, resolve role conflicts, learn peer-reflexive candidates, trigger a check back. */
+  private answerCheck (base: Base, m: StunMessage, from: Endpoint): void {
+    const reply = (cls: MessageClass, add?: (b: MessageBuilder) => void): void => {
+      const b = new MessageBuilder(Method.Binding, cls, m.transactionId)
+      add?.(b)
+      base.socket.send(b.integrity(this.localKey).fingerprint().build(), from)
+    }
+    const username = m.get(Username)
+    if (username === undefined || !username.startsWith(`${this.ufrag}:`) || !m.verifyIntegrity(this.localKey)) {
+      // §7.3: wrong credentials get 401 (without integrity: the peer cannot have our key).
+      base.socket.send(new MessageBuilder(Method.Binding, MessageClass.ErrorResponse, m.transactionId).add(ErrorCode, { code: 401, reason: 'Unauthenticated' }).fingerprint().build(), from)
+      return
+    }
+    const theirControlling = m.get(IceControlling)
+    const theirControlled = m.get(IceControlled)
+    if (this.role === 'controlling' && theirControlling !== undefined) {
+      if (this.tiebreaker >= theirControlling) { reply(MessageClass.ErrorResponse, b => b.add(ErrorCode, { code: 487, reason: 'Role Conflict' })); return }
+      this.switchRole()
+    } else if (this.role === 'controlled' && theirControlled !== undefined) {
+      if (this.tiebreaker >= theirControlled) this.switchRole()
+      else { reply(MessageClass.ErrorResponse, b => b.add(ErrorCode, { code: 487, reason: 'Role Conflict' })); return }
+    }
+    reply(MessageClass.SuccessResponse, b => b.add(XorMappedAddress, from))
+    let remote = this.remote.find(r => r.port === from.port && stripMapped(r.address) === stripMapped(from.address))
+    if (remote === undefined) {
+      // §7.3.1.3: a peer-reflexive remote candidate.
+      remote = { ...makeCandidate({ type: 'prflx', address: from.address, port: from.port }), priority: m.get(Priority) ?? candidatePriority('prflx') }
+      this.remote.push(remote)
+      this.checks.addPairs([base.candidate], [remote], this.role === 'controlling')
+    }
+    const pair = this.checks.find(candidateKey(base.candidate), from)
+    if (pair === undefined) return
+    if (m.has(UseCandidate.type) && this.role === 'controlled') pair.nominated = true
+    // §7.3.1.4: a triggered check, so both directions are proven quickly.
+    if (pair.state === 'waiting' || pair.state === 'failed') this.checks.trigger(pair)
+    if (pair.state === 'succeeded') this.select()
+  }
+
+  /**
+   * Choose the path: the best succeeded direct pair, else the best succeeded relayed pair (relay first, upgrade when
+   * direct works). The controlling agent nominates what it selects.
+   */
+  private select (): void {
+    const ok = this.checks.pairs.filter(p => p.state === 'succeeded')
+    const best = ok.find(p => !isRelayed(p)) ?? ok.find(p => isRelayed(p))
+    if (best === this.selected) return
+    const previous = this.selected === undefined ? undefined : pathOf(this.selected)
+    this.selected = best
+    if (best === undefined) return
+    log('path: %s %s → %s', isRelayed(best) ? 'relay' : 'direct', formatEndpoint(best.local), formatEndpoint(best.remote))
+    if (this.role === 'controlling' && !best.nominated) void this.check(best, true)
+    const relay = this.bases.get(candidateKey(best.local))?.turn
+    if (relay !== undefined) void relay.bindChannel(best.remote).catch(() => {})
+    this.emit('path', pathOf(best), previous)
+  }
+
+  /** Send an application datagram on the selected path. Returns false when no path works yet. */
+  send (data: Uint8Array): boolean {
+    const pair = this.selected
+    if (pair === undefined || this.closing !== undefined) return false
+    const base = this.bases.get(candidateKey(pair.local))
+    if (base === undefined) return false
+    const framed = Buffer.allocUnsafe(data.length + 1)
+    framed[0] = DATA_PREFIX
+    framed.set(data, 1)
+    base.socket.send(framed, pair.remote)
+    return true
+  }
+
+  /** RFC 7675: consent checks on the selected pair; a pair silent past the timeout fails and the path moves. */
+  private checkConsent (): void {
+    const pair = this.selected
+    if (pair === undefined || this.closing !== undefined) return
+    const timeout = this.options.consentTimeoutMs ?? 30_000
+    if (pair.lastResponseAt !== undefined && performance.now() - pair.lastResponseAt > timeout) {
+      this.fail(pair, 'timeout', `consent lost: no response for ${timeout} ms`)
+      return
+    }
+    const base = this.bases.get(candidateKey(pair.local))
+    if (base === undefined) return
+    const started = performance.now()
+    base.tx.request(this.buildCheck(pair, false), pair.remote, { rtoMs: 200, rc: 3, rm: 4 })
+      .then((res) => {
+        if (res.message.cls === MessageClass.SuccessResponse && res.message.verifyIntegrity(this.remoteKey as Buffer)) {
+          pair.lastResponseAt = performance.now()
+          pair.rttMs = Math.round((performance.now() - started) * 100) / 100
+        }
+      })
+      .catch(() => { /* judged on the next interval */ })
+  }
+
+  /** Binding indications on the selected path and the best relayed fallback (RFC 8445 §11). */
+  private keepalive (): void {
+    const ok = this.checks.pairs.filter(p => p.state === 'succeeded')
+    const targets = new Set([this.selected, ok.find(p => isRelayed(p))].filter((p): p is CandidatePair => p !== undefined))
+    for (const p of targets) {
+      const base = this.bases.get(candidateKey(p.local))
+      base?.socket.send(new MessageBuilder(Method.Binding, MessageClass.Indication).fingerprint().build(), p.remote)
+    }
+  }
+
+  /** Every pair with its outcome (for the connect report). */
+  attempts (): CandidatePair[] { return [...this.checks.pairs] }
+
+  /** Stop checks and timers, release TURN allocations, close the socket if the agent bound it. Idempotent. */
+  close (): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.pacer)
+      for (const t of this.timers) clearTimeout(t)
+      for (const b of this.bases.values()) b.tx.close()
+      await Promise.all([...this.bases.values()].map(async b => { await b.socket.close(); await b.turn?.close() }))
+      if (this.ownsSocket) await this.mux.socket.close()
+      this.emit('closed')
+    })()
+    return this.closing
+  }
+
+  async [Symbol.asyncDispose] (): Promise<void> { await this.close() }
+}
+
+function pathOf (p: CandidatePair): PathInfo {
+  return { type: isRelayed(p) ? 'relay' : 'direct', local: p.local, remote: p.remote, rttMs: p.rttMs ?? null }
+}
+
+function stripMapped (address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address
+}

@@ -1,0 +1,99 @@
+import { ipFamily } from '../net/endpoint.js'
+import { pairPriority, type Candidate } from './candidate.js'
+
+/** Why a candidate pair check ended the way it did (the connect report's reason codes). */
+export type CheckOutcome = 'succeeded' | 'timeout' | 'auth-failed' | 'role-conflict' | 'non-symmetric' | 'error-response' | 'relay-refused' | 'cancelled'
+
+/** Candidate pair states (RFC 8445 §6.1.2.6, without Frozen: natkit has one component and one data stream). */
+export type PairState = 'waiting' | 'in-progress' | 'succeeded' | 'failed'
+
+/** A local base (a host socket or a relayed allocation) paired with a remote candidate. */
+export interface CandidatePair {
+  readonly id: string
+  /** The local candidate whose base sends the checks (host or relay; server-reflexive ones pair through their host base). */
+  readonly local: Candidate
+  readonly remote: Candidate
+  priority: bigint
+  state: PairState
+  outcome?: CheckOutcome
+  detail?: string
+  /** Nominated by the controlling agent (USE-CANDIDATE). */
+  nominated: boolean
+  checksSent: number
+  firstCheckAt?: number
+  endedAt?: number
+  rttMs?: number
+  /** The last time a check or consent request on this pair got a response. */
+  lastResponseAt?: number
+}
+
+/** Whether a pair involves a relayed candidate on either side. */
+export function isRelayed (p: Pick<CandidatePair, 'local' | 'remote'>): boolean {
+  return p.local.type === 'relay' || p.remote.type === 'relay'
+}
+
+/**
+ * The check list (RFC 8445 §6.1.2): pairs of local bases and remote candidates of the same address family, ordered by
+ * pair priority, with a triggered-check queue (§7.3.1.4) served first.
+ */
+export class CheckList {
+  readonly pairs: CandidatePair[] = []
+  private readonly triggered: CandidatePair[] = []
+
+  /** Add every new pair between `locals` and `remotes`; returns the pairs added. */
+  addPairs (locals: Candidate[], remotes: Candidate[], controlling: boolean): CandidatePair[] {
+    const added: CandidatePair[] = []
+    for (const l of locals) {
+      if (l.type === 'srflx' || l.type === 'prflx') continue // they share the host base's pairs (§6.1.2.4)
+      for (const r of remotes) {
+        if (ipFamily(l.address) !== ipFamily(r.address)) continue
+        const id = pairId(l, r)
+        if (this.pairs.some(p => p.id === id)) continue
+        const pair: CandidatePair = {
+          id, local: l, remote: r, state: 'waiting', nominated: false, checksSent: 0,
+          priority: controlling ? pairPriority(l.priority, r.priority) : pairPriority(r.priority, l.priority)
+        }
+        this.pairs.push(pair)
+        added.push(pair)
+      }
+    }
+    this.pairs.sort((a, b) => (b.priority > a.priority ? 1 : b.priority < a.priority ? -1 : 0))
+    return added
+  }
+
+  /** Recompute priorities after a role change (§7.2.5.1). */
+  reprioritise (controlling: boolean): void {
+    for (const p of this.pairs) p.priority = controlling ? pairPriority(p.local.priority, p.remote.priority) : pairPriority(p.remote.priority, p.local.priority)
+    this.pairs.sort((a, b) => (b.priority > a.priority ? 1 : b.priority < a.priority ? -1 : 0))
+  }
+
+  /** Queue a triggered check (a check request arrived on this pair). */
+  trigger (pair: CandidatePair): void {
+    if (pair.state === 'in-progress' || pair.state === 'succeeded') return
+    pair.state = 'waiting'
+    if (!this.triggered.includes(pair)) this.triggered.push(pair)
+  }
+
+  /** The next pair to check: triggered first, then the highest-priority waiting one. */
+  next (): CandidatePair | undefined {
+    const t = this.triggered.shift()
+    if (t !== undefined && t.state === 'waiting') return t
+    return this.pairs.find(p => p.state === 'waiting')
+  }
+
+  find (localId: string, remote: { address: string, port: number }): CandidatePair | undefined {
+    return this.pairs.find(p => candidateKey(p.local) === localId && p.remote.address === remote.address && p.remote.port === remote.port)
+  }
+
+  /** Whether any check is still waiting or running. */
+  get active (): boolean { return this.pairs.some(p => p.state === 'waiting' || p.state === 'in-progress') }
+}
+
+/** Identity of a candidate: type, address and port. */
+export function candidateKey (c: Pick<Candidate, 'type' | 'address' | 'port'>): string {
+  return `${c.type}|${c.address}|${c.port}`
+}
+
+function pairId (l: Candidate, r: Candidate): string {
+  return `${candidateKey(l)}→${r.address}|${r.port}`
+}

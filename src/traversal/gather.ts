@@ -1,0 +1,83 @@
+import { networkInterfaces } from 'node:os'
+import { formatEndpoint, ipFamily, type Endpoint } from '../net/endpoint.js'
+import { resolveServer, type Transport } from '../net/resolve.js'
+import type { TlsClientOptions } from '../net/stream.js'
+import type { DatagramSocket } from '../net/udp.js'
+import { TurnClient } from '../relay/turn-client.js'
+import type { TurnCredentials } from '../relay/turn-client-auth.js'
+import { StunErrorResponse } from '../errors.js'
+import { buildBindingRequest, parseBindingResponse, type StunTransactions } from '../stun/index.js'
+import type { SocketMux } from './socket-mux.js'
+import { sameAddress } from './socket-mux.js'
+
+/** A TURN server to gather a relayed candidate from. */
+export interface TurnServerConfig {
+  readonly server: string
+  /** How to reach it: UDP (default), or TCP/TLS where UDP is blocked. */
+  readonly transport?: Transport
+  readonly credentials: TurnCredentials
+  readonly tls?: TlsClientOptions
+}
+
+/** One gathering attempt, for the connect report. */
+export interface GatherAttempt {
+  readonly kind: 'srflx' | 'relay'
+  readonly server: string
+  readonly ok: boolean
+  readonly ms: number
+  readonly detail: string
+}
+
+/** The host addresses a socket bound to `bound` can be reached at: the bound address, or every usable interface. */
+export function hostAddresses (bound: string, includeLoopback: boolean): string[] {
+  if (bound !== '0.0.0.0' && bound !== '::') return [bound]
+  const family = bound === '::' ? 'any' : 'IPv4'
+  const out: string[] = []
+  for (const list of Object.values(networkInterfaces())) {
+    for (const i of list ?? []) {
+      if (family === 'IPv4' && i.family !== 'IPv4') continue
+      if (i.internal && !includeLoopback) continue
+      if (i.family === 'IPv6' && /^fe[89ab]/i.test(i.address)) continue // link-local needs a zone: skip (RFC 8445 §5.1.1.1)
+      out.push(i.address)
+    }
+  }
+  if (out.length === 0 && !includeLoopback) return hostAddresses(bound, true)
+  return out
+}
+
+/** Ask one STUN server for this socket's server-reflexive address within `budgetMs`. */
+export async function gatherSrflx (tx: StunTransactions, server: string, budgetMs: number, signal?: AbortSignal): Promise<{ mapped?: Endpoint, attempt: GatherAttempt }> {
+  const started = performance.now()
+  const finish = (ok: boolean, detail: string): GatherAttempt => ({ kind: 'srflx', server, ok, ms: Math.round(performance.now() - started), detail })
+  try {
+    const [target] = await resolveServer(server, { family: 4 })
+    const deadline = AbortSignal.timeout(budgetMs)
+    const res = await tx.request(buildBindingRequest(), target, { rtoMs: 150, rc: 5, rm: 8, signal: signal !== undefined ? AbortSignal.any([signal, deadline]) : deadline })
+    const r = parseBindingResponse(res.message, res.from, tx.socket.local, res.rttMs)
+    return { mapped: r.mapped, attempt: finish(true, `mapped ${formatEndpoint(r.mapped)} in ${r.rttMs.toFixed(1)} ms`) }
+  } catch (err) {
+    return { attempt: finish(false, (err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError' ? `no answer within ${budgetMs} ms` : (err as Error).message) }
+  }
+}
+
+/** Allocate on one TURN server from the shared socket (UDP) or its own connection (TCP/TLS). */
+export async function gatherRelay (mux: SocketMux, config: TurnServerConfig, signal?: AbortSignal): Promise<{ client?: TurnClient, attempt: GatherAttempt }> {
+  const started = performance.now()
+  const transport = config.transport ?? 'udp'
+  const label = `${config.server} over ${transport.toUpperCase()}`
+  const finish = (ok: boolean, detail: string): GatherAttempt => ({ kind: 'relay', server: label, ok, ms: Math.round(performance.now() - started), detail })
+  let route: DatagramSocket | undefined
+  try {
+    const [target] = await resolveServer(config.server, { transport, service: 'turn', family: ipFamily(mux.socket.local.address) === 6 ? undefined : 4 })
+    if (transport === 'udp') route = mux.route(from => sameAddress(from, target))
+    const client = await TurnClient.allocate({
+      server: formatEndpoint(target), transport, credentials: config.credentials, tls: config.tls, socket: route, signal,
+      retransmit: { rtoMs: 200, rc: 5, rm: 8 }
+    })
+    return { client, attempt: finish(true, `relayed ${formatEndpoint(client.allocation.relayed)}`) }
+  } catch (err) {
+    await route?.close()
+    const detail = err instanceof StunErrorResponse ? `relay refused: ${err.errorCode} ${err.reason}` : (err as Error).message
+    return { attempt: finish(false, detail) }
+  }
+}

@@ -1,0 +1,241 @@
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { AbortError, InvalidArgumentError, NatError } from '../errors.js'
+import { createLogger } from '../log.js'
+import { Agent, type AgentOptions, type PathInfo } from './agent.js'
+import { candidateFromSdp, candidateToSdp, type Candidate } from './candidate.js'
+import type { CandidatePair, CheckOutcome } from './check-list.js'
+import type { GatherAttempt } from './gather.js'
+import type { SignalChannel, SignalMessage } from './signal-channel.js'
+
+const log = createLogger('natcheck:traversal:session')
+
+/** The connection could not be made: no candidate pair worked within the time allowed. */
+export class ConnectError extends NatError {
+  constructor (message: string, readonly report: ConnectReport) {
+    super(message, 'ERR_CONNECT')
+  }
+}
+
+/** One candidate pair that was checked, with its outcome and timing. */
+export interface ConnectAttempt {
+  readonly local: { type: string, address: string, port: number }
+  readonly remote: { type: string, address: string, port: number }
+  readonly state: string
+  readonly outcome: CheckOutcome | null
+  readonly detail: string | null
+  readonly checksSent: number
+  readonly startedMs: number | null
+  readonly endedMs: number | null
+  readonly rttMs: number | null
+  readonly nominated: boolean
+}
+
+/** What happened during connect. */
+export interface ConnectReport {
+  readonly role: 'controlling' | 'controlled'
+  readonly path: PathInfo | null
+  readonly timings: {
+    /** Gathering took this long. */
+    readonly gatherMs: number | null
+    /** From the start to both peers having each other's candidates and starting checks together. */
+    readonly signalledMs: number | null
+    /** Round trip to the peer through signalling, used to start both sides' checks at the same moment. */
+    readonly signallingRttMs: number | null
+    /** From the checks' start to the first working path (data can flow). */
+    readonly firstDatagramMs: number | null
+    /** From the checks' start to a direct path, if one was found. */
+    readonly directMs: number | null
+  }
+  readonly gathering: GatherAttempt[]
+  readonly localCandidates: Candidate[]
+  readonly remoteCandidates: Candidate[]
+  readonly attempts: ConnectAttempt[]
+}
+
+/** Options for connect(). */
+export interface ConnectOptions extends AgentOptions {
+  /** Signalling to the peer. */
+  readonly channel: SignalChannel
+  /** Who runs the checks' nomination (RFC 8445 §6.1.1); both sides must choose differently (e.g. by comparing ids). */
+  readonly role: 'controlling' | 'controlled'
+  /** Give up when no path works after this long (default 15 s). */
+  readonly timeoutMs?: number
+  /** After the first path works, keep checking for a direct one (default true: relay first, then upgrade). */
+  readonly upgrade?: boolean
+}
+
+/** Events of PeerSession. */
+export interface PeerSessionEvents {
+  message: [data: Buffer]
+  /** The path changed (e.g. relay → direct, or back to the relay when the direct path died). */
+  path: [path: PathInfo, previous: PathInfo | undefined]
+  closed: []
+}
+
+/**
+ * A datagram session with one peer across NATs. Data goes over whatever path works — the relay as soon as it does,
+ * a direct path as soon as one is proven, the relay again if the direct path dies — without the application noticing
+ * beyond `path` events. Datagram semantics: messages may be lost or reordered, never merged.
+ */
+export class PeerSession extends EventEmitter<PeerSessionEvents> {
+  private closing: Promise<void> | undefined
+  /** @internal */
+  constructor (readonly agent: Agent, private readonly reportFn: () => ConnectReport, private readonly unsubscribe: () => void, private readonly sendBye: () => void) {
+    super()
+    agent.on('message', (d) => { this.emit('message', d) })
+    agent.on('path', (p, prev) => { this.emit('path', p, prev) })
+  }
+
+  /** The current path. */
+  get path (): PathInfo {
+    const p = this.agent.path
+    if (p === undefined) throw new NatError('the session has no working path any more', 'ERR_NO_PATH')
+    return p
+  }
+
+  /** Send one datagram to the peer. Returns false if no path works at this moment. */
+  send (data: Uint8Array): boolean { return this.agent.send(data) }
+
+  /** Everything recorded so far: candidates, every pair checked with its outcome, timings. */
+  report (): ConnectReport { return this.reportFn() }
+
+  /** Tell the peer, stop, release relays. Idempotent. */
+  close (): Promise<void> {
+    this.closing ??= (async () => {
+      try { this.sendBye() } catch { /* best effort */ }
+      this.unsubscribe()
+      await this.agent.close()
+      this.emit('closed')
+    })()
+    return this.closing
+  }
+
+  async [Symbol.asyncDispose] (): Promise<void> { await this.close() }
+}
+
+/**
+ * Connect to a peer (both run this, with opposite roles): gather, exchange ICE credentials and candidates over the
+ * channel, measure the signalling round trip and start checks on both sides at the same moment (the controlling side
+ * waits half a round trip after telling the other to go, as libp2p DCUtR does), so the first packets open both NATs.
+ * Resolves as soon as any path works; later candidates trickle; a direct path replaces the relay when found.
+ */
+export async function connect (options: ConnectOptions): Promise<PeerSession> {
+  if (options.role !== 'controlling' && options.role !== 'controlled') throw new InvalidArgumentError('role must be controlling or controlled')
+  const t0 = performance.now()
+  const ms = (): number => Math.round((performance.now() - t0) * 10) / 10
+  const agent = await Agent.create({ ...options, role: options.role })
+  const timings = { gatherMs: null as number | null, signalledMs: null as number | null, signallingRttMs: null as number | null, checksAt: null as number | null, firstDatagramMs: null as number | null, directMs: null as number | null }
+  const inbox: SignalMessage[] = []
+  let wake: () => void = () => {}
+  let sid = options.role === 'controlling' ? randomBytes(8).toString('hex') : ''
+  const unsubscribe = options.channel.subscribe((raw) => {
+    const m = raw as SignalMessage
+    if (typeof m !== 'object' || m === null || typeof m.t !== 'string' || !m.t.startsWith('natkit/')) return
+    if (m.t === 'natkit/candidate' && m.sid === sid) {
+      try { agent.addRemoteCandidates([candidateFromSdp(m.candidate)]) } catch (err) { log('bad trickled candidate: %s', (err as Error).message) }
+      return
+    }
+    if (m.t === 'natkit/ping' && (sid === '' || m.sid === sid)) { void options.channel.send({ t: 'natkit/pong', sid: m.sid, n: m.n }); return }
+    inbox.push(m); wake()
+  })
+  const next = async <T extends SignalMessage['t']> (type: T, deadline: number): Promise<Extract<SignalMessage, { t: T }>> => {
+    for (;;) {
+      const i = inbox.findIndex(m => m.t === type && (sid === '' || m.sid === sid))
+      if (i >= 0) return inbox.splice(i, 1)[0] as Extract<SignalMessage, { t: T }>
+      const left = deadline - performance.now()
+      if (left <= 0) throw new NatError(`no ${type.slice(7)} from the peer within the time allowed`, 'ERR_SIGNALLING_TIMEOUT')
+      if (options.signal?.aborted === true) throw new AbortError()
+      await new Promise<void>(resolve => { wake = resolve; setTimeout(resolve, Math.min(left, 100)).unref() })
+    }
+  }
+  const report = (): ConnectReport => ({
+    role: agent.role,
+    path: agent.path ?? null,
+    timings: { gatherMs: timings.gatherMs, signalledMs: timings.signalledMs, signallingRttMs: timings.signallingRttMs, firstDatagramMs: timings.firstDatagramMs, directMs: timings.directMs },
+    gathering: [...agent.gatherAttempts],
+    localCandidates: [...agent.local],
+    remoteCandidates: [...agent.remote],
+    attempts: agent.attempts().map(attemptOf)
+  })
+  const deadline = performance.now() + (options.timeoutMs ?? 15_000)
+  agent.on('candidate', (c) => { if (sid !== '') void options.channel.send({ t: 'natkit/candidate', sid, candidate: candidateToSdp(c) }) })
+  agent.on('path', (p) => {
+    if (timings.checksAt === null) return
+    const since = Math.round((performance.now() - t0 - timings.checksAt) * 10) / 10
+    timings.firstDatagramMs ??= since
+    if (p.type === 'direct') timings.directMs ??= since
+  })
+  try {
+    const localCandidates = await agent.gather()
+    timings.gatherMs = ms()
+    const lines = localCandidates.map(candidateToSdp)
+    if (options.role === 'controlling') {
+      await options.channel.send({ t: 'natkit/offer', sid, ufrag: agent.ufrag, pwd: agent.pwd, candidates: lines })
+      const answer = await next('natkit/answer', deadline)
+      agent.setRemoteCredentials(answer.ufrag, answer.pwd)
+      agent.addRemoteCandidates(parseAll(answer.candidates))
+      // Measure the signalling round trip now that both sides are ready, then start together.
+      const sent = performance.now()
+      await options.channel.send({ t: 'natkit/ping', sid, n: 1 })
+      await next('natkit/pong', deadline)
+      const rtt = performance.now() - sent
+      timings.signallingRttMs = Math.round(rtt * 10) / 10
+      await options.channel.send({ t: 'natkit/go', sid, rttMs: rtt })
+      timings.signalledMs = ms()
+      await new Promise(resolve => setTimeout(resolve, rtt / 2))
+    } else {
+      const offer = await next('natkit/offer', deadline)
+      sid = offer.sid
+      agent.setRemoteCredentials(offer.ufrag, offer.pwd)
+      agent.addRemoteCandidates(parseAll(offer.candidates))
+      await options.channel.send({ t: 'natkit/answer', sid, ufrag: agent.ufrag, pwd: agent.pwd, candidates: lines })
+      const go = await next('natkit/go', deadline)
+      timings.signallingRttMs = Math.round(go.rttMs * 10) / 10
+      timings.signalledMs = ms()
+    }
+    timings.checksAt = performance.now() - t0
+    agent.start()
+    await new Promise<void>((resolve, reject) => {
+      if (agent.path !== undefined) { resolve(); return }
+      const onPath = (): void => { cleanup(); resolve() }
+      const timer = setInterval(() => {
+        if (options.signal?.aborted === true) { cleanup(); reject(new AbortError()); return }
+        if (performance.now() > deadline || (!agent.checks.active && agent.checks.pairs.length > 0 && performance.now() - t0 > (timings.checksAt ?? 0) + 8000)) {
+          cleanup(); reject(new ConnectError('no candidate pair worked: see the report\'s attempts', report()))
+        }
+      }, 50)
+      const cleanup = (): void => { clearInterval(timer); agent.off('path', onPath) }
+      agent.on('path', onPath)
+    })
+  } catch (err) {
+    unsubscribe()
+    await agent.close()
+    if (err instanceof ConnectError || err instanceof AbortError) throw err
+    throw new ConnectError((err as Error).message, report())
+  }
+  return new PeerSession(agent, report, unsubscribe, () => { void options.channel.send({ t: 'natkit/bye', sid }) })
+}
+
+function parseAll (lines: string[]): Candidate[] {
+  const out: Candidate[] = []
+  for (const l of Array.isArray(lines) ? lines : []) {
+    try { out.push(candidateFromSdp(l)) } catch (err) { log('ignored a bad candidate: %s', (err as Error).message) }
+  }
+  return out
+}
+
+function attemptOf (p: CandidatePair): ConnectAttempt {
+  return {
+    local: { type: p.local.type, address: p.local.address, port: p.local.port },
+    remote: { type: p.remote.type, address: p.remote.address, port: p.remote.port },
+    state: p.state,
+    outcome: p.outcome ?? null,
+    detail: p.detail ?? null,
+    checksSent: p.checksSent,
+    startedMs: p.firstCheckAt === undefined ? null : Math.round(p.firstCheckAt),
+    endedMs: p.endedAt === undefined ? null : Math.round(p.endedAt),
+    rttMs: p.rttMs ?? null,
+    nominated: p.nominated
+  }
+}

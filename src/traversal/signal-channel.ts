@@ -1,0 +1,37 @@
+/**
+ * What the traversal engine needs from signalling: deliver small JSON messages to one peer and receive its messages.
+ * The rendezvous client provides one (`rendezvousChannel`); apps with their own signalling (SIP offer/answer, a chat
+ * server) implement these two functions over it.
+ */
+export interface SignalChannel {
+  send (message: SignalMessage): void | Promise<void>
+  /** Receive every message from the peer; returns a function that stops receiving. */
+  subscribe (handler: (message: unknown) => void): () => void
+}
+
+/** Messages of natkit's connect handshake (all carry the session id `sid`). */
+export type SignalMessage =
+  | { t: 'natkit/offer', sid: string, ufrag: string, pwd: string, candidates: string[] }
+  | { t: 'natkit/answer', sid: string, ufrag: string, pwd: string, candidates: string[] }
+  | { t: 'natkit/ping', sid: string, n: number }
+  | { t: 'natkit/pong', sid: string, n: number }
+  | { t: 'natkit/go', sid: string, rttMs: number }
+  | { t: 'natkit/candidate', sid: string, candidate: string }
+  | { t: 'natkit/bye', sid: string }
+
+/** Two connected in-memory channels (tests, and two peers in one process), with an optional one-way delay. */
+export function channelPair (delayMs = 0): [SignalChannel, SignalChannel] {
+  const handlers: Array<Set<(m: unknown) => void>> = [new Set(), new Set()]
+  const make = (self: number): SignalChannel => ({
+    send: (message) => {
+      const copy = JSON.parse(JSON.stringify(message)) as unknown
+      const deliver = (): void => { for (const h of handlers[1 - self]) h(copy) }
+      if (delayMs > 0) setTimeout(deliver, delayMs).unref(); else queueMicrotask(deliver)
+    },
+    subscribe: (handler) => {
+      handlers[self].add(handler)
+      return () => { handlers[self].delete(handler) }
+    }
+  })
+  return [make(0), make(1)]
+}
