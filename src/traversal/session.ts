@@ -59,6 +59,11 @@ export interface ConnectOptions extends AgentOptions {
   readonly channel: SignalChannel
   /** Who runs the checks' nomination (RFC 8445 §6.1.1); both sides must choose differently (e.g. by comparing ids). */
   readonly role: 'controlling' | 'controlled'
+  /**
+   * The ICE role, when it must differ from the signalling role (default: the same). Setting both sides to
+   * 'controlling' exercises the RFC 8445 §7.3.1.1 role-conflict repair.
+   */
+  readonly iceRole?: 'controlling' | 'controlled'
   /** Give up when no path works after this long (default 15 s). */
   readonly timeoutMs?: number
   /** After the first path works, keep checking for a direct one (default true: relay first, then upgrade). */
@@ -124,7 +129,7 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
   if (options.role !== 'controlling' && options.role !== 'controlled') throw new InvalidArgumentError('role must be controlling or controlled')
   const t0 = performance.now()
   const ms = (): number => Math.round((performance.now() - t0) * 10) / 10
-  const agent = await Agent.create({ ...options, role: options.role })
+  const agent = await Agent.create({ ...options, role: options.iceRole ?? options.role })
   const timings = { gatherMs: null as number | null, signalledMs: null as number | null, signallingRttMs: null as number | null, checksAt: null as number | null, firstDatagramMs: null as number | null, directMs: null as number | null }
   const inbox: SignalMessage[] = []
   let wake: () => void = () => {}
