@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander'
 import { createRequire } from 'node:module'
+import { registerConnectCommand } from './cli/connect.js'
 import { registerDemo } from './cli/demo.js'
 import { registerDiscover, registerPair } from './cli/discover.js'
 import { registerLabCommands } from './cli/lab.js'
@@ -30,6 +31,7 @@ registerRelayCommand(program)
 registerTurnCommand(program)
 registerLabCommands(program)
 registerPair(program)
+registerConnectCommand(program)
 registerDemo(program)
 
 await program.parseAsync(process.argv)

@@ -1,0 +1,169 @@
+import { type Command, Option } from 'commander'
+import { InvalidArgumentError } from '../errors.js'
+import { formatEndpoint } from '../net/endpoint.js'
+import { RendezvousClient } from '../rendezvous/client.js'
+import { rendezvousToken } from '../rendezvous/token.js'
+import type { TurnCredentials } from '../relay/turn-client-auth.js'
+import { parseTurnUri } from '../relay/turn-uri.js'
+import { connect, type ConnectReport, type PeerSession } from '../traversal/session.js'
+import { rendezvousChannel, roleFor } from '../traversal/rendezvous-channel.js'
+import { ExitCode } from './exit-codes.js'
+import { printJson, reportError, table } from './output.js'
+import { parseMs } from './stun.js'
+
+interface ConnectFlags {
+  rendezvous: string, id: string, peer: string, token?: string, turn?: string[], user?: string, authSecret?: string
+  turnTransport: 'udp' | 'tcp' | 'tls', stun?: string[], count: string, json?: boolean, timeout: number, relayOnly?: boolean
+  localAddress?: string, includeLoopback?: boolean, insecure?: boolean
+}
+
+/**
+ * `natcheck connect --rendezvous URL --id ME --peer OTHER [--token T] [--turn HOST[:PORT] (--user NAME:PASS |
+ * --auth-secret S)] [--count N] [--json]`: connect to a peer through NATs and exchange N echo datagrams.
+ */
+export function registerConnectCommand (program: Command): void {
+  program.command('connect')
+    .description('connect to a peer through NATs (punching, TURN fallback, upgrade to direct) and exchange echo datagrams')
+    .requiredOption('--rendezvous <url>', 'rendezvous server, ws://HOST:PORT/')
+    .requiredOption('--id <me>', 'this peer\'s id')
+    .requiredOption('--peer <other>', 'the peer\'s id')
+    .option('--token <t>', 'rendezvous token (EXPIRY:MAC); derived from --auth-secret when not given')
+    .option('--turn <server>', 'TURN server for a relayed candidate, HOST[:PORT] or turn:HOST:PORT?transport=tcp or turns:HOST:PORT (repeatable; UDP ones also serve as STUN)', (v: string, p: string[] = []) => [...p, v])
+    .option('--user <name:pass>', 'TURN long-term credentials')
+    .option('--auth-secret <secret>', 'shared secret: TURN REST credentials and the rendezvous token')
+    .addOption(new Option('--turn-transport <t>', 'how to reach TURN servers given as plain HOST[:PORT]').choices(['udp', 'tcp', 'tls']).default('udp'))
+    .option('--stun <host[:port]>', 'STUN server for a server-reflexive candidate (repeatable; default: the TURN server)', (v: string, p: string[] = []) => [...p, v])
+    .option('--count <n>', 'echo datagrams to exchange', '20')
+    .option('--timeout <ms>', 'give up if no path works within this time', parseMs, 15_000)
+    .option('--relay-only', 'offer only relayed candidates')
+    .option('--local-address <ip>', 'bind the peer socket to this address')
+    .option('--include-loopback', 'offer loopback addresses too (two peers on one machine)')
+    .option('--insecure', 'with --turn-transport tls: do not verify the certificate')
+    .option('--json', 'print one JSON document')
+    .action(async (flags: ConnectFlags) => {
+      const json = flags.json === true
+      const progress = (line: string): void => { if (!json || process.stderr.isTTY) process.stderr.write(`natcheck: ${line}\n`) }
+      let client: RendezvousClient | undefined
+      let session: PeerSession | undefined
+      try {
+        const count = Number(flags.count)
+        if (!Number.isInteger(count) || count < 0 || count > 100_000) throw new InvalidArgumentError('--count takes a whole number from 0 to 100000')
+        if (flags.user !== undefined && flags.authSecret !== undefined) throw new InvalidArgumentError('give --user or --auth-secret, not both')
+        const credentials: TurnCredentials | undefined = flags.user !== undefined
+          ? userCredentials(flags.user)
+          : flags.authSecret !== undefined ? { authSecret: flags.authSecret, user: flags.id } : undefined
+        const turns = (flags.turn ?? []).map(t => parseTurnUri(t, flags.turnTransport))
+        if (turns.length > 0 && credentials === undefined) throw new InvalidArgumentError('--turn needs --user NAME:PASS or --auth-secret SECRET')
+        const token = flags.token ?? (flags.authSecret !== undefined ? rendezvousToken(flags.authSecret, flags.id, 3600) : undefined)
+        client = await RendezvousClient.connect({ url: flags.rendezvous, id: flags.id, token, connectTimeoutMs: Math.min(flags.timeout, 10_000) })
+        progress(`registered as ${flags.id} at ${flags.rendezvous} (seen as ${client.observed !== undefined ? `${client.observed.address}:${client.observed.port}` : '?'})`)
+        const role = roleFor(flags.id, flags.peer)
+        const started = performance.now()
+        session = await connect({
+          channel: rendezvousChannel(client, flags.peer),
+          role,
+          timeoutMs: flags.timeout,
+          bindAddress: flags.localAddress,
+          includeLoopback: flags.includeLoopback === true,
+          policy: flags.relayOnly === true ? 'relay' : 'all',
+          stunServers: flags.stun ?? turns.filter(t => t.transport === 'udp').map(t => t.server),
+          turnServers: credentials === undefined
+            ? []
+            : turns.map(t => ({ server: t.server, transport: t.transport, credentials, tls: { rejectUnauthorized: flags.insecure !== true } }))
+        })
+        session.on('path', (p) => { progress(`path is now ${p.type}: ${formatEndpoint(p.local)} → ${formatEndpoint(p.remote)}`) })
+        progress(`connected (${role}) in ${Math.round(performance.now() - started)} ms over a ${session.path.type} path`)
+        const echo = await echoExchange(session, client, flags.peer, count)
+        const report = session.report()
+        if (json) {
+          printJson({ ...jsonReport(report), delivered: echo.delivered, lost: count - echo.delivered, echoRttMs: echo.medianRttMs })
+        } else {
+          process.stdout.write(renderConnect(report, count, echo))
+        }
+        if (count > 0 && echo.delivered === 0) process.exitCode = ExitCode.Inconclusive
+      } catch (err) {
+        const report = (err as { report?: ConnectReport }).report
+        if (json && report !== undefined) {
+          printJson({ ...jsonReport(report), error: { code: (err as { code?: string }).code ?? 'ERR_INTERNAL', message: (err as Error).message } })
+          process.stderr.write(`natcheck: ${(err as Error).message}\n`)
+          process.exitCode = ExitCode.Inconclusive
+        } else {
+          reportError(err, json)
+        }
+      } finally {
+        await session?.close()
+        await client?.close()
+      }
+    })
+}
+
+function userCredentials (text: string): TurnCredentials {
+  const colon = text.indexOf(':')
+  if (colon <= 0) throw new InvalidArgumentError('--user takes NAME:PASS')
+  return { username: text.slice(0, colon), password: text.slice(colon + 1) }
+}
+
+/**
+ * Each side sends `count` numbered pings and answers the peer's; then says `done` through the rendezvous and keeps
+ * answering until the peer has said it too (bounded), so neither side closes while the other still counts.
+ */
+async function echoExchange (session: PeerSession, client: RendezvousClient, peer: string, count: number): Promise<{ delivered: number, medianRttMs: number | null }> {
+  const sentAt = new Map<number, number>()
+  const rtts: number[] = []
+  let peerDone = false
+  const onDone = (from: string, data: unknown): void => { if (from === peer && (data as { t?: string })?.t === 'natkit/echo-done') peerDone = true }
+  client.on('message', onDone)
+  session.on('message', (d) => {
+    if (d.length !== 5) return
+    const n = d.readUInt32BE(1)
+    if (d[0] === 0x50) { const r = Buffer.from(d); r[0] = 0x52; session.send(r) } // P → R
+    else if (d[0] === 0x52) { const at = sentAt.get(n); if (at !== undefined) { sentAt.delete(n); rtts.push(performance.now() - at) } }
+  })
+  for (let i = 0; i < count; i++) {
+    const b = Buffer.alloc(5); b[0] = 0x50; b.writeUInt32BE(i, 1)
+    sentAt.set(i, performance.now())
+    session.send(b)
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+  const deadline = performance.now() + 2000
+  while (rtts.length < count && performance.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
+  await client.send(peer, { t: 'natkit/echo-done' }).catch(() => {})
+  const peerDeadline = performance.now() + 5000
+  while (!peerDone && performance.now() < peerDeadline) await new Promise(resolve => setTimeout(resolve, 10))
+  client.off('message', onDone)
+  const sorted = rtts.sort((a, b) => a - b)
+  return { delivered: rtts.length, medianRttMs: sorted.length > 0 ? Math.round(sorted[Math.floor(sorted.length / 2)] * 100) / 100 : null }
+}
+
+function jsonReport (r: ConnectReport): Record<string, unknown> {
+  return {
+    role: r.role,
+    path: r.path === null ? null : { type: r.path.type, local: candidateJson(r.path.local), remote: candidateJson(r.path.remote), rttMs: r.path.rttMs },
+    timings: r.timings,
+    gathering: r.gathering,
+    localCandidates: r.localCandidates.map(candidateJson),
+    remoteCandidates: r.remoteCandidates.map(candidateJson),
+    attempts: r.attempts
+  }
+}
+
+function candidateJson (c: { type: string, address: string, port: number }): { type: string, address: string, port: number } {
+  return { type: c.type, address: c.address, port: c.port }
+}
+
+function renderConnect (r: ConnectReport, count: number, echo: { delivered: number, medianRttMs: number | null }): string {
+  const lines: string[] = []
+  const p = r.path
+  lines.push(p === null ? 'no path' : `path: ${p.type}, ${p.local.type} ${formatEndpoint(p.local)} → ${p.remote.type} ${formatEndpoint(p.remote)}`)
+  lines.push(table([
+    ['first datagram', r.timings.firstDatagramMs === null ? '—' : `${r.timings.firstDatagramMs} ms after the checks started`],
+    ['direct path', r.timings.directMs === null ? 'not found' : `${r.timings.directMs} ms after the checks started`],
+    ['signalling RTT', r.timings.signallingRttMs === null ? '—' : `${r.timings.signallingRttMs} ms`],
+    ['echo', `${echo.delivered}/${count} delivered${echo.medianRttMs !== null ? `, median RTT ${echo.medianRttMs} ms` : ''}`]
+  ]).trimEnd())
+  lines.push('attempts:')
+  for (const a of r.attempts) {
+    lines.push(`  ${a.local.type.padEnd(5)} ${`${a.local.address}:${a.local.port}`.padEnd(22)} → ${a.remote.type.padEnd(5)} ${`${a.remote.address}:${a.remote.port}`.padEnd(22)} ${(a.outcome ?? a.state).padEnd(13)} ${a.rttMs !== null ? `${a.rttMs} ms` : ''}${a.detail !== null ? ` ${a.detail}` : ''}`)
+  }
+  return lines.join('\n') + '\n'
+}

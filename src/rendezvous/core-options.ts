@@ -1,0 +1,128 @@
+import { InvalidArgumentError } from '../errors.js'
+import { DEFAULT_TOKEN_SKEW_S } from './token.js'
+
+/** Per-peer rate limit: two token buckets, one on frames, one on bytes (both must have tokens). */
+export interface RendezvousRateLimit {
+  /** Frames per second a registered peer may send (default 50). */
+  readonly messagesPerSecond?: number
+  /** Frames a peer may send at once after being idle (default 100). */
+  readonly messageBurst?: number
+  /** Bytes per second (default 256 KiB). */
+  readonly bytesPerSecond?: number
+  /** Byte burst (default 1 MiB; at least maxMessageBytes). */
+  readonly byteBurst?: number
+}
+
+/** Options for RendezvousCore (and RendezvousServer). Times in milliseconds. */
+export interface RendezvousCoreOptions {
+  /**
+   * Shared secret(s) for tokens (`EXPIRY:MAC`, see rendezvousToken), the same as the TURN relay's `--auth-secret`.
+   * Several are accepted for rotation. Required unless `open` is true.
+   */
+  readonly authSecret?: string | readonly string[]
+  /** Accept any `register` without checking the token (tests, demos). Default false: a secret is required. */
+  readonly open?: boolean
+  /** How long a message waits in an offline peer's queue (default 30000). */
+  readonly queueTtlMs?: number
+  /** How long a dropped session can be resumed with `resume` (default queueTtlMs). */
+  readonly sessionTtlMs?: number
+  /** Largest client frame in bytes (default 65536); bigger frames get `too_large`. */
+  readonly maxMessageBytes?: number
+  /** Most messages queued for one offline peer (default 256; 0 disables queueing). */
+  readonly maxQueuedPerPeer?: number
+  /** Most bytes queued for one offline peer (default 1 MiB). */
+  readonly maxQueuedBytesPerPeer?: number
+  /** Most bytes held in all queues and resume buffers together (default 64 MiB). */
+  readonly maxBufferedBytes?: number
+  /** Most offline ids with a queue at once (default 10000). */
+  readonly maxQueuedRecipients?: number
+  /** Delivered messages kept per session to replay after an abrupt reconnect (default 64 messages, 256 KiB). */
+  readonly replayMessages?: number
+  readonly replayBytes?: number
+  /** Per-peer rate limit, or false for none. */
+  readonly rateLimit?: RendezvousRateLimit | false
+  /** Most sessions (online or resumable) at once (default 10000); beyond, `server_full`. */
+  readonly maxPeers?: number
+  /** Most connections that have not registered yet (default 1000); beyond, new ones are closed. */
+  readonly maxPending?: number
+  /** A connection that does not register within this is closed with `register_timeout` (default 5000). */
+  readonly registerTimeoutMs?: number
+  /** Frames a connection may send before registering (default 8); beyond, `not_registered` and closed. */
+  readonly maxPendingFrames?: number
+  /** Most ids one peer may watch (default 256). */
+  readonly maxWatch?: number
+  /** Seconds of clock skew allowed after a token's expiry (default 30). */
+  readonly tokenSkewS?: number
+}
+
+/** Options with every default applied. */
+export interface ResolvedRendezvousOptions {
+  readonly secrets: readonly string[]
+  readonly open: boolean
+  readonly queueTtlMs: number
+  readonly sessionTtlMs: number
+  readonly maxMessageBytes: number
+  readonly maxQueuedPerPeer: number
+  readonly maxQueuedBytesPerPeer: number
+  readonly maxBufferedBytes: number
+  readonly maxQueuedRecipients: number
+  readonly replayMessages: number
+  readonly replayBytes: number
+  readonly rateLimit: Required<RendezvousRateLimit> | false
+  readonly maxPeers: number
+  readonly maxPending: number
+  readonly registerTimeoutMs: number
+  readonly maxPendingFrames: number
+  readonly maxWatch: number
+  readonly tokenSkewS: number
+}
+
+function num (name: string, value: number | undefined, fallback: number, min = 0): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new InvalidArgumentError(`rendezvous option ${name} must be a number >= ${min}, got ${String(value)}`)
+  }
+  return value
+}
+
+/** Validate options and apply defaults. Throws InvalidArgumentError saying how to fix a bad option. */
+export function resolveRendezvousOptions (o: RendezvousCoreOptions): ResolvedRendezvousOptions {
+  const s = o.authSecret
+  const secrets = s === undefined ? [] : typeof s === 'string' ? [s] : [...s]
+  if (secrets.some(x => typeof x !== 'string' || x === '')) throw new InvalidArgumentError('rendezvous authSecret must be non-empty strings')
+  const open = o.open === true
+  if (!open && secrets.length === 0) {
+    throw new InvalidArgumentError('the rendezvous server needs authSecret (tokens from rendezvousToken), or open: true to accept anyone')
+  }
+  const queueTtlMs = num('queueTtlMs', o.queueTtlMs, 30_000)
+  const maxMessageBytes = num('maxMessageBytes', o.maxMessageBytes, 65_536, 256)
+  const rl = o.rateLimit
+  const rateLimit = rl === false
+    ? false
+    : {
+        messagesPerSecond: num('rateLimit.messagesPerSecond', rl?.messagesPerSecond, 50, 0.001),
+        messageBurst: num('rateLimit.messageBurst', rl?.messageBurst, 100, 1),
+        bytesPerSecond: num('rateLimit.bytesPerSecond', rl?.bytesPerSecond, 256 * 1024, 1),
+        byteBurst: Math.max(maxMessageBytes, num('rateLimit.byteBurst', rl?.byteBurst, 1024 * 1024, 1))
+      }
+  return {
+    secrets,
+    open,
+    queueTtlMs,
+    sessionTtlMs: num('sessionTtlMs', o.sessionTtlMs, queueTtlMs),
+    maxMessageBytes,
+    maxQueuedPerPeer: num('maxQueuedPerPeer', o.maxQueuedPerPeer, 256),
+    maxQueuedBytesPerPeer: num('maxQueuedBytesPerPeer', o.maxQueuedBytesPerPeer, 1024 * 1024),
+    maxBufferedBytes: num('maxBufferedBytes', o.maxBufferedBytes, 64 * 1024 * 1024),
+    maxQueuedRecipients: num('maxQueuedRecipients', o.maxQueuedRecipients, 10_000),
+    replayMessages: num('replayMessages', o.replayMessages, 64),
+    replayBytes: num('replayBytes', o.replayBytes, 256 * 1024),
+    rateLimit,
+    maxPeers: num('maxPeers', o.maxPeers, 10_000, 1),
+    maxPending: num('maxPending', o.maxPending, 1000, 1),
+    registerTimeoutMs: num('registerTimeoutMs', o.registerTimeoutMs, 5000, 1),
+    maxPendingFrames: num('maxPendingFrames', o.maxPendingFrames, 8, 1),
+    maxWatch: num('maxWatch', o.maxWatch, 256, 1),
+    tokenSkewS: num('tokenSkewS', o.tokenSkewS, DEFAULT_TOKEN_SKEW_S)
+  }
+}

@@ -1,0 +1,390 @@
+import { randomBytes } from 'node:crypto'
+import { TokenBucket } from '../relay/token-bucket.js'
+import { resolveRendezvousOptions, type RendezvousCoreOptions, type ResolvedRendezvousOptions } from './core-options.js'
+import {
+  RENDEZVOUS_FATAL_CODES, closeCodeFor, parseClientFrame,
+  type ObservedAddress, type RegisterFrame, type RendezvousErrorCode, type SendFrame, type ServerFrame
+} from './protocol.js'
+import { ByteBudget, OfflineQueues } from './queue.js'
+import type { ConnId, DropReason, RendezvousAction, RendezvousStats } from './core-types.js'
+import { verifyRendezvousToken } from './token.js'
+
+interface Delivered { readonly n: number, readonly from: string, readonly data: unknown, readonly seq?: number, readonly size: number, readonly at: number }
+
+interface Session {
+  readonly key: string
+  readonly peerId: string
+  conn: Conn | undefined
+  disconnectedAt: number
+  readonly watches: Set<string>
+  replay: Delivered[]
+  replayBytes: number
+  nextN: number
+  /** seq → whether it was queued, for the last few accepted sends (retransmissions are acked, not re-delivered). */
+  readonly seen: Map<number, boolean>
+  readonly messages: TokenBucket | undefined
+  readonly bytes: TokenBucket | undefined
+}
+
+interface Conn {
+  readonly id: ConnId
+  readonly observed: ObservedAddress
+  readonly openedAt: number
+  session: Session | undefined
+  frames: number
+  closing: boolean
+}
+
+/** How many recent `seq`s per session are remembered to recognise retransmissions. */
+const SEEN_SEQS = 1024
+
+/**
+ * The rendezvous server's protocol logic, sans-IO: the adapter reports connections opening (`open`), frames
+ * (`handle`), connections closing (`closed`) and time (`tick`), and executes the returned actions. Never throws on
+ * client input. Memory is bounded by the options: peers, pending connections, queues, resume buffers, watches.
+ */
+export class RendezvousCore {
+  readonly options: ResolvedRendezvousOptions
+  private readonly conns = new Map<ConnId, Conn>()
+  private pending = 0
+  private readonly peers = new Map<string, Session>()
+  private readonly sessions = new Map<string, Session>()
+  private readonly watchers = new Map<string, Set<Session>>()
+  private readonly budget: ByteBudget
+  private readonly queues: OfflineQueues
+  private relayed = 0
+  private queuedTotal = 0
+  private online = 0
+  private readonly dropped: Record<DropReason, number> = { invalid: 0, too_large: 0, rate_limited: 0, queue_full: 0, expired: 0, replay_evicted: 0 }
+
+  constructor (options: RendezvousCoreOptions) {
+    this.options = resolveRendezvousOptions(options)
+    this.budget = new ByteBudget(this.options.maxBufferedBytes)
+    this.queues = new OfflineQueues({
+      maxPerPeer: this.options.maxQueuedPerPeer, maxBytesPerPeer: this.options.maxQueuedBytesPerPeer, maxRecipients: this.options.maxQueuedRecipients
+    }, this.budget)
+  }
+
+  /** A new WebSocket connection from `observed`. Over maxPending, it is closed at once. */
+  open (conn: ConnId, observed: ObservedAddress, now: number): RendezvousAction[] {
+    if (this.conns.has(conn)) return []
+    if (this.pending >= this.options.maxPending) {
+      return [{ type: 'close', conn, code: closeCodeFor('server_full'), reason: 'too many unregistered connections' }]
+    }
+    this.conns.set(conn, { id: conn, observed, openedAt: now, session: undefined, frames: 0, closing: false })
+    this.pending++
+    return []
+  }
+
+  /** One frame from `conn`: text, or bytes of a binary frame (refused: the protocol is JSON text). */
+  handle (connId: ConnId, frame: string | Uint8Array, now: number): RendezvousAction[] {
+    const conn = this.conns.get(connId)
+    if (conn === undefined || conn.closing) return []
+    const out: RendezvousAction[] = []
+    const session = conn.session
+    conn.frames++
+    if (session === undefined && conn.frames > this.options.maxPendingFrames) {
+      return this.fatal(conn, 'not_registered', `send "register" first (at most ${this.options.maxPendingFrames} frames before it)`)
+    }
+    const size = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.byteLength
+    if (size > this.options.maxMessageBytes) {
+      this.dropped.too_large++
+      return this.error(conn, 'too_large', `frame of ${size} bytes is over the limit of ${this.options.maxMessageBytes}`)
+    }
+    if (typeof frame !== 'string') {
+      this.dropped.invalid++
+      return this.error(conn, 'bad_json', 'binary frames are not accepted: send JSON text frames')
+    }
+    const parsed = parseClientFrame(frame, this.options.maxWatch)
+    if (!parsed.ok) {
+      this.dropped.invalid++
+      return this.error(conn, parsed.code, parsed.message, parsed.ref)
+    }
+    const f = parsed.frame
+    if (session === undefined) {
+      if (f.type !== 'register') return this.fatal(conn, 'not_registered', 'the first frame must be "register"')
+      return this.register(conn, f, now)
+    }
+    if (session.messages !== undefined && session.bytes !== undefined) {
+      if (!session.messages.peek(1, now) || !session.bytes.take(size, now)) {
+        this.dropped.rate_limited++
+        return this.error(conn, 'rate_limited', 'too many frames or bytes per second; the frame was dropped', 'seq' in f ? f.seq : undefined)
+      }
+      session.messages.take(1, now)
+    }
+    switch (f.type) {
+      case 'register':
+        return this.error(conn, 'already_registered', `this connection is registered as ${JSON.stringify(session.peerId)}`)
+      case 'send':
+        return this.send(conn, session, f, size, now)
+      case 'watch': {
+        const fresh = new Set(f.ids.filter(id => !session.watches.has(id)))
+        if (session.watches.size + fresh.size > this.options.maxWatch) {
+          return this.error(conn, 'limit_exceeded', `at most ${this.options.maxWatch} ids may be watched`)
+        }
+        for (const id of fresh) {
+          session.watches.add(id)
+          let set = this.watchers.get(id)
+          if (set === undefined) { set = new Set(); this.watchers.set(id, set) }
+          set.add(session)
+        }
+        for (const id of new Set(f.ids)) out.push(this.frame(conn, { type: 'presence', id, online: this.isOnline(id) }))
+        return out
+      }
+      case 'unwatch':
+        for (const id of f.ids) this.unwatch(session, id)
+        return out
+      case 'ping':
+        return [this.frame(conn, { type: 'pong', t: f.t, serverTime: now })]
+    }
+  }
+
+  /** `conn` has gone (closed by either side). Its peer goes offline; its session stays resumable for sessionTtlMs. */
+  closed (connId: ConnId, now: number): RendezvousAction[] {
+    const conn = this.conns.get(connId)
+    if (conn === undefined) return []
+    this.conns.delete(connId)
+    const session = conn.session
+    if (session === undefined) {
+      if (!conn.closing) this.pending--
+      return []
+    }
+    if (session.conn !== conn) return []
+    return this.detach(session, now)
+  }
+
+  /** Expire pending connections, dropped sessions, queued messages and resume buffers. Call about once a second. */
+  tick (now: number): RendezvousAction[] {
+    const out: RendezvousAction[] = []
+    for (const conn of this.conns.values()) {
+      if (conn.session === undefined && !conn.closing && now - conn.openedAt >= this.options.registerTimeoutMs) {
+        out.push(...this.fatal(conn, 'register_timeout', `no "register" within ${this.options.registerTimeoutMs} ms`))
+      }
+    }
+    for (const session of this.sessions.values()) {
+      if (session.conn === undefined && now - session.disconnectedAt >= this.options.sessionTtlMs) this.forget(session)
+      else this.trimReplay(session, now)
+    }
+    this.dropped.expired += this.queues.sweep(now)
+    return out
+  }
+
+  /** Tell every connection the server is going away and close them; forget all state. */
+  shutdown (now: number): RendezvousAction[] {
+    const out: RendezvousAction[] = []
+    for (const conn of this.conns.values()) {
+      if (conn.closing) continue
+      out.push(...this.fatal(conn, 'shutting_down', 'the server is closing'))
+      if (conn.session?.conn === conn) out.push(...this.detach(conn.session, now))
+    }
+    for (const s of [...this.sessions.values()]) this.forget(s)
+    this.queues.clear()
+    return out
+  }
+
+  /** Counters and gauges. */
+  stats (): RendezvousStats {
+    return {
+      peersOnline: this.online,
+      sessions: this.sessions.size,
+      pendingConnections: this.pending,
+      messagesRelayed: this.relayed,
+      messagesQueued: this.queuedTotal,
+      queuedNow: this.queues.size,
+      bufferedBytes: this.budget.used,
+      dropped: { ...this.dropped }
+    }
+  }
+
+  /** Whether `id` is registered with a live connection. */
+  isOnline (id: string): boolean { return this.peers.get(id)?.conn !== undefined }
+
+  private register (conn: Conn, f: RegisterFrame, now: number): RendezvousAction[] {
+    const out: RendezvousAction[] = []
+    // 1. Authenticate: the token must carry a valid MAC for this id and must not have expired.
+    if (!this.options.open) {
+      const v = verifyRendezvousToken(this.options.secrets, f.id, f.token, { now, skewS: this.options.tokenSkewS })
+      if (!v.ok) {
+        out.push({ type: 'event', event: { type: 'auth-failure', id: f.id, reason: v.reason, observed: conn.observed } })
+        out.push(...this.fatal(conn, v.reason, v.reason === 'expired' ? 'the token has expired' : 'the token does not verify for this id'))
+        return out
+      }
+    }
+    // 2. Find the session: the one named by `resume` (same id), else a new one replacing any session of the id.
+    //    A live connection of the id is closed with `replaced` either way; the id stays online throughout.
+    const existing = this.peers.get(f.id)
+    const wasOnline = existing?.conn !== undefined
+    const resumed = f.resume !== undefined && existing !== undefined && existing.key === f.resume
+    if (existing === undefined && this.peers.size >= this.options.maxPeers) {
+      return this.fatal(conn, 'server_full', `the server has ${this.options.maxPeers} peers`)
+    }
+    if (existing?.conn !== undefined) out.push(...this.replace(existing.conn))
+    let session: Session
+    if (resumed && existing !== undefined) {
+      session = existing
+    } else {
+      if (existing !== undefined) this.forget(existing)
+      session = this.newSession(f.id, existing, now)
+    }
+    // 3. Attach, answer `registered`, replay what an abrupt drop may have lost, then deliver the queue in order.
+    this.setConn(session, conn)
+    this.pending--
+    out.push(this.frame(conn, { type: 'registered', id: f.id, session: session.key, resumed, observed: conn.observed, serverTime: now }))
+    if (resumed) {
+      const received = f.received
+      if (received !== undefined) {
+        for (const d of session.replay) {
+          if (d.n > received) out.push(this.frame(conn, d.seq === undefined ? { type: 'message', from: d.from, data: d.data, n: d.n } : { type: 'message', from: d.from, data: d.data, seq: d.seq, n: d.n }))
+        }
+      }
+      for (const id of session.watches) out.push(this.frame(conn, { type: 'presence', id, online: this.isOnline(id) }))
+    }
+    const { messages, expired } = this.queues.take(f.id, now)
+    this.dropped.expired += expired
+    for (const m of messages) out.push(this.deliver(session, m.from, m.data, m.seq, m.size, now))
+    out.push({ type: 'event', event: { type: 'online', id: f.id, session: session.key, observed: conn.observed, resumed } })
+    if (!wasOnline) out.push(...this.presence(f.id, true))
+    return out
+  }
+
+  private newSession (peerId: string, previous: Session | undefined, now: number): Session {
+    const rl = this.options.rateLimit
+    const session: Session = {
+      key: randomBytes(18).toString('base64url'),
+      peerId,
+      conn: undefined,
+      disconnectedAt: now,
+      watches: new Set(),
+      replay: [],
+      replayBytes: 0,
+      nextN: 1,
+      seen: new Map(),
+      // A replacement inherits the rate-limit state: reconnecting must not refill the buckets.
+      messages: rl === false ? undefined : previous?.messages ?? new TokenBucket(rl.messagesPerSecond, rl.messageBurst, now),
+      bytes: rl === false ? undefined : previous?.bytes ?? new TokenBucket(rl.bytesPerSecond, rl.byteBurst, now)
+    }
+    this.peers.set(peerId, session)
+    this.sessions.set(session.key, session)
+    return session
+  }
+
+  private send (conn: Conn, session: Session, f: SendFrame, size: number, now: number): RendezvousAction[] {
+    const ack = (queued: boolean): RendezvousAction[] => f.seq === undefined ? [] : [this.frame(conn, { type: 'ack', seq: f.seq, queued })]
+    if (f.seq !== undefined) {
+      const queued = session.seen.get(f.seq)
+      if (queued !== undefined) return ack(queued) // a retransmission after a reconnect: already delivered or queued
+    }
+    const target = this.peers.get(f.to)
+    let queued: boolean
+    const out: RendezvousAction[] = []
+    if (target?.conn !== undefined) {
+      out.push(this.deliver(target, session.peerId, f.data, f.seq, size, now))
+      queued = false
+    } else {
+      const refusal = this.queues.push(f.to, { from: session.peerId, data: f.data, seq: f.seq, size, expiresAt: now + this.options.queueTtlMs }, now)
+      if (refusal !== undefined) {
+        this.dropped.queue_full++
+        return this.error(conn, 'queue_full', `${JSON.stringify(f.to)} is offline and its queue is full (${refusal})`, f.seq)
+      }
+      this.queuedTotal++
+      queued = true
+    }
+    if (f.seq !== undefined) {
+      session.seen.set(f.seq, queued)
+      if (session.seen.size > SEEN_SEQS) session.seen.delete(session.seen.keys().next().value as number)
+    }
+    out.push(...ack(queued))
+    return out
+  }
+
+  /** Hand a message to `target`'s live connection, numbering it and keeping it in the resume buffer. */
+  private deliver (target: Session, from: string, data: unknown, seq: number | undefined, size: number, now: number): RendezvousAction {
+    const conn = target.conn as Conn
+    const n = target.nextN++
+    this.relayed++
+    if (this.options.replayMessages > 0 && size <= this.options.replayBytes) {
+      target.replay.push(seq === undefined ? { n, from, data, size, at: now } : { n, from, data, seq, size, at: now })
+      target.replayBytes += size
+      this.budget.used += size
+      this.trimReplay(target, now)
+    }
+    return this.frame(conn, seq === undefined ? { type: 'message', from, data, n } : { type: 'message', from, data, seq, n })
+  }
+
+  private trimReplay (s: Session, now: number): void {
+    let drop = 0
+    const o = this.options
+    while (drop < s.replay.length) {
+      const d = s.replay[drop]
+      const over = s.replay.length - drop > o.replayMessages || s.replayBytes > o.replayBytes || this.budget.used > this.budget.limit
+      if (!over && now - d.at < o.queueTtlMs) break
+      if (over) this.dropped.replay_evicted++
+      s.replayBytes -= d.size
+      this.budget.used -= d.size
+      drop++
+    }
+    if (drop > 0) s.replay = s.replay.slice(drop)
+  }
+
+  /** Set or clear a session's live connection, keeping the online count. */
+  private setConn (session: Session, conn: Conn | undefined): void {
+    if (session.conn === undefined && conn !== undefined) this.online++
+    if (session.conn !== undefined && conn === undefined) this.online--
+    session.conn = conn
+    if (conn !== undefined) conn.session = session
+  }
+
+  private detach (session: Session, now: number): RendezvousAction[] {
+    this.setConn(session, undefined)
+    session.disconnectedAt = now
+    return [{ type: 'event', event: { type: 'offline', id: session.peerId, session: session.key } }, ...this.presence(session.peerId, false)]
+  }
+
+  /** Remove a session and everything it holds. */
+  private forget (s: Session): void {
+    this.setConn(s, undefined)
+    for (const id of s.watches) this.unwatch(s, id)
+    this.budget.used -= s.replayBytes
+    s.replay = []
+    s.replayBytes = 0
+    this.sessions.delete(s.key)
+    if (this.peers.get(s.peerId) === s) this.peers.delete(s.peerId)
+  }
+
+  private unwatch (s: Session, id: string): void {
+    s.watches.delete(id)
+    const set = this.watchers.get(id)
+    if (set === undefined) return
+    set.delete(s)
+    if (set.size === 0) this.watchers.delete(id)
+  }
+
+  private presence (id: string, online: boolean): RendezvousAction[] {
+    const out: RendezvousAction[] = []
+    for (const s of this.watchers.get(id) ?? []) if (s.conn !== undefined) out.push(this.frame(s.conn, { type: 'presence', id, online }))
+    return out
+  }
+
+  /** Close an old connection whose id was registered again. */
+  private replace (old: Conn): RendezvousAction[] {
+    const out = this.fatal(old, 'replaced', 'another connection registered this id')
+    old.session = undefined
+    return out
+  }
+
+  private frame (conn: Conn, frame: ServerFrame): RendezvousAction {
+    return { type: 'send', conn: conn.id, frame }
+  }
+
+  private error (conn: Conn, code: RendezvousErrorCode, message: string, ref?: number): RendezvousAction[] {
+    if (RENDEZVOUS_FATAL_CODES.has(code)) return this.fatal(conn, code, message)
+    return [this.frame(conn, ref === undefined ? { type: 'error', code, message } : { type: 'error', code, message, ref })]
+  }
+
+  /** Send an error frame and close: the connection takes no more frames from now on. */
+  private fatal (conn: Conn, code: RendezvousErrorCode, message: string): RendezvousAction[] {
+    if (conn.session === undefined && !conn.closing) this.pending--
+    conn.closing = true
+    return [this.frame(conn, { type: 'error', code, message }), { type: 'close', conn: conn.id, code: closeCodeFor(code), reason: code }]
+  }
+}
