@@ -108,6 +108,11 @@ export class StunTransactions {
     })
   }
 
+  /** Whether a datagram is a response to one of this layer's pending requests (for sockets shared by several users). */
+  owns (data: Uint8Array): boolean {
+    return data.length >= HEADER_LENGTH && data[0] <= 3 && this.pending.has(Buffer.from(data.buffer, data.byteOffset + 4, 16).toString('latin1'))
+  }
+
   /** Feed a received datagram. Never throws. */
   handle (data: Buffer, from: Endpoint): void {
     if (data.length >= HEADER_LENGTH && classifyPacket(data) === 'stun') {

@@ -155,6 +155,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const primary = addrs.find(a => ipFamily(a) === 4) ?? addrs[0]
     const hostCandidate = makeCandidate({ type: 'host', address: primary, port: socket.local.port })
     const hostBase = this.addBase(hostCandidate, hostSocket)
+    this.mux.claim = (data) => hostBase.tx.owns(data)
     if (!relayOnly) {
       for (const a of addrs) this.addLocal(a === primary ? hostCandidate : makeCandidate({ type: 'host', address: a, port: socket.local.port, localPreference: 65534 - this.local.length }))
     }
@@ -173,6 +174,12 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (r.client === undefined) return
       if (this.closing !== undefined) { await r.client.close(); return }
       const a = r.client.allocation
+      // The allocation's XOR-MAPPED-ADDRESS is a server-reflexive candidate too (RFC 8445 §5.1.1.2).
+      if (!relayOnly && (config.transport ?? 'udp') === 'udp' && !(a.mapped.address === primary && a.mapped.port === socket.local.port)) {
+        const s = makeCandidate({ type: 'srflx', address: a.mapped.address, port: a.mapped.port, base: primary, server: config.server, related: { address: primary, port: socket.local.port } })
+        this.addLocal(s)
+        if (lateRelay) this.emit('candidate', s)
+      }
       const c = makeCandidate({ type: 'relay', address: a.relayed.address, port: a.relayed.port, server: config.server, related: a.mapped, localPreference: config.transport === 'udp' || config.transport === undefined ? 65535 : 32767 })
       this.addBase(c, new RelaySocket(r.client), r.client)
       r.client.on('reallocated', (alloc) => { log('relay reallocated at %s', formatEndpoint(alloc.relayed)) })

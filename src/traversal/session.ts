@@ -88,7 +88,15 @@ export class PeerSession extends EventEmitter<PeerSessionEvents> {
   /** @internal */
   constructor (readonly agent: Agent, private readonly reportFn: () => ConnectReport, private readonly unsubscribe: () => void, private readonly sendBye: () => void) {
     super()
-    agent.on('message', (d) => { this.emit('message', d) })
+    // Datagrams that arrive before the application listens (the peer may start sending first) wait, up to 256.
+    const early: Buffer[] = []
+    agent.on('message', (d) => {
+      if (this.listenerCount('message') > 0) this.emit('message', d)
+      else if (early.length < 256) early.push(d)
+    })
+    this.on('newListener', (event) => {
+      if (event === 'message' && early.length > 0) queueMicrotask(() => { for (const d of early.splice(0)) this.emit('message', d) })
+    })
     agent.on('path', (p, prev) => { this.emit('path', p, prev) })
   }
 

@@ -22,6 +22,11 @@ class RoutedSocket implements DatagramSocket {
 export class SocketMux {
   private readonly routes: Array<{ match: (from: Endpoint) => boolean, socket: RoutedSocket }> = []
   private readonly fallbackSocket: RoutedSocket
+  /**
+   * Datagrams the fallback claims whatever their source — e.g. responses to its own pending STUN transactions with a
+   * server that is also a routed TURN server.
+   */
+  claim: (data: Buffer) => boolean = () => false
 
   constructor (readonly socket: DatagramSocket) {
     this.fallbackSocket = new RoutedSocket(this, socket.local)
@@ -46,6 +51,7 @@ export class SocketMux {
 
   private dispatch (data: Buffer, from: Endpoint): void {
     try {
+      if (this.claim(data)) { this.fallbackSocket.handler(data, from); return }
       for (const r of this.routes) {
         if (r.match(from)) { r.socket.handler(data, from); return }
       }
