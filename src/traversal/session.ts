@@ -94,7 +94,7 @@ export class PeerSession extends EventEmitter<PeerSessionEvents> {
       if (this.listenerCount('message') > 0) this.emit('message', d)
       else if (early.length < 256) early.push(d)
     })
-    this.on('newListener', (event) => {
+    ;(this as EventEmitter).on('newListener', (event: string | symbol) => {
       if (event === 'message' && early.length > 0) queueMicrotask(() => { for (const d of early.splice(0)) this.emit('message', d) })
     })
     agent.on('path', (p, prev) => { this.emit('path', p, prev) })
