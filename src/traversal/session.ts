@@ -149,7 +149,7 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
       try { agent.addRemoteCandidates([candidateFromSdp(m.candidate)]) } catch (err) { log('bad trickled candidate: %s', (err as Error).message) }
       return
     }
-    if (m.t === 'natkit/ping' && (sid === '' || m.sid === sid)) { void options.channel.send({ t: 'natkit/pong', sid: m.sid, n: m.n }); return }
+    if (m.t === 'natkit/ping' && (sid === '' || m.sid === sid)) { fire(options.channel, { t: 'natkit/pong', sid: m.sid, n: m.n }); return }
     inbox.push(m); wake()
   })
   const next = async <T extends SignalMessage['t']> (type: T, deadline: number): Promise<Extract<SignalMessage, { t: T }>> => {
@@ -172,7 +172,7 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
     attempts: agent.attempts().map(attemptOf)
   })
   const deadline = performance.now() + (options.timeoutMs ?? 15_000)
-  agent.on('candidate', (c) => { if (sid !== '') void options.channel.send({ t: 'natkit/candidate', sid, candidate: candidateToSdp(c) }) })
+  agent.on('candidate', (c) => { if (sid !== '') fire(options.channel, { t: 'natkit/candidate', sid, candidate: candidateToSdp(c) }) })
   agent.on('path', (p) => {
     if (timings.checksAt === null) return
     const since = Math.round((performance.now() - t0 - timings.checksAt) * 10) / 10
@@ -227,7 +227,16 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
     if (err instanceof ConnectError || err instanceof AbortError) throw err
     throw new ConnectError((err as Error).message, report())
   }
-  return new PeerSession(agent, report, unsubscribe, () => { void options.channel.send({ t: 'natkit/bye', sid }) })
+  return new PeerSession(agent, report, unsubscribe, () => { fire(options.channel, { t: 'natkit/bye', sid }) })
+}
+
+/** Send a signalling message whose delivery nothing waits for; a failure (closed channel) is logged, not thrown. */
+function fire (channel: SignalChannel, message: SignalMessage): void {
+  try {
+    Promise.resolve(channel.send(message)).catch((err: Error) => { log('signalling send failed: %s', err.message) })
+  } catch (err) {
+    log('signalling send failed: %s', (err as Error).message)
+  }
 }
 
 function parseAll (lines: string[]): Candidate[] {
