@@ -90,11 +90,23 @@ describe('natcheck pair', function () {
 describe('natcheck demo', function () {
   this.timeout(20_000)
   it('runs natkit end to end on loopback with no setup and exits 0', async () => {
-    const r = await natcheck(['demo', '--json'])
+    const r = await natcheck(['demo', '--json', '--no-lab'])
     expect(r.code, r.stderr).to.equal(0)
     const doc = JSON.parse(r.stdout)
     expect(doc.stun.udp.mapped.address).to.equal('127.0.0.1')
     expect(doc.stun.tcp.mapped.address).to.equal('127.0.0.1')
     expect(doc.discovery.nat.type).to.equal('open')
+    expect(doc.turn.ok).to.equal(true)
+    expect(doc.direct.path.type).to.equal('direct')
+    expect(doc.relayed.path.type).to.equal('relay')
+    expect(doc.matrix).to.equal(null)
+  })
+
+  it('prints each part in a human report', async () => {
+    const r = await natcheck(['demo', '--no-lab'])
+    expect(r.code, r.stderr).to.equal(0)
+    for (const heading of ['1. STUN Binding', '2. NAT discovery', '3. TURN check', '4. Two peers connect', '5. The same two peers']) expect(r.stdout).to.include(heading)
+    expect(r.stdout).to.match(/path direct: host 127\.0\.0\.1:\d+ → host/)
+    expect(r.stdout).to.match(/path relay: relay /)
   })
 })
