@@ -44,6 +44,12 @@ export interface AgentOptions {
   readonly gatherTimeoutMs?: number
   /** Ta: time between new checks (default 10 ms; RFC 8445 §14.2 uses 50 ms for the Internet at large). */
   readonly checkIntervalMs?: number
+  /**
+   * Checks sent at once when checking starts, before pacing (default 8). Both peers start together, so every pair's
+   * first packets cross in the first round trip and the NAT holes open at once; a handful of small datagrams is no
+   * congestion risk. 1 gives plain RFC pacing.
+   */
+  readonly initialBurst?: number
   /** Check retransmissions (default RTO 100 ms, 7 sends, giving up after ~7 s). */
   readonly checkRetransmit?: RetransmitOptions
   /** Keepalive interval on the selected path (default 15 s, below every common NAT binding lifetime). */
@@ -212,7 +218,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.started = true
     const ta = this.options.checkIntervalMs ?? 10
     this.pacer = setInterval(() => { this.tick() }, ta)
-    this.tick()
+    for (let i = 0; i < Math.max(1, this.options.initialBurst ?? 8); i++) this.tick()
     const consent = this.options.consentIntervalMs ?? 5000
     const consentTimer = setInterval(() => { this.checkConsent() }, consent * (0.8 + Math.random() * 0.4))
     consentTimer.unref()
