@@ -4,7 +4,7 @@ import { InvalidArgumentError, NatError } from '../errors.js'
 import { ExitCode } from './exit-codes.js'
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../net/endpoint.js'
 import { AdminServer } from '../relay/admin-server.js'
-import { InMemoryRelayMetrics } from '../relay/metrics.js'
+import { PrometheusRelayMetrics } from '../relay/metrics.js'
 import { TurnServer, type TurnServerOptions } from '../relay/turn-server.js'
 
 /**
@@ -31,6 +31,9 @@ export interface RelaySettings {
   denyPeer?: string[]
   admin?: string
   drainTimeout?: number
+  userQuota?: number
+  totalQuota?: number
+  nativeIo?: string
 }
 
 const DEFAULT_PORT = 3478
@@ -58,7 +61,7 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InvalidArgumentError(`config ${file} must be a JSON object`)
   const o = raw as Record<string, unknown>
-  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'drainTimeout'])
+  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'drainTimeout', 'userQuota', 'totalQuota', 'nativeIo'])
   for (const k of Object.keys(o)) if (!known.has(k)) throw new InvalidArgumentError(`unknown config key ${JSON.stringify(k)} in ${file}`)
   let user = list(o.user, 'user')
   if (o.users !== undefined) {
@@ -66,12 +69,18 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
     user = [...(user ?? []), ...Object.entries(o.users as Record<string, unknown>).map(([n, p]) => `${n}:${String(p)}`)]
   }
   if (o.drainTimeout !== undefined && typeof o.drainTimeout !== 'number') throw new InvalidArgumentError('config key drainTimeout must be a number of seconds')
+  for (const k of ['userQuota', 'totalQuota', 'nativeIo']) {
+    if (o[k] !== undefined && typeof o[k] !== 'number') throw new InvalidArgumentError(`config key ${k} must be a number of allocations`)
+  }
   return {
     listen: list(o.listen, 'listen'), realm: str(o.realm, 'realm'), user, authSecret: str(o.authSecret, 'authSecret'),
     tlsListen: str(o.tlsListen, 'tlsListen'), tlsCert: str(o.tlsCert, 'tlsCert'), tlsKey: str(o.tlsKey, 'tlsKey'),
     relayIp: str(o.relayIp, 'relayIp'), externalIp: str(o.externalIp, 'externalIp'), ports: str(o.ports, 'ports'),
     allowPeer: list(o.allowPeer, 'allowPeer'), denyPeer: list(o.denyPeer, 'denyPeer'), admin: str(o.admin, 'admin'),
-    drainTimeout: o.drainTimeout as number | undefined
+    drainTimeout: o.drainTimeout as number | undefined,
+    userQuota: o.userQuota as number | undefined,
+    totalQuota: o.totalQuota as number | undefined,
+    nativeIo: str(o.nativeIo, 'nativeIo')
   }
 }
 
@@ -80,12 +89,15 @@ export function relayEnv (env: NodeJS.ProcessEnv): RelaySettings {
   const csv = (v: string | undefined): string[] | undefined => v === undefined || v === '' ? undefined : v.split(',').map(s => s.trim()).filter(s => s !== '')
   const s = (v: string | undefined): string | undefined => v === '' ? undefined : v
   const drain = s(env.NATKIT_RELAY_DRAIN_TIMEOUT)
+  const num = (v: string | undefined): number | undefined => s(v) === undefined ? undefined : Number(v)
   return {
     listen: csv(env.NATKIT_RELAY_LISTEN), realm: s(env.NATKIT_RELAY_REALM), user: csv(env.NATKIT_RELAY_USERS),
     authSecret: s(env.NATKIT_RELAY_AUTH_SECRET), tlsListen: s(env.NATKIT_RELAY_TLS_LISTEN), tlsCert: s(env.NATKIT_RELAY_TLS_CERT),
     tlsKey: s(env.NATKIT_RELAY_TLS_KEY), relayIp: s(env.NATKIT_RELAY_RELAY_IP), externalIp: s(env.NATKIT_RELAY_EXTERNAL_IP),
     ports: s(env.NATKIT_RELAY_PORTS), allowPeer: csv(env.NATKIT_RELAY_ALLOW_PEER), denyPeer: csv(env.NATKIT_RELAY_DENY_PEER),
-    admin: s(env.NATKIT_RELAY_ADMIN), drainTimeout: drain === undefined ? undefined : Number(drain)
+    admin: s(env.NATKIT_RELAY_ADMIN), drainTimeout: drain === undefined ? undefined : Number(drain),
+    userQuota: num(env.NATKIT_RELAY_USER_QUOTA), totalQuota: num(env.NATKIT_RELAY_TOTAL_QUOTA),
+    nativeIo: s(env.NATKIT_RELAY_NATIVE_IO)
   }
 }
 
@@ -116,9 +128,18 @@ export function relayOptions (s: RelaySettings): TurnServerOptions & { admin?: E
   if (tlsParts !== 0 && tlsParts !== 3) throw new InvalidArgumentError('TLS needs all of --tls-listen, --tls-cert and --tls-key')
   const drainTimeout = s.drainTimeout ?? 30
   if (!Number.isFinite(drainTimeout) || drainTimeout < 0) throw new InvalidArgumentError('drain timeout must be a non-negative number of seconds')
+  for (const [flag, v] of [['--user-quota', s.userQuota], ['--total-quota', s.totalQuota]] as const) {
+    if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new InvalidArgumentError(`${flag} must be a positive whole number of allocations`)
+  }
+  const io = s.nativeIo ?? 'all'
+  if (io !== 'all' && io !== 'listeners' && io !== 'off') throw new InvalidArgumentError(`--native-io ${JSON.stringify(io)}: write all, listeners or off`)
   return {
     realm: s.realm,
     users,
+    nativeIo: io !== 'off',
+    nativeRelayIo: io === 'all',
+    userQuota: s.userQuota,
+    totalQuota: s.totalQuota,
     authSecret: s.authSecret,
     listen: (s.listen ?? ['127.0.0.1']).map(l => parseEndpoint(l, DEFAULT_PORT)),
     tls: s.tlsListen !== undefined ? { listen: [parseEndpoint(s.tlsListen, 5349)], certFile: s.tlsCert as string, keyFile: s.tlsKey as string } : undefined,
@@ -157,6 +178,9 @@ export function registerRelayCommand (program: Command): void {
     .option('--allow-peer <cidr>', 'allow peers in this range despite the deny list, repeatable', collect)
     .option('--deny-peer <cidr>', 'deny peers in this range too, repeatable', collect)
     .option('--admin <ip:port>', 'serve /metrics and /healthz over HTTP here')
+    .option('--native-io <mode>', 'batched UDP I/O (recvmmsg/sendmmsg): all, listeners (relay sockets use node:dgram) or off (default all)')
+    .option('--user-quota <n>', 'allocations per username (default 10)', Number)
+    .option('--total-quota <n>', 'allocations in total (default 10000)', Number)
     .option('--drain-timeout <seconds>', 'on SIGTERM, how long existing allocations may continue (default 30)', Number)
     .option('--config <file>', 'JSON config file with the same keys (camelCase); flags override it, env vars NATKIT_RELAY_* too')
     .action(async (flags: RelaySettings & { config?: string }) => {
@@ -176,14 +200,15 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
   let admin: AdminServer | undefined
   try {
     const options = relayOptions(await loadSettings(flags))
-    const metrics = new InMemoryRelayMetrics()
+    // Process metrics (CPU, memory, event-loop lag) only when someone can scrape them: they sample the event loop.
+    const metrics = new PrometheusRelayMetrics({ processMetrics: options.admin !== undefined })
     server = await TurnServer.start({ ...options, metrics })
     const s = server
     for (const e of s.addresses.udp) say(`listening udp ${formatEndpoint(e)}`)
     for (const e of s.addresses.tcp) say(`listening tcp ${formatEndpoint(e)}`)
     for (const e of s.addresses.tls) say(`listening tls ${formatEndpoint(e)}`)
     if (options.admin !== undefined) {
-      admin = await AdminServer.start({ listen: options.admin, metrics: () => metrics.renderPrometheus(), healthy: () => !s.core.draining })
+      admin = await AdminServer.start({ listen: options.admin, metrics: async () => await metrics.render(), contentType: metrics.contentType, healthy: () => !s.core.draining })
       say(`admin http://${formatEndpoint(admin.local)}/metrics`)
     }
     s.on('allocation', (e) => { say(`allocation ${e.id} user=${e.username} client=${e.protocol}:${formatEndpoint(e.client)} relayed=${e.relayed.map(formatEndpoint).join(',')} ${e.transport} lifetime=${e.lifetime}s`) })

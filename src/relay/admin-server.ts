@@ -9,11 +9,15 @@ const log = createLogger('natcheck:relay:admin')
 export interface AdminServerOptions {
   /** Where to listen (keep it on loopback or a management network: there is no authentication). */
   readonly listen: Endpoint
-  /** Prometheus text exposition for GET /metrics. */
-  readonly metrics: () => string
+  /** Prometheus text exposition for GET /metrics (e.g. PrometheusRelayMetrics.render). */
+  readonly metrics: () => string | Promise<string>
+  /** Content-Type of the exposition (default the Prometheus text format 0.0.4). */
+  readonly contentType?: string
   /** Health for GET /healthz: true → 200 "ok", false → 503 "draining". */
   readonly healthy: () => boolean
 }
+
+const TEXT_FORMAT = 'text/plain; version=0.0.4; charset=utf-8'
 
 /** A tiny HTTP admin endpoint: GET /metrics (Prometheus text format 0.0.4) and GET /healthz. */
 export class AdminServer {
@@ -26,7 +30,12 @@ export class AdminServer {
         const path = (req.url ?? '/').split('?')[0]
         if (req.method !== 'GET' && req.method !== 'HEAD') { res.writeHead(405, { allow: 'GET, HEAD' }).end(); return }
         if (path === '/metrics') {
-          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(options.metrics())
+          Promise.resolve().then(options.metrics).then((text) => {
+            res.writeHead(200, { 'content-type': options.contentType ?? TEXT_FORMAT }).end(text)
+          }, (err) => {
+            log.error('metrics failed: %O', err)
+            if (!res.headersSent) res.writeHead(500).end()
+          })
         } else if (path === '/healthz') {
           const ok = options.healthy()
           res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'draining\n')

@@ -30,17 +30,71 @@ export interface RelayAddress {
   failure?: number
 }
 
-/** A channel binding (RFC 8656 §12). */
+/** A channel binding (RFC 8656 §12), with what the data path precomputes at bind time. */
 export interface ChannelBinding {
   readonly number: number
   readonly peer: Endpoint
   /** While now < expiresAt the binding is active; until expiresAt + guard it blocks rebinding. */
   expiresAt: number
+  /** The relayed address of the peer's family (RFC 8656 §12: data on the channel leaves from it). */
+  readonly relay: RelayAddress
+  /** The peer policy's verdict on `peer`, valid while the core's policy generation equals `policyGeneration`. */
+  policyAllowed: boolean
+  policyGeneration: number
 }
 
 /** The 5-tuple key of a client transport: protocol, client endpoint, server endpoint (and connection). */
 export function fiveTupleKey (from: Endpoint, transport: ClientTransport): string {
   return `${transport.protocol}|${endpointKey(from)}|${endpointKey(transport.local)}|${transport.connection ?? ''}`
+}
+
+/**
+ * The allocations by 5-tuple. UDP 5-tuples are found through client IP → client port → allocations (one per
+ * server listener, usually one), so the per-packet lookup builds no string; TCP/TLS ones by fiveTupleKey.
+ */
+export class TupleIndex {
+  private readonly byKey = new Map<string, Allocation>()
+  private readonly udp = new Map<string, Map<number, Allocation[]>>()
+
+  get (from: Endpoint, transport: ClientTransport): Allocation | undefined {
+    if (transport.protocol !== 'udp') return this.byKey.get(fiveTupleKey(from, transport))
+    const list = this.udp.get(from.address)?.get(from.port)
+    if (list === undefined) return undefined
+    const local = transport.local
+    for (let i = 0; i < list.length; i++) {
+      const a = list[i]
+      if (a.transport.local.port === local.port && a.transport.local.address === local.address) return a
+    }
+    return undefined
+  }
+
+  has (from: Endpoint, transport: ClientTransport): boolean {
+    return this.get(from, transport) !== undefined
+  }
+
+  add (alloc: Allocation): void {
+    if (alloc.transport.protocol !== 'udp') { this.byKey.set(alloc.tupleKey, alloc); return }
+    let ports = this.udp.get(alloc.client.address)
+    if (ports === undefined) { ports = new Map(); this.udp.set(alloc.client.address, ports) }
+    const list = ports.get(alloc.client.port)
+    if (list === undefined) ports.set(alloc.client.port, [alloc]); else list.push(alloc)
+  }
+
+  delete (alloc: Allocation): void {
+    if (alloc.transport.protocol !== 'udp') {
+      if (this.byKey.get(alloc.tupleKey) === alloc) this.byKey.delete(alloc.tupleKey)
+      return
+    }
+    const ports = this.udp.get(alloc.client.address)
+    const list = ports?.get(alloc.client.port)
+    if (ports === undefined || list === undefined) return
+    const rest = list.filter(a => a !== alloc)
+    if (rest.length > 0) ports.set(alloc.client.port, rest)
+    else {
+      ports.delete(alloc.client.port)
+      if (ports.size === 0) this.udp.delete(alloc.client.address)
+    }
+  }
 }
 
 /** One allocation. */
@@ -49,7 +103,8 @@ export class Allocation {
   expiresAt: number
   readonly permissions = new Map<string, number>()
   readonly channels = new Map<number, ChannelBinding>()
-  readonly channelByPeer = new Map<string, ChannelBinding>()
+  /** Peer IP → peer port → binding: looked up per peer datagram without building a string key. */
+  private readonly channelByPeer = new Map<string, Map<number, ChannelBinding>>()
   /** RFC 6062 connection ids of this allocation. */
   readonly tcpConnections = new Set<number>()
   readonly bucket: TokenBucket | undefined
@@ -87,10 +142,33 @@ export class Allocation {
     return t !== undefined && t > now
   }
 
+  /** The channel bound to a peer transport address (active or within its rebind guard), if any. */
+  channelForPeer (peer: Endpoint): ChannelBinding | undefined {
+    return this.channelByPeer.get(peer.address)?.get(peer.port)
+  }
+
   /** The active channel bound to a peer, if any. */
   activeChannelForPeer (peer: Endpoint, now: number): ChannelBinding | undefined {
-    const c = this.channelByPeer.get(endpointKey(peer))
+    const c = this.channelByPeer.get(peer.address)?.get(peer.port)
     return c !== undefined && c.expiresAt > now ? c : undefined
+  }
+
+  /** Install a binding under its number and its peer. */
+  addChannel (binding: ChannelBinding): void {
+    this.channels.set(binding.number, binding)
+    let ports = this.channelByPeer.get(binding.peer.address)
+    if (ports === undefined) { ports = new Map(); this.channelByPeer.set(binding.peer.address, ports) }
+    ports.set(binding.peer.port, binding)
+  }
+
+  /** Remove a binding. */
+  removeChannel (binding: ChannelBinding): void {
+    if (this.channels.get(binding.number) === binding) this.channels.delete(binding.number)
+    const ports = this.channelByPeer.get(binding.peer.address)
+    if (ports?.get(binding.peer.port) === binding) {
+      ports.delete(binding.peer.port)
+      if (ports.size === 0) this.channelByPeer.delete(binding.peer.address)
+    }
   }
 
   /** The active binding of a channel number, if any. */

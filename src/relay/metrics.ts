@@ -1,7 +1,10 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+
 /**
- * Relay metrics: a small interface the TURN server reports through, an in-memory implementation, and a
- * Prometheus text-exposition renderer (format 0.0.4) so /metrics works without prom-client. No label carries a
- * username or an address (unbounded cardinality, and personal data).
+ * Relay metrics: the small interface the TURN server reports through, an in-memory implementation (what tests and
+ * stats() read), and PrometheusRelayMetrics, which exposes the same numbers through prom-client with a registry of
+ * its own (never the global one, so several servers can run in one process). No label carries a username or an
+ * address (unbounded cardinality, and personal data).
  */
 
 /** Counters (monotonic). Label values are from small fixed sets. */
@@ -31,12 +34,17 @@ export type RelayCounter = keyof typeof RELAY_COUNTERS
 /** A gauge name. */
 export type RelayGauge = keyof typeof RELAY_GAUGES
 
-/** What the relay reports to. A prom-client implementation can wrap Counter/Gauge objects with the same names. */
+/** What the relay reports to. */
 export interface RelayMetrics {
   /** Add `value` (default 1) to a counter, with its one label value (see RELAY_COUNTERS for the label name). */
   inc (name: RelayCounter, label: string, value?: number): void
   /** Set a gauge. */
   set (name: RelayGauge, value: number): void
+  /**
+   * Register a function to run before the metrics are read (a snapshot, a scrape): the core uses it to flush the
+   * traffic counters it keeps in plain numbers on the hot path. Optional for implementations.
+   */
+  onCollect? (collector: () => void): void
 }
 
 /** A snapshot: counters by name then label value, gauges by name. */
@@ -45,10 +53,11 @@ export interface RelayMetricsSnapshot {
   readonly gauges: Record<string, number>
 }
 
-/** RelayMetrics kept in memory, renderable as Prometheus text. */
+/** RelayMetrics kept in memory. */
 export class InMemoryRelayMetrics implements RelayMetrics {
   private readonly counters = new Map<string, Map<string, number>>()
   private readonly gauges = new Map<string, number>()
+  private readonly collectors: Array<() => void> = []
 
   inc (name: RelayCounter, label: string, value = 1): void {
     let m = this.counters.get(name)
@@ -60,13 +69,24 @@ export class InMemoryRelayMetrics implements RelayMetrics {
     this.gauges.set(name, value)
   }
 
+  onCollect (collector: () => void): void {
+    this.collectors.push(collector)
+  }
+
+  /** Run the registered collectors (done by every read below). */
+  collect (): void {
+    for (const c of this.collectors) c()
+  }
+
   /** One counter's value for a label (0 when never incremented). */
   get (name: RelayCounter, label: string): number {
+    this.collect()
     return this.counters.get(name)?.get(label) ?? 0
   }
 
   /** One counter summed over its labels. */
   total (name: RelayCounter): number {
+    this.collect()
     let sum = 0
     for (const v of this.counters.get(name)?.values() ?? []) sum += v
     return sum
@@ -74,37 +94,68 @@ export class InMemoryRelayMetrics implements RelayMetrics {
 
   /** A gauge's value (0 when never set). */
   gauge (name: RelayGauge): number {
+    this.collect()
     return this.gauges.get(name) ?? 0
   }
 
   /** A plain-object copy of everything. */
   snapshot (): RelayMetricsSnapshot {
+    this.collect()
     const counters: Record<string, Record<string, number>> = {}
     for (const [name, m] of this.counters) counters[name] = Object.fromEntries(m)
     return { counters, gauges: Object.fromEntries(this.gauges) }
   }
-
-  /** Prometheus text exposition format 0.0.4. */
-  renderPrometheus (): string {
-    return renderPrometheus(this.snapshot())
-  }
 }
 
-function escapeLabel (value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')
+/** Options for PrometheusRelayMetrics. */
+export interface PrometheusRelayMetricsOptions {
+  /** Also export prom-client's default process metrics (CPU, memory, event loop lag, GC) (default false). */
+  readonly processMetrics?: boolean
 }
 
-/** Render a snapshot in the Prometheus text exposition format (version 0.0.4). */
-export function renderPrometheus (snapshot: RelayMetricsSnapshot): string {
-  const lines: string[] = []
-  for (const [name, def] of Object.entries(RELAY_COUNTERS)) {
-    lines.push(`# HELP ${name} ${def.help}`, `# TYPE ${name} counter`)
-    const values = snapshot.counters[name] ?? {}
-    const labelName = def.labels[0]
-    for (const [label, v] of Object.entries(values)) lines.push(`${name}{${labelName}="${escapeLabel(label)}"} ${v}`)
+/**
+ * The relay metrics as Prometheus exposition through prom-client, with a Registry of its own. The in-memory values
+ * stay the source of truth (the hot path never calls prom-client); each prom-client metric copies them in its
+ * `collect` hook when scraped, under the names and labels of RELAY_COUNTERS and RELAY_GAUGES.
+ */
+export class PrometheusRelayMetrics extends InMemoryRelayMetrics {
+  /** This server's registry (not prom-client's global default). */
+  readonly registry = new Registry()
+
+  constructor (options: PrometheusRelayMetricsOptions = {}) {
+    super()
+    const values = (): RelayMetricsSnapshot => this.snapshot()
+    for (const [name, def] of Object.entries(RELAY_COUNTERS)) {
+      const labelName = def.labels[0]
+      const counter: Counter<string> = new Counter({
+        name,
+        help: def.help,
+        labelNames: [labelName],
+        registers: [this.registry],
+        collect () {
+          counter.reset()
+          for (const [label, v] of Object.entries(values().counters[name] ?? {})) counter.inc({ [labelName]: label }, v)
+        }
+      })
+    }
+    for (const [name, def] of Object.entries(RELAY_GAUGES)) {
+      const gauge: Gauge<string> = new Gauge({
+        name,
+        help: def.help,
+        registers: [this.registry],
+        collect () { gauge.set(values().gauges[name] ?? 0) }
+      })
+    }
+    if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry })
   }
-  for (const [name, def] of Object.entries(RELAY_GAUGES)) {
-    lines.push(`# HELP ${name} ${def.help}`, `# TYPE ${name} gauge`, `${name} ${snapshot.gauges[name] ?? 0}`)
+
+  /** The Content-Type of render()'s output (Prometheus text format 0.0.4). */
+  get contentType (): string {
+    return this.registry.contentType
   }
-  return lines.join('\n') + '\n'
+
+  /** The Prometheus text exposition of every metric in the registry. */
+  async render (): Promise<string> {
+    return await this.registry.metrics()
+  }
 }

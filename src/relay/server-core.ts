@@ -1,21 +1,26 @@
 import { randomBytes } from 'node:crypto'
 import { StunDecodeError } from '../errors.js'
 import { createLogger } from '../log.js'
-import { endpointKey, ipFamily, sameEndpoint, type Endpoint } from '../net/endpoint.js'
+import { endpointKey, ipFamily, type Endpoint } from '../net/endpoint.js'
 import {
-  AddressErrorCode, AdditionalAddressFamily, ChannelNumber, ConnectionId, Data, DontFragment, ERROR_REASONS, EvenPort,
-  Lifetime, MessageBuilder, MessageClass, Method, RequestedAddressFamily, RequestedTransport, ReservationToken,
-  StunMessage, TransportProtocol, UnknownAttributes, XorMappedAddress, XorPeerAddress, XorRelayedAddress, classifyPacket, decodeChannelData
+  AddressErrorCode, AdditionalAddressFamily, DontFragment, ERROR_REASONS, EvenPort, Lifetime, MessageClass, Method,
+  RequestedAddressFamily, RequestedTransport, ReservationToken, StunMessage, TransportProtocol, UnknownAttributes,
+  XorMappedAddress, XorRelayedAddress, classifyPacket, type ChannelDataOptions
 } from '../stun/index.js'
-import { encodeRelayChannelData, isBindableChannel, looksLikeChannelData } from './channel-numbers.js'
-import { Allocation, fiveTupleKey, type RelayAddress } from './allocation.js'
+import { Allocation, TupleIndex, fiveTupleKey, type RelayAddress } from './allocation.js'
 import { RequestAuthenticator, type AuthContext } from './auth.js'
 import { resolveCoreOptions, type ResolvedCoreOptions, type TurnServerCoreOptions } from './core-options.js'
+import { onChannelData, onPeerData, onSendIndication, type RelaySink, type TrafficCounters } from './data-path.js'
 import { InMemoryRelayMetrics, type RelayMetrics } from './metrics.js'
+import { onChannelBind, onCreatePermission, sweepChannels, sweepPermissions } from './permission-handlers.js'
 import { PeerPolicy } from './peer-policy.js'
 import { PortPool } from './port-pool.js'
 import { ResponseCache } from './response-cache.js'
 import { errorResponse, successResponse, unknownAttributesResponse, type AddAttributes } from './responses.js'
+import {
+  dataConnectionClosed, dropTcp, expireTcp, onConnect, onConnectionBind, peerConnectResult, peerConnectionAccepted,
+  type TcpConnection
+} from './tcp-relay.js'
 import type { ClientTransport, RelayIgnoreReason, RelayAction, RelayEvent, RelayOpenResult } from './types.js'
 
 const log = createLogger('natcheck:relay:core')
@@ -24,19 +29,6 @@ const log = createLogger('natcheck:relay:core')
 const MAX_BIND_ATTEMPTS = 8
 /** RFC 8656 §7.2: a reserved port is held "for about 30 seconds". */
 const RESERVATION_MS = 30_000
-
-/** One RFC 6062 peer data connection. */
-interface TcpConnection {
-  readonly id: number
-  readonly allocation: Allocation
-  readonly peer: Endpoint
-  state: 'connecting' | 'waiting-bind' | 'bound'
-  deadline: number
-  /** The Connect request waiting for the outcome of the TCP connect. */
-  connect?: { req: StunMessage, from: Endpoint, transport: ClientTransport, context: AuthContext }
-  /** The client data connection once bound. */
-  dataTuple?: string
-}
 
 /** A snapshot of the core's state sizes. */
 export interface CoreStats {
@@ -53,34 +45,58 @@ export interface CoreStats {
  * The sans-IO TURN server: RFC 8656 (TURN), RFC 6156 (IPv6, dual allocations, folded into RFC 8656) and RFC 6062
  * (TCP allocations). Inputs are packets, peer data and time; outputs are RelayActions for an adapter to carry out
  * (see TurnServer). It never throws from its entry points: malformed input is ignored or answered.
+ *
+ * The method handlers live apart: permission-handlers.ts (CreatePermission, ChannelBind), data-path.ts (Send,
+ * ChannelData, peer datagrams), tcp-relay.ts (RFC 6062). This file dispatches, and owns Allocate, Refresh and time.
  */
 export class TurnServerCore {
-  private options: ResolvedCoreOptions
+  /** @internal Resolved options (the handler modules read them). */
+  options: ResolvedCoreOptions
   private auth: RequestAuthenticator
-  private policy: PeerPolicy
+  /** @internal The peer policy; replaced on reconfigure, which bumps policyGeneration. */
+  policy: PeerPolicy
+  /** @internal Bumped whenever the policy changes, so verdicts cached on channel bindings are recomputed. */
+  policyGeneration = 0
+  /** @internal How the codec reads channel numbers (RFC 5766's range when legacyChannels). */
+  channelOptions: ChannelDataOptions
   private pools = new Map<string, PortPool>()
   private readonly nonceSecret: Uint8Array
   private readonly allocations = new Map<number, Allocation>()
-  private readonly byTuple = new Map<string, Allocation>()
-  private readonly byRelay = new Map<string, Allocation>()
+  /** @internal Allocations by 5-tuple. */
+  readonly tuples = new TupleIndex()
+  /** @internal Allocations by relay key. */
+  readonly byRelay = new Map<string, Allocation>()
   private readonly perUser = new Map<string, number>()
   private readonly reservations = new Map<string, { family: 4 | 6, port: number, expiresAt: number }>()
-  private readonly tcp = new Map<number, TcpConnection>()
-  private cache: ResponseCache
+  /** @internal RFC 6062 connections by CONNECTION-ID. */
+  readonly tcp = new Map<number, TcpConnection>()
+  /** @internal Answers to retransmitted requests. */
+  cache: ResponseCache
   private readonly pending = new Map<Allocation, { req: StunMessage, from: Endpoint, transport: ClientTransport, ctx: AuthContext }>()
   private nextId = 1
   /** When true, new allocations are refused with 508 (graceful drain); existing ones continue. */
   draining = false
   readonly metrics: RelayMetrics
+  /** Relayed packets and bytes by direction, flushed into `metrics` when they are read (see flushTraffic). */
+  readonly traffic: TrafficCounters = { clientToPeerPackets: 0, clientToPeerBytes: 0, peerToClientPackets: 0, peerToClientBytes: 0 }
+  /**
+   * The adapter's fast path for relayed data (RelaySink). When set, ChannelData, Send indications and peer
+   * datagrams that are relayed go to the sink synchronously and `handle`/`handlePeer` return an empty array;
+   * when unset they come back as `relay`/`send` actions.
+   */
+  sink: RelaySink | undefined
 
   constructor (options: TurnServerCoreOptions) {
     this.options = resolveCoreOptions(options)
+    this.channelOptions = { legacyChannels: this.options.legacyChannels }
     this.nonceSecret = options.nonceSecret ?? randomBytes(32)
     this.metrics = options.metrics ?? new InMemoryRelayMetrics()
+    this.metrics.onCollect?.(() => { this.flushTraffic() })
     this.auth = this.makeAuth(options)
     this.policy = this.makePolicy(options)
     this.cache = new ResponseCache(this.options.responseCacheTtl * 1000, this.options.maxCachedResponses)
   }
+
 
   private makeAuth (o: TurnServerCoreOptions): RequestAuthenticator {
     const r = this.options
@@ -118,6 +134,8 @@ export class TurnServerCore {
       throw err
     }
     this.policy = policy
+    this.policyGeneration++
+    this.channelOptions = { legacyChannels: resolved.legacyChannels }
     if (old.portRange[0] !== resolved.portRange[0] || old.portRange[1] !== resolved.portRange[1]) {
       this.pools = new Map()
       for (const a of this.allocations.values()) for (const r of a.relays) this.pool(r.family, a.relayProtocol).claim(r.port)
@@ -128,7 +146,8 @@ export class TurnServerCore {
   /** The authenticator (tests use it to mint nonces). */
   get authenticator (): RequestAuthenticator { return this.auth }
 
-  private pool (family: 4 | 6, protocol: 'udp' | 'tcp'): PortPool {
+  /** @internal */
+  pool (family: 4 | 6, protocol: 'udp' | 'tcp'): PortPool {
     const k = `${family}/${protocol}`
     let p = this.pools.get(k)
     if (p === undefined) { p = new PortPool(this.options.portRange[0], this.options.portRange[1]); this.pools.set(k, p) }
@@ -139,12 +158,14 @@ export class TurnServerCore {
 
   /**
    * A packet from a client on a client-facing transport: a STUN message or a ChannelData message (for TCP/TLS,
-   * one frame as cut by readStreamFrame). Never throws.
+   * one frame as cut by readStreamFrame). Never throws. The core keeps no reference to `packet` after it returns
+   * (what it stores is copied); `relay` actions and the sink get views of it, to be used before the next packet.
    */
   handle (packet: Uint8Array, from: Endpoint, transport: ClientTransport, now: number): RelayAction[] {
     try {
-      if (looksLikeChannelData(packet)) return this.onChannelData(packet, from, transport, now)
-      if (classifyPacket(packet) !== 'stun') return this.ignore('unknown-kind', 'not-stun')
+      const kind = classifyPacket(packet, this.channelOptions)
+      if (kind === 'channel-data') return onChannelData(this, packet, from, transport, now)
+      if (kind !== 'stun') return this.ignore('unknown-kind', 'not-stun')
       let msg: StunMessage
       try {
         msg = StunMessage.decode(packet)
@@ -153,7 +174,9 @@ export class TurnServerCore {
         throw err
       }
       if (msg.classic) return this.ignore('malformed', 'no-magic-cookie')
-      if (msg.cls === MessageClass.Indication) return this.onIndication(msg, from, transport, now)
+      if (msg.cls === MessageClass.Indication) {
+        return msg.method === Method.Send ? onSendIndication(this, msg, from, transport, now) : this.ignore('bad-indication')
+      }
       if (msg.cls !== MessageClass.Request) return this.ignore('response-class', 'response')
       return this.onRequest(msg, from, transport, now)
     } catch (err) {
@@ -162,13 +185,15 @@ export class TurnServerCore {
     }
   }
 
-  private ignore (reason: RelayIgnoreReason, metric?: string): RelayAction[] {
+  /** @internal */
+  ignore (reason: RelayIgnoreReason, metric?: string): RelayAction[] {
     if (reason === 'malformed') this.metrics.inc('natkit_relay_malformed_total', metric ?? reason)
     else this.metrics.inc('natkit_relay_dropped_total', reason)
     return [{ type: 'ignore', reason }]
   }
 
-  private send (transport: ClientTransport, to: Endpoint, data: Uint8Array): RelayAction {
+  /** @internal */
+  send (transport: ClientTransport, to: Endpoint, data: Uint8Array): RelayAction {
     return { type: 'send', transport, to, data }
   }
 
@@ -177,18 +202,21 @@ export class TurnServerCore {
     return [this.send(transport, from, data)]
   }
 
-  private error (req: StunMessage, from: Endpoint, transport: ClientTransport, code: number, now: number, ctx?: AuthContext, add?: AddAttributes): RelayAction[] {
+  /** @internal */
+  error (req: StunMessage, from: Endpoint, transport: ClientTransport, code: number, now: number, ctx?: AuthContext, add?: AddAttributes): RelayAction[] {
     this.metrics.inc('natkit_relay_error_responses_total', String(code))
     if (req.method === Method.Allocate) this.metrics.inc('natkit_relay_allocation_failures_total', String(code))
     log('%s from %s: %d %s', req.describe(), endpointKey(from), code, ERROR_REASONS[code] ?? '')
     return this.reply(req, from, transport, errorResponse(req, code, add, ctx?.security, this.options.software), now)
   }
 
-  private success (req: StunMessage, from: Endpoint, transport: ClientTransport, ctx: AuthContext | undefined, now: number, add?: AddAttributes): RelayAction[] {
+  /** @internal */
+  success (req: StunMessage, from: Endpoint, transport: ClientTransport, ctx: AuthContext | undefined, now: number, add?: AddAttributes): RelayAction[] {
     return this.reply(req, from, transport, successResponse(req, add, ctx?.security, this.options.software), now)
   }
 
-  private cacheKey (req: StunMessage, from: Endpoint, transport: ClientTransport): string {
+  /** @internal */
+  cacheKey (req: StunMessage, from: Endpoint, transport: ClientTransport): string {
     return `${fiveTupleKey(from, transport)}|${req.transactionId.toString('hex')}`
   }
 
@@ -232,10 +260,10 @@ export class TurnServerCore {
       switch (req.method) {
         case Method.Allocate: return this.onAllocate(req, from, transport, ctx, now)
         case Method.Refresh: return this.onRefresh(req, from, transport, ctx, now)
-        case Method.CreatePermission: return this.onCreatePermission(req, from, transport, ctx, now)
-        case Method.ChannelBind: return this.onChannelBind(req, from, transport, ctx, now)
-        case Method.Connect: return this.onConnect(req, from, transport, ctx, now)
-        case Method.ConnectionBind: return this.onConnectionBind(req, from, transport, ctx, now)
+        case Method.CreatePermission: return onCreatePermission(this, req, from, transport, ctx, now)
+        case Method.ChannelBind: return onChannelBind(this, req, from, transport, ctx, now)
+        case Method.Connect: return onConnect(this, req, from, transport, ctx, now)
+        case Method.ConnectionBind: return onConnectionBind(this, req, from, transport, ctx, now)
         default: return this.error(req, from, transport, 400, now, ctx)
       }
     } catch (err) {
@@ -271,8 +299,7 @@ export class TurnServerCore {
     // 1. "The server MUST require that the request be authenticated." (done by the caller)
     // 2. "The server checks if the 5-tuple is currently in use by an existing allocation. If yes, the server rejects
     //    the request with a 437 (Allocation Mismatch) error." (Retransmissions were answered from the cache.)
-    const tuple = fiveTupleKey(from, transport)
-    if (this.byTuple.has(tuple)) return err(437)
+    if (this.tuples.has(from, transport)) return err(437)
     // 3. "The server checks if the request contains a REQUESTED-TRANSPORT attribute. If the REQUESTED-TRANSPORT
     //    attribute is not included or is malformed, the server rejects the request with a 400 (Bad Request) error.
     //    Otherwise, if the attribute indicates an unsupported transport protocol, the server rejects the request
@@ -351,7 +378,7 @@ export class TurnServerCore {
       return err(relays.some(r => r.failure === 508) ? 508 : 440)
     }
     const lifetime = this.lifetimeOf(req, false)
-    const alloc = new Allocation(id, tuple, from, transport, ctx.username, relayProtocol, relays,
+    const alloc = new Allocation(id, fiveTupleKey(from, transport), from, transport, ctx.username, relayProtocol, relays,
       { lifetime, security: ctx.security }, dontFragment, now, o.bandwidth, o.bandwidthBurst)
     if (evenPort?.reserve === true) {
       const token = randomBytes(8).toString('hex')
@@ -362,7 +389,7 @@ export class TurnServerCore {
       }
     }
     this.allocations.set(id, alloc)
-    this.byTuple.set(tuple, alloc)
+    this.tuples.add(alloc)
     this.perUser.set(ctx.username, (this.perUser.get(ctx.username) ?? 0) + 1)
     for (const r of relays) this.byRelay.set(r.key, alloc)
     this.pending.set(alloc, { req, from, transport, ctx })
@@ -444,7 +471,7 @@ export class TurnServerCore {
   private removeAllocation (alloc: Allocation, now: number, reason: 'refresh' | 'expired' | 'transport-closed' | 'shutdown' | undefined): RelayAction[] {
     if (this.allocations.get(alloc.id) !== alloc) return []
     this.allocations.delete(alloc.id)
-    if (this.byTuple.get(alloc.tupleKey) === alloc) this.byTuple.delete(alloc.tupleKey)
+    this.tuples.delete(alloc)
     const n = (this.perUser.get(alloc.username) ?? 1) - 1
     if (n <= 0) this.perUser.delete(alloc.username); else this.perUser.set(alloc.username, n)
     this.pending.delete(alloc)
@@ -471,8 +498,9 @@ export class TurnServerCore {
 
   // ---------------------------------------------------------------- Refresh (RFC 8656 §8.2)
 
-  private ownAllocation (req: StunMessage, from: Endpoint, transport: ClientTransport, ctx: AuthContext, now: number): Allocation | RelayAction[] {
-    const alloc = this.byTuple.get(fiveTupleKey(from, transport))
+  /** @internal */
+  ownAllocation (req: StunMessage, from: Endpoint, transport: ClientTransport, ctx: AuthContext, now: number): Allocation | RelayAction[] {
+    const alloc = this.tuples.get(from, transport)
     // "If the 5-tuple does not have an allocation: 437 (Allocation Mismatch)."
     if (alloc === undefined || alloc.state !== 'active') return this.error(req, from, transport, 437, now, ctx)
     // RFC 8656 §5: "the server MUST check that the username [...] matches the one used to create the allocation",
@@ -517,264 +545,48 @@ export class TurnServerCore {
     return [...this.success(req, from, transport, ctx, now, (b) => b.add(Lifetime, lifetime)), ...extra]
   }
 
-  // ---------------------------------------------------------------- CreatePermission (RFC 8656 §10.2)
+  // ---------------------------------------------------------------- peers
 
   /** Common peer checks: family match (443) and policy (403). Returns an error code or undefined. */
-  private peerError (alloc: Allocation, peer: Endpoint): number | undefined {
+  /** @internal */
+  peerError (alloc: Allocation, peer: Endpoint): number | undefined {
     const family = ipFamily(peer.address)
     if (family === 0 || alloc.relayFor(family) === undefined) return 443
     if (this.policy.checkAddress(peer.address) !== 'allowed') return 403
     return undefined
   }
-
-  private onCreatePermission (req: StunMessage, from: Endpoint, transport: ClientTransport, ctx: AuthContext, now: number): RelayAction[] {
-    const alloc = this.ownAllocation(req, from, transport, ctx, now)
-    if (Array.isArray(alloc)) return alloc
-    // "When the server receives the CreatePermission request, it processes as per Section 5 plus the specific rules
-    //  mentioned here. The message is checked for validity. The CreatePermission request MUST contain at least one
-    //  XOR-PEER-ADDRESS attribute and MAY contain multiple such attributes. If no such attribute exists, or if any of
-    //  these attributes are invalid, then a 400 (Bad Request) error is returned. If the request is valid, but the
-    //  server is unable to satisfy the request due to some capacity limit or similar, then a 508 (Insufficient
-    //  Capacity) error is returned."
-    const peers = req.getAll(XorPeerAddress)
-    if (peers.length === 0) return this.error(req, from, transport, 400, now, ctx)
-    // "If an XOR-PEER-ADDRESS attribute contains an address of an address family that is not the same as that of a
-    //  relayed transport address for the allocation, the server MUST generate an error response with the 443."
-    // and "[the server] MAY impose restrictions on the IP address allowed in the XOR-PEER-ADDRESS attribute; if a
-    //  value is not allowed, the server rejects the request with a 403 (Forbidden) error."
-    for (const p of peers) {
-      const code = this.peerError(alloc, p)
-      if (code !== undefined) return this.error(req, from, transport, code, now, ctx)
-    }
-    const fresh = new Set(peers.map(p => p.address).filter(a => !alloc.permissions.has(a)))
-    if (alloc.permissions.size + fresh.size > this.options.maxPermissions) {
-      this.sweepPermissions(alloc, now)
-      if (alloc.permissions.size + fresh.size > this.options.maxPermissions) return this.error(req, from, transport, 508, now, ctx)
-    }
-    // "If the message is valid and the server is capable of carrying out the request, then the server installs or
-    //  refreshes a permission for the IP address contained in each XOR-PEER-ADDRESS attribute [...]. The port
-    //  portion of each attribute is ignored."
-    for (const p of peers) alloc.permissions.set(p.address, now + this.options.permissionLifetime * 1000)
-    this.updateGauges(now)
-    return this.success(req, from, transport, ctx, now)
-  }
-
-  private sweepPermissions (alloc: Allocation, now: number): void {
-    for (const [ip, t] of alloc.permissions) if (t <= now) alloc.permissions.delete(ip)
-  }
-
-  // ---------------------------------------------------------------- ChannelBind (RFC 8656 §11.2)
-
-  private onChannelBind (req: StunMessage, from: Endpoint, transport: ClientTransport, ctx: AuthContext, now: number): RelayAction[] {
-    const alloc = this.ownAllocation(req, from, transport, ctx, now)
-    if (Array.isArray(alloc)) return alloc
-    const err = (code: number): RelayAction[] => this.error(req, from, transport, code, now, ctx)
-    // "The server checks the following: The request contains both a CHANNEL-NUMBER and an XOR-PEER-ADDRESS
-    //  attribute; The channel number is in the range 0x4000 through 0x4FFF (inclusive); The channel number is not
-    //  currently bound to a different transport address (same transport address is OK); The transport address is not
-    //  currently bound to a different channel number. If any of these tests fail, the server replies with a 400."
-    const number = req.get(ChannelNumber)
-    const peer = req.get(XorPeerAddress)
-    if (number === undefined || peer === undefined || !isBindableChannel(number, this.options.legacyChannels)) return err(400)
-    const guard = this.options.channelRebindGuard * 1000
-    const byNumber = alloc.channels.get(number)
-    if (byNumber !== undefined && byNumber.expiresAt + guard <= now) this.unbind(alloc, byNumber)
-    const byPeer = alloc.channelByPeer.get(endpointKey(peer))
-    if (byPeer !== undefined && byPeer.expiresAt + guard <= now) this.unbind(alloc, byPeer)
-    // (Within 5 minutes of expiry a binding still blocks rebinding to something else, RFC 8656 §12.)
-    const current = alloc.channels.get(number)
-    if (current !== undefined && !sameEndpoint(current.peer, peer)) return err(400)
-    const peerCurrent = alloc.channelByPeer.get(endpointKey(peer))
-    if (peerCurrent !== undefined && peerCurrent.number !== number) return err(400)
-    // "If the XOR-PEER-ADDRESS attribute contains an address of an address family that is not the same as that of
-    //  a relayed transport address for the allocation, the server MUST generate an error response with the 443".
-    // "The server MAY impose restrictions on the IP address and port values allowed in the XOR-PEER-ADDRESS
-    //  attribute; if a value is not allowed, the server rejects the request with a 403 (Forbidden) error."
-    const code = this.peerError(alloc, peer) ?? (this.policy.check(peer) === 'allowed' ? undefined : 403)
-    if (code !== undefined) return err(code)
-    // "If the request is valid, but the server is unable to fulfill the request due to some capacity limit or
-    //  similar, the server replies with a 508 (Insufficient Capacity) error."
-    if (current === undefined && alloc.channels.size >= this.options.maxChannels) return err(508)
-    if (!alloc.permissions.has(peer.address) && alloc.permissions.size >= this.options.maxPermissions) {
-      this.sweepPermissions(alloc, now)
-      if (alloc.permissions.size >= this.options.maxPermissions) return err(508)
-    }
-    // "Otherwise, the server replies with a ChannelBind success response. [...] If a value in the XOR-PEER-ADDRESS
-    //  attribute is not allowed, [...]. Upon receiving a ChannelBind request, the server binds the channel number to
-    //  the transport address for 10 minutes (or refreshes it), and installs or refreshes a permission for the IP
-    //  address of the transport address for 5 minutes."
-    const expiresAt = now + this.options.channelLifetime * 1000
-    if (current !== undefined) current.expiresAt = expiresAt
-    else {
-      const binding = { number, peer: { address: peer.address, port: peer.port }, expiresAt }
-      alloc.channels.set(number, binding)
-      alloc.channelByPeer.set(endpointKey(peer), binding)
-    }
-    alloc.permissions.set(peer.address, now + this.options.permissionLifetime * 1000)
-    this.updateGauges(now)
-    return this.success(req, from, transport, ctx, now)
-  }
-
-  private unbind (alloc: Allocation, binding: { number: number, peer: Endpoint }): void {
-    alloc.channels.delete(binding.number)
-    alloc.channelByPeer.delete(endpointKey(binding.peer))
-  }
-
-  // ---------------------------------------------------------------- Send indication (RFC 8656 §11.2) and ChannelData (§12.6)
-
-  private onIndication (msg: StunMessage, from: Endpoint, transport: ClientTransport, now: number): RelayAction[] {
-    if (msg.method !== Method.Send) return this.ignore('bad-indication')
-    const alloc = this.byTuple.get(fiveTupleKey(from, transport))
-    if (alloc === undefined || alloc.state !== 'active' || alloc.relayProtocol !== 'udp') return this.ignore('no-allocation')
-    // "When the server receives a Send indication, it processes as per Section 5 plus the specific rules mentioned
-    //  here. The message is first checked for validity. The Send indication MUST contain both an XOR-PEER-ADDRESS
-    //  attribute and a DATA attribute. If one of these attributes is missing or invalid, then the message is
-    //  discarded. Note that the DATA attribute is allowed to contain zero bytes of data."
-    let peer: Endpoint | undefined
-    let data: Uint8Array | undefined
-    try {
-      peer = msg.get(XorPeerAddress)
-      data = msg.get(Data)
-    } catch {
-      return this.ignore('malformed', 'attribute')
-    }
-    if (peer === undefined || data === undefined) return this.ignore('bad-indication')
-    if (msg.unknownComprehensionRequired().length > 0) return this.ignore('unknown-attribute')
-    // "The Send indication may also contain the DONT-FRAGMENT attribute. If the server is unable to set the DF bit
-    //  on outgoing UDP datagrams when this attribute is present, then the server acts as if the DONT-FRAGMENT
-    //  attribute is an unknown comprehension-required attribute (and thus the Send indication is discarded)."
-    if (!this.options.dontFragment && msg.has(DontFragment.type)) return this.ignore('unknown-attribute')
-    // "If the XOR-PEER-ADDRESS attribute contains an address of an address family that is not the same as that of
-    //  a relayed transport address for the allocation, the indication is discarded."
-    return this.relayOut(alloc, peer, data, now)
-  }
-
-  private onChannelData (packet: Uint8Array, from: Endpoint, transport: ClientTransport, now: number): RelayAction[] {
-    let cd
-    try {
-      cd = decodeChannelData(packet)
-    } catch {
-      return this.ignore('malformed', 'channel-data')
-    }
-    const alloc = this.byTuple.get(fiveTupleKey(from, transport))
-    if (alloc === undefined || alloc.state !== 'active' || alloc.relayProtocol !== 'udp') return this.ignore('no-allocation')
-    // "If the ChannelData message is received on a channel that is not bound to any peer, then the message is
-    //  silently discarded."
-    const binding = alloc.activeChannel(cd.channel, now)
-    if (binding === undefined) return this.ignore('no-channel')
-    // "the server [...] relays it to the peer [...] (subject to the permission rules)".
-    return this.relayOut(alloc, binding.peer, cd.data, now)
-  }
-
-  /** Client → peer through the relay, after the family, policy, permission and bandwidth checks. */
-  private relayOut (alloc: Allocation, peer: Endpoint, data: Uint8Array, now: number): RelayAction[] {
-    const family = ipFamily(peer.address)
-    const relay = family === 0 ? undefined : alloc.relayFor(family)
-    if (relay === undefined) return this.ignore('family-mismatch')
-    if (this.policy.check(peer) !== 'allowed') return this.ignore('denied-peer')
-    // "the server MUST first check if there is a permission for the IP address in XOR-PEER-ADDRESS; if not, the
-    //  indication is silently discarded" (RFC 8656 §9: permissions are checked for both directions).
-    if (!alloc.hasPermission(peer.address, now)) return this.ignore('no-permission')
-    if (alloc.bucket !== undefined && !alloc.bucket.take(data.length, now)) return this.ignore('bandwidth')
-    this.metrics.inc('natkit_relay_packets_total', 'client-to-peer')
-    this.metrics.inc('natkit_relay_bytes_total', 'client-to-peer', data.length)
-    return [{ type: 'relay', relay: relay.key, to: peer, data }]
-  }
-
   // ---------------------------------------------------------------- peer → client (RFC 8656 §11.3, §12.6)
 
-  /** A datagram from a peer on a UDP relay socket. Never throws. */
+  /** A datagram from a peer on a UDP relay socket (`data` may be a view: see handle). Never throws. */
   handlePeer (relayKey: string, data: Uint8Array, peer: Endpoint, now: number): RelayAction[] {
     try {
-      const alloc = this.byRelay.get(relayKey)
-      if (alloc === undefined || alloc.state !== 'active') return this.ignore('unknown-relay')
-      // "When the server receives a UDP datagram at a currently allocated relayed transport address, the server
-      //  looks up the allocation associated with the relayed transport address. The server then checks to see
-      //  whether the set of permissions for the allocation allow the relaying of the UDP datagram".
-      if (!alloc.hasPermission(peer.address, now)) return this.ignore('no-permission')
-      if (alloc.bucket !== undefined && !alloc.bucket.take(data.length, now)) return this.ignore('bandwidth')
-      // "If relaying is permitted, then the server checks if there is a channel bound to the peer that sent the UDP
-      //  datagram. If a channel is bound, then the server uses a ChannelData message to send the data to the
-      //  client. If a channel is not bound, then the server uses a Data indication" with XOR-PEER-ADDRESS and DATA.
-      const binding = alloc.activeChannelForPeer(peer, now)
-      let out: Buffer
-      if (binding !== undefined) {
-        out = encodeRelayChannelData(binding.number, data, alloc.transport.protocol !== 'udp')
-      } else {
-        out = new MessageBuilder(Method.Data, MessageClass.Indication).add(XorPeerAddress, peer).add(Data, data).build()
-      }
-      this.metrics.inc('natkit_relay_packets_total', 'peer-to-client')
-      this.metrics.inc('natkit_relay_bytes_total', 'peer-to-client', data.length)
-      return [this.send(alloc.transport, alloc.client, out)]
+      return onPeerData(this, relayKey, data, peer, now)
     } catch (err) {
       log.error('peer handler failed: %O', err)
       return this.ignore('malformed', 'internal-error')
     }
   }
 
-  // ---------------------------------------------------------------- RFC 6062: Connect, ConnectionBind, ConnectionAttempt
-
-  private newConnectionId (): number {
-    for (;;) {
-      const id = randomBytes(4).readUInt32BE(0)
-      if (id !== 0 && !this.tcp.has(id)) return id
+  /** Add the hot-path traffic counters to the metrics (the metrics call this before they are read). */
+  flushTraffic (): void {
+    const t = this.traffic
+    if (t.clientToPeerPackets > 0) {
+      this.metrics.inc('natkit_relay_packets_total', 'client-to-peer', t.clientToPeerPackets)
+      this.metrics.inc('natkit_relay_bytes_total', 'client-to-peer', t.clientToPeerBytes)
+      t.clientToPeerPackets = 0; t.clientToPeerBytes = 0
+    }
+    if (t.peerToClientPackets > 0) {
+      this.metrics.inc('natkit_relay_packets_total', 'peer-to-client', t.peerToClientPackets)
+      this.metrics.inc('natkit_relay_bytes_total', 'peer-to-client', t.peerToClientBytes)
+      t.peerToClientPackets = 0; t.peerToClientBytes = 0
     }
   }
 
-  private onConnect (req: StunMessage, from: Endpoint, transport: ClientTransport, ctx: AuthContext, now: number): RelayAction[] {
-    const alloc = this.ownAllocation(req, from, transport, ctx, now)
-    if (Array.isArray(alloc)) return alloc
-    const err = (code: number): RelayAction[] => this.error(req, from, transport, code, now, ctx)
-    // RFC 6062 §5.2: "If the request is received on a connection that is not a control connection of a TCP
-    // allocation [...] 400"; "The XOR-PEER-ADDRESS attribute MUST be present"; an address of another family: 443;
-    // a peer the server does not allow: 403.
-    if (alloc.relayProtocol !== 'tcp') return err(400)
-    const peer = req.get(XorPeerAddress)
-    if (peer === undefined) return err(400)
-    const code = this.peerError(alloc, peer) ?? (this.policy.check(peer) === 'allowed' ? undefined : 403)
-    if (code !== undefined) return err(code)
-    // "If the server is currently processing a Connect request for this allocation with the same XOR-PEER-ADDRESS,
-    //  it MUST return a 446 (Connection Already Exists) error. If the server has already successfully processed a
-    //  Connect request for this allocation with the same XOR-PEER-ADDRESS, and the resulting client and peer data
-    //  connections are either pending or active, it MUST return a 446 (Connection Already Exists) error."
-    for (const id of alloc.tcpConnections) {
-      const c = this.tcp.get(id)
-      if (c !== undefined && sameEndpoint(c.peer, peer)) return err(446)
-    }
-    if (alloc.tcpConnections.size >= this.options.maxTcpConnections) return err(508)
-    // "Otherwise, the server MUST initiate a TCP connection to the peer from the relayed transport address".
-    const id = this.newConnectionId()
-    const relay = alloc.relayFor(ipFamily(peer.address) as 4 | 6) as RelayAddress
-    this.tcp.set(id, {
-      id, allocation: alloc, peer, state: 'connecting', deadline: now + this.options.connectionBindTimeout * 1000,
-      connect: { req, from, transport, context: ctx }
-    })
-    alloc.tcpConnections.add(id)
-    this.cache.set(this.cacheKey(req, from, transport), 'pending', now)
-    this.updateGauges(now)
-    return [{ type: 'tcp-connect', connectionId: id, relay: relay.key, peer }]
-  }
+  // ---------------------------------------------------------------- RFC 6062 (see tcp-relay.ts)
 
   /** The adapter's report on a `tcp-connect` action (RFC 6062 §5.2). Never throws. */
   peerConnectResult (connectionId: number, ok: boolean, now: number): RelayAction[] {
-    const c = this.tcp.get(connectionId)
-    if (c === undefined || c.state !== 'connecting' || c.connect === undefined) return ok ? [{ type: 'tcp-close', connectionId }] : []
-    const { req, from, transport, context } = c.connect
-    c.connect = undefined
-    this.cache.delete(this.cacheKey(req, from, transport))
-    if (!ok) {
-      // "If the connection attempt fails or times out, the server MUST return a 447 (Connection Timeout or Failure)."
-      this.dropTcp(c)
-      this.metrics.inc('natkit_relay_tcp_connections_total', 'connect-failed')
-      return this.error(req, from, transport, 447, now, context)
-    }
-    // "If the connection is successful, it is now called a peer data connection. The server MUST buffer any data
-    //  received from the client [peer] until [ConnectionBind]. The server then sends a Connect success response
-    //  containing the CONNECTION-ID" and starts a 30-second timer for the ConnectionBind.
-    c.state = 'waiting-bind'
-    c.deadline = now + this.options.connectionBindTimeout * 1000
-    this.metrics.inc('natkit_relay_tcp_connections_total', 'outbound')
-    return this.success(req, from, transport, context, now, (b) => b.add(ConnectionId, connectionId))
+    return peerConnectResult(this, connectionId, ok, now)
   }
 
   /**
@@ -782,60 +594,16 @@ export class TurnServerCore {
    * connection id (undefined: the adapter must close the connection) and the actions (the ConnectionAttempt).
    */
   peerConnectionAccepted (relayKey: string, peer: Endpoint, now: number): { connectionId: number | undefined, actions: RelayAction[] } {
-    const alloc = this.byRelay.get(relayKey)
-    if (alloc === undefined || alloc.state !== 'active' || alloc.relayProtocol !== 'tcp') return { connectionId: undefined, actions: this.ignore('unknown-relay') }
-    // "If no permission for this peer has been installed for this allocation, the server MUST close the connection
-    //  with the peer immediately."
-    if (!alloc.hasPermission(peer.address, now) || this.policy.check(peer) !== 'allowed') {
-      return { connectionId: undefined, actions: this.ignore('no-permission') }
-    }
-    if (alloc.tcpConnections.size >= this.options.maxTcpConnections) return { connectionId: undefined, actions: this.ignore('too-big') }
-    // "Otherwise, the server sends a ConnectionAttempt indication to the client over the control connection. The
-    //  indication MUST include an XOR-PEER-ADDRESS attribute containing the peer's address, as well as a
-    //  CONNECTION-ID attribute uniquely identifying the peer data connection." It "MUST start a 30 second timer".
-    const id = this.newConnectionId()
-    this.tcp.set(id, { id, allocation: alloc, peer, state: 'waiting-bind', deadline: now + this.options.connectionBindTimeout * 1000 })
-    alloc.tcpConnections.add(id)
-    this.metrics.inc('natkit_relay_tcp_connections_total', 'inbound')
-    this.updateGauges(now)
-    const ind = new MessageBuilder(Method.ConnectionAttempt, MessageClass.Indication).add(XorPeerAddress, peer).add(ConnectionId, id).build()
-    return { connectionId: id, actions: [this.send(alloc.transport, alloc.client, ind)] }
-  }
-
-  private onConnectionBind (req: StunMessage, from: Endpoint, transport: ClientTransport, ctx: AuthContext, now: number): RelayAction[] {
-    const err = (code: number): RelayAction[] => this.error(req, from, transport, code, now, ctx)
-    // RFC 6062 §5.4: "If the client connection transport is not TCP or TLS, the server MUST return a 400 (Bad
-    // Request) error." "If the request does not contain the CONNECTION-ID attribute, or if this attribute does not
-    // refer to an existing pending connection, the server MUST return a 400 (Bad Request) error."
-    if (transport.protocol === 'udp') return err(400)
-    const tuple = fiveTupleKey(from, transport)
-    if (this.byTuple.has(tuple)) return err(400)
-    const id = req.get(ConnectionId)
-    const c = id === undefined ? undefined : this.tcp.get(id)
-    if (id === undefined || c === undefined || c.state !== 'waiting-bind') return err(400)
-    // The data connection must be authenticated as the allocation's user (RFC 6062 §5.4, RFC 8656 §5): 441.
-    if (c.allocation.username !== ctx.username) return err(441)
-    // "Otherwise, the client connection is now called a client data connection. Data received on it MUST be sent
-    //  as-is to the associated peer data connection. Data received on the associated peer data connection MUST be
-    //  sent as-is on this client data connection." (After the success response.)
-    c.state = 'bound'
-    c.dataTuple = tuple
-    const response = successResponse(req, undefined, ctx.security, this.options.software)
-    return [this.send(transport, from, response), { type: 'tcp-bind', connectionId: id, transport }]
+    return peerConnectionAccepted(this, relayKey, peer, now)
   }
 
   /** The adapter saw a peer (or client data) TCP connection close. */
   tcpConnectionClosed (connectionId: number, now: number): RelayAction[] {
     const c = this.tcp.get(connectionId)
     if (c === undefined) return []
-    this.dropTcp(c)
+    dropTcp(this, c)
     this.updateGauges(now)
     return []
-  }
-
-  private dropTcp (c: TcpConnection): void {
-    this.tcp.delete(c.id)
-    c.allocation.tcpConnections.delete(c.id)
   }
 
   // ---------------------------------------------------------------- transport close, time, drain
@@ -845,13 +613,9 @@ export class TurnServerCore {
    * it its peer data connections); a client data connection takes its peer connection with it.
    */
   transportClosed (from: Endpoint, transport: ClientTransport, now: number): RelayAction[] {
-    const tuple = fiveTupleKey(from, transport)
-    const alloc = this.byTuple.get(tuple)
+    const alloc = this.tuples.get(from, transport)
     if (alloc !== undefined) return this.removeAllocation(alloc, now, 'transport-closed')
-    for (const c of this.tcp.values()) {
-      if (c.dataTuple === tuple) { this.dropTcp(c); return [{ type: 'tcp-close', connectionId: c.id }] }
-    }
-    return []
+    return dataConnectionClosed(this, fiveTupleKey(from, transport))
   }
 
   /**
@@ -861,14 +625,13 @@ export class TurnServerCore {
   tick (now: number): RelayAction[] {
     const actions: RelayAction[] = []
     try {
-      const guard = this.options.channelRebindGuard * 1000
       for (const alloc of [...this.allocations.values()]) {
         if (alloc.state === 'active' && alloc.expiresAt <= now) {
           actions.push(...this.removeAllocation(alloc, now, 'expired'))
           continue
         }
-        this.sweepPermissions(alloc, now)
-        for (const b of [...alloc.channels.values()]) if (b.expiresAt + guard <= now) this.unbind(alloc, b)
+        sweepPermissions(alloc, now)
+        sweepChannels(this, alloc, now)
       }
       for (const [token, r] of this.reservations) {
         if (r.expiresAt <= now) {
@@ -876,21 +639,11 @@ export class TurnServerCore {
           this.pool(r.family, 'udp').release(r.port)
         }
       }
-      for (const c of [...this.tcp.values()]) {
-        if (c.state === 'bound' || c.deadline > now) continue
-        // RFC 6062 §5.2/§5.3: "If the timer expires before a ConnectionBind arrives, the server MUST close the peer
-        // data connection"; a Connect still waiting for its TCP handshake gets a 447.
-        this.dropTcp(c)
-        if (c.connect !== undefined) {
-          const { req, from, transport, context } = c.connect
-          this.cache.delete(this.cacheKey(req, from, transport))
-          actions.push(...this.error(req, from, transport, 447, now, context))
-        }
-        actions.push({ type: 'tcp-close', connectionId: c.id })
-      }
+      actions.push(...expireTcp(this, now))
       this.cache.sweep(now)
       this.auth.failures.sweep(now)
       this.updateGauges(now)
+      this.flushTraffic()
     } catch (err) {
       log.error('tick failed: %O', err)
     }
@@ -907,7 +660,8 @@ export class TurnServerCore {
   /** The earliest time-to-expiry among active allocations (for drain), or undefined when none. */
   get allocationCount (): number { return this.allocations.size }
 
-  private updateGauges (now: number): void {
+  /** @internal */
+  updateGauges (now: number): void {
     let permissions = 0; let channels = 0
     for (const a of this.allocations.values()) {
       const c = a.counts(now)

@@ -5,10 +5,14 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import { InvalidArgumentError, TransportError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { endpointKey, formatEndpoint, ipFamily, type Endpoint } from '../net/endpoint.js'
-import { UdpSocket } from '../net/udp.js'
-import { readRelayStreamFrame } from './channel-numbers.js'
+import { BatchUdpSocket } from '../net/batch-udp.js'
+import { bindDatagramSocket } from '../net/native.js'
+import type { DatagramSocket } from '../net/udp.js'
+import { classifyPacket, encodeChannelData, readStreamFrame } from '../stun/index.js'
+import { ClientSendQueue } from './client-send-queue.js'
 import type { TurnServerCoreOptions } from './core-options.js'
-import { InMemoryRelayMetrics, type RelayMetrics, type RelayMetricsSnapshot } from './metrics.js'
+import type { RelaySink } from './data-path.js'
+import { InMemoryRelayMetrics, PrometheusRelayMetrics, type RelayMetrics, type RelayMetricsSnapshot } from './metrics.js'
 import { TurnServerCore, type CoreStats } from './server-core.js'
 import type { ClientProtocol, ClientTransport, RelayAction, RelayEvent } from './types.js'
 
@@ -46,6 +50,20 @@ export interface TurnServerOptions extends Omit<TurnServerCoreOptions, 'relayAdd
   readonly maxConnections?: number
   /** Bytes a TCP/TLS connection may have queued for writing before packets to it are dropped (default 1 MiB). */
   readonly maxWriteBuffer?: number
+  /**
+   * Batched datagram I/O (recvmmsg/sendmmsg, src/net/native.ts) for the client-facing UDP listeners and the UDP relay
+   * sockets, when the native addon is built (default true; `NATKIT_NATIVE=0` in the environment also turns it off).
+   * Falls back to node:dgram otherwise.
+   */
+  readonly nativeIo?: boolean
+  /**
+   * Batched I/O for the UDP relay sockets (default: nativeIo). A native socket costs more to open and to hold
+   * (its batch buffers) than a node:dgram one, so a server holding many mostly idle allocations may turn this off
+   * and keep batching on its listeners.
+   */
+  readonly nativeRelayIo?: boolean
+  /** SO_RCVBUF/SO_SNDBUF of the client-facing UDP listeners in bytes (default: the OS default). */
+  readonly udpBufferSize?: number
   /** Interval of the expiry timer in ms (default 1000). */
   readonly tickInterval?: number
   /** Clock (ms), for tests. */
@@ -83,21 +101,35 @@ interface PeerTcp {
   data?: ClientConnection
 }
 
-type RelaySocket = { kind: 'udp', socket: UdpSocket, bindAddress: string } | { kind: 'tcp', server: Server, bindAddress: string, port: number }
+/** A client-facing UDP listener: the socket, its 5-tuple half (one object for every packet), and whether send() copies. */
+interface UdpListener {
+  readonly socket: DatagramSocket
+  readonly transport: ClientTransport
+  /** BatchUdpSocket copies on send(); node:dgram keeps a reference until the datagram is sent. */
+  readonly copiesOnSend: boolean
+}
+
+type RelaySocket = { kind: 'udp', socket: DatagramSocket, bindAddress: string, copiesOnSend: boolean } | { kind: 'tcp', server: Server, bindAddress: string, port: number }
 
 /**
  * A TURN server (RFC 8656, RFC 6062, RFC 6156 via RFC 8656) over real sockets: the thin adapter around
  * TurnServerCore. UDP, TCP and TLS client listeners; UDP relay sockets and TCP relay listeners bound to `relayIp`
  * within the port range. Handlers never throw; timers are unref'ed; close() is idempotent.
  */
-export class TurnServer extends EventEmitter<TurnServerEvents> {
-  private readonly udpListeners = new Map<string, UdpSocket>()
+export class TurnServer extends EventEmitter<TurnServerEvents> implements RelaySink {
+  private readonly udpListeners = new Map<string, UdpListener>()
+  /** The same listeners by their (stable) transport object: the per-packet lookup builds no key. */
+  private readonly listenerByTransport = new Map<ClientTransport, UdpListener>()
   private readonly tcpListeners: Array<Server | TlsServer> = []
   private tlsServers: TlsServer[] = []
   private readonly connections = new Map<string, ClientConnection>()
   private readonly relays = new Map<string, RelaySocket>()
   private readonly peerTcp = new Map<number, PeerTcp>()
   private nextConnection = 1
+  /** Whether any receive handler may get views of a shared buffer (native sockets): then kept bytes are copied. */
+  private nativeViews = false
+  /** Peer → client ChannelData for native listeners, sent together once per event-loop turn. */
+  private readonly clientQueue = new ClientSendQueue()
   private timer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
   private readonly now: () => number
@@ -116,16 +148,21 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
     const listen = options.listen ?? [{ address: '127.0.0.1', port: 3478 }]
     if (listen.length === 0 && options.tls === undefined) throw new InvalidArgumentError('nothing to listen on: give listen or tls.listen')
     const tlsContext = options.tls === undefined ? undefined : await readTls(options.tls)
-    const metrics = options.metrics ?? new InMemoryRelayMetrics()
+    const metrics = options.metrics ?? new PrometheusRelayMetrics()
     // Bind the listeners first (port 0 resolves), then build the core with the real endpoints in its deny list.
     const server = new TurnServer(options, new TurnServerCore(coreOptions(options, [], metrics)))
     try {
       for (const ep of listen) {
         if (options.udp !== false) {
-          const s = await UdpSocket.bind({ address: ep.address, port: ep.port })
-          server.udpListeners.set(endpointKey(s.local), s)
+          const s = await bindDatagramSocket({ address: ep.address, port: ep.port, native: options.nativeIo ?? true, bufferSize: options.udpBufferSize })
+          const listener: UdpListener = { socket: s, transport: { protocol: 'udp', local: s.local }, copiesOnSend: s instanceof BatchUdpSocket }
+          if (listener.copiesOnSend) server.nativeViews = true
+          server.udpListeners.set(endpointKey(s.local), listener)
+          server.listenerByTransport.set(listener.transport, listener)
           server.addresses.udp.push(s.local)
-          s.onMessage((data, from) => { server.onUdp(s.local, data, from) })
+          // `data` may be a view valid only during this call (BatchUdpSocket): the core copies what it keeps, and
+          // everything it forwards is sent before the handler returns.
+          s.onMessage((data, from) => { server.onUdp(listener, data, from) })
         }
         if (options.tcp !== false) {
           const port = options.udp !== false ? server.addresses.udp[server.addresses.udp.length - 1].port : ep.port
@@ -146,6 +183,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
         }
       }
       server.core.reconfigure(coreOptions(options, server.ownEndpoints(), metrics))
+      server.core.sink = server
     } catch (err) {
       await server.close()
       throw err
@@ -162,9 +200,36 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
 
   // ---------------------------------------------------------------- client input
 
-  private onUdp (local: Endpoint, data: Buffer, from: Endpoint): void {
+  private onUdp (listener: UdpListener, data: Buffer, from: Endpoint): void {
     if (this.closing !== undefined) return
-    this.execute(this.core.handle(data, from, { protocol: 'udp', local }, this.now()))
+    const actions = this.core.handle(data, from, listener.transport, this.now())
+    if (actions.length > 0) this.execute(actions)
+  }
+
+  // ---------------------------------------------------------------- the data path's sink (see data-path.ts)
+
+  /** @internal RelaySink: client → peer, from the relay socket. `data` may be a view of a receive buffer. */
+  toPeer (relay: string, peer: Endpoint, data: Uint8Array): void {
+    const r = this.relays.get(relay)
+    if (r?.kind !== 'udp') return
+    // node:dgram sends later and keeps `data`: copy a view that the next native batch would overwrite.
+    r.socket.send(r.copiesOnSend || !this.nativeViews ? data : Buffer.from(data), peer)
+  }
+
+  /** @internal RelaySink: peer → client as ChannelData (RFC 8656 §12.4), padded over TCP/TLS (§12.5). */
+  toClient (transport: ClientTransport, client: Endpoint, channel: number, data: Uint8Array): void {
+    if (transport.protocol === 'udp') {
+      const listener = this.listenerByTransport.get(transport) ?? this.udpListeners.get(endpointKey(transport.local))
+      if (listener === undefined) return
+      if (listener.copiesOnSend) {
+        // Framed into the queue's buffer (no allocation) and sent with the others of this turn in one sendmmsg.
+        this.clientQueue.push(listener.socket, client, channel, data)
+      } else {
+        listener.socket.send(encodeChannelData(channel, data, { legacyChannels: true }), client)
+      }
+      return
+    }
+    this.sendToClient(transport, client, encodeChannelData(channel, data, { pad: true, legacyChannels: true }))
   }
 
   private onTcpConnection (socket: Socket, protocol: ClientProtocol): void {
@@ -198,7 +263,11 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
       if (conn.dataFor !== undefined) return // piped; see tcp-bind
       conn.buffer = conn.buffer.length === 0 ? chunk : Buffer.concat([conn.buffer, chunk])
       while (conn.buffer.length > 0 && conn.dataFor === undefined) {
-        const frame = readRelayStreamFrame(conn.buffer)
+        // A first byte that starts neither STUN nor ChannelData is fatal at once, without waiting for 4 bytes.
+        const first = classifyPacket(conn.buffer.subarray(0, 1), this.core.channelOptions)
+        const frame = first === 'stun' || first === 'channel-data'
+          ? readStreamFrame(conn.buffer, this.core.channelOptions)
+          : { kind: 'invalid' as const, reason: `first byte 0x${conn.buffer[0].toString(16)} starts neither STUN nor ChannelData` }
         if (frame.kind === 'incomplete') break
         if (frame.kind === 'invalid') {
           // A stream that lost its framing cannot be resynchronised: count it and close (RFC 8656 §12.5).
@@ -236,11 +305,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
   private executeOne (a: RelayAction): void {
     switch (a.type) {
       case 'send': this.sendToClient(a.transport, a.to, a.data); break
-      case 'relay': {
-        const r = this.relays.get(a.relay)
-        if (r?.kind === 'udp') r.socket.send(a.data, a.to)
-        break
-      }
+      case 'relay': this.toPeer(a.relay, a.to, a.data); break
       case 'open-relay': void this.openRelay(a.relay, a.protocol, a.address, a.port); break
       case 'close-relay': this.closeRelay(a.relay); break
       case 'tcp-connect': this.tcpConnectPeer(a.connectionId, a.relay, a.peer); break
@@ -270,7 +335,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
 
   private sendToClient (transport: ClientTransport, to: Endpoint, data: Uint8Array): void {
     if (transport.protocol === 'udp') {
-      this.udpListeners.get(endpointKey(transport.local))?.send(data, to)
+      this.udpListeners.get(endpointKey(transport.local))?.socket.send(data, to)
       return
     }
     const conn = transport.connection === undefined ? undefined : this.connections.get(transport.connection)
@@ -286,12 +351,17 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
     let result: { ok: true, bound: Endpoint } | { ok: false, inUse: boolean }
     try {
       if (protocol === 'udp') {
-        const socket = await UdpSocket.bind({ address, port })
+        const socket = await bindDatagramSocket({ address, port, native: this.options.nativeRelayIo ?? this.options.nativeIo ?? true })
         if (this.closing !== undefined) { await socket.close(); return }
+        const copiesOnSend = socket instanceof BatchUdpSocket
+        if (copiesOnSend) this.nativeViews = true
+        // As for the listeners, `data` may be a view valid only during this call.
         socket.onMessage((data, from) => {
-          if (this.closing === undefined) this.execute(this.core.handlePeer(key, data, from, this.now()))
+          if (this.closing !== undefined) return
+          const actions = this.core.handlePeer(key, data, from, this.now())
+          if (actions.length > 0) this.execute(actions)
         })
-        this.relays.set(key, { kind: 'udp', socket, bindAddress: address })
+        this.relays.set(key, { kind: 'udp', socket, bindAddress: address, copiesOnSend })
         result = { ok: true, bound: socket.local }
       } else {
         const server = createTcpServer({ pauseOnConnect: true }, (sock) => { this.onPeerTcpConnection(key, sock) })
@@ -439,6 +509,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
 
   private async doClose (): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer)
+    this.clientQueue.close()
     this.execute(this.core.shutdown(this.now()).filter(a => a.type === 'event'))
     for (const p of this.peerTcp.values()) p.socket.destroy()
     this.peerTcp.clear()
@@ -450,7 +521,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
       else waits.push(new Promise<void>((resolve) => { r.server.close(() => { resolve() }) }))
     }
     this.relays.clear()
-    for (const s of this.udpListeners.values()) waits.push(s.close())
+    for (const l of this.udpListeners.values()) waits.push(l.socket.close())
     for (const s of this.tcpListeners) waits.push(new Promise<void>((resolve) => { s.close(() => { resolve() }) }))
     await Promise.all(waits)
   }

@@ -3,7 +3,7 @@ import { createHmac } from 'node:crypto'
 import { CredentialStore, restApiPassword, restApiUsername } from '../../../src/relay/credentials.js'
 import { NonceIssuer } from '../../../src/relay/nonce.js'
 import { KeyedTokenBuckets, TokenBucket } from '../../../src/relay/token-bucket.js'
-import { InMemoryRelayMetrics } from '../../../src/relay/metrics.js'
+import { InMemoryRelayMetrics, PrometheusRelayMetrics, RELAY_COUNTERS, RELAY_GAUGES } from '../../../src/relay/metrics.js'
 import { ResponseCache } from '../../../src/relay/response-cache.js'
 import { PortPool } from '../../../src/relay/port-pool.js'
 import { decodeNonceCookie, longTermKey } from '../../../src/stun/index.js'
@@ -83,16 +83,43 @@ describe('relay building blocks', () => {
     })
   })
 
-  describe('InMemoryRelayMetrics', () => {
-    it('renders Prometheus text exposition', () => {
-      const m = new InMemoryRelayMetrics()
+  describe('PrometheusRelayMetrics', () => {
+    it('renders Prometheus text exposition through prom-client', async () => {
+      const m = new PrometheusRelayMetrics()
       m.inc('natkit_relay_dropped_total', 'no-permission', 2)
       m.set('natkit_relay_allocations', 3)
-      const text = m.renderPrometheus()
+      const text = await m.render()
       expect(text).to.include('# TYPE natkit_relay_dropped_total counter')
       expect(text).to.include('natkit_relay_dropped_total{reason="no-permission"} 2')
       expect(text).to.include('natkit_relay_allocations 3')
       expect(text.endsWith('\n')).to.equal(true)
+      expect(m.contentType).to.match(/^text\/plain; version=0\.0\.4/)
+    })
+
+    it('keeps every metric name, and gives each server its own registry', async () => {
+      const a = new PrometheusRelayMetrics()
+      const b = new PrometheusRelayMetrics()
+      a.inc('natkit_relay_packets_total', 'client-to-peer', 5)
+      const [ta, tb] = [await a.render(), await b.render()]
+      for (const name of [...Object.keys(RELAY_COUNTERS), ...Object.keys(RELAY_GAUGES)]) {
+        expect(ta).to.include(`# TYPE ${name} `)
+        expect(tb).to.include(`# TYPE ${name} `)
+      }
+      expect(ta).to.include('natkit_relay_packets_total{direction="client-to-peer"} 5')
+      expect(tb).to.not.include('natkit_relay_packets_total{direction="client-to-peer"}')
+      expect(ta).to.not.match(/user(name)?="/)
+    })
+
+    it('runs collectors before it is read (the core flushes its hot-path counters)', async () => {
+      const m = new InMemoryRelayMetrics()
+      let pending = 3
+      m.onCollect(() => { m.inc('natkit_relay_packets_total', 'peer-to-client', pending); pending = 0 })
+      expect(m.get('natkit_relay_packets_total', 'peer-to-client')).to.equal(3)
+      expect(m.total('natkit_relay_packets_total')).to.equal(3)
+      const p = new PrometheusRelayMetrics()
+      let bytes = 7
+      p.onCollect(() => { if (bytes > 0) p.inc('natkit_relay_bytes_total', 'peer-to-client', bytes); bytes = 0 })
+      expect(await p.render()).to.include('natkit_relay_bytes_total{direction="peer-to-client"} 7')
     })
   })
 })
