@@ -4,6 +4,7 @@ import { InvalidArgumentError, NatError } from '../errors.js'
 import { ExitCode } from './exit-codes.js'
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../net/endpoint.js'
 import { AdminServer } from '../relay/admin-server.js'
+import { RendezvousServer } from '../rendezvous/server.js'
 import { PrometheusRelayMetrics } from '../relay/metrics.js'
 import { TurnServer, type TurnServerOptions } from '../relay/turn-server.js'
 
@@ -30,6 +31,8 @@ export interface RelaySettings {
   allowPeer?: string[]
   denyPeer?: string[]
   admin?: string
+  /** Serve the rendezvous (signalling) WebSocket here too, with the same auth secret. */
+  rendezvous?: string
   drainTimeout?: number
   userQuota?: number
   totalQuota?: number
@@ -61,7 +64,7 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InvalidArgumentError(`config ${file} must be a JSON object`)
   const o = raw as Record<string, unknown>
-  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'drainTimeout', 'userQuota', 'totalQuota', 'nativeIo'])
+  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'rendezvous', 'drainTimeout', 'userQuota', 'totalQuota', 'nativeIo'])
   for (const k of Object.keys(o)) if (!known.has(k)) throw new InvalidArgumentError(`unknown config key ${JSON.stringify(k)} in ${file}`)
   let user = list(o.user, 'user')
   if (o.users !== undefined) {
@@ -77,6 +80,7 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
     tlsListen: str(o.tlsListen, 'tlsListen'), tlsCert: str(o.tlsCert, 'tlsCert'), tlsKey: str(o.tlsKey, 'tlsKey'),
     relayIp: str(o.relayIp, 'relayIp'), externalIp: str(o.externalIp, 'externalIp'), ports: str(o.ports, 'ports'),
     allowPeer: list(o.allowPeer, 'allowPeer'), denyPeer: list(o.denyPeer, 'denyPeer'), admin: str(o.admin, 'admin'),
+    rendezvous: str(o.rendezvous, 'rendezvous'),
     drainTimeout: o.drainTimeout as number | undefined,
     userQuota: o.userQuota as number | undefined,
     totalQuota: o.totalQuota as number | undefined,
@@ -95,7 +99,7 @@ export function relayEnv (env: NodeJS.ProcessEnv): RelaySettings {
     authSecret: s(env.NATKIT_RELAY_AUTH_SECRET), tlsListen: s(env.NATKIT_RELAY_TLS_LISTEN), tlsCert: s(env.NATKIT_RELAY_TLS_CERT),
     tlsKey: s(env.NATKIT_RELAY_TLS_KEY), relayIp: s(env.NATKIT_RELAY_RELAY_IP), externalIp: s(env.NATKIT_RELAY_EXTERNAL_IP),
     ports: s(env.NATKIT_RELAY_PORTS), allowPeer: csv(env.NATKIT_RELAY_ALLOW_PEER), denyPeer: csv(env.NATKIT_RELAY_DENY_PEER),
-    admin: s(env.NATKIT_RELAY_ADMIN), drainTimeout: drain === undefined ? undefined : Number(drain),
+    admin: s(env.NATKIT_RELAY_ADMIN), rendezvous: s(env.NATKIT_RELAY_RENDEZVOUS), drainTimeout: drain === undefined ? undefined : Number(drain),
     userQuota: num(env.NATKIT_RELAY_USER_QUOTA), totalQuota: num(env.NATKIT_RELAY_TOTAL_QUOTA),
     nativeIo: s(env.NATKIT_RELAY_NATIVE_IO)
   }
@@ -109,7 +113,7 @@ export function mergeSettings (...sources: RelaySettings[]): RelaySettings {
 }
 
 /** Turn settings into TurnServer options (throws InvalidArgumentError with what to fix). */
-export function relayOptions (s: RelaySettings): TurnServerOptions & { admin?: Endpoint, drainTimeout: number } {
+export function relayOptions (s: RelaySettings): TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint, drainTimeout: number } {
   if (s.realm === undefined || s.realm === '') throw new InvalidArgumentError('--realm is required (or realm in the config, NATKIT_RELAY_REALM)')
   const users: Record<string, string> = {}
   for (const u of s.user ?? []) {
@@ -149,8 +153,16 @@ export function relayOptions (s: RelaySettings): TurnServerOptions & { admin?: E
     allowPeer: s.allowPeer,
     denyPeer: s.denyPeer,
     admin: s.admin !== undefined ? parseEndpoint(s.admin, 9641) : undefined,
+    rendezvous: rendezvousEndpoint(s),
     drainTimeout
   }
+}
+
+/** The rendezvous listen address; it authenticates peers with the relay's REST secret, so it needs one. */
+function rendezvousEndpoint (s: RelaySettings): Endpoint | undefined {
+  if (s.rendezvous === undefined) return undefined
+  if (s.authSecret === undefined) throw new InvalidArgumentError('--rendezvous needs --auth-secret: peers authenticate with tokens made from the same secret as the TURN REST credentials')
+  return parseEndpoint(s.rendezvous, 80)
 }
 
 function collect (value: string, previous: string[] | undefined): string[] {
@@ -178,6 +190,7 @@ export function registerRelayCommand (program: Command): void {
     .option('--allow-peer <cidr>', 'allow peers in this range despite the deny list, repeatable', collect)
     .option('--deny-peer <cidr>', 'deny peers in this range too, repeatable', collect)
     .option('--admin <ip:port>', 'serve /metrics and /healthz over HTTP here')
+    .option('--rendezvous <ip:port>', 'also serve the rendezvous (signalling) WebSocket at ws://IP:PORT/, authenticated with --auth-secret')
     .option('--native-io <mode>', 'batched UDP I/O (recvmmsg/sendmmsg): all, listeners (relay sockets use node:dgram) or off (default all)')
     .option('--user-quota <n>', 'allocations per username (default 10)', Number)
     .option('--total-quota <n>', 'allocations in total (default 10000)', Number)
@@ -198,6 +211,7 @@ async function loadSettings (flags: RelaySettings & { config?: string }): Promis
 async function runRelay (flags: RelaySettings & { config?: string }): Promise<number> {
   let server: TurnServer | undefined
   let admin: AdminServer | undefined
+  let rendezvous: RendezvousServer | undefined
   try {
     const options = relayOptions(await loadSettings(flags))
     // Process metrics (CPU, memory, event-loop lag) only when someone can scrape them: they sample the event loop.
@@ -207,6 +221,10 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     for (const e of s.addresses.udp) say(`listening udp ${formatEndpoint(e)}`)
     for (const e of s.addresses.tcp) say(`listening tcp ${formatEndpoint(e)}`)
     for (const e of s.addresses.tls) say(`listening tls ${formatEndpoint(e)}`)
+    if (options.rendezvous !== undefined) {
+      rendezvous = await RendezvousServer.start({ listen: options.rendezvous, authSecret: options.authSecret as string })
+      say(`rendezvous ${rendezvous.url ?? formatEndpoint(options.rendezvous)}`)
+    }
     if (options.admin !== undefined) {
       admin = await AdminServer.start({ listen: options.admin, metrics: async () => await metrics.render(), contentType: metrics.contentType, healthy: () => !s.core.draining })
       say(`admin http://${formatEndpoint(admin.local)}/metrics`)
@@ -224,7 +242,7 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
           : s.close()
         closing.then(async () => {
           process.off('SIGINT', onInt); process.off('SIGTERM', onTerm); process.off('SIGHUP', onHup)
-          await admin?.close(); say('stopped'); resolve(ExitCode.Ok)
+          await rendezvous?.close(); await admin?.close(); say('stopped'); resolve(ExitCode.Ok)
         }, (err) => { say(`error while stopping: ${String(err)}`); resolve(ExitCode.Internal) })
       }
       const onInt = (): void => { stop('SIGINT') }
@@ -240,6 +258,7 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     return await done
   } catch (err) {
     await server?.close()
+    await rendezvous?.close()
     await admin?.close()
     if (err instanceof InvalidArgumentError) { say(`error: ${err.message}`); return ExitCode.Usage }
     if (err instanceof NatError) { say(`error: ${err.message}`); return err.code === 'ERR_TRANSPORT' ? ExitCode.Usage : ExitCode.Internal }

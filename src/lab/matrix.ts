@@ -2,8 +2,11 @@ import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { predictPair, type Strategy } from '../discovery/predict.js'
 import type { NatType } from '../discovery/types.js'
+import { createLogger } from '../log.js'
 import { Lab } from './lab.js'
 import type { LabNatType } from './types.js'
+
+const log = createLogger('natcheck:lab:matrix')
 
 /** The built natcheck CLI (dist/src/cli.js), run inside the lab's namespaces. */
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url))
@@ -92,7 +95,9 @@ async function runCell (a: LabNatType, b: LabNatType, count: number): Promise<Ma
       '--realm', 'natkit-lab', '--auth-secret', SECRET, '--rendezvous', `${ip}:${RENDEZVOUS_PORT}`,
       '--allow-peer', '192.0.2.0/24', '--allow-peer', '198.51.100.0/24', '--allow-peer', '203.0.113.0/24'], { stdio: 'ignore' }))
     servers.push(lab.spawn('server', [process.execPath, CLI, 'server', '--listen', `${ip}:${STUN_PORT}`, '--alternate', `${ip2}:${STUN_ALT_PORT}`], { stdio: 'ignore' }))
+    log('%s × %s: lab up, starting servers', a, b)
     await waitForServers(lab, ip)
+    log('%s × %s: servers answer', a, b)
     const peer = async (site: 'a' | 'b', me: string, other: string): Promise<PeerOutcome> => {
       const r = await lab.exec(site, [process.execPath, CLI, 'connect', '--rendezvous', `ws://${ip}:${RENDEZVOUS_PORT}/`, '--id', me, '--peer', other,
         '--auth-secret', SECRET, '--turn', `turn:${ip}:${TURN_UDP_PORT}`, '--turn', `turn:${ip}:${TURN_TCP_PORT}?transport=tcp`,
@@ -100,6 +105,7 @@ async function runCell (a: LabNatType, b: LabNatType, count: number): Promise<Ma
       return parseOutcome(r.stdout, r.stderr)
     }
     const [peerA, peerB] = await Promise.all([peer('a', 'peer-a', 'peer-b'), peer('b', 'peer-b', 'peer-a')])
+    log('%s × %s: peers done (%s / %s)', a, b, peerA.path, peerB.path)
     const discover = async (site: 'a' | 'b'): Promise<{ nat?: { type: NatType, portAllocation?: { pattern: 'preserving' | 'sequential' | 'random' | 'unknown', delta: number | null, samples: number[] } }, tcp?: boolean | null, tls?: boolean | null }> => {
       const r = await lab.exec(site, [process.execPath, CLI, '--server', `${ip}:${STUN_PORT}`, '--json', '--timeout', '1500'], { timeoutMs: 30_000 })
       try { return JSON.parse(r.stdout) } catch { return {} }
@@ -110,7 +116,7 @@ async function runCell (a: LabNatType, b: LabNatType, count: number): Promise<Ma
       : null
     return { a, b, expected: punchable(a, b) ? 'direct' : 'relay', peerA, peerB, predicted, predictedTypes: [ra.nat?.type ?? null, rb.nat?.type ?? null], ms: Math.round(performance.now() - started) }
   } finally {
-    for (const s of servers) s.kill('SIGTERM')
+    for (const s of servers) s.kill('SIGINT') // SIGINT stops at once; SIGTERM would drain the relay for 30 s
     await Promise.all(servers.map(async s => { if (s.exitCode === null && s.signalCode === null) await new Promise(resolve => s.once('exit', resolve)) }))
     await lab.down()
   }
