@@ -14,7 +14,7 @@ import { parseMs } from './stun.js'
 interface ConnectFlags {
   rendezvous: string, id: string, peer: string, token?: string, turn?: string[], user?: string, authSecret?: string
   turnTransport: 'udp' | 'tcp' | 'tls', stun?: string[], count: string, json?: boolean, timeout: number, relayOnly?: boolean
-  localAddress?: string, includeLoopback?: boolean, insecure?: boolean
+  localAddress?: string, includeLoopback?: boolean, insecure?: boolean, settle: number
 }
 
 /**
@@ -36,6 +36,7 @@ export function registerConnectCommand (program: Command): void {
     .option('--count <n>', 'echo datagrams to exchange', '20')
     .option('--timeout <ms>', 'give up if no path works within this time', parseMs, 15_000)
     .option('--relay-only', 'offer only relayed candidates')
+    .option('--settle <ms>', 'after connecting over the relay, wait this long for a direct path before the echo exchange', parseMs, 3000)
     .option('--local-address <ip>', 'bind the peer socket to this address')
     .option('--include-loopback', 'offer loopback addresses too (two peers on one machine)')
     .option('--insecure', 'with --turn-transport tls: do not verify the certificate')
@@ -73,6 +74,10 @@ export function registerConnectCommand (program: Command): void {
         })
         session.on('path', (p) => { progress(`path is now ${p.type}: ${formatEndpoint(p.local)} → ${formatEndpoint(p.remote)}`) })
         progress(`connected (${role}) in ${Math.round(performance.now() - started)} ms over a ${session.path.type} path`)
+        if (flags.settle > 0 && session.path.type !== 'direct') {
+          progress('data flows over the relay; still checking for a direct path')
+          await session.settle(flags.settle)
+        }
         const echo = await echoExchange(session, client, flags.peer, count)
         const report = session.report()
         if (json) {

@@ -50,7 +50,7 @@ export interface AgentOptions {
    * congestion risk. 1 gives plain RFC pacing.
    */
   readonly initialBurst?: number
-  /** Check retransmissions (default RTO 100 ms, 7 sends, giving up after ~7 s). */
+  /** Check retransmissions (default RTO 50 ms, 8 sends, giving up after ~6.5 s): a punched hole is often open on the first retransmission. */
   readonly checkRetransmit?: RetransmitOptions
   /** Keepalive interval on the selected path (default 15 s, below every common NAT binding lifetime). */
   readonly keepaliveMs?: number
@@ -107,11 +107,15 @@ export class Agent extends EventEmitter<AgentEvents> {
   private started = false
   private closing: Promise<void> | undefined
   private readonly startedAt = performance.now()
+  private readonly early: Buffer[] = []
 
   private constructor (readonly mux: SocketMux, private readonly ownsSocket: boolean, private readonly options: AgentOptions) {
     super()
     this.role = options.role ?? 'controlling'
     this.localKey = shortTermKey(this.pwd)
+    ;(this as EventEmitter).on('newListener', (event: string | symbol) => {
+      if (event === 'message' && this.early.length > 0) queueMicrotask(() => { for (const d of this.early.splice(0)) this.emit('message', d) })
+    })
   }
 
   /** Bind the socket (unless given) and make an agent. */
@@ -123,6 +127,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Milliseconds since the agent was created. */
   elapsed (): number { return performance.now() - this.startedAt }
 
+  /** Whether checks are still running (a direct path may still be found). */
+  get checking (): boolean { return this.checks.active }
+
   /** The selected pair, if any path works. */
   get path (): PathInfo | undefined { return this.selected === undefined ? undefined : pathOf(this.selected) }
 
@@ -132,7 +139,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       socket,
       turn,
       tx: new StunTransactions(socket, {
-        retransmit: this.options.checkRetransmit ?? { rtoMs: 100, rc: 7, rm: 8 },
+        retransmit: this.options.checkRetransmit ?? { rtoMs: 50, rc: 8, rm: 4 },
         onOther: (data, from) => { this.onPacket(base, data, from) }
       })
     }
@@ -315,7 +322,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (data.length === 0) return
     if (data[0] === DATA_PREFIX) {
       if (this.remote.some(r => r.port === from.port && stripMapped(r.address) === stripMapped(from.address))) {
-        this.emit('message', Buffer.from(data.subarray(1)))
+        const message = Buffer.from(data.subarray(1))
+        // The peer may start sending before the application (or the session object) listens: keep up to 256.
+        if (this.listenerCount('message') > 0) this.emit('message', message)
+        else if (this.early.length < 256) this.early.push(message)
       }
       return
     }

@@ -88,14 +88,9 @@ export class PeerSession extends EventEmitter<PeerSessionEvents> {
   /** @internal */
   constructor (readonly agent: Agent, private readonly reportFn: () => ConnectReport, private readonly unsubscribe: () => void, private readonly sendBye: () => void) {
     super()
-    // Datagrams that arrive before the application listens (the peer may start sending first) wait, up to 256.
-    const early: Buffer[] = []
-    agent.on('message', (d) => {
-      if (this.listenerCount('message') > 0) this.emit('message', d)
-      else if (early.length < 256) early.push(d)
-    })
+    // The agent keeps datagrams that arrive before anyone listens; the session passes them on once the app listens.
     ;(this as EventEmitter).on('newListener', (event: string | symbol) => {
-      if (event === 'message' && early.length > 0) queueMicrotask(() => { for (const d of early.splice(0)) this.emit('message', d) })
+      if (event === 'message' && this.listenerCount('message') === 0) agent.on('message', (d) => { this.emit('message', d) })
     })
     agent.on('path', (p, prev) => { this.emit('path', p, prev) })
   }
@@ -105,6 +100,18 @@ export class PeerSession extends EventEmitter<PeerSessionEvents> {
     const p = this.agent.path
     if (p === undefined) throw new NatError('the session has no working path any more', 'ERR_NO_PATH')
     return p
+  }
+
+  /**
+   * Wait until checking is over — a direct path found, or every pair decided — or `timeoutMs` passes. Data flows
+   * meanwhile; this is for callers that want the final path (reports, benchmarks).
+   */
+  async settle (timeoutMs = 3000): Promise<PathInfo | undefined> {
+    const deadline = performance.now() + timeoutMs
+    while (performance.now() < deadline && this.agent.path?.type !== 'direct' && this.agent.checking) {
+      await new Promise(resolve => setTimeout(resolve, 10))
+    }
+    return this.agent.path
   }
 
   /** Send one datagram to the peer. Returns false if no path works at this moment. */
