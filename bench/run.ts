@@ -1,18 +1,20 @@
 /**
  * `npm run bench`: every benchmark, each running natkit and its reference side by side in one run and printing the
  * ratio (these 2-core machines are noisy, so only same-run ratios mean anything). `npm run bench -- NAME…` runs
- * only the named ones: codec, stun-server, discovery, relay.
+ * only the named ones: codec, stun-server, discovery, relay, traversal.
  */
 import { benchCodec } from './codec.js'
 import { benchDiscovery } from './discovery.js'
 import { benchRelay } from './relay.js'
+import { benchTraversal } from './traversal.js'
 import { benchUdpIo } from './udp-io.js'
 
 const benches: Record<string, () => Promise<unknown>> = {
   codec: async () => benchCodec(),
   'stun-server': async () => await benchUdpIo({ seconds: 5, rounds: 3 }),
   discovery: async () => await benchDiscovery(),
-  relay: async () => await benchRelay()
+  relay: async () => await benchRelay(),
+  traversal: async () => await benchTraversal()
 }
 
 const wanted = process.argv.slice(2).filter(a => !a.startsWith('-'))

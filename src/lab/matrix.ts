@@ -39,6 +39,8 @@ export interface PeerOutcome {
   readonly firstDatagramMs: number | null
   readonly directMs: number | null
   readonly signalledMs: number | null
+  /** Round trip of the final path's last check, ms. */
+  readonly rttMs: number | null
   readonly delivered: number
   readonly lost: number
   readonly error: string | null
@@ -136,7 +138,7 @@ async function waitForServers (lab: Lab, ip: string): Promise<void> {
 
 function parseOutcome (stdout: string, stderr: string): PeerOutcome {
   try {
-    const d = JSON.parse(stdout) as { path: { type: 'direct' | 'relay', local: { type: string, address: string, port: number }, remote: { type: string, address: string, port: number } } | null, timings?: { firstDatagramMs: number | null, directMs: number | null, signalledMs: number | null }, delivered?: number, lost?: number, error?: { message: string } }
+    const d = JSON.parse(stdout) as { path: { type: 'direct' | 'relay', rttMs: number | null, local: { type: string, address: string, port: number }, remote: { type: string, address: string, port: number } } | null, timings?: { firstDatagramMs: number | null, directMs: number | null, signalledMs: number | null }, delivered?: number, lost?: number, error?: { message: string } }
     const ep = (c: { type: string, address: string, port: number } | undefined): string | null => c === undefined ? null : `${c.type} ${c.address}:${c.port}`
     return {
       path: d.path?.type ?? null,
@@ -145,12 +147,13 @@ function parseOutcome (stdout: string, stderr: string): PeerOutcome {
       firstDatagramMs: d.timings?.firstDatagramMs ?? null,
       directMs: d.timings?.directMs ?? null,
       signalledMs: d.timings?.signalledMs ?? null,
+      rttMs: d.path?.rttMs ?? null,
       delivered: d.delivered ?? 0,
       lost: d.lost ?? 0,
       error: d.error?.message ?? null
     }
   } catch {
-    return { path: null, local: null, remote: null, firstDatagramMs: null, directMs: null, signalledMs: null, delivered: 0, lost: 0, error: `no JSON from natcheck connect: ${stderr.trim().slice(-300)}` }
+    return { path: null, local: null, remote: null, firstDatagramMs: null, directMs: null, signalledMs: null, rttMs: null, delivered: 0, lost: 0, error: `no JSON from natcheck connect: ${stderr.trim().slice(-300)}` }
   }
 }
 

@@ -1,0 +1,52 @@
+import { readFileSync, writeFileSync } from 'node:fs'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { matrixMarkdown, runConnectMatrix, type MatrixCell } from '../src/lab/matrix.js'
+import { canRunLab, median } from './support.js'
+
+/** Targets of the traversal issue. */
+export const TRAVERSAL_TARGETS = { firstDatagramMs: 500, directRoundTrips: 3 } as const
+
+const DOC = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url))
+const START = '<!-- connection-matrix:start -->'
+const END = '<!-- connection-matrix:end -->'
+
+/**
+ * The connection matrix on real kernel NATs (every pair of lab NAT types), measured: time from the synchronised start
+ * of the checks to the first working path (target ≤ 500 ms, relay first for pairs that cannot punch) and to a direct
+ * path, also in round trips of that path (target ≤ 3). Writes the matrix into docs/benchmarks.md.
+ */
+export async function benchTraversal (options: { write?: boolean } = {}): Promise<Record<string, unknown>> {
+  const why = canRunLab()
+  if (why !== undefined) return { skipped: why }
+  const cells = await runConnectMatrix({ onCell: (c) => { process.stderr.write(`bench: ${c.a} × ${c.b}: ${c.peerA.path ?? 'failed'}/${c.peerB.path ?? 'failed'}\n`) } })
+  const peers = cells.flatMap(c => [c.peerA, c.peerB])
+  const first = peers.map(p => p.firstDatagramMs).filter((x): x is number => x !== null)
+  const relayFirst = cells.filter(c => c.expected === 'relay').flatMap(c => [c.peerA, c.peerB]).map(p => p.firstDatagramMs).filter((x): x is number => x !== null)
+  const direct = peers.filter(p => p.path === 'direct' && p.directMs !== null)
+  const directRtts = direct.filter(p => p.rttMs !== null && p.rttMs > 0).map(p => (p.directMs as number) / (p.rttMs as number))
+  const wrong = cells.filter(c => c.peerA.path !== c.expected || c.peerB.path !== c.expected).map(c => `${c.a} × ${c.b}`)
+  const result = {
+    cells: cells.length,
+    wrongPaths: wrong,
+    firstDatagramMs: { median: round(median(first)), max: round(Math.max(...first)), target: TRAVERSAL_TARGETS.firstDatagramMs },
+    relayPairsFirstDatagramMs: { median: round(median(relayFirst)), max: round(Math.max(...relayFirst)) },
+    directMs: { median: round(median(direct.map(p => p.directMs as number))), max: round(Math.max(...direct.map(p => p.directMs as number))) },
+    directInRoundTrips: { median: round(median(directRtts)), max: round(Math.max(...directRtts)), target: TRAVERSAL_TARGETS.directRoundTrips },
+    note: 'lab round trips are ~0.1-1 ms (no netem in this kernel), so one lost first packet (the 50 ms check retransmission) is 50-500 round trips'
+  }
+  if (options.write !== false) writeMatrix(cells, result)
+  return result
+}
+
+function writeMatrix (cells: MatrixCell[], summary: Record<string, unknown>): void {
+  const doc = readFileSync(DOC, 'utf8')
+  const body = `${START}\nMeasured by \`npm run bench -- traversal\` on ${new Date().toISOString().slice(0, 10)}; times in ms from the synchronised start of the checks.\n\n${matrixMarkdown(cells)}\n\nSummary: \`${JSON.stringify(summary)}\`\n${END}`
+  const next = doc.includes(START) ? doc.replace(new RegExp(`${START}[\\s\\S]*${END}`), body) : `${doc.trimEnd()}\n\n## Connection matrix (issue: traversal)\n\n${body}\n`
+  writeFileSync(DOC, next)
+}
+
+function round (n: number): number { return Math.round(n * 10) / 10 }
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  console.log(JSON.stringify(await benchTraversal(), null, 2))
+}
