@@ -90,8 +90,24 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
   /** Settles when the last socket has closed after finish(). */
   private socketClosed: Promise<void> = Promise.resolve()
 
+  /**
+   * Messages that arrived while nobody listened — typically queued ones the server delivers right after `registered`,
+   * in the same network read, before `connect()`'s caller could subscribe. Flushed to the first `message` listener.
+   */
+  private readonly unheard: Array<[string, unknown, RendezvousMessageInfo]> = []
+
   private constructor (private readonly options: RendezvousClientOptions) {
     super()
+    ;(this as EventEmitter).on('newListener', (event: string | symbol) => {
+      if (event === 'message' && this.unheard.length > 0) {
+        queueMicrotask(() => { for (const [from, data, info] of this.unheard.splice(0)) this.emit('message', from, data, info) })
+      }
+    })
+  }
+
+  private deliver (from: string, data: unknown, info: RendezvousMessageInfo): void {
+    if (this.listenerCount('message') > 0) this.emit('message', from, data, info)
+    else if (this.unheard.length < 1024) this.unheard.push([from, data, info])
   }
 
   /** Connect and register; resolves once the server has answered `registered`. Rejects with TransportError,
@@ -278,7 +294,7 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
           if (frame.n <= this.lastN) return // replayed after a resume, already seen
           this.lastN = frame.n
         }
-        this.emit('message', frame.from, frame.data, frame.seq === undefined ? { n: frame.n } : { seq: frame.seq, n: frame.n })
+        this.deliver(frame.from, frame.data, frame.seq === undefined ? { n: frame.n } : { seq: frame.seq, n: frame.n })
         break
       case 'ack':
         this.outbox.get(frame.seq)?.resolve()

@@ -144,21 +144,32 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
   if (options.role !== 'controlling' && options.role !== 'controlled') throw new InvalidArgumentError('role must be controlling or controlled')
   const t0 = performance.now()
   const ms = (): number => Math.round((performance.now() - t0) * 10) / 10
-  const agent = await Agent.create({ ...options, role: options.iceRole ?? options.role })
   const timings = { gatherMs: null as number | null, signalledMs: null as number | null, signallingRttMs: null as number | null, checksAt: null as number | null, firstDatagramMs: null as number | null, directMs: null as number | null }
   const inbox: SignalMessage[] = []
   let wake: () => void = () => {}
   let sid = options.role === 'controlling' ? randomBytes(8).toString('hex') : ''
+  // Subscribe before anything is awaited: the peer's offer may already be waiting at the rendezvous and arrive now.
+  let agent: Agent | undefined
+  const early: Candidate[] = []
   const unsubscribe = options.channel.subscribe((raw) => {
     const m = raw as SignalMessage
     if (typeof m !== 'object' || m === null || typeof m.t !== 'string' || !m.t.startsWith('natkit/')) return
     if (m.t === 'natkit/candidate' && m.sid === sid) {
-      try { agent.addRemoteCandidates([candidateFromSdp(m.candidate)]) } catch (err) { log('bad trickled candidate: %s', (err as Error).message) }
+      try {
+        const c = candidateFromSdp(m.candidate)
+        if (agent !== undefined) agent.addRemoteCandidates([c]); else early.push(c)
+      } catch (err) { log('bad trickled candidate: %s', (err as Error).message) }
       return
     }
     if (m.t === 'natkit/ping' && (sid === '' || m.sid === sid)) { fire(options.channel, { t: 'natkit/pong', sid: m.sid, n: m.n }); return }
     inbox.push(m); wake()
   })
+  try {
+    agent = await Agent.create({ ...options, role: options.iceRole ?? options.role })
+  } catch (err) {
+    unsubscribe()
+    throw err
+  }
   const next = async <T extends SignalMessage['t']> (type: T, deadline: number): Promise<Extract<SignalMessage, { t: T }>> => {
     for (;;) {
       const i = inbox.findIndex(m => m.t === type && (sid === '' || m.sid === sid))
@@ -194,7 +205,7 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
       await options.channel.send({ t: 'natkit/offer', sid, ufrag: agent.ufrag, pwd: agent.pwd, candidates: lines })
       const answer = await next('natkit/answer', deadline)
       agent.setRemoteCredentials(answer.ufrag, answer.pwd)
-      agent.addRemoteCandidates(parseAll(answer.candidates))
+      agent.addRemoteCandidates([...parseAll(answer.candidates), ...early.splice(0)])
       // Measure the signalling round trip now that both sides are ready, then start together.
       const sent = performance.now()
       await options.channel.send({ t: 'natkit/ping', sid, n: 1 })
@@ -208,7 +219,7 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
       const offer = await next('natkit/offer', deadline)
       sid = offer.sid
       agent.setRemoteCredentials(offer.ufrag, offer.pwd)
-      agent.addRemoteCandidates(parseAll(offer.candidates))
+      agent.addRemoteCandidates([...parseAll(offer.candidates), ...early.splice(0)])
       await options.channel.send({ t: 'natkit/answer', sid, ufrag: agent.ufrag, pwd: agent.pwd, candidates: lines })
       const go = await next('natkit/go', deadline)
       timings.signallingRttMs = Math.round(go.rttMs * 10) / 10

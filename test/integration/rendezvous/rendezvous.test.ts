@@ -72,6 +72,20 @@ describe('rendezvous over WebSockets (127.0.0.1)', function () {
     expect(s.stats()).to.include({ peersOnline: 1, messagesRelayed: 2 })
   })
 
+  it('keeps messages queued for a peer until its first listener, even if they arrive with registered', async () => {
+    const s = await server()
+    const url = s.url as string
+    const alice = await client(url, 'alice')
+    for (let i = 0; i < 3; i++) await alice.send('bob', { i })
+    const bob = await client(url, 'bob')
+    // Listen only after connect() resolved and a macrotask passed: the queued frames have long arrived by now.
+    await new Promise(resolve => setTimeout(resolve, 100))
+    const got: unknown[] = []
+    bob.on('message', (_from, data) => { got.push(data) })
+    await new Promise(resolve => setTimeout(resolve, 50))
+    expect(got).to.deep.equal([{ i: 0 }, { i: 1 }, { i: 2 }])
+  })
+
   it('refuses a bad token (unauthorized) and an expired one (expired), with typed errors', async () => {
     const s = await server()
     const bad = await expectRejection(RendezvousClient.connect({ url: s.url as string, id: 'eve', token: rendezvousToken('guess', 'eve', 60) }), RendezvousRemoteError)
