@@ -254,7 +254,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   private async check (pair: CandidatePair, nominate: boolean): Promise<void> {
     const base = this.bases.get(candidateKey(pair.local))
     if (base === undefined) return
-    pair.state = 'in-progress'
+    // A nomination on a pair that already works is a re-check: it must not take the pair out of the valid list,
+    // and if it goes unanswered, consent freshness (not this check) decides whether the path is dead.
+    const recheck = pair.state === 'succeeded'
+    if (!recheck) pair.state = 'in-progress'
     pair.firstCheckAt ??= this.elapsed()
     pair.checksSent++
     const started = performance.now()
@@ -291,7 +294,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.select()
     } catch (err) {
       if (err instanceof AbortError && this.closing !== undefined) return
-      if (err instanceof StunTimeoutError) return this.fail(pair, base.turn !== undefined ? 'timeout' : 'timeout', `no response after ${pair.checksSent} check(s)`)
+      if (recheck) return
+      if (err instanceof StunTimeoutError) return this.fail(pair, 'timeout', `no response after ${pair.checksSent} check(s)`)
       if (err instanceof StunErrorResponse) return this.fail(pair, 'relay-refused', err.message)
       this.fail(pair, 'cancelled', (err as Error).message)
     }
