@@ -110,3 +110,23 @@ describe('natcheck demo', function () {
     expect(r.stdout).to.match(/path relay: relay /)
   })
 })
+
+describe('natcheck with plain (non-RFC 5780) servers only', function () {
+  this.timeout(20_000)
+  it('measures mapping across two server IPs and leaves filtering unknown, never guessed', async () => {
+    const s1 = await StunServer.start({ listen: { address: '127.0.0.1', port: 0 } })
+    const s2 = await StunServer.start({ listen: { address: '127.0.0.2', port: 0 } })
+    try {
+      const r = await natcheck(['--server', `127.0.0.1:${s1.addresses().udp[0].port}`, '--server', `127.0.0.2:${s2.addresses().udp[0].port}`, '--json'])
+      expect(r.code, r.stderr).to.equal(0)
+      const doc = JSON.parse(r.stdout)
+      expect(doc.servers.map((s: { rfc5780: boolean }) => s.rfc5780)).to.deep.equal([false, false])
+      expect(doc.nat.mapping).to.equal('endpoint-independent')
+      expect(doc.nat.mappingVariesByDestIp).to.equal(false)
+      expect(doc.nat.filtering).to.equal('unknown')
+      expect(doc.nat.type).to.equal('unknown')
+    } finally {
+      await s1.close(); await s2.close()
+    }
+  })
+})

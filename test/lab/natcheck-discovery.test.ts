@@ -173,3 +173,22 @@ describe('lab: natcheck against coturn and Vovida stund', function () {
     })
   }
 })
+
+describe('lab: natcheck --lifetime measures the mapping lifetime', function () {
+  this.timeout(120_000)
+  it('brackets an 8 s UDP mapping timeout between the 5 s and 10 s checkpoints', async function () {
+    requireLab(this, false)
+    const lab = await Lab.up({ natA: 'port-restricted-cone', natB: 'none', udpTimeoutS: 8 })
+    let procs: LabProcess[] = []
+    try {
+      procs = await startNatkitServer(lab)
+      const r = await lab.exec('a', [process.execPath, CLI, '--server', `${lab.info.server.primaryIp}:${STUN_PORT}`, '--json', '--lifetime', '20'], { timeoutMs: 60_000 })
+      const doc = JSON.parse(r.stdout) as { nat: { mappingLifetimeS: number | null, mappingLifetimeIsLowerBound: boolean } }
+      expect(doc.nat.mappingLifetimeS, r.stderr).to.equal(5)
+      expect(doc.nat.mappingLifetimeIsLowerBound, 'a checkpoint after 8 s saw the mapping expired').to.equal(false)
+    } finally {
+      await stop(procs)
+      await lab.down()
+    }
+  })
+})
