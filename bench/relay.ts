@@ -7,7 +7,7 @@ import {
   Username, longTermKey
 } from '../src/stun/index.js'
 import { nativeUdpAvailable } from '../src/net/native.js'
-import { CLI } from './support.js'
+import { CLI, killAll, median, procStat, stopChild, track } from './support.js'
 
 /**
  * TURN relay benchmark, natkit against coturn's turnserver under the same load in one run, all on 127.0.0.1:
@@ -28,46 +28,16 @@ const PASS = 'bench-pass'
 const REALM = 'natkit.bench'
 /** Relay ports below the ephemeral range, so the generator's own sockets never take one. */
 const RELAY_PORTS: [number, number] = [10000, 29999]
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
 
 /** natkit-native: batched I/O everywhere; natkit-hybrid: batched listeners, node:dgram relay sockets; natkit-dgram: none. */
 export type RelayServerKind = 'natkit-native' | 'natkit-hybrid' | 'natkit-dgram' | 'coturn'
 
 interface Started { kind: RelayServerKind, child: ChildProcess, port: number }
 
-const children = new Set<ChildProcess>()
 
-function track (c: ChildProcess): ChildProcess {
-  children.add(c)
-  c.once('exit', () => { children.delete(c) })
-  c.on('error', () => {})
-  return c
-}
 
-function killAll (): void {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) {
-      try { process.kill(c.pid, 'SIGKILL') } catch { /* already gone */ }
-    }
-  }
-  children.clear()
-}
 
-async function stop (c: ChildProcess): Promise<void> {
-  if (c.exitCode !== null || c.signalCode !== null || c.pid === undefined) return
-  const exited = new Promise<void>(resolve => c.once('exit', () => { resolve() }))
-  process.kill(c.pid, 'SIGTERM')
-  const t = setTimeout(() => { if (c.pid !== undefined) try { process.kill(c.pid, 'SIGKILL') } catch {} }, 3000)
-  await exited
-  clearTimeout(t)
-}
 
-function procStat (pid: number): { cpu: number, rssBytes: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  // After the command: utime, stime are fields 14, 15 and rss (pages) field 24 of proc(5), 1-based over the line.
-  return { cpu: (Number(f[11]) + Number(f[12])) / CLK_TCK, rssBytes: Number(f[21]) * 4096 }
-}
 
 async function freeUdpPort (): Promise<number> {
   const s = createSocket('udp4')
@@ -286,10 +256,6 @@ function round (x: number, digits: number): number {
   return Math.round(x * f) / f
 }
 
-function median (xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]
-}
 
 function has (cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
@@ -330,14 +296,14 @@ export async function benchRelay (options: BenchRelayOptions = {}): Promise<Reco
           if (parts.includes('throughput')) (tput[kind] ??= []).push(await throughput(s, peerPort, clients, messages))
           if (parts.includes('alloc-rate')) (alloc[kind] ??= []).push(await allocationRate(s, options.allocConcurrency ?? 64, options.allocSeconds ?? 4))
         } finally {
-          await stop(s.child)
+          await stopChild(s.child)
         }
       }
     }
     if (parts.includes('memory')) {
       for (const kind of kinds) {
         const s = await startServer(kind)
-        try { mem[kind] = await memoryPerAllocation(s, held) } finally { await stop(s.child) }
+        try { mem[kind] = await memoryPerAllocation(s, held) } finally { await stopChild(s.child) }
       }
     }
   } finally {

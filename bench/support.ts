@@ -1,24 +1,53 @@
-import type { ChildProcess } from 'node:child_process'
+import { spawnSync, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 /** The built natcheck CLI. */
 export const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url))
 
-/** CPU seconds (user + system) a process has used, from /proc/PID/stat. */
-export function cpuSeconds (pid: number): number {
+/** Clock ticks per second, for /proc/PID/stat times. */
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
+
+/** CPU seconds (user + system) and resident memory of a process, from /proc/PID/stat (proc(5)). */
+export function procStat (pid: number): { cpu: number, rssBytes: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  // After the command name: field 14 (utime) and 15 (stime) of proc(5) are at offsets 11 and 12 here.
-  return (Number(fields[11]) + Number(fields[12])) / 100
+  // After the command name: utime and stime (fields 14, 15) are at offsets 11 and 12, rss in pages (24) at 21.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return { cpu: (Number(f[11]) + Number(f[12])) / CLK_TCK, rssBytes: Number(f[21]) * 4096 }
 }
 
-/** Stop a child by PID: SIGTERM, then SIGKILL after 2 s. */
-export async function stopChild (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
+/** CPU seconds (user + system) a process has used. */
+export function cpuSeconds (pid: number): number {
+  return procStat(pid).cpu
+}
+
+/** Every child a benchmark starts, so that all of them are killed by PID on exit or interruption. */
+const children = new Set<ChildProcess>()
+
+/** Remember a child for killAll(). */
+export function track (c: ChildProcess): ChildProcess {
+  children.add(c)
+  c.once('exit', () => { children.delete(c) })
+  c.on('error', () => {})
+  return c
+}
+
+/** SIGKILL every tracked child still running. */
+export function killAll (): void {
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) {
+      try { process.kill(c.pid, 'SIGKILL') } catch { /* already gone */ }
+    }
+  }
+  children.clear()
+}
+
+/** Stop a child by PID: SIGTERM, then SIGKILL after `graceMs`. */
+export async function stopChild (child: ChildProcess, graceMs = 2000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
   const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
   child.kill('SIGTERM')
-  const t = setTimeout(() => { child.kill('SIGKILL') }, 2000)
+  const t = setTimeout(() => { child.kill('SIGKILL') }, graceMs)
   await exited
   clearTimeout(t)
 }

@@ -7,6 +7,7 @@ import { BatchUdpSocket } from '../src/net/batch-udp.js'
 import { nativeUdpAvailable, nativeUdpUnavailableReason } from '../src/net/native.js'
 import { UdpSocket, type DatagramSocket } from '../src/net/udp.js'
 import { StunServerCore } from '../src/stun/server-core.js'
+import { cpuSeconds, killAll, stopChild, track } from './support.js'
 
 /**
  * Datagram I/O benchmark: a STUN Binding responder (StunServerCore) over the native batched socket and over the
@@ -23,45 +24,15 @@ const LOAD_SOURCE = join(ROOT, 'bench', 'native', 'stun-load.c')
 const LOAD_BIN = '/tmp/stun-load'
 const SOCKETS = 8
 const IN_FLIGHT = 32
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
 
 type ServerKind = 'natkit-native' | 'natkit-dgram' | 'coturn'
 
 interface RunResult { responses: number, lost: number, seconds: number, perSec: number, cpuSeconds: number, perCpuSecond: number }
 
-const children = new Set<ChildProcess>()
 
-function killAll (): void {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) {
-      try { process.kill(c.pid, 'SIGKILL') } catch { /* already gone */ }
-    }
-  }
-  children.clear()
-}
 
-function track (c: ChildProcess): ChildProcess {
-  children.add(c)
-  c.once('exit', () => { children.delete(c) })
-  return c
-}
 
-async function stop (c: ChildProcess): Promise<void> {
-  if (c.exitCode !== null || c.signalCode !== null || c.pid === undefined) return
-  const exited = new Promise<void>(resolve => c.once('exit', () => { resolve() }))
-  process.kill(c.pid, 'SIGTERM')
-  const t = setTimeout(() => { if (c.pid !== undefined) try { process.kill(c.pid, 'SIGKILL') } catch {} }, 2000)
-  await exited
-  clearTimeout(t)
-}
 
-/** utime+stime of a process, in seconds. */
-function cpuSeconds (pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  // After the command: state is field 3; utime and stime are fields 14 and 15 (1-based over the whole line).
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK
-}
 
 function ensureLoadGenerator (): void {
   if (existsSync(LOAD_BIN)) return
@@ -148,7 +119,7 @@ async function measureServer (kind: ServerKind, seconds: number): Promise<RunRes
       perCpuSecond: Math.round(r.received / cpu)
     }
   } finally {
-    await stop(child)
+    await stopChild(child)
   }
 }
 
