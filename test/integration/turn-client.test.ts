@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { StunErrorResponse } from '../../src/errors.js'
+import { AlternateServer, ErrorCode, MessageBuilder, MessageClass, Method, StunMessage } from '../../src/stun/index.js'
 import type { Endpoint } from '../../src/net/endpoint.js'
 import { TurnClient } from '../../src/relay/turn-client.js'
 import { TurnServer } from '../../src/relay/turn-server.js'
@@ -83,6 +84,31 @@ describe('TurnClient against natkit\'s TurnServer', function () {
   it('rejects wrong credentials with 401', async () => {
     const err = await expectRejection(TurnClient.allocate({ server: `127.0.0.1:${port()}`, credentials: { username: 'alice', password: 'nope' } }), StunErrorResponse)
     expect(err.errorCode).to.equal(401)
+  })
+
+  it('follows 300 Try Alternate to the ALTERNATE-SERVER', async () => {
+    // A stand-in "overloaded" server that redirects every Allocate to natkit's relay.
+    const redirector = createSocket('udp4')
+    await new Promise<void>(resolve => redirector.bind(0, '127.0.0.1', () => { resolve() }))
+    let redirected = 0
+    redirector.on('message', (msg, rinfo) => {
+      const req = StunMessage.decode(msg)
+      if (req.method !== Method.Allocate || req.cls !== MessageClass.Request) return
+      redirected++
+      const res = new MessageBuilder(Method.Allocate, MessageClass.ErrorResponse, req.transactionId)
+        .add(ErrorCode, { code: 300, reason: 'Try Alternate' }).add(AlternateServer, { address: '127.0.0.1', port: port() }).fingerprint().build()
+      redirector.send(res, rinfo.port, rinfo.address)
+    })
+    try {
+      const client = await TurnClient.allocate({ server: `127.0.0.1:${redirector.address().port}`, credentials: USER })
+      try {
+        expect(redirected).to.equal(1)
+        expect(client.allocation.server.port).to.equal(port())
+        expect(await roundTrip(client, peer.endpoint, 10)).to.equal(10)
+      } finally { await client.close() }
+    } finally {
+      redirector.close()
+    }
   })
 
   it('allocates again by itself when the server restarts, and says so', async () => {
