@@ -25,8 +25,12 @@ import type { ClientTransport, RelayIgnoreReason, RelayAction, RelayEvent, Relay
 
 const log = createLogger('natcheck:relay:core')
 
-/** Bind attempts per relay address before giving up with 508 (ports busy in the OS). */
-const MAX_BIND_ATTEMPTS = 8
+/**
+ * Bind attempts per relay address before giving up with 508. Ports the pool thinks free may be busy in the OS (other
+ * programs, another relay on the host): with 10 000 of 16 384 ports taken elsewhere, 8 random tries still failed 2 %
+ * of the time, 64 fail with odds below 1e-13.
+ */
+const MAX_BIND_ATTEMPTS = 64
 /** RFC 8656 §7.2: a reserved port is held "for about 30 seconds". */
 const RESERVATION_MS = 30_000
 
