@@ -3,12 +3,21 @@
  *
  * One socket = one non-blocking fd polled by a uv_poll_t on Node's main loop. When the fd is readable, recvmmsg()
  * fills up to BATCH datagrams into a receive ArrayBuffer shared with JS (one SLOT per datagram) and an Int32Array of
- * per-datagram metadata; then ONE JS call dispatches the whole batch. JS appends outgoing datagrams to a shared send
- * buffer + metadata and calls flush(), which sends them with sendmmsg(). The JS side is src/net/batch-udp.ts.
+ * per-datagram metadata; then ONE JS call dispatches the whole batch. JS appends outgoing datagrams to a send buffer +
+ * metadata and calls flush(), which sends them with sendmmsg(). The JS side is src/net/batch-udp.ts.
+ *
+ * The buffers and the mmsghdr arrays are shared by every socket of an N-API environment (one per process or worker),
+ * not owned by each socket: batches are dispatched synchronously on the environment's one thread, so a socket's batch
+ * has been handed to JS in full before the next recvmmsg (on any socket) overwrites the receive buffer, and the send
+ * buffer is flushed by JS before control returns to the event loop. A socket itself is then a few hundred bytes. The
+ * shared buffers are allocated on first use (first readable event, or first buffers() call from JS).
  *
  * Layouts (int32 words, native endian; address bytes are in network order, as in the sockaddr):
- *   receive meta, per datagram i, at i*META:  [length (-1: truncated, skip), port, family 4|6, 0, addr[16 bytes]]
- *   send meta,    per datagram i, at i*META:  [offset in send buffer, length, port, family 4|6, addr[16 bytes]]
+ *   receive meta, per datagram i, at i*META:      [length (-1: truncated, skip), port, family 4|6, 0, addr[16 bytes]]
+ *   send meta,    per datagram i, at i*SEND_META: [offset in send buffer, length, port, family 4|6, addr[16 bytes],
+ *                                                  socket id (the `id` open() returned), 0]
+ * flush() sends each socket's datagrams in the order they were queued (datagrams of different sockets may be
+ * reordered between sockets).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -30,18 +39,17 @@
 #define META 8                   /* int32 words of metadata per datagram */
 #define SEND_BYTES (256 * 1024)  /* shared send buffer; must hold at least one 65535-byte datagram */
 #define MAX_BATCHES_PER_EVENT 16 /* recvmmsg rounds per readable event, so other handles get their turn */
+#define SEND_META 10             /* int32 words of send metadata per datagram (META + socket id + padding) */
 
+_Static_assert(BATCH <= 64, "flush() tracks a batch in a 64-bit mask");
+
+typedef struct sock sock_t;
+
+/* Per N-API environment: the buffers shared with JS, the mmsghdr arrays, and the socket id table for flush(). */
 typedef struct {
-  uv_poll_t poll;
   napi_env env;
-  int fd;
-  int family; /* AF_INET or AF_INET6 */
-  int closing;       /* close() called (or env teardown): no more I/O, no more JS calls */
-  int handle_closed; /* uv_close callback ran */
-  int finalized;     /* the JS external was collected */
-  int env_gone;      /* the N-API environment is being torn down: no more N-API calls */
-  napi_ref callback, resource, recv_ab, recv_meta_ab, send_ab, send_meta_ab;
-  napi_async_context async;
+  int ready; /* the buffers below exist */
+  napi_ref recv_ab, recv_meta_ab, send_ab, send_meta_ab;
   uint8_t *recv;
   int32_t *recv_meta;
   uint8_t *send;
@@ -52,9 +60,27 @@ typedef struct {
   struct mmsghdr smsg[BATCH];
   struct iovec siov[BATCH];
   struct sockaddr_storage saddr[BATCH];
+  sock_t **socks;  /* socks[id] = the open socket with that id, or NULL; id 0 is never used */
+  int32_t *free_ids;
+  int32_t n_free, cap;
+} shared_t;
+
+struct sock {
+  uv_poll_t poll;
+  napi_env env;
+  shared_t *shared;
+  int32_t id;  /* index in shared->socks while open; 0 once closed */
+  int fd;
+  int family; /* AF_INET or AF_INET6 */
+  int closing;       /* close() called (or env teardown): no more I/O, no more JS calls */
+  int handle_closed; /* uv_close callback ran */
+  int finalized;     /* the JS external was collected */
+  int env_gone;      /* the N-API environment is being torn down: no more N-API calls */
+  napi_ref callback, resource;
+  napi_async_context async;
   double rx_packets, rx_batches, rx_truncated, rx_errors, tx_packets, tx_batches, tx_drops, tx_errors;
   int last_tx_errno;
-} sock_t;
+};
 
 #define CHECK(call)                                                                                                  \
   do {                                                                                                               \
@@ -110,6 +136,13 @@ static void on_finalize (napi_env env, void *data, void *hint) {
 static void stop_io (sock_t *s) {
   if (s->closing) return;
   s->closing = 1;
+  /* At env teardown the shared state may already be gone; nothing will flush then anyway. */
+  if (!s->env_gone && s->id > 0) {
+    shared_t *sh = s->shared;
+    sh->socks[s->id] = NULL;
+    sh->free_ids[sh->n_free++] = s->id;
+  }
+  s->id = 0;
   /* uv_close invalidates the fd in epoll synchronously, so closing the fd right after is safe. */
   uv_close((uv_handle_t *)&s->poll, on_handle_closed);
   close(s->fd);
@@ -124,7 +157,7 @@ static void on_env_cleanup (void *arg) {
 
 static void release_refs (sock_t *s) {
   napi_env env = s->env;
-  napi_ref *refs[] = { &s->callback, &s->resource, &s->recv_ab, &s->recv_meta_ab, &s->send_ab, &s->send_meta_ab };
+  napi_ref *refs[] = { &s->callback, &s->resource };
   for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
     if (*refs[i] != NULL) napi_delete_reference(env, *refs[i]);
     *refs[i] = NULL;
@@ -143,6 +176,76 @@ static void report_error (sock_t *s, napi_value cb, napi_value self, int err) {
   }
 }
 
+static napi_value make_ab (napi_env env, size_t bytes, void **data, napi_ref *ref) {
+  napi_value ab;
+  if (napi_create_arraybuffer(env, bytes, data, &ab) != napi_ok) return NULL;
+  if (napi_create_reference(env, ab, 1, ref) != napi_ok) return NULL;
+  return ab;
+}
+
+static void unmap_buffer (napi_env env, void *data, void *hint) {
+  (void)env;
+  munmap(data, (size_t)(uintptr_t)hint);
+}
+
+/*
+ * The receive buffer (BATCH * SLOT = 4 MiB) and the send buffer are mmap()ed: pages are committed only when a datagram
+ * touches them, so only as much of them is resident as the largest batch needed (a calloc of this size may come zeroed
+ * from the heap, all resident). They are unmapped when JS has collected the ArrayBuffer. Where external buffers are not
+ * allowed, V8 allocates them.
+ */
+static napi_value make_lazy_ab (napi_env env, size_t bytes, void **data, napi_ref *ref) {
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p != MAP_FAILED) {
+    napi_value ab;
+    if (napi_create_external_arraybuffer(env, p, bytes, unmap_buffer, (void *)(uintptr_t)bytes, &ab) == napi_ok) {
+      if (napi_create_reference(env, ab, 1, ref) != napi_ok) return NULL;
+      *data = p;
+      return ab;
+    }
+    munmap(p, bytes);
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) { napi_value e; napi_get_and_clear_last_exception(env, &e); }
+  }
+  return make_ab(env, bytes, data, ref);
+}
+
+
+/* Create the environment's shared buffers on first use; 1 when they exist. May leave a JS exception pending. */
+static int ensure_shared (napi_env env, shared_t *sh) {
+  if (sh->ready) return 1;
+  void *p;
+  if (sh->recv == NULL) {
+    if (make_lazy_ab(env, (size_t)BATCH * SLOT, &p, &sh->recv_ab) == NULL) return 0;
+    sh->recv = p;
+  }
+  if (sh->recv_meta == NULL) {
+    if (make_ab(env, (size_t)BATCH * META * 4, &p, &sh->recv_meta_ab) == NULL) return 0;
+    sh->recv_meta = p;
+  }
+  if (sh->send == NULL) {
+    if (make_lazy_ab(env, SEND_BYTES, &p, &sh->send_ab) == NULL) return 0;
+    sh->send = p;
+  }
+  if (sh->send_meta == NULL) {
+    if (make_ab(env, (size_t)BATCH * SEND_META * 4, &p, &sh->send_meta_ab) == NULL) return 0;
+    sh->send_meta = p;
+  }
+  for (int i = 0; i < BATCH; i++) {
+    sh->riov[i].iov_base = sh->recv + (size_t)i * SLOT;
+    sh->riov[i].iov_len = SLOT;
+    sh->rmsg[i].msg_hdr.msg_iov = &sh->riov[i];
+    sh->rmsg[i].msg_hdr.msg_iovlen = 1;
+    sh->rmsg[i].msg_hdr.msg_name = &sh->raddr[i];
+    sh->smsg[i].msg_hdr.msg_iov = &sh->siov[i];
+    sh->smsg[i].msg_hdr.msg_iovlen = 1;
+    sh->smsg[i].msg_hdr.msg_name = &sh->saddr[i];
+  }
+  sh->ready = 1;
+  return 1;
+}
+
 static void on_readable (uv_poll_t *h, int status, int events) {
   (void)events;
   sock_t *s = (sock_t *)h->data;
@@ -153,6 +256,18 @@ static void on_readable (uv_poll_t *h, int status, int events) {
   napi_value cb, self;
   if (napi_get_reference_value(env, s->callback, &cb) != napi_ok ||
       napi_get_reference_value(env, s->resource, &self) != napi_ok) {
+    napi_close_handle_scope(env, scope);
+    return;
+  }
+  shared_t *sh = s->shared;
+  if (!ensure_shared(env, sh)) {
+    /* Out of memory: say so and stop polling rather than spin on a readable fd that cannot be read. */
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) { napi_value e; napi_get_and_clear_last_exception(env, &e); }
+    uv_poll_stop(&s->poll);
+    s->rx_errors++;
+    report_error(s, cb, self, ENOMEM);
     napi_close_handle_scope(env, scope);
     return;
   }
@@ -167,11 +282,11 @@ static void on_readable (uv_poll_t *h, int status, int events) {
   }
   for (int round = 0; round < MAX_BATCHES_PER_EVENT && !s->closing; round++) {
     for (int i = 0; i < BATCH; i++) {
-      s->rmsg[i].msg_hdr.msg_namelen = sizeof s->raddr[i];
-      s->rmsg[i].msg_hdr.msg_flags = 0;
-      s->riov[i].iov_len = SLOT;
+      sh->rmsg[i].msg_hdr.msg_namelen = sizeof sh->raddr[i];
+      sh->rmsg[i].msg_hdr.msg_flags = 0;
+      sh->riov[i].iov_len = SLOT;
     }
-    int n = recvmmsg(s->fd, s->rmsg, BATCH, MSG_DONTWAIT, NULL);
+    int n = recvmmsg(s->fd, sh->rmsg, BATCH, MSG_DONTWAIT, NULL);
     if (n < 0) {
       int err = errno;
       if (err == EINTR) continue;
@@ -184,9 +299,9 @@ static void on_readable (uv_poll_t *h, int status, int events) {
     if (n == 0) break;
     s->rx_batches++;
     for (int i = 0; i < n; i++) {
-      int32_t *m = s->recv_meta + i * META;
-      const struct msghdr *mh = &s->rmsg[i].msg_hdr;
-      unsigned int len = s->rmsg[i].msg_len;
+      int32_t *m = sh->recv_meta + i * META;
+      const struct msghdr *mh = &sh->rmsg[i].msg_hdr;
+      unsigned int len = sh->rmsg[i].msg_len;
       memset(m, 0, META * sizeof *m);
       if ((mh->msg_flags & MSG_TRUNC) != 0 || len > SLOT) {
         m[0] = -1;
@@ -194,7 +309,7 @@ static void on_readable (uv_poll_t *h, int status, int events) {
         continue;
       }
       m[0] = (int32_t)len;
-      const struct sockaddr_storage *a = &s->raddr[i];
+      const struct sockaddr_storage *a = &sh->raddr[i];
       if (a->ss_family == AF_INET && mh->msg_namelen >= sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
         m[1] = ntohs(a4->sin_port);
@@ -225,39 +340,21 @@ static void on_readable (uv_poll_t *h, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
-static napi_value make_ab (napi_env env, size_t bytes, void **data, napi_ref *ref) {
-  napi_value ab;
-  if (napi_create_arraybuffer(env, bytes, data, &ab) != napi_ok) return NULL;
-  if (napi_create_reference(env, ab, 1, ref) != napi_ok) return NULL;
-  return ab;
-}
-
-static void unmap_buffer (napi_env env, void *data, void *hint) {
-  (void)env;
-  munmap(data, (size_t)(uintptr_t)hint);
-}
-
-/*
- * The receive buffer (BATCH * SLOT = 4 MiB) and the send buffer are mmap()ed: pages are committed only when a datagram
- * touches them, so a quiet socket costs a few pages, not 4 MiB (a calloc of this size may come zeroed from the heap,
- * all resident). They are unmapped when JS has collected the ArrayBuffer. Where external buffers are not allowed, V8
- * allocates them.
- */
-static napi_value make_lazy_ab (napi_env env, size_t bytes, void **data, napi_ref *ref) {
-  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p != MAP_FAILED) {
-    napi_value ab;
-    if (napi_create_external_arraybuffer(env, p, bytes, unmap_buffer, (void *)(uintptr_t)bytes, &ab) == napi_ok) {
-      if (napi_create_reference(env, ab, 1, ref) != napi_ok) return NULL;
-      *data = p;
-      return ab;
-    }
-    munmap(p, bytes);
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) { napi_value e; napi_get_and_clear_last_exception(env, &e); }
-  }
-  return make_ab(env, bytes, data, ref);
+/* Make sure a socket id is free (growing the table if needed); 0 when out of memory. */
+static int reserve_id (shared_t *sh) {
+  if (sh->n_free > 0) return 1;
+  int32_t cap = sh->cap == 0 ? 64 : sh->cap * 2;
+  sock_t **socks = realloc(sh->socks, (size_t)cap * sizeof *socks);
+  if (socks == NULL) return 0;
+  sh->socks = socks;
+  int32_t *free_ids = realloc(sh->free_ids, (size_t)cap * sizeof *free_ids);
+  if (free_ids == NULL) return 0;
+  sh->free_ids = free_ids;
+  /* Ids old cap .. cap-1 become free (id 0 stays unused); pushed so the lowest is taken first. */
+  for (int32_t id = cap - 1; id >= (sh->cap == 0 ? 1 : sh->cap); id--) { socks[id] = NULL; free_ids[sh->n_free++] = id; }
+  if (sh->cap == 0) socks[0] = NULL;
+  sh->cap = cap;
+  return 1;
 }
 
 static int get_int (napi_env env, napi_value v, int32_t *out) {
@@ -341,35 +438,29 @@ static napi_value js_open (napi_env env, napi_callback_info info) {
   s->fd = fd;
   s->family = family == 4 ? AF_INET : AF_INET6;
 
-  napi_value result, handle, recv_ab, recv_meta_ab, send_ab, send_meta_ab, resource, name, v;
+  shared_t *sh = NULL;
+  if (napi_get_instance_data(env, (void **)&sh) != napi_ok || sh == NULL || !reserve_id(sh)) {
+    close(fd);
+    free(s);
+    napi_throw_error(env, "ENOMEM", "natkit_udp: out of memory");
+    return NULL;
+  }
+  s->shared = sh;
+
+  napi_value result, handle, resource, name, v;
   napi_ref cbref = NULL;
-  void *p;
   int ok = napi_create_object(env, &resource) == napi_ok &&
            napi_create_reference(env, resource, 1, &s->resource) == napi_ok &&
            napi_create_reference(env, argv[5], 1, &cbref) == napi_ok &&
            napi_create_string_latin1(env, "natkit:udp", NAPI_AUTO_LENGTH, &name) == napi_ok &&
            napi_async_init(env, resource, name, &s->async) == napi_ok;
   s->callback = cbref;
-  if (ok && (recv_ab = make_lazy_ab(env, (size_t)BATCH * SLOT, &p, &s->recv_ab)) != NULL) s->recv = p; else ok = 0;
-  if (ok && (recv_meta_ab = make_ab(env, (size_t)BATCH * META * 4, &p, &s->recv_meta_ab)) != NULL) s->recv_meta = p; else ok = 0;
-  if (ok && (send_ab = make_lazy_ab(env, SEND_BYTES, &p, &s->send_ab)) != NULL) s->send = p; else ok = 0;
-  if (ok && (send_meta_ab = make_ab(env, (size_t)BATCH * META * 4, &p, &s->send_meta_ab)) != NULL) s->send_meta = p; else ok = 0;
   if (!ok) {
     release_refs(s);
     close(fd);
     free(s);
-    throw_last(env, "open (allocating shared buffers)");
+    throw_last(env, "open");
     return NULL;
-  }
-  for (int i = 0; i < BATCH; i++) {
-    s->riov[i].iov_base = s->recv + (size_t)i * SLOT;
-    s->riov[i].iov_len = SLOT;
-    s->rmsg[i].msg_hdr.msg_iov = &s->riov[i];
-    s->rmsg[i].msg_hdr.msg_iovlen = 1;
-    s->rmsg[i].msg_hdr.msg_name = &s->raddr[i];
-    s->smsg[i].msg_hdr.msg_iov = &s->siov[i];
-    s->smsg[i].msg_hdr.msg_iovlen = 1;
-    s->smsg[i].msg_hdr.msg_name = &s->saddr[i];
   }
   uv_loop_t *loop;
   int rc;
@@ -391,14 +482,14 @@ static napi_value js_open (napi_env env, napi_callback_info info) {
     return NULL;
   }
   s->finalized = 0;
+  s->id = sh->free_ids[--sh->n_free]; /* reserved above */
+  sh->socks[s->id] = s;
   napi_add_env_cleanup_hook(env, on_env_cleanup, s);
 
   CHECK(napi_create_object(env, &result));
   CHECK(napi_set_named_property(env, result, "handle", handle));
-  CHECK(napi_set_named_property(env, result, "recv", recv_ab));
-  CHECK(napi_set_named_property(env, result, "recvMeta", recv_meta_ab));
-  CHECK(napi_set_named_property(env, result, "send", send_ab));
-  CHECK(napi_set_named_property(env, result, "sendMeta", send_meta_ab));
+  CHECK(napi_create_int32(env, s->id, &v));
+  CHECK(napi_set_named_property(env, result, "id", v));
   CHECK(napi_create_string_latin1(env, lname, NAPI_AUTO_LENGTH, &v));
   CHECK(napi_set_named_property(env, result, "address", v));
   CHECK(napi_create_int32(env, lport, &v));
@@ -415,12 +506,12 @@ static sock_t *get_sock (napi_env env, napi_value v) {
   return (sock_t *)p;
 }
 
-/* Fill the sockaddr for send slot i from its metadata; 0 on success, else an errno. */
-static int fill_dest (sock_t *s, int i, const int32_t *m) {
+/* Fill the sockaddr and iovec of shared send slot k for socket s from metadata m; 0 on success, else an errno. */
+static int fill_dest (shared_t *sh, sock_t *s, int k, const int32_t *m) {
   int32_t off = m[0], len = m[1], port = m[2], fam = m[3];
   if (off < 0 || len < 0 || len > SEND_BYTES || off > SEND_BYTES - len || port <= 0 || port > 65535) return EINVAL;
   const uint8_t *addr = (const uint8_t *)(m + 4);
-  struct sockaddr_storage *ss = &s->saddr[i];
+  struct sockaddr_storage *ss = &sh->saddr[k];
   static const uint8_t mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
   memset(ss, 0, sizeof *ss);
   if (s->family == AF_INET6) {
@@ -430,7 +521,7 @@ static int fill_dest (sock_t *s, int i, const int32_t *m) {
     if (fam == 6) memcpy(&a6->sin6_addr, addr, 16);
     else if (fam == 4) { memcpy(&a6->sin6_addr, mapped_prefix, 12); memcpy((uint8_t *)&a6->sin6_addr + 12, addr, 4); }
     else return EAFNOSUPPORT;
-    s->smsg[i].msg_hdr.msg_namelen = sizeof *a6;
+    sh->smsg[k].msg_hdr.msg_namelen = sizeof *a6;
   } else {
     struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
     a4->sin_family = AF_INET;
@@ -438,51 +529,90 @@ static int fill_dest (sock_t *s, int i, const int32_t *m) {
     if (fam == 4) memcpy(&a4->sin_addr, addr, 4);
     else if (fam == 6 && memcmp(addr, mapped_prefix, 12) == 0) memcpy(&a4->sin_addr, addr + 12, 4);
     else return EAFNOSUPPORT;
-    s->smsg[i].msg_hdr.msg_namelen = sizeof *a4;
+    sh->smsg[k].msg_hdr.msg_namelen = sizeof *a4;
   }
-  s->siov[i].iov_base = s->send + off;
-  s->siov[i].iov_len = (size_t)len;
+  sh->siov[k].iov_base = sh->send + off;
+  sh->siov[k].iov_len = (size_t)len;
   return 0;
 }
 
-/* flush(handle, count) -> 0, or the errno of the first failure other than EAGAIN (those are counted as drops). */
+/* Send shared slots 0..n-1 on s with sendmmsg; the errno of the first failure other than EAGAIN, or 0. */
+static int send_slots (shared_t *sh, sock_t *s, int n) {
+  int first_err = 0;
+  int i = 0;
+  while (i < n) {
+    int r = sendmmsg(s->fd, sh->smsg + i, (unsigned int)(n - i), MSG_DONTWAIT);
+    s->tx_batches++;
+    if (r > 0) { s->tx_packets += r; i += r; continue; }
+    int err = r == 0 ? EAGAIN : errno;
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) { s->tx_drops += n - i; break; }
+    /* This datagram failed (EMSGSIZE, ENETUNREACH, EACCES, ...): count it and go on with the rest. */
+    s->tx_errors++;
+    s->last_tx_errno = err;
+    if (first_err == 0) first_err = err;
+    i++;
+  }
+  return first_err;
+}
+
+/*
+ * flush(count) -> 0, or the errno of the first failure other than EAGAIN (those are counted as drops). Sends the
+ * first `count` datagrams of the shared send buffer: one sendmmsg run per socket, each socket's datagrams in queue
+ * order. Datagrams of a socket that has been closed are dropped.
+ */
 static napi_value js_flush (napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], out;
+  size_t argc = 1;
+  napi_value argv[1], out;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) { napi_throw_type_error(env, NULL, "flush(handle, count)"); return NULL; }
-  sock_t *s = get_sock(env, argv[0]);
+  if (argc < 1) { napi_throw_type_error(env, NULL, "flush(count)"); return NULL; }
+  shared_t *sh = NULL;
+  CHECK(napi_get_instance_data(env, (void **)&sh));
   int32_t count;
-  if (s == NULL) return NULL;
-  if (!get_int(env, argv[1], &count) || count < 0 || count > BATCH) {
+  if (!get_int(env, argv[0], &count) || count < 0 || count > BATCH || (count > 0 && (sh == NULL || !sh->ready))) {
     napi_throw_range_error(env, NULL, "flush: count out of range");
     return NULL;
   }
   int first_err = 0;
-  if (!s->closing && count > 0) {
-    /* Compact the valid entries to the front; invalid ones are errors, not sent. */
+  uint64_t done = 0; /* bit i: datagram i handled (BATCH <= 64) */
+  for (int start = 0; start < count; start++) {
+    if ((done >> start) & 1) continue;
+    int32_t id = sh->send_meta[start * SEND_META + 8];
+    sock_t *s = id > 0 && id < sh->cap ? sh->socks[id] : NULL;
+    /* Gather this socket's datagrams, in order, into the shared mmsghdr slots; invalid ones are errors, not sent. */
     int n = 0;
-    for (int i = 0; i < count; i++) {
-      int err = fill_dest(s, n, s->send_meta + i * META);
+    for (int i = start; i < count; i++) {
+      if (((done >> i) & 1) || sh->send_meta[i * SEND_META + 8] != id) continue;
+      done |= (uint64_t)1 << i;
+      if (s == NULL || s->closing) continue;
+      int err = fill_dest(sh, s, n, sh->send_meta + i * SEND_META);
       if (err != 0) { s->tx_errors++; if (first_err == 0) first_err = err; continue; }
       n++;
     }
-    int i = 0;
-    while (i < n) {
-      int r = sendmmsg(s->fd, s->smsg + i, (unsigned int)(n - i), MSG_DONTWAIT);
-      s->tx_batches++;
-      if (r > 0) { s->tx_packets += r; i += r; continue; }
-      int err = r == 0 ? EAGAIN : errno;
-      if (err == EINTR) continue;
-      if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) { s->tx_drops += n - i; break; }
-      /* This datagram failed (EMSGSIZE, ENETUNREACH, EACCES, ...): count it and go on with the rest. */
-      s->tx_errors++;
-      s->last_tx_errno = err;
+    if (n > 0) {
+      int err = send_slots(sh, s, n);
       if (first_err == 0) first_err = err;
-      i++;
     }
   }
   CHECK(napi_create_int32(env, first_err, &out));
+  return out;
+}
+
+/* buffers() -> { recv, recvMeta, send, sendMeta }: this environment's shared buffers, created on the first call. */
+static napi_value js_buffers (napi_env env, napi_callback_info info) {
+  (void)info;
+  shared_t *sh = NULL;
+  CHECK(napi_get_instance_data(env, (void **)&sh));
+  if (sh == NULL || !ensure_shared(env, sh)) { throw_last(env, "buffers (allocating shared buffers)"); return NULL; }
+  napi_value out, v;
+  CHECK(napi_create_object(env, &out));
+  const struct { const char *name; napi_ref ref; } fields[] = {
+    { "recv", sh->recv_ab }, { "recvMeta", sh->recv_meta_ab }, { "send", sh->send_ab }, { "sendMeta", sh->send_meta_ab }
+  };
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    CHECK(napi_get_reference_value(env, fields[i].ref, &v));
+    CHECK(napi_set_named_property(env, out, fields[i].name, v));
+  }
   return out;
 }
 
@@ -526,15 +656,34 @@ static napi_value constant (napi_env env, napi_value exports, const char *name, 
   return exports;
 }
 
+/* The environment is going away: its sockets no longer use the table (see stop_io); the buffers belong to V8. */
+static void free_shared (napi_env env, void *data, void *hint) {
+  (void)env; (void)hint;
+  shared_t *sh = (shared_t *)data;
+  free(sh->socks);
+  free(sh->free_ids);
+  free(sh);
+}
+
 NAPI_MODULE_INIT () {
+  shared_t *sh = NULL;
+  if (napi_get_instance_data(env, (void **)&sh) != napi_ok) return NULL;
+  if (sh == NULL) {
+    sh = calloc(1, sizeof *sh);
+    if (sh == NULL) return NULL;
+    sh->env = env;
+    if (napi_set_instance_data(env, sh, free_shared, NULL) != napi_ok) { free(sh); return NULL; }
+  }
   const napi_property_descriptor props[] = {
     { "open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL },
+    { "buffers", NULL, js_buffers, NULL, NULL, NULL, napi_default, NULL },
     { "flush", NULL, js_flush, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
     { "stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL },
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   if (constant(env, exports, "BATCH", BATCH) == NULL || constant(env, exports, "SLOT", SLOT) == NULL ||
-      constant(env, exports, "META", META) == NULL || constant(env, exports, "SEND_BYTES", SEND_BYTES) == NULL) return NULL;
+      constant(env, exports, "META", META) == NULL || constant(env, exports, "SEND_META", SEND_META) == NULL ||
+      constant(env, exports, "SEND_BYTES", SEND_BYTES) == NULL) return NULL;
   return exports;
 }

@@ -38,10 +38,136 @@ const MAX_DATAGRAM = 65527
 const noop = (): void => {}
 
 /**
+ * The receive and send buffers every BatchUdpSocket of this thread shares with the addon, the send queue in them, and
+ * the address caches. Sharing is safe because batches are dispatched synchronously on this thread: a socket's batch
+ * has been handed to its handler in full before the addon reads the next one (from any socket) into the receive
+ * buffer, and queued sends are flushed at the end of every dispatch and in a microtask otherwise, so they never wait
+ * for another readable event. Created on the first readable event or the first send.
+ */
+class SharedBatch {
+  readonly recvBuffer: ArrayBuffer
+  readonly recvMeta: Int32Array
+  private readonly recvMetaBytes: Uint8Array
+  private readonly sendBuffer: Uint8Array
+  private readonly sendMeta: Int32Array
+  readonly slot: number
+  readonly meta: number
+  private readonly sendStride: number
+  private readonly batch: number
+  private sendCount = 0
+  private sendUsed = 0
+  /** Socket batches being dispatched (sends made meanwhile are flushed when the outermost returns). */
+  private dispatching = 0
+  private flushQueued = false
+  private readonly cacheKeys = new Int32Array(ADDRESS_CACHE * 5).fill(-1)
+  private readonly cacheNames: string[] = new Array<string>(ADDRESS_CACHE).fill('')
+  /** destination address text -> [family, address words 0..3] */
+  private readonly destCache = new Map<string, Int32Array>()
+
+  constructor (private readonly native: NativeUdpBinding) {
+    const b = native.buffers()
+    this.recvBuffer = b.recv
+    this.recvMeta = new Int32Array(b.recvMeta)
+    this.recvMetaBytes = new Uint8Array(b.recvMeta)
+    this.sendBuffer = new Uint8Array(b.send)
+    this.sendMeta = new Int32Array(b.sendMeta)
+    this.slot = native.SLOT
+    this.meta = native.META
+    this.sendStride = native.SEND_META
+    this.batch = native.BATCH
+  }
+
+  beginDispatch (): void { this.dispatching++ }
+
+  /** After a socket's batch: send what its handlers (or any other code meanwhile) queued, on every socket. */
+  endDispatch (): void {
+    if (--this.dispatching === 0 && this.sendCount > 0) this.flush()
+  }
+
+  /** Queue one datagram for socket `id` (copied now); `dest` from destination(). */
+  enqueue (id: number, data: Uint8Array, dest: Int32Array, port: number): void {
+    const length = data.byteLength
+    if (this.sendCount === this.batch || this.sendUsed + length > this.sendBuffer.length) this.flush()
+    const offset = this.sendUsed
+    this.sendBuffer.set(data, offset)
+    const m = this.sendCount * this.sendStride
+    const meta = this.sendMeta
+    meta[m] = offset; meta[m + 1] = length; meta[m + 2] = port; meta[m + 3] = dest[0]
+    meta[m + 4] = dest[1]; meta[m + 5] = dest[2]; meta[m + 6] = dest[3]; meta[m + 7] = dest[4]
+    meta[m + 8] = id
+    this.sendUsed = (offset + length + 7) & ~7
+    this.sendCount++
+    if (this.dispatching === 0 && !this.flushQueued) {
+      this.flushQueued = true
+      queueMicrotask(this.flushTask)
+    }
+  }
+
+  private readonly flushTask = (): void => {
+    this.flushQueued = false
+    if (this.sendCount > 0) this.flush()
+  }
+
+  /** Send everything queued, on every socket, now (one sendmmsg per socket). */
+  flush (): void {
+    const count = this.sendCount
+    if (count === 0) return
+    this.sendCount = 0
+    this.sendUsed = 0
+    const err = this.native.flush(count)
+    if (err !== 0) log.trace('send failed: %s', getSystemErrorName(-err))
+  }
+
+  /** The text of the source address in receive metadata at word `m`, from a small cache. */
+  addressAt (m: number): string {
+    const meta = this.recvMeta
+    const family = meta[m + 2]
+    const a0 = meta[m + 4]; const a1 = meta[m + 5]; const a2 = meta[m + 6]; const a3 = meta[m + 7]
+    const h = Math.imul(a0 ^ Math.imul(a1, 0x85ebca6b) ^ Math.imul(a2, 0xc2b2ae35) ^ Math.imul(a3, 0x27d4eb2f) ^ family, 0x9e3779b1) >>> 24
+    const keys = this.cacheKeys
+    const k = h * 5
+    if (keys[k] === family && keys[k + 1] === a0 && keys[k + 2] === a1 && keys[k + 3] === a2 && keys[k + 4] === a3) {
+      return this.cacheNames[h]
+    }
+    const name = formatAddress(family, this.recvMetaBytes, (m + 4) * 4)
+    keys[k] = family; keys[k + 1] = a0; keys[k + 2] = a1; keys[k + 3] = a2; keys[k + 4] = a3
+    this.cacheNames[h] = name
+    return name
+  }
+
+  /** [family, 4 address words as laid out in the metadata] for an IP literal, cached; undefined if not an IP. */
+  destination (address: string): Int32Array | undefined {
+    let dest = this.destCache.get(address)
+    if (dest !== undefined) return dest
+    dest = new Int32Array(5)
+    const bytes = new Uint8Array(dest.buffer, 4, 16)
+    if (writeIPv4(address, bytes, 0)) {
+      dest[0] = 4
+    } else if (ipFamily(address) === 6) {
+      dest[0] = 6
+      bytes.set(ipToBytes(address))
+    } else {
+      return undefined
+    }
+    if (this.destCache.size >= DEST_CACHE) this.destCache.clear()
+    this.destCache.set(address, dest)
+    return dest
+  }
+}
+
+/** This thread's SharedBatch (one addon binding per thread), created on first use. */
+let sharedBatch: SharedBatch | undefined
+function shared (native: NativeUdpBinding): SharedBatch {
+  sharedBatch ??= new SharedBatch(native)
+  return sharedBatch
+}
+
+/**
  * A DatagramSocket that batches datagram I/O beneath Node (Linux, native addon native/udp_batch.c): each readable
  * event reads up to 64 datagrams with one recvmmsg and dispatches them with one call into JS; datagrams sent from
- * handlers are collected and sent with one sendmmsg when the batch's handlers have returned. Sends made outside a
- * handler are queued and sent in a microtask, so a burst of sends in one tick is batched too.
+ * handlers are collected and sent with one sendmmsg per socket when the batch's handlers have returned. Sends made
+ * outside a handler are queued and sent in a microtask, so a burst of sends in one tick is batched too. The receive
+ * and send buffers are shared by all the sockets of a thread, so a socket costs little to open and to hold.
  *
  * **The `data` given to the handler is a view into a receive buffer shared with the addon, valid only during the
  * handler call**: the next batch overwrites it. A handler that keeps the bytes (or a view of them) beyond its return
@@ -55,36 +181,14 @@ export class BatchUdpSocket implements DatagramSocket {
   readonly local: Endpoint
   private handler: (data: Buffer, from: Endpoint) => void = noop
   private readonly handle: object
-  private readonly recvBuffer: ArrayBuffer
-  private readonly recvMeta: Int32Array
-  private readonly recvMetaBytes: Uint8Array
-  private readonly sendBuffer: Uint8Array
-  private readonly sendMeta: Int32Array
-  private readonly slot: number
-  private readonly meta: number
-  private readonly batch: number
-  private sendCount = 0
-  private sendUsed = 0
-  private dispatching = false
-  private flushQueued = false
+  private readonly id: number
   private closed: Promise<void> | undefined
   private jsSendErrors = 0
-  private readonly cacheKeys = new Int32Array(ADDRESS_CACHE * 5).fill(-1)
-  private readonly cacheNames: string[] = new Array<string>(ADDRESS_CACHE).fill('')
-  /** destination address text -> [family, address words 0..3] */
-  private readonly destCache = new Map<string, Int32Array>()
 
   private constructor (private readonly native: NativeUdpBinding, family: 4 | 6, options: UdpBindOptions, address: string) {
-    this.slot = native.SLOT
-    this.meta = native.META
-    this.batch = native.BATCH
     const opened = native.open(family, address, options.port ?? 0, options.bufferSize ?? 0, options.ipv6Only ?? false, this.onBatch)
     this.handle = opened.handle
-    this.recvBuffer = opened.recv
-    this.recvMeta = new Int32Array(opened.recvMeta)
-    this.recvMetaBytes = new Uint8Array(opened.recvMeta)
-    this.sendBuffer = new Uint8Array(opened.send)
-    this.sendMeta = new Int32Array(opened.sendMeta)
+    this.id = opened.id
     this.local = { address: opened.address, port: opened.port }
   }
 
@@ -111,22 +215,25 @@ export class BatchUdpSocket implements DatagramSocket {
     this.handler = handler
   }
 
-  /** Called by the addon with the number of datagrams in the receive buffer (or -errno). */
+  /** Called by the addon with the number of datagrams in the shared receive buffer (or -errno). */
   private readonly onBatch = (n: number): void => {
     if (n < 0) {
       log.error('socket %s:%d receive error: %s', this.local.address, this.local.port, getSystemErrorName(n))
       return
     }
-    const meta = this.recvMeta
-    const stride = this.meta
-    this.dispatching = true
+    const sh = shared(this.native)
+    const meta = sh.recvMeta
+    const stride = sh.meta
+    const slot = sh.slot
+    const buffer = sh.recvBuffer
+    sh.beginDispatch()
     try {
       for (let i = 0; i < n && this.closed === undefined; i++) {
         const m = i * stride
         const length = meta[m]
         if (length < 0) continue
-        const data = Buffer.from(this.recvBuffer, i * this.slot, length)
-        const from: Endpoint = { address: this.addressAt(m), port: meta[m + 1] }
+        const data = Buffer.from(buffer, i * slot, length)
+        const from: Endpoint = { address: sh.addressAt(m), port: meta[m + 1] }
         try {
           this.handler(data, from)
         } catch (err) {
@@ -135,85 +242,23 @@ export class BatchUdpSocket implements DatagramSocket {
         }
       }
     } finally {
-      this.dispatching = false
+      sh.endDispatch()
     }
-    if (this.sendCount > 0) this.flush()
   }
 
-  /** The text of the source address in receive metadata at word `m`, from a small cache. */
-  private addressAt (m: number): string {
-    const meta = this.recvMeta
-    const family = meta[m + 2]
-    const a0 = meta[m + 4]; const a1 = meta[m + 5]; const a2 = meta[m + 6]; const a3 = meta[m + 7]
-    const h = Math.imul(a0 ^ Math.imul(a1, 0x85ebca6b) ^ Math.imul(a2, 0xc2b2ae35) ^ Math.imul(a3, 0x27d4eb2f) ^ family, 0x9e3779b1) >>> 24
-    const keys = this.cacheKeys
-    const k = h * 5
-    if (keys[k] === family && keys[k + 1] === a0 && keys[k + 2] === a1 && keys[k + 3] === a2 && keys[k + 4] === a3) {
-      return this.cacheNames[h]
-    }
-    const name = formatAddress(family, this.recvMetaBytes, (m + 4) * 4)
-    keys[k] = family; keys[k + 1] = a0; keys[k + 2] = a1; keys[k + 3] = a2; keys[k + 4] = a3
-    this.cacheNames[h] = name
-    return name
-  }
-
-  /** Send one datagram; copied into the send batch at once. Never throws. */
+  /** Send one datagram; copied into the shared send batch at once. Never throws. */
   send (data: Uint8Array, to: Endpoint): void {
     if (this.closed !== undefined) return
+    const sh = shared(this.native)
     const length = data.byteLength
     const port = to.port
-    const dest = this.destination(to.address)
+    const dest = sh.destination(to.address)
     if (dest === undefined || !Number.isInteger(port) || port <= 0 || port > 65535 || length > MAX_DATAGRAM) {
       this.jsSendErrors++
       log.trace('send to %s:%d failed: %s', to.address, port, dest === undefined ? 'not an IP address' : length > MAX_DATAGRAM ? `${length} bytes is too big` : 'bad port')
       return
     }
-    if (this.sendCount === this.batch || this.sendUsed + length > this.sendBuffer.length) this.flush()
-    const offset = this.sendUsed
-    this.sendBuffer.set(data, offset)
-    const m = this.sendCount * this.meta
-    const meta = this.sendMeta
-    meta[m] = offset; meta[m + 1] = length; meta[m + 2] = port; meta[m + 3] = dest[0]
-    meta[m + 4] = dest[1]; meta[m + 5] = dest[2]; meta[m + 6] = dest[3]; meta[m + 7] = dest[4]
-    this.sendUsed = (offset + length + 7) & ~7
-    this.sendCount++
-    if (!this.dispatching && !this.flushQueued) {
-      this.flushQueued = true
-      queueMicrotask(this.flushTask)
-    }
-  }
-
-  private readonly flushTask = (): void => {
-    this.flushQueued = false
-    if (this.sendCount > 0 && this.closed === undefined) this.flush()
-  }
-
-  /** Send the queued batch now. */
-  private flush (): void {
-    const count = this.sendCount
-    this.sendCount = 0
-    this.sendUsed = 0
-    const err = this.native.flush(this.handle, count)
-    if (err !== 0) log.trace('socket %s:%d send failed: %s', this.local.address, this.local.port, getSystemErrorName(-err))
-  }
-
-  /** [family, 4 address words as laid out in the metadata] for an IP literal, cached; undefined if not an IP. */
-  private destination (address: string): Int32Array | undefined {
-    let dest = this.destCache.get(address)
-    if (dest !== undefined) return dest
-    dest = new Int32Array(5)
-    const bytes = new Uint8Array(dest.buffer, 4, 16)
-    if (writeIPv4(address, bytes, 0)) {
-      dest[0] = 4
-    } else if (ipFamily(address) === 6) {
-      dest[0] = 6
-      bytes.set(ipToBytes(address))
-    } else {
-      return undefined
-    }
-    if (this.destCache.size >= DEST_CACHE) this.destCache.clear()
-    this.destCache.set(address, dest)
-    return dest
+    sh.enqueue(this.id, data, dest, port)
   }
 
   /** Counters: datagrams and batches received and sent, drops and errors. */
@@ -225,7 +270,9 @@ export class BatchUdpSocket implements DatagramSocket {
   /** Send what is queued, stop polling and close the socket. Idempotent; nothing keeps the event loop alive after. */
   close (): Promise<void> {
     if (this.closed === undefined) {
-      if (this.sendCount > 0) this.flush()
+      // The queue is shared: flushing it all sends this socket's datagrams, and leaves none that name its id, which
+      // the addon may give to the next socket opened.
+      sharedBatch?.flush()
       this.closed = Promise.resolve()
       this.native.close(this.handle)
       this.handler = noop

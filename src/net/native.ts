@@ -16,28 +16,46 @@ export interface NativeUdpStats {
   sendErrors: number
 }
 
-/** An opened native socket: an opaque handle, the buffers it shares with JS, and the bound address. */
+/** An opened native socket: an opaque handle, its id in the send metadata, and the bound address. */
 export interface NativeUdpOpened {
   readonly handle: object
-  readonly recv: ArrayBuffer
-  readonly recvMeta: ArrayBuffer
-  readonly send: ArrayBuffer
-  readonly sendMeta: ArrayBuffer
+  /** Names the socket in the send metadata (a small integer, reused after close). */
+  readonly id: number
   readonly address: string
   readonly port: number
 }
 
+/** The buffers every native socket of this thread shares with JS (layouts in native/udp_batch.c). */
+export interface NativeUdpBuffers {
+  readonly recv: ArrayBuffer
+  readonly recvMeta: ArrayBuffer
+  readonly send: ArrayBuffer
+  readonly sendMeta: ArrayBuffer
+}
+
 /** The addon's interface (native/udp_batch.c; the buffer layouts are described there). */
 export interface NativeUdpBinding {
-  /** Datagrams per batch, bytes per receive slot, int32 words of metadata per datagram, send buffer bytes. */
+  /**
+   * Datagrams per batch, bytes per receive slot, int32 words of receive and of send metadata per datagram, send
+   * buffer bytes.
+   */
   readonly BATCH: number
   readonly SLOT: number
   readonly META: number
+  readonly SEND_META: number
   readonly SEND_BYTES: number
-  /** Bind a socket and start polling it; `onBatch(n)` gets n ≥ 0 datagrams, or n < 0 = -errno of a receive error. */
+  /**
+   * Bind a socket and start polling it; `onBatch(n)` gets n ≥ 0 datagrams (in the shared receive buffer), or
+   * n < 0 = -errno of a receive error.
+   */
   open (family: 4 | 6, address: string, port: number, bufferSize: number, ipv6Only: boolean, onBatch: (n: number) => void): NativeUdpOpened
-  /** Send the first `count` queued datagrams with sendmmsg; 0, or the errno of the first failure (not EAGAIN). */
-  flush (handle: object, count: number): number
+  /** The shared buffers, allocated on the first call (the same objects on every call). */
+  buffers (): NativeUdpBuffers
+  /**
+   * Send the first `count` datagrams queued in the shared send buffer with sendmmsg, one run per socket; 0, or the
+   * errno of the first failure (not EAGAIN).
+   */
+  flush (count: number): number
   close (handle: object): void
   stats (handle: object): NativeUdpStats
 }
@@ -54,7 +72,7 @@ function load (): { binding: NativeUdpBinding | undefined, reason: string | unde
   } else {
     try {
       const binding = createRequire(import.meta.url)(ADDON_PATH) as NativeUdpBinding
-      if (typeof binding.open !== 'function' || binding.SLOT < 65536) throw new Error('unexpected addon interface')
+      if (typeof binding.open !== 'function' || typeof binding.buffers !== 'function' || binding.SLOT < 65536) throw new Error('unexpected addon interface')
       loaded = { binding, reason: undefined }
     } catch (err) {
       const why = (err as { code?: string }).code === 'MODULE_NOT_FOUND'
