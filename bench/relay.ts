@@ -7,7 +7,7 @@ import {
   Username, longTermKey
 } from '../src/stun/index.js'
 import { nativeUdpAvailable } from '../src/net/native.js'
-import { CLI, killAll, median, procStat, stopChild, track } from './support.js'
+import { CLI, freeUdpPort, killAll, median, procStat, stopChild, track } from './support.js'
 
 /**
  * TURN relay benchmark, natkit against coturn's turnserver under the same load in one run, all on 127.0.0.1:
@@ -39,13 +39,6 @@ interface Started { kind: RelayServerKind, child: ChildProcess, port: number }
 
 
 
-async function freeUdpPort (): Promise<number> {
-  const s = createSocket('udp4')
-  await new Promise<void>(resolve => s.bind(0, '127.0.0.1', () => { resolve() }))
-  const port = s.address().port
-  await new Promise<void>(resolve => s.close(() => { resolve() }))
-  return port
-}
 
 /** Wait (bounded) until a STUN Binding request to the port is answered. */
 async function probe (port: number, timeoutMs: number): Promise<boolean> {

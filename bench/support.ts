@@ -1,4 +1,5 @@
 import { spawnSync, type ChildProcess } from 'node:child_process'
+import { createSocket } from 'node:dgram'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
@@ -64,4 +65,13 @@ export function canRunLab (): string | undefined {
   if (process.platform !== 'linux') return 'the NAT lab needs Linux'
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'the NAT lab needs root'
   return undefined
+}
+
+/** A UDP port free on 127.0.0.1 right now (bound and released). */
+export async function freeUdpPort (): Promise<number> {
+  const s = createSocket('udp4')
+  await new Promise<void>(resolve => s.bind(0, '127.0.0.1', () => { resolve() }))
+  const port = s.address().port
+  await new Promise<void>(resolve => s.close(() => { resolve() }))
+  return port
 }

@@ -7,7 +7,7 @@ import { BatchUdpSocket } from '../src/net/batch-udp.js'
 import { nativeUdpAvailable, nativeUdpUnavailableReason } from '../src/net/native.js'
 import { UdpSocket, type DatagramSocket } from '../src/net/udp.js'
 import { StunServerCore } from '../src/stun/server-core.js'
-import { cpuSeconds, killAll, stopChild, track } from './support.js'
+import { cpuSeconds, freeUdpPort, killAll, stopChild, track } from './support.js'
 
 /**
  * Datagram I/O benchmark: a STUN Binding responder (StunServerCore) over the native batched socket and over the
@@ -70,13 +70,6 @@ async function probe (port: number, timeoutMs: number): Promise<boolean> {
   }
 }
 
-async function freeUdpPort (): Promise<number> {
-  const s = createSocket('udp4')
-  await new Promise<void>(resolve => s.bind(0, '127.0.0.1', () => { resolve() }))
-  const port = s.address().port
-  await new Promise<void>(resolve => s.close(() => { resolve() }))
-  return port
-}
 
 /** Start one server; resolve with its child process and port once it answers. */
 async function startServer (kind: ServerKind): Promise<{ child: ChildProcess, port: number }> {

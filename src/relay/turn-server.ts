@@ -57,9 +57,9 @@ export interface TurnServerOptions extends Omit<TurnServerCoreOptions, 'relayAdd
    */
   readonly nativeIo?: boolean
   /**
-   * Batched I/O for the UDP relay sockets (default: nativeIo). A native socket costs more to open and to hold
-   * (its batch buffers) than a node:dgram one, so a server holding many mostly idle allocations may turn this off
-   * and keep batching on its listeners.
+   * Batched I/O for the UDP relay sockets (default: nativeIo). Native sockets share one receive/send arena per
+   * process, so they cost about what node:dgram ones do to open and hold; turning this off keeps batching on the
+   * listeners only.
    */
   readonly nativeRelayIo?: boolean
   /** SO_RCVBUF/SO_SNDBUF of the client-facing UDP listeners in bytes (default: the OS default). */
