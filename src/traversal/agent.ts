@@ -127,6 +127,22 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Milliseconds since the agent was created. */
   elapsed (): number { return performance.now() - this.startedAt }
 
+  /** Retransmission of checks when tuned to the path (see tuneToRtt); otherwise the base's defaults apply. */
+  private checkTiming: RetransmitOptions = {}
+
+  /**
+   * Tune check retransmission to a measured round trip (e.g. the signalling RTT, which is at least the direct path's
+   * in the usual triangle): RTO = 2·RTT within 5-50 ms, and enough sends to keep trying for ~3 s. A NAT that dropped
+   * the first crossing packet then gets its retry after a few round trips, not after a fixed 50 ms. Ignored when the
+   * caller set checkRetransmit explicitly.
+   */
+  tuneToRtt (rttMs: number): void {
+    if (this.options.checkRetransmit !== undefined || !(rttMs > 0)) return
+    const rtoMs = Math.min(50, Math.max(5, 2 * rttMs))
+    const rc = Math.min(12, Math.ceil(Math.log2(3000 / rtoMs + 1)) + 1)
+    this.checkTiming = { rtoMs, rc, rm: 4 }
+  }
+
   /** Whether checks are still running (a direct path may still be found). */
   get checking (): boolean { return this.checks.active }
 
@@ -262,7 +278,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     pair.checksSent++
     const started = performance.now()
     try {
-      const res = await base.tx.request(this.buildCheck(pair, nominate), pair.remote, { signal: this.options.signal })
+      const res = await base.tx.request(this.buildCheck(pair, nominate), pair.remote, { ...this.checkTiming, signal: this.options.signal })
       const m = res.message
       if (m.cls === MessageClass.ErrorResponse) {
         const code = m.get(ErrorCode)?.code ?? 0

@@ -212,6 +212,7 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
       await next('natkit/pong', deadline)
       const rtt = performance.now() - sent
       timings.signallingRttMs = Math.round(rtt * 10) / 10
+      agent.tuneToRtt(rtt)
       await options.channel.send({ t: 'natkit/go', sid, rttMs: rtt })
       timings.signalledMs = ms()
       await new Promise(resolve => setTimeout(resolve, rtt / 2))
@@ -223,6 +224,7 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
       await options.channel.send({ t: 'natkit/answer', sid, ufrag: agent.ufrag, pwd: agent.pwd, candidates: lines })
       const go = await next('natkit/go', deadline)
       timings.signallingRttMs = Math.round(go.rttMs * 10) / 10
+      agent.tuneToRtt(go.rttMs)
       timings.signalledMs = ms()
     }
     timings.checksAt = performance.now() - t0
