@@ -32,7 +32,7 @@ export async function benchTraversal (options: { write?: boolean } = {}): Promis
     relayPairsFirstDatagramMs: { median: round(median(relayFirst)), max: round(Math.max(...relayFirst)) },
     directMs: { median: round(median(direct.map(p => p.directMs as number))), max: round(Math.max(...direct.map(p => p.directMs as number))) },
     directInRoundTrips: { median: round(median(directRtts)), max: round(Math.max(...directRtts)), target: TRAVERSAL_TARGETS.directRoundTrips },
-    note: 'lab round trips are ~0.1-1 ms (no netem in this kernel), so one lost first packet (the 50 ms check retransmission) is 50-500 round trips'
+    note: 'lab round trips are ~0.1-1 ms (no netem in this kernel): a dropped first crossing packet costs one check retransmission (RTO 2x the signalling RTT, at least 5 ms), tens of round trips'
   }
   if (options.write !== false) writeMatrix(cells, result)
   return result
