@@ -1,6 +1,6 @@
 import { expect } from 'chai'
-import { InvalidArgumentError } from '../../src/errors.js'
-import { parseTurnUri } from '../../src/relay/turn-uri.js'
+import { InvalidArgumentError } from '../../../src/errors.js'
+import { parseTurnUri } from '../../../src/relay/turn-uri.js'
 
 describe('parseTurnUri (RFC 7065)', () => {
   const cases = [
