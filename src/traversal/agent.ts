@@ -7,10 +7,11 @@ import { bindDatagramSocket } from '../net/native.js'
 import type { DatagramSocket } from '../net/udp.js'
 import type { TurnClient } from '../relay/turn-client.js'
 import {
-  ErrorCode, IceControlled, IceControlling, MessageBuilder, MessageClass, Method, Priority, StunMessage, StunTransactions,
-  UseCandidate, Username, XorMappedAddress, classifyPacket, shortTermKey, type RetransmitOptions
+  ErrorCode, MessageBuilder, MessageClass, Method, Priority, StunMessage, StunTransactions, UseCandidate, XorMappedAddress,
+  classifyPacket, shortTermKey, type RetransmitOptions
 } from '../stun/index.js'
 import { candidatePriority, makeCandidate, type Candidate } from './candidate.js'
+import { buildCheckRequest, buildCheckResponse, buildUnauthenticated, isAuthenticCheck, resolveRoleConflict } from './check-messages.js'
 import { CheckList, candidateKey, isRelayed, type CandidatePair, type CheckOutcome } from './check-list.js'
 import { gatherRelay, gatherSrflx, hostAddresses, type GatherAttempt, type TurnServerConfig } from './gather.js'
 import { RelaySocket } from './relay-socket.js'
@@ -257,13 +258,15 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   private buildCheck (pair: CandidatePair, nominate: boolean): Buffer {
-    const b = new MessageBuilder(Method.Binding, MessageClass.Request)
-      .add(Username, `${this.remoteUfrag ?? ''}:${this.ufrag}`)
-      .add(Priority, candidatePriority('prflx', ipFamily(pair.local.address) === 6 ? 65535 : 65534))
-    if (this.role === 'controlling') b.add(IceControlling, this.tiebreaker)
-    else b.add(IceControlled, this.tiebreaker)
-    if (nominate) b.add(UseCandidate, true)
-    return b.integrity(this.remoteKey as Buffer).fingerprint().build()
+    return buildCheckRequest({
+      localUfrag: this.ufrag,
+      remoteUfrag: this.remoteUfrag ?? '',
+      remoteKey: this.remoteKey as Buffer,
+      priority: candidatePriority('prflx', ipFamily(pair.local.address) === 6 ? 65535 : 65534),
+      role: this.role,
+      tiebreaker: this.tiebreaker,
+      nominate
+    })
   }
 
   /** Run one connectivity check on a pair (RFC 8445 §7.2.4-§7.2.5). */
@@ -358,27 +361,14 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** RFC 8445 §7.3: answer a check, resolve role conflicts, learn peer-reflexive candidates, trigger a check back. */
   private answerCheck (base: Base, m: StunMessage, from: Endpoint): void {
-    const reply = (cls: MessageClass, add?: (b: MessageBuilder) => void): void => {
-      const b = new MessageBuilder(Method.Binding, cls, m.transactionId)
-      add?.(b)
-      base.socket.send(b.integrity(this.localKey).fingerprint().build(), from)
-    }
-    const username = m.get(Username)
-    if (username === undefined || !username.startsWith(`${this.ufrag}:`) || !m.verifyIntegrity(this.localKey)) {
-      // §7.3: wrong credentials get 401 (without integrity: the peer cannot have our key).
-      base.socket.send(new MessageBuilder(Method.Binding, MessageClass.ErrorResponse, m.transactionId).add(ErrorCode, { code: 401, reason: 'Unauthenticated' }).fingerprint().build(), from)
+    if (!isAuthenticCheck(m, this.ufrag, this.localKey)) {
+      base.socket.send(buildUnauthenticated(m), from)
       return
     }
-    const theirControlling = m.get(IceControlling)
-    const theirControlled = m.get(IceControlled)
-    if (this.role === 'controlling' && theirControlling !== undefined) {
-      if (this.tiebreaker >= theirControlling) { reply(MessageClass.ErrorResponse, b => b.add(ErrorCode, { code: 487, reason: 'Role Conflict' })); return }
-      this.switchRole()
-    } else if (this.role === 'controlled' && theirControlled !== undefined) {
-      if (this.tiebreaker >= theirControlled) this.switchRole()
-      else { reply(MessageClass.ErrorResponse, b => b.add(ErrorCode, { code: 487, reason: 'Role Conflict' })); return }
-    }
-    reply(MessageClass.SuccessResponse, b => b.add(XorMappedAddress, from))
+    const conflict = resolveRoleConflict(m, this.role, this.tiebreaker)
+    if (conflict === 'respond-487') { base.socket.send(buildCheckResponse(m, from, this.localKey, true), from); return }
+    if (conflict === 'switch') this.switchRole()
+    base.socket.send(buildCheckResponse(m, from, this.localKey), from)
     let remote = this.remote.find(r => r.port === from.port && stripMapped(r.address) === stripMapped(from.address))
     if (remote === undefined) {
       // §7.3.1.3: a peer-reflexive remote candidate.
