@@ -7,6 +7,7 @@ import type { TurnCredentials } from '../relay/turn-client-auth.js'
 import { parseTurnUri } from '../relay/turn-uri.js'
 import { connect, type ConnectReport, type PeerSession } from '../traversal/session.js'
 import { rendezvousChannel, roleFor } from '../traversal/rendezvous-channel.js'
+import { parseUserPass } from './credentials.js'
 import { ExitCode } from './exit-codes.js'
 import { printJson, reportError, table } from './output.js'
 import { parseMs } from './stun.js'
@@ -51,7 +52,7 @@ export function registerConnectCommand (program: Command): void {
         if (!Number.isInteger(count) || count < 0 || count > 100_000) throw new InvalidArgumentError('--count takes a whole number from 0 to 100000')
         if (flags.user !== undefined && flags.authSecret !== undefined) throw new InvalidArgumentError('give --user or --auth-secret, not both')
         const credentials: TurnCredentials | undefined = flags.user !== undefined
-          ? userCredentials(flags.user)
+          ? parseUserPass(flags.user)
           : flags.authSecret !== undefined ? { authSecret: flags.authSecret, user: flags.id } : undefined
         const turns = (flags.turn ?? []).map(t => parseTurnUri(t, flags.turnTransport))
         if (turns.length > 0 && credentials === undefined) throw new InvalidArgumentError('--turn needs --user NAME:PASS or --auth-secret SECRET')
@@ -102,11 +103,6 @@ export function registerConnectCommand (program: Command): void {
     })
 }
 
-function userCredentials (text: string): TurnCredentials {
-  const colon = text.indexOf(':')
-  if (colon <= 0) throw new InvalidArgumentError('--user takes NAME:PASS')
-  return { username: text.slice(0, colon), password: text.slice(colon + 1) }
-}
 
 /**
  * Each side sends `count` numbered pings and answers the peer's; then says `done` through the rendezvous and keeps

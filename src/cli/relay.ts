@@ -5,6 +5,7 @@ import { ExitCode } from './exit-codes.js'
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../net/endpoint.js'
 import { AdminServer } from '../relay/admin-server.js'
 import { RendezvousServer } from '../rendezvous/server.js'
+import { parseUserPass } from './credentials.js'
 import { PrometheusRelayMetrics } from '../relay/metrics.js'
 import { TurnServer, type TurnServerOptions } from '../relay/turn-server.js'
 
@@ -117,9 +118,8 @@ export function relayOptions (s: RelaySettings): TurnServerOptions & { admin?: E
   if (s.realm === undefined || s.realm === '') throw new InvalidArgumentError('--realm is required (or realm in the config, NATKIT_RELAY_REALM)')
   const users: Record<string, string> = {}
   for (const u of s.user ?? []) {
-    const colon = u.indexOf(':')
-    if (colon <= 0) throw new InvalidArgumentError(`--user ${JSON.stringify(u)}: write NAME:PASSWORD`)
-    users[u.slice(0, colon)] = u.slice(colon + 1)
+    const { username, password } = parseUserPass(u)
+    users[username] = password
   }
   if (Object.keys(users).length === 0 && s.authSecret === undefined) throw new InvalidArgumentError('no credentials: give --user NAME:PASS and/or --auth-secret SECRET')
   let portRange: [number, number] | undefined

@@ -3,6 +3,7 @@ import { InvalidArgumentError } from '../errors.js'
 import { formatEndpoint } from '../net/endpoint.js'
 import { checkTurn } from '../relay/turn-check.js'
 import type { TurnCredentials } from '../relay/turn-client-auth.js'
+import { parseUserPass } from './credentials.js'
 import { ExitCode } from './exit-codes.js'
 import { printJson, reportError, styler, useColor } from './output.js'
 import { parseMs } from './stun.js'
@@ -52,7 +53,5 @@ function parseCredentials (flags: TurnFlags): TurnCredentials {
     throw new InvalidArgumentError('give exactly one of --user NAME:PASS or --auth-secret SECRET')
   }
   if (flags.authSecret !== undefined) return { authSecret: flags.authSecret, user: 'natcheck' }
-  const colon = (flags.user as string).indexOf(':')
-  if (colon <= 0) throw new InvalidArgumentError('--user takes NAME:PASS')
-  return { username: (flags.user as string).slice(0, colon), password: (flags.user as string).slice(colon + 1) }
+  return parseUserPass(flags.user as string)
 }

@@ -22,6 +22,19 @@ export function endpointKey (e: Endpoint): string {
   return `${e.address}|${e.port}`
 }
 
+/**
+ * The IPv4 form of an IPv4-mapped IPv6 address as sockets report it (`::ffff:1.2.3.4` → `1.2.3.4`, e.g. an IPv4
+ * peer seen on a dual-stack socket); any other address unchanged.
+ */
+export function ipv4Address (address: string): string {
+  return address.length > 7 && address.slice(0, 7).toLowerCase() === '::ffff:' && isIP(address.slice(7)) === 4 ? address.slice(7) : address
+}
+
+/** Whether two endpoints are the same transport address, treating `::ffff:a.b.c.d` as `a.b.c.d`. */
+export function sameTransportAddress (a: Endpoint, b: Endpoint): boolean {
+  return a.port === b.port && (a.address === b.address || ipv4Address(a.address) === ipv4Address(b.address))
+}
+
 /** Whether two endpoints are the same address and port. */
 export function sameEndpoint (a: Endpoint, b: Endpoint): boolean {
   return a.port === b.port && a.address === b.address

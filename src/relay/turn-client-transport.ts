@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net'
-import { sameEndpoint, type Endpoint } from '../net/endpoint.js'
+import { sameTransportAddress, type Endpoint } from '../net/endpoint.js'
 import { connectStream, type TlsClientOptions } from '../net/stream.js'
 import type { DatagramSocket } from '../net/udp.js'
 import { bindDatagramSocket } from '../net/native.js'
@@ -42,7 +42,7 @@ export async function openTurnTransport (o: TurnTransportOptions): Promise<TurnT
     const tx = new StunTransactions(socket, {
       retransmit: o.retransmit,
       onOther: (data, from) => {
-        if (sameEndpoint(from, o.server) || (from.port === o.server.port && unmapped(from.address) === unmapped(o.server.address))) {
+        if (sameTransportAddress(from, o.server)) {
           // Data indications and ChannelData may be views valid only during this call: copy once.
           o.onServerFrame(Buffer.from(data))
         } else {
@@ -71,8 +71,4 @@ export async function openTurnTransport (o: TurnTransportOptions): Promise<TurnT
   const tx = new StreamTransactions(stream, (frame) => { o.onServerFrame(frame) })
   stream.once('close', () => { transport.onLost?.() })
   return transport
-}
-
-function unmapped (address: string): string {
-  return address.startsWith('::ffff:') ? address.slice(7) : address
 }

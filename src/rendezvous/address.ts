@@ -1,12 +1,7 @@
 import { isIP } from 'node:net'
 import type { IncomingMessage } from 'node:http'
+import { ipv4Address } from '../net/endpoint.js'
 import type { ObservedAddress } from './protocol.js'
-
-/** `::ffff:1.2.3.4` (an IPv4 client on a dual-stack socket) → `1.2.3.4`; other addresses unchanged. */
-export function unmapIpv4 (address: string): string {
-  const m = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address)
-  return m === null ? address : m[1]
-}
 
 /**
  * Parse one X-Forwarded-For element: `IP`, `IPv4:PORT`, `[IPv6]` or `[IPv6]:PORT` (the forms proxies write).
@@ -20,7 +15,7 @@ export function parseForwardedElement (text: string): ObservedAddress | undefine
   const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(s)
   if (v6 !== null) { address = v6[1]; port = v6[2] === undefined ? 0 : Number(v6[2]) } else if (v4 !== null) { address = v4[1]; port = Number(v4[2]) }
   if (isIP(address) === 0 || port > 65535) return undefined
-  return { address: unmapIpv4(address), port }
+  return { address: ipv4Address(address), port }
 }
 
 /**
@@ -38,5 +33,5 @@ export function observedAddress (req: IncomingMessage, trustProxy: boolean): Obs
       if (last !== undefined) return last
     }
   }
-  return { address: unmapIpv4(req.socket.remoteAddress ?? ''), port: req.socket.remotePort ?? 0 }
+  return { address: ipv4Address(req.socket.remoteAddress ?? ''), port: req.socket.remotePort ?? 0 }
 }

@@ -5,7 +5,8 @@ import { WebSocketServer, WebSocket, type RawData } from 'ws'
 import { InvalidArgumentError, TransportError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js'
-import { observedAddress, unmapIpv4 } from './address.js'
+import { ipv4Address } from '../net/endpoint.js'
+import { observedAddress } from './address.js'
 import { RendezvousCore } from './core.js'
 import type { ConnId, RendezvousAction, RendezvousEvent, RendezvousStats } from './core-types.js'
 import type { RendezvousCoreOptions } from './core-options.js'
@@ -118,7 +119,7 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
   get address (): Endpoint | undefined {
     const a = this.http.address()
     if (a === null || typeof a === 'string') return undefined
-    return { address: unmapIpv4(a.address), port: a.port }
+    return { address: ipv4Address(a.address), port: a.port }
   }
 
   /** `ws://IP:PORT/` for this server (undefined if not listening). */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { AbortError, StunErrorResponse, StunTimeoutError } from '../errors.js'
 import { createLogger } from '../log.js'
-import { formatEndpoint, ipFamily, type Endpoint } from '../net/endpoint.js'
+import { formatEndpoint, ipFamily, sameTransportAddress, type Endpoint } from '../net/endpoint.js'
 import { bindDatagramSocket } from '../net/native.js'
 import type { DatagramSocket } from '../net/udp.js'
 import type { TurnClient } from '../relay/turn-client.js'
@@ -296,7 +296,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
       if (!m.verifyIntegrity(this.remoteKey as Buffer)) return this.fail(pair, 'auth-failed', 'response failed MESSAGE-INTEGRITY')
       // §7.2.5.2.1: the response must come from where the request went (symmetric), else the pair fails.
-      if (res.from.port !== pair.remote.port || stripMapped(res.from.address) !== stripMapped(pair.remote.address)) {
+      if (!sameTransportAddress(res.from, pair.remote)) {
         return this.fail(pair, 'non-symmetric', `response came from ${formatEndpoint(res.from)}`)
       }
       pair.state = 'succeeded'
@@ -344,7 +344,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private onPacket (base: Base, data: Buffer, from: Endpoint): void {
     if (data.length === 0) return
     if (data[0] === DATA_PREFIX) {
-      if (this.remote.some(r => r.port === from.port && stripMapped(r.address) === stripMapped(from.address))) {
+      if (this.remote.some(r => sameTransportAddress(r, from))) {
         const message = Buffer.from(data.subarray(1))
         // The peer may start sending before the application (or the session object) listens: keep up to 256.
         if (this.listenerCount('message') > 0) this.emit('message', message)
@@ -369,7 +369,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (conflict === 'respond-487') { base.socket.send(buildCheckResponse(m, from, this.localKey, true), from); return }
     if (conflict === 'switch') this.switchRole()
     base.socket.send(buildCheckResponse(m, from, this.localKey), from)
-    let remote = this.remote.find(r => r.port === from.port && stripMapped(r.address) === stripMapped(from.address))
+    let remote = this.remote.find(r => sameTransportAddress(r, from))
     if (remote === undefined) {
       // §7.3.1.3: a peer-reflexive remote candidate.
       remote = { ...makeCandidate({ type: 'prflx', address: from.address, port: from.port }), priority: m.get(Priority) ?? candidatePriority('prflx') }
@@ -468,8 +468,4 @@ export class Agent extends EventEmitter<AgentEvents> {
 
 function pathOf (p: CandidatePair): PathInfo {
   return { type: isRelayed(p) ? 'relay' : 'direct', local: p.local, remote: p.remote, rttMs: p.rttMs ?? null }
-}
-
-function stripMapped (address: string): string {
-  return address.startsWith('::ffff:') ? address.slice(7) : address
 }

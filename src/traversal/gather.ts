@@ -1,5 +1,5 @@
 import { networkInterfaces } from 'node:os'
-import { formatEndpoint, ipFamily, type Endpoint } from '../net/endpoint.js'
+import { formatEndpoint, ipFamily, sameTransportAddress, type Endpoint } from '../net/endpoint.js'
 import { resolveServer, type Transport } from '../net/resolve.js'
 import type { TlsClientOptions } from '../net/stream.js'
 import type { DatagramSocket } from '../net/udp.js'
@@ -8,7 +8,6 @@ import type { TurnCredentials } from '../relay/turn-client-auth.js'
 import { StunErrorResponse } from '../errors.js'
 import { buildBindingRequest, parseBindingResponse, type StunTransactions } from '../stun/index.js'
 import type { SocketMux } from './socket-mux.js'
-import { sameAddress } from './socket-mux.js'
 
 /** A TURN server to gather a relayed candidate from. */
 export interface TurnServerConfig {
@@ -69,7 +68,7 @@ export async function gatherRelay (mux: SocketMux, config: TurnServerConfig, sig
   let route: DatagramSocket | undefined
   try {
     const [target] = await resolveServer(config.server, { transport, service: 'turn', family: ipFamily(mux.socket.local.address) === 6 ? undefined : 4 })
-    if (transport === 'udp') route = mux.route(from => sameAddress(from, target))
+    if (transport === 'udp') route = mux.route(from => sameTransportAddress(from, target))
     const client = await TurnClient.allocate({
       server: formatEndpoint(target), transport, credentials: config.credentials, tls: config.tls, socket: route, signal,
       retransmit: { rtoMs: 200, rc: 5, rm: 8 }

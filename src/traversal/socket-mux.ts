@@ -61,9 +61,3 @@ export class SocketMux {
     }
   }
 }
-
-/** Whether `a` is `b`, treating IPv4-mapped IPv6 (::ffff:a.b.c.d) as the IPv4 address. */
-export function sameAddress (a: Endpoint, b: Endpoint): boolean {
-  const strip = (s: string): string => s.startsWith('::ffff:') ? s.slice(7) : s
-  return a.port === b.port && strip(a.address) === strip(b.address)
-}

@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import { InvalidArgumentError } from '../../../src/errors.js'
-import { parseEndpoint, parseHostPort, formatEndpoint } from '../../../src/net/endpoint.js'
+import { ipv4Address, parseEndpoint, parseHostPort, formatEndpoint, sameTransportAddress } from '../../../src/net/endpoint.js'
 import { bytesToIp, ipToBytes } from '../../../src/net/ip.js'
 
 describe('ip', () => {
@@ -51,5 +51,20 @@ describe('endpoint parsing', () => {
   })
   it('brackets IPv6 when printing', () => {
     expect(formatEndpoint({ address: '::1', port: 3478 })).to.equal('[::1]:3478')
+  })
+})
+
+describe('IPv4-mapped addresses', () => {
+  it('reads ::ffff:a.b.c.d as a.b.c.d and leaves every other address alone', () => {
+    expect(ipv4Address('::ffff:192.0.2.1')).to.equal('192.0.2.1')
+    expect(ipv4Address('::FFFF:192.0.2.1')).to.equal('192.0.2.1')
+    expect(ipv4Address('192.0.2.1')).to.equal('192.0.2.1')
+    expect(ipv4Address('2001:db8::1')).to.equal('2001:db8::1')
+    expect(ipv4Address('::ffff:999.0.0.1')).to.equal('::ffff:999.0.0.1')
+  })
+  it('compares transport addresses across the two spellings, port included', () => {
+    expect(sameTransportAddress({ address: '::ffff:127.0.0.1', port: 5 }, { address: '127.0.0.1', port: 5 })).to.equal(true)
+    expect(sameTransportAddress({ address: '::ffff:127.0.0.1', port: 5 }, { address: '127.0.0.1', port: 6 })).to.equal(false)
+    expect(sameTransportAddress({ address: '127.0.0.2', port: 5 }, { address: '127.0.0.1', port: 5 })).to.equal(false)
   })
 })

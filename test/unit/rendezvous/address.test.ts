@@ -1,14 +1,15 @@
 import { expect } from 'chai'
 import type { IncomingMessage } from 'node:http'
-import { observedAddress, parseForwardedElement, unmapIpv4 } from '../../../src/rendezvous/address.js'
+import { ipv4Address } from '../../../src/net/endpoint.js'
+import { observedAddress, parseForwardedElement } from '../../../src/rendezvous/address.js'
 
 const req = (remoteAddress: string, remotePort: number, xff?: string | string[]): IncomingMessage =>
   ({ socket: { remoteAddress, remotePort }, headers: xff === undefined ? {} : { 'x-forwarded-for': xff } }) as unknown as IncomingMessage
 
 describe('rendezvous observed address', () => {
   it('unmaps IPv4-mapped IPv6 addresses', () => {
-    expect(unmapIpv4('::ffff:192.0.2.1')).to.equal('192.0.2.1')
-    expect(unmapIpv4('2001:db8::1')).to.equal('2001:db8::1')
+    expect(ipv4Address('::ffff:192.0.2.1')).to.equal('192.0.2.1')
+    expect(ipv4Address('2001:db8::1')).to.equal('2001:db8::1')
   })
 
   const elements: Array<[string, { address: string, port: number } | undefined]> = [
