@@ -229,6 +229,9 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
       admin = await AdminServer.start({ listen: options.admin, metrics: async () => await metrics.render(), contentType: metrics.contentType, healthy: () => !s.core.draining })
       say(`admin http://${formatEndpoint(admin.local)}/metrics`)
     }
+    // The admin and rendezvous ports are this host's own: never a peer, whatever --allow-peer says.
+    const protectedEndpoints = [admin?.local, rendezvous?.address].filter((e): e is Endpoint => e !== undefined)
+    if (protectedEndpoints.length > 0) await s.reload({ protectedEndpoints })
     s.on('allocation', (e) => { say(`allocation ${e.id} user=${e.username} client=${e.protocol}:${formatEndpoint(e.client)} relayed=${e.relayed.map(formatEndpoint).join(',')} ${e.transport} lifetime=${e.lifetime}s`) })
     s.on('deallocation', (e) => { say(`allocation ${e.id} ended: ${e.reason}`) })
     const done = new Promise<number>((resolve) => {

@@ -14,6 +14,8 @@ export interface TurnServerCoreOptions {
   readonly authSecret?: string | readonly string[]
   /** Separator in REST usernames (default ':'). */
   readonly restSeparator?: string
+  /** REST usernames whose expiry is further ahead than this many seconds are refused (default 86,400). */
+  readonly restMaxTtlS?: number
   /** Password algorithms offered in PASSWORD-ALGORITHMS, in preference order (default ['md5', 'sha256']). RFC 8489 §14.11. */
   readonly passwordAlgorithms?: readonly PasswordAlgorithmName[]
   /** Secret for the stateless nonces (default random). */
@@ -69,8 +71,10 @@ export interface TurnServerCoreOptions {
   readonly denyPeer?: readonly string[]
   /** The server's own addresses (denied as peers unless allowed). The adapter fills this in. */
   readonly ownAddresses?: readonly string[]
-  /** The server's listener endpoints (always denied as peers). The adapter fills this in. */
+  /** The server's listener, admin and rendezvous endpoints (always denied as peers). The adapter fills this in. */
   readonly ownEndpoints?: readonly Endpoint[]
+  /** Every local interface address, standing in for a wildcard listener (PeerPolicy). The adapter fills this in. */
+  readonly localAddresses?: readonly string[]
   /** Honour DONT-FRAGMENT (default true: Linux sets DF on UDP by default with PMTU discovery). If false, 420. */
   readonly dontFragment?: boolean
   /** SOFTWARE attribute on responses (default none). */

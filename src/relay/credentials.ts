@@ -20,7 +20,19 @@ export interface CredentialStoreOptions {
   readonly authSecret?: string | readonly string[]
   /** Separator between expiry and user in REST usernames (coturn `--rest-api-separator`, default ':'). */
   readonly restSeparator?: string
+  /**
+   * The furthest ahead a REST username's expiry may be, in seconds (default 86,400: 24 h, the lifetime the TURN REST
+   * draft suggests). A credential service hands out short-lived credentials; an expiry years ahead is a leaked
+   * secret's forgery or a misconfigured service, and would be a password that never expires. A further
+   * {@link REST_CLOCK_SKEW_S} is allowed for the clocks of the credential service and the relay to differ.
+   */
+  readonly restMaxTtlS?: number
 }
+
+/** Default for CredentialStoreOptions.restMaxTtlS: 24 hours. */
+export const DEFAULT_REST_MAX_TTL_S = 86_400
+/** Seconds of clock difference between a credential service and the relay tolerated on top of restMaxTtlS. */
+export const REST_CLOCK_SKEW_S = 300
 
 /** The password a TURN REST API user has: base64(HMAC-SHA1(secret, username)), as coturn computes it. */
 export function restApiPassword (secret: string, username: string): string {
@@ -34,7 +46,7 @@ export function restApiUsername (ttlSeconds: number, now: number, user?: string,
 }
 
 /** Why a credential lookup failed. */
-export type CredentialFailure = 'unknown-user' | 'expired'
+export type CredentialFailure = 'unknown-user' | 'expired' | 'expiry-too-far'
 
 /** A resolved credential: the long-term key for the requested algorithm. */
 export type CredentialLookup = { ok: true, key: Buffer } | { ok: false, reason: CredentialFailure }
@@ -47,6 +59,7 @@ export class CredentialStore {
   private readonly users: ReadonlyMap<string, string>
   private readonly secrets: readonly string[]
   private readonly separator: string
+  private readonly maxAheadMs: number
   private readonly byUserhash = new Map<string, string>()
   private readonly cache = new Map<string, Buffer>()
 
@@ -57,6 +70,7 @@ export class CredentialStore {
     const s = options.authSecret
     this.secrets = s === undefined ? [] : typeof s === 'string' ? [s] : [...s]
     this.separator = options.restSeparator ?? ':'
+    this.maxAheadMs = ((options.restMaxTtlS ?? DEFAULT_REST_MAX_TTL_S) + REST_CLOCK_SKEW_S) * 1000
     for (const name of this.users.keys()) this.byUserhash.set(userhash(name, this.realm).toString('hex'), name)
   }
 
@@ -76,7 +90,9 @@ export class CredentialStore {
     const sep = username.indexOf(this.separator)
     const stamp = sep >= 0 ? username.slice(0, sep) : username
     if (!/^\d{1,12}$/.test(stamp)) return { ok: false, reason: 'unknown-user' }
-    if (Number(stamp) * 1000 <= now) return { ok: false, reason: 'expired' }
+    const expiry = Number(stamp) * 1000
+    if (expiry <= now) return { ok: false, reason: 'expired' }
+    if (expiry > now + this.maxAheadMs) return { ok: false, reason: 'expiry-too-far' }
     return { ok: true, keys: this.secrets.map(secret => this.key(username, restApiPassword(secret, username), algorithm)) }
   }
 

@@ -8,9 +8,14 @@ import { ipToBytes } from '../net/ip.js'
  * reach hosts behind the server's firewall") recommends that servers deny peer addresses the operator did not
  * mean to expose; this is the coturn `--denied-peer-ip` idea with a safe default list.
  *
- * Order of decision: the server's own client-facing listener endpoints are always denied (a relay must not loop
- * into its own control ports); then `allowPeer` CIDRs allow; then the default list, `denyPeer` and the server's own
- * addresses deny; anything else is allowed.
+ * Order of decision: the server's own endpoints — client-facing listeners, the admin and rendezvous ports — are
+ * always denied (a relay must not loop into its own control ports), and `allowPeer` never re-opens them; then
+ * `allowPeer` CIDRs allow; then the default list, `denyPeer` and the server's own addresses deny; anything else is
+ * allowed.
+ *
+ * A wildcard listener (0.0.0.0 or ::) is reachable at every local address, so its port is denied on each of them:
+ * the `localAddresses` the adapter lists (every interface), the server's own addresses, the whole loopback range
+ * and the wildcard itself. A `::` listener is dual-stack on Linux, so it covers the IPv4 addresses too.
  */
 
 /** Peer ranges denied by default (IPv4 and IPv6). Each is "reachable only from inside" or not a unicast host. */
@@ -29,10 +34,14 @@ export const DEFAULT_DENIED_PEERS: readonly string[] = [
   '203.0.113.0/24', // TEST-NET-3
   '224.0.0.0/4', // multicast
   '240.0.0.0/4', // reserved, incl. 255.255.255.255 broadcast
+  '192.88.99.0/24', // deprecated 6to4 relay anycast (RFC 7526): relays into IPv6 through a third party
   '::/96', // unspecified ::/128, loopback ::1 and the deprecated IPv4-compatible addresses
   '64:ff9b::/96', // NAT64 well-known prefix: reaches arbitrary IPv4 through a translator (RFC 6052)
   '64:ff9b:1::/48', // local-use NAT64 (RFC 8215)
+  '::ffff:0:0:0/96', // SIIT IPv4-translated addresses (RFC 2765 / RFC 6145): reach IPv4 through a translator
   '100::/64', // discard-only (RFC 6666)
+  '2001::/32', // Teredo (RFC 4380): the IPv4 address of a client and its NAT is embedded, tunnelled over UDP
+  '2002::/16', // 6to4 (RFC 3056): embeds an IPv4 address and reaches it through a 6to4 relay
   '2001:db8::/32', // documentation (RFC 3849)
   'fc00::/7', // unique local (RFC 4193)
   'fe80::/10', // link-local
@@ -81,8 +90,13 @@ export interface PeerPolicyOptions {
   readonly denyPeer?: readonly string[]
   /** The server's own IP addresses (listen, relay, external): denied unless `allowPeer` covers them. */
   readonly ownAddresses?: readonly string[]
-  /** The server's client-facing listener endpoints: always denied, whatever `allowPeer` says. */
+  /**
+   * The server's own endpoints — client-facing listeners, admin and rendezvous ports: always denied, whatever
+   * `allowPeer` says. A wildcard address (0.0.0.0, ::) stands for every local address (see the module comment).
+   */
   readonly ownEndpoints?: readonly Endpoint[]
+  /** Every address of this host's interfaces, for wildcard `ownEndpoints` (the adapter lists them). */
+  readonly localAddresses?: readonly string[]
   /** Replace DEFAULT_DENIED_PEERS (default: use it). Only for special deployments. */
   readonly defaultDeny?: readonly string[]
 }
@@ -103,6 +117,8 @@ export class PeerPolicy {
   private readonly allow = new BlockList()
   private readonly deny = new BlockList()
   private readonly ownEndpoints: Set<string>
+  /** Ports of wildcard listeners: denied on every loopback address (127.0.0.0/8 reaches a 0.0.0.0 bind). */
+  private readonly loopbackPorts = new Set<number>()
 
   constructor (options: PeerPolicyOptions = {}) {
     for (const c of options.allowPeer ?? []) addCidr(this.allow, parseCidr(c))
@@ -112,7 +128,22 @@ export class PeerPolicy {
       // 0.0.0.0 and :: (wildcard binds) are already in the default list.
       if (isIP(a) !== 0) addCidr(this.deny, parseCidr(a))
     }
-    this.ownEndpoints = new Set((options.ownEndpoints ?? []).map(e => `${normalize(e.address)}|${e.port}`))
+    this.ownEndpoints = new Set()
+    const wildcard = (options.ownEndpoints ?? []).filter(e => isWildcard(e.address))
+    const local = [...(options.localAddresses ?? []), ...(options.ownAddresses ?? []), '0.0.0.0', '::', '::1']
+    for (const e of options.ownEndpoints ?? []) {
+      if (!isWildcard(e.address)) this.ownEndpoints.add(`${normalize(e.address)}|${e.port}`)
+    }
+    for (const e of wildcard) {
+      const v6 = isIP(e.address) === 6
+      for (const a of local) {
+        if (isIP(a) === 0) continue
+        // A 0.0.0.0 listener is not reachable over IPv6; a :: listener is reachable over both (Linux dual-stack).
+        if (!v6 && isIP(normalize(a)) !== 4) continue
+        this.ownEndpoints.add(`${normalize(a)}|${e.port}`)
+      }
+      this.loopbackPorts.add(e.port)
+    }
   }
 
   /** Whether the relay may exchange data with `peer`. */
@@ -121,6 +152,7 @@ export class PeerPolicy {
     const family = isIP(address)
     if (family === 0) return 'denied'
     if (this.ownEndpoints.has(`${address}|${peer.port}`)) return 'denied'
+    if (this.loopbackPorts.has(peer.port) && LOOPBACK.check(address, family === 4 ? 'ipv4' : 'ipv6')) return 'denied'
     return this.checkAddress(address)
   }
 
@@ -134,6 +166,14 @@ export class PeerPolicy {
     if (this.deny.check(a, type)) return 'denied'
     return 'allowed'
   }
+}
+
+const LOOPBACK = new BlockList()
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4')
+LOOPBACK.addAddress('::1', 'ipv6')
+
+function isWildcard (address: string): boolean {
+  return address === '0.0.0.0' || address === '::' || normalize(address) === '0.0.0.0'
 }
 
 /** IPv4-mapped IPv6 addresses are judged as the IPv4 address they carry. */

@@ -109,6 +109,7 @@ export class TurnServerCore {
       users: o.users,
       authSecret: o.authSecret,
       restSeparator: o.restSeparator,
+      restMaxTtlS: o.restMaxTtlS,
       passwordAlgorithms: r.passwordAlgorithms,
       nonceSecret: this.nonceSecret,
       nonceLifetime: r.nonceLifetime,
@@ -119,7 +120,7 @@ export class TurnServerCore {
   }
 
   private makePolicy (o: TurnServerCoreOptions): PeerPolicy {
-    return new PeerPolicy({ allowPeer: o.allowPeer, denyPeer: o.denyPeer, ownAddresses: o.ownAddresses, ownEndpoints: o.ownEndpoints })
+    return new PeerPolicy({ allowPeer: o.allowPeer, denyPeer: o.denyPeer, ownAddresses: o.ownAddresses, ownEndpoints: o.ownEndpoints, localAddresses: o.localAddresses })
   }
 
   /**

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { readFile } from 'node:fs/promises'
+import { networkInterfaces } from 'node:os'
 import { createServer as createTcpServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls'
 import { InvalidArgumentError, TransportError } from '../errors.js'
@@ -29,7 +30,12 @@ export interface TurnTlsOptions {
  * Options for TurnServer.start. Everything of TurnServerCoreOptions (realm, users, authSecret, limits, policy…)
  * plus the sockets. The relay addresses are given as `relayIp`/`externalIp` (coturn's --relay-ip and -X).
  */
-export interface TurnServerOptions extends Omit<TurnServerCoreOptions, 'relayAddress' | 'relayAddress6' | 'externalAddress' | 'externalAddress6' | 'ownEndpoints'> {
+export interface TurnServerOptions extends Omit<TurnServerCoreOptions, 'relayAddress' | 'relayAddress6' | 'externalAddress' | 'externalAddress6' | 'ownEndpoints' | 'localAddresses'> {
+  /**
+   * Other endpoints of this host the relay must never reach as a peer, whatever `allowPeer` says: the admin and
+   * rendezvous ports (its own listeners are added by the server itself). A wildcard address means every local one.
+   */
+  readonly protectedEndpoints?: readonly Endpoint[]
   /** Client-facing UDP and TCP listeners (default [{ address: '127.0.0.1', port: 3478 }]). Port 0 picks one. */
   readonly listen?: readonly Endpoint[]
   /** Listen on UDP (default true). */
@@ -544,9 +550,15 @@ function coreOptions (o: TurnServerOptions, ownEndpoints: Endpoint[], metrics: R
     externalAddress: o.externalIp,
     externalAddress6: o.externalIp6,
     ownAddresses: [...own, ...(o.ownAddresses ?? [])],
-    ownEndpoints,
+    ownEndpoints: [...ownEndpoints, ...(o.protectedEndpoints ?? [])],
+    localAddresses: localInterfaceAddresses(),
     metrics
   }
+}
+
+/** Every address of this host's interfaces (a wildcard listener is reachable at each). */
+function localInterfaceAddresses (): string[] {
+  return Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(i => i.address))
 }
 
 async function readTls (tls: TurnTlsOptions): Promise<{ cert: Buffer, key: Buffer }> {

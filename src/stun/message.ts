@@ -126,15 +126,24 @@ export class StunMessage implements CodecContext {
 
   /**
    * Verify the message's integrity with `key` (RFC 8489 §9.1.3 / §9.2.4): MESSAGE-INTEGRITY-SHA256 when present,
-   * else MESSAGE-INTEGRITY. False when neither is present or the HMAC does not match (constant-time comparison).
+   * else MESSAGE-INTEGRITY. False when neither is present, when the attribute's length is not one RFC 8489 allows
+   * (see {@link integrityLengthValid}: a short value must never compare equal to a cut MAC), or when the HMAC does
+   * not match (constant-time comparison).
    */
   verifyIntegrity (key: Uint8Array): boolean {
-    const sha256 = this.getRaw(AttrType.MessageIntegritySha256)
-    const attr = sha256 ?? this.getRaw(AttrType.MessageIntegrity)
-    if (attr === undefined) return false
-    if (sha256 === undefined && attr.value.length !== 20) return false
-    const expected = computeIntegrity(this.raw, attr.offset, attr.value.length, key, sha256 !== undefined ? 'sha256' : 'sha1')
+    const attr = this.integrityAttribute()
+    if (attr === undefined || !integrityLengthValid(attr.type, attr.value.length)) return false
+    const hash = attr.type === AttrType.MessageIntegritySha256 ? 'sha256' : 'sha1'
+    const expected = computeIntegrity(this.raw, attr.offset, attr.value.length, key, hash)
     return expected.length === attr.value.length && timingSafeEqual(expected, attr.value)
+  }
+
+  /**
+   * The integrity attribute verification uses: MESSAGE-INTEGRITY-SHA256 when present, else MESSAGE-INTEGRITY
+   * (RFC 8489 §14.6: a receiver that understands both uses MESSAGE-INTEGRITY-SHA256).
+   */
+  integrityAttribute (): RawAttribute | undefined {
+    return this.getRaw(AttrType.MessageIntegritySha256) ?? this.getRaw(AttrType.MessageIntegrity)
   }
 
   /** Whether the message carries an integrity attribute at all. */
@@ -148,6 +157,17 @@ export class StunMessage implements CodecContext {
     if (attr === undefined || attr.value.length !== 4) return false
     return computeFingerprint(this.raw, attr.offset) === attr.value.readUInt32BE(0)
   }
+}
+
+/**
+ * Whether an integrity attribute's value length is one RFC 8489 allows: MESSAGE-INTEGRITY is exactly 20 bytes
+ * (§14.5, HMAC-SHA1); MESSAGE-INTEGRITY-SHA256 is 16 to 32 bytes in multiples of 4 (§14.6: "the value will be at
+ * most 32 bytes, but it MUST be at least 16 bytes and MUST be a multiple of 4 bytes"). natkit sends 32.
+ */
+export function integrityLengthValid (type: number, length: number): boolean {
+  if (type === AttrType.MessageIntegrity) return length === 20
+  if (type === AttrType.MessageIntegritySha256) return length >= 16 && length <= 32 && (length & 3) === 0
+  return false
 }
 
 function toBuffer (bytes: Uint8Array): Buffer {
