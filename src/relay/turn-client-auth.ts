@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto'
 import { InvalidArgumentError } from '../errors.js'
 import {
-  AttrType, ErrorCode, MessageBuilder, Nonce, PasswordAlgorithm, PasswordAlgorithmId, PasswordAlgorithms, Realm,
+  ErrorCode, MessageBuilder, MessageClass, Nonce, PasswordAlgorithm, PasswordAlgorithmId, PasswordAlgorithms, Realm,
   Username, decodeNonceCookie, longTermKey, type PasswordAlgorithmValue, type StunMessage
 } from '../stun/index.js'
 
@@ -84,10 +84,23 @@ export class ClientAuth {
     return b.integrity(this.key)
   }
 
-  /** Verify a response's integrity with the current key (true when it carries none: errors before auth). */
+  /**
+   * Whether a response to a request this client signed is authentic (RFC 8489 §9.2.5). Before a challenge nothing
+   * was signed, so nothing can be checked (true). After it, a 401 or 438 challenge may come without integrity (the
+   * server could not check ours); every other response — success or error — must carry MESSAGE-INTEGRITY(-SHA256)
+   * of a valid length that verifies with our key. A response without it is not verified: an attacker who can only
+   * inject packets could otherwise answer an Allocate or Refresh for the server.
+   */
   verify (response: StunMessage): boolean {
     if (this.key === undefined) return true
-    if (!response.has(AttrType.MessageIntegrity) && !response.has(AttrType.MessageIntegritySha256)) return true
+    if (response.cls === MessageClass.ErrorResponse && !response.hasIntegrity()) {
+      const code = safeErrorCode(response)
+      if (code === 401 || code === 438) return true
+    }
     return response.verifyIntegrity(this.key)
   }
+}
+
+function safeErrorCode (response: StunMessage): number | undefined {
+  try { return response.get(ErrorCode)?.code } catch { return undefined }
 }

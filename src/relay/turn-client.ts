@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
-import { AbortError, InvalidArgumentError, StunErrorResponse, TransportError } from '../errors.js'
+import { AbortError, InvalidArgumentError, StunErrorResponse, StunIntegrityError, TransportError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { endpointKey, formatEndpoint, type Endpoint } from '../net/endpoint.js'
 import { resolveServer, type Transport } from '../net/resolve.js'
@@ -173,12 +173,12 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const b = build()
       if (this.options.software !== undefined) b.add(Software, this.options.software)
+      const signedRequest = this.auth.ready
       const response = await this.transport.request(this.auth.sign(b).fingerprint().build(), { signal })
-      if (response.cls === MessageClass.SuccessResponse) {
-        if (this.auth.ready && !response.hasIntegrity()) throw new StunErrorResponse(500, 'success response without MESSAGE-INTEGRITY', response)
-        if (!this.auth.verify(response)) throw new StunErrorResponse(500, 'success response failed MESSAGE-INTEGRITY', response)
-        return response
+      if (signedRequest && !this.auth.verify(response)) {
+        throw new StunIntegrityError(`${response.describe()} from ${formatEndpoint(this.transport.server)} has no valid MESSAGE-INTEGRITY for our credentials`)
       }
+      if (response.cls === MessageClass.SuccessResponse) return response
       const error = response.get(ErrorCode) ?? { code: 500, reason: 'error response without ERROR-CODE' }
       const signed = this.auth.ready
       if ((error.code === 401 && !signed) || error.code === 438) {
@@ -397,6 +397,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
       for (let attempt = 0; attempt < 3; attempt++) {
         const request = this.auth.sign(new MessageBuilder(Method.ConnectionBind, MessageClass.Request).add(ConnectionId, id)).fingerprint().build()
         const response = await exchangeOnce(socket, request, 10_000, signal)
+        if (!this.auth.verify(response)) throw new StunIntegrityError(`${response.describe()} to ConnectionBind has no valid MESSAGE-INTEGRITY`)
         if (response.cls === MessageClass.SuccessResponse) return socket
         const error = response.get(ErrorCode)
         if (error?.code === 438 && this.auth.learn(response)) continue
