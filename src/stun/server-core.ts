@@ -21,6 +21,8 @@ export interface StunServerStats {
   requests: number
   responses: number
   errorResponses: number
+  /** Requests answered 500 because the server itself failed (a bug: the fuzz suite asserts it stays 0). */
+  internalErrors: number
   ignored: Record<IgnoreReason, number>
 }
 
@@ -46,6 +48,7 @@ export class StunServerCore {
     requests: 0,
     responses: 0,
     errorResponses: 0,
+    internalErrors: 0,
     ignored: { malformed: 0, 'not-stun': 0, 'not-a-request': 0, 'bad-fingerprint': 0 }
   }
 
@@ -91,6 +94,7 @@ export class StunServerCore {
       return this.answer(msg, from, local, reliable)
     } catch (err) {
       if (err instanceof StunDecodeError) return this.error(msg, from, local, 400, err.message)
+      this.stats.internalErrors++
       return this.error(msg, from, local, 500)
     }
   }
