@@ -7,13 +7,13 @@ import type { TurnCredentials } from '../relay/turn-client-auth.js'
 import { parseTurnUri } from '../relay/turn-uri.js'
 import { connect, type ConnectReport, type PeerSession } from '../traversal/session.js'
 import { rendezvousChannel, roleFor } from '../traversal/rendezvous-channel.js'
-import { parseUserPass } from './credentials.js'
+import { parseUserPass, resolveClientSecrets, type SecretFlags } from './credentials.js'
 import { ExitCode } from './exit-codes.js'
 import { printJson, reportError, table } from './output.js'
 import { parseMs } from './stun.js'
 
-interface ConnectFlags {
-  rendezvous: string, id: string, peer: string, token?: string, turn?: string[], user?: string, authSecret?: string
+interface ConnectFlags extends SecretFlags {
+  rendezvous: string, id: string, peer: string, token?: string, turn?: string[]
   turnTransport: 'udp' | 'tcp' | 'tls', stun?: string[], count: string, json?: boolean, timeout: number, relayOnly?: boolean
   localAddress?: string, includeLoopback?: boolean, insecure?: boolean, settle: number
 }
@@ -32,6 +32,8 @@ export function registerConnectCommand (program: Command): void {
     .option('--turn <server>', 'TURN server for a relayed candidate, HOST[:PORT] or turn:HOST:PORT?transport=tcp or turns:HOST:PORT (repeatable; UDP ones also serve as STUN)', (v: string, p: string[] = []) => [...p, v])
     .option('--user <name:pass>', 'TURN long-term credentials')
     .option('--auth-secret <secret>', 'shared secret: TURN REST credentials and the rendezvous token')
+    .option('--user-file <file>', 'read NAME:PASS from this file (or set NATKIT_USER), so it stays out of ps')
+    .option('--auth-secret-file <file>', 'read the shared secret from this file (or set NATKIT_AUTH_SECRET)')
     .addOption(new Option('--turn-transport <t>', 'how to reach TURN servers given as plain HOST[:PORT]').choices(['udp', 'tcp', 'tls']).default('udp'))
     .option('--stun <host[:port]>', 'STUN server for a server-reflexive candidate (repeatable; default: the TURN server)', (v: string, p: string[] = []) => [...p, v])
     .option('--count <n>', 'echo datagrams to exchange', '20')
@@ -50,13 +52,14 @@ export function registerConnectCommand (program: Command): void {
       try {
         const count = Number(flags.count)
         if (!Number.isInteger(count) || count < 0 || count > 100_000) throw new InvalidArgumentError('--count takes a whole number from 0 to 100000')
-        if (flags.user !== undefined && flags.authSecret !== undefined) throw new InvalidArgumentError('give --user or --auth-secret, not both')
-        const credentials: TurnCredentials | undefined = flags.user !== undefined
-          ? parseUserPass(flags.user)
-          : flags.authSecret !== undefined ? { authSecret: flags.authSecret, user: flags.id } : undefined
+        const secrets = await resolveClientSecrets(flags, process.env, (l) => { process.stderr.write(`natcheck: ${l}\n`) })
+        if (secrets.user !== undefined && secrets.authSecret !== undefined) throw new InvalidArgumentError('give --user or --auth-secret, not both')
+        const credentials: TurnCredentials | undefined = secrets.user !== undefined
+          ? parseUserPass(secrets.user)
+          : secrets.authSecret !== undefined ? { authSecret: secrets.authSecret, user: flags.id } : undefined
         const turns = (flags.turn ?? []).map(t => parseTurnUri(t, flags.turnTransport))
         if (turns.length > 0 && credentials === undefined) throw new InvalidArgumentError('--turn needs --user NAME:PASS or --auth-secret SECRET')
-        const token = flags.token ?? (flags.authSecret !== undefined ? rendezvousToken(flags.authSecret, flags.id, 3600) : undefined)
+        const token = flags.token ?? (secrets.authSecret !== undefined ? rendezvousToken(secrets.authSecret, flags.id, 3600) : undefined)
         client = await RendezvousClient.connect({ url: flags.rendezvous, id: flags.id, token, connectTimeoutMs: Math.min(flags.timeout, 10_000) })
         progress(`registered as ${flags.id} at ${flags.rendezvous} (seen as ${client.observed !== undefined ? `${client.observed.address}:${client.observed.port}` : '?'})`)
         const role = roleFor(flags.id, flags.peer)

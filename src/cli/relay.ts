@@ -5,7 +5,7 @@ import { ExitCode } from './exit-codes.js'
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../net/endpoint.js'
 import { AdminServer } from '../relay/admin-server.js'
 import { RendezvousServer } from '../rendezvous/server.js'
-import { parseUserPass } from './credentials.js'
+import { parseUserPass, readSecretFile, warnIfWorldReadable } from './credentials.js'
 import { PrometheusRelayMetrics } from '../relay/metrics.js'
 import { TurnServer, type TurnServerOptions } from '../relay/turn-server.js'
 
@@ -23,6 +23,12 @@ export interface RelaySettings {
   realm?: string
   user?: string[]
   authSecret?: string
+  /** A file of static users, one NAME:PASS a line (keeps passwords out of `ps` and the environment). */
+  userFile?: string
+  /** A file of REST secrets, one a line: the first signs nothing (the relay only verifies), all are accepted (rotation). */
+  authSecretFile?: string
+  /** Refuse REST usernames whose expiry is further ahead than this many seconds (default 86400). */
+  restMaxTtl?: number
   tlsListen?: string
   tlsCert?: string
   tlsKey?: string
@@ -65,7 +71,7 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InvalidArgumentError(`config ${file} must be a JSON object`)
   const o = raw as Record<string, unknown>
-  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'rendezvous', 'drainTimeout', 'userQuota', 'totalQuota', 'nativeIo'])
+  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'rendezvous', 'drainTimeout', 'userQuota', 'totalQuota', 'nativeIo', 'userFile', 'authSecretFile', 'restMaxTtl'])
   for (const k of Object.keys(o)) if (!known.has(k)) throw new InvalidArgumentError(`unknown config key ${JSON.stringify(k)} in ${file}`)
   let user = list(o.user, 'user')
   if (o.users !== undefined) {
@@ -73,7 +79,7 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
     user = [...(user ?? []), ...Object.entries(o.users as Record<string, unknown>).map(([n, p]) => `${n}:${String(p)}`)]
   }
   if (o.drainTimeout !== undefined && typeof o.drainTimeout !== 'number') throw new InvalidArgumentError('config key drainTimeout must be a number of seconds')
-  for (const k of ['userQuota', 'totalQuota', 'nativeIo']) {
+  for (const k of ['userQuota', 'totalQuota', 'restMaxTtl']) {
     if (o[k] !== undefined && typeof o[k] !== 'number') throw new InvalidArgumentError(`config key ${k} must be a number of allocations`)
   }
   return {
@@ -85,7 +91,10 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
     drainTimeout: o.drainTimeout as number | undefined,
     userQuota: o.userQuota as number | undefined,
     totalQuota: o.totalQuota as number | undefined,
-    nativeIo: str(o.nativeIo, 'nativeIo')
+    nativeIo: str(o.nativeIo, 'nativeIo'),
+    userFile: str(o.userFile, 'userFile'),
+    authSecretFile: str(o.authSecretFile, 'authSecretFile'),
+    restMaxTtl: o.restMaxTtl as number | undefined
   }
 }
 
@@ -102,7 +111,10 @@ export function relayEnv (env: NodeJS.ProcessEnv): RelaySettings {
     ports: s(env.NATKIT_RELAY_PORTS), allowPeer: csv(env.NATKIT_RELAY_ALLOW_PEER), denyPeer: csv(env.NATKIT_RELAY_DENY_PEER),
     admin: s(env.NATKIT_RELAY_ADMIN), rendezvous: s(env.NATKIT_RELAY_RENDEZVOUS), drainTimeout: drain === undefined ? undefined : Number(drain),
     userQuota: num(env.NATKIT_RELAY_USER_QUOTA), totalQuota: num(env.NATKIT_RELAY_TOTAL_QUOTA),
-    nativeIo: s(env.NATKIT_RELAY_NATIVE_IO)
+    nativeIo: s(env.NATKIT_RELAY_NATIVE_IO),
+    userFile: s(env.NATKIT_RELAY_USER_FILE),
+    authSecretFile: s(env.NATKIT_RELAY_AUTH_SECRET_FILE),
+    restMaxTtl: num(env.NATKIT_RELAY_REST_MAX_TTL)
   }
 }
 
@@ -114,14 +126,15 @@ export function mergeSettings (...sources: RelaySettings[]): RelaySettings {
 }
 
 /** Turn settings into TurnServer options (throws InvalidArgumentError with what to fix). */
-export function relayOptions (s: RelaySettings): TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint, drainTimeout: number } {
+export function relayOptions (s: RelaySettings & { authSecrets?: string[] }): TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint, drainTimeout: number } {
   if (s.realm === undefined || s.realm === '') throw new InvalidArgumentError('--realm is required (or realm in the config, NATKIT_RELAY_REALM)')
   const users: Record<string, string> = {}
   for (const u of s.user ?? []) {
     const { username, password } = parseUserPass(u)
     users[username] = password
   }
-  if (Object.keys(users).length === 0 && s.authSecret === undefined) throw new InvalidArgumentError('no credentials: give --user NAME:PASS and/or --auth-secret SECRET')
+  const secrets = [...(s.authSecret !== undefined ? [s.authSecret] : []), ...(s.authSecrets ?? [])]
+  if (Object.keys(users).length === 0 && secrets.length === 0) throw new InvalidArgumentError('no credentials: give --user NAME:PASS and/or --auth-secret SECRET')
   let portRange: [number, number] | undefined
   if (s.ports !== undefined) {
     const m = /^(\d{1,5})-(\d{1,5})$/.exec(s.ports)
@@ -135,6 +148,7 @@ export function relayOptions (s: RelaySettings): TurnServerOptions & { admin?: E
   for (const [flag, v] of [['--user-quota', s.userQuota], ['--total-quota', s.totalQuota]] as const) {
     if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new InvalidArgumentError(`${flag} must be a positive whole number of allocations`)
   }
+  if (s.restMaxTtl !== undefined && !(Number.isInteger(s.restMaxTtl) && s.restMaxTtl > 0)) throw new InvalidArgumentError('--rest-max-ttl must be a positive whole number of seconds')
   const io = s.nativeIo ?? 'all'
   if (io !== 'all' && io !== 'listeners' && io !== 'off') throw new InvalidArgumentError(`--native-io ${JSON.stringify(io)}: write all, listeners or off`)
   return {
@@ -144,7 +158,8 @@ export function relayOptions (s: RelaySettings): TurnServerOptions & { admin?: E
     nativeRelayIo: io === 'all',
     userQuota: s.userQuota,
     totalQuota: s.totalQuota,
-    authSecret: s.authSecret,
+    authSecret: secrets.length === 0 ? undefined : secrets.length === 1 ? secrets[0] : secrets,
+    restMaxTtlS: s.restMaxTtl,
     listen: (s.listen ?? ['127.0.0.1']).map(l => parseEndpoint(l, DEFAULT_PORT)),
     tls: s.tlsListen !== undefined ? { listen: [parseEndpoint(s.tlsListen, 5349)], certFile: s.tlsCert as string, keyFile: s.tlsKey as string } : undefined,
     relayIp: s.relayIp,
@@ -153,15 +168,15 @@ export function relayOptions (s: RelaySettings): TurnServerOptions & { admin?: E
     allowPeer: s.allowPeer,
     denyPeer: s.denyPeer,
     admin: s.admin !== undefined ? parseEndpoint(s.admin, 9641) : undefined,
-    rendezvous: rendezvousEndpoint(s),
+    rendezvous: rendezvousEndpoint(s, secrets),
     drainTimeout
   }
 }
 
 /** The rendezvous listen address; it authenticates peers with the relay's REST secret, so it needs one. */
-function rendezvousEndpoint (s: RelaySettings): Endpoint | undefined {
+function rendezvousEndpoint (s: RelaySettings, secrets: string[]): Endpoint | undefined {
   if (s.rendezvous === undefined) return undefined
-  if (s.authSecret === undefined) throw new InvalidArgumentError('--rendezvous needs --auth-secret: peers authenticate with tokens made from the same secret as the TURN REST credentials')
+  if (secrets.length === 0) throw new InvalidArgumentError('--rendezvous needs --auth-secret: peers authenticate with tokens made from the same secret as the TURN REST credentials')
   return parseEndpoint(s.rendezvous, 80)
 }
 
@@ -181,6 +196,9 @@ export function registerRelayCommand (program: Command): void {
     .option('--realm <realm>', 'REALM for long-term credentials')
     .option('--user <name:pass>', 'a static user, repeatable', collect)
     .option('--auth-secret <secret>', 'TURN REST API shared secret (coturn --use-auth-secret)')
+    .option('--user-file <file>', 'static users from a file, one NAME:PASS a line (keeps them out of ps)')
+    .option('--auth-secret-file <file>', 'REST secrets from a file, one a line, all accepted (rotation)')
+    .option('--rest-max-ttl <seconds>', 'refuse REST usernames expiring further ahead than this (default 86400)', Number)
     .option('--tls-listen <ip:port>', 'TLS listen address')
     .option('--tls-cert <file>', 'PEM certificate (re-read on SIGHUP)')
     .option('--tls-key <file>', 'PEM private key (re-read on SIGHUP)')
@@ -201,11 +219,16 @@ export function registerRelayCommand (program: Command): void {
     })
 }
 
-async function loadSettings (flags: RelaySettings & { config?: string }): Promise<RelaySettings> {
+async function loadSettings (flags: RelaySettings & { config?: string }): Promise<RelaySettings & { authSecrets?: string[] }> {
   const { config, ...rest } = flags
   const file = config ?? process.env.NATKIT_RELAY_CONFIG
   const fromFile = file !== undefined ? await readRelayConfig(file) : {}
-  return mergeSettings(fromFile, relayEnv(process.env), rest)
+  if (file !== undefined && (fromFile.user !== undefined || fromFile.authSecret !== undefined)) await warnIfWorldReadable(file, 'config', say)
+  const merged = mergeSettings(fromFile, relayEnv(process.env), rest)
+  // Secrets from files: users are added to the others, REST secrets accepted beside --auth-secret (rotation).
+  const user = merged.userFile !== undefined ? [...(merged.user ?? []), ...await readSecretFile(merged.userFile, 'user file', say)] : merged.user
+  const authSecrets = merged.authSecretFile !== undefined ? await readSecretFile(merged.authSecretFile, 'auth secret file', say) : undefined
+  return { ...merged, user, authSecrets }
 }
 
 async function runRelay (flags: RelaySettings & { config?: string }): Promise<number> {
@@ -222,7 +245,7 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     for (const e of s.addresses.tcp) say(`listening tcp ${formatEndpoint(e)}`)
     for (const e of s.addresses.tls) say(`listening tls ${formatEndpoint(e)}`)
     if (options.rendezvous !== undefined) {
-      rendezvous = await RendezvousServer.start({ listen: options.rendezvous, authSecret: options.authSecret as string })
+      rendezvous = await RendezvousServer.start({ listen: options.rendezvous, authSecret: options.authSecret as string | string[] })
       say(`rendezvous ${rendezvous.url ?? formatEndpoint(options.rendezvous)}`)
     }
     if (options.admin !== undefined) {

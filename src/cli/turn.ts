@@ -3,12 +3,12 @@ import { InvalidArgumentError } from '../errors.js'
 import { formatEndpoint } from '../net/endpoint.js'
 import { checkTurn } from '../relay/turn-check.js'
 import type { TurnCredentials } from '../relay/turn-client-auth.js'
-import { parseUserPass } from './credentials.js'
+import { parseUserPass, resolveClientSecrets, type SecretFlags } from './credentials.js'
 import { ExitCode } from './exit-codes.js'
 import { printJson, reportError, styler, useColor } from './output.js'
 import { parseMs } from './stun.js'
 
-interface TurnFlags { user?: string, authSecret?: string, transport: 'udp' | 'tcp' | 'tls', json?: boolean, insecure?: boolean, timeout: number, count: string }
+interface TurnFlags extends SecretFlags { transport: 'udp' | 'tcp' | 'tls', json?: boolean, insecure?: boolean, timeout: number, count: string }
 
 /** `natcheck turn HOST[:PORT] (--user NAME:PASS | --auth-secret SECRET) [--transport udp|tcp|tls] [--json]`. */
 export function registerTurnCommand (program: Command): void {
@@ -17,6 +17,8 @@ export function registerTurnCommand (program: Command): void {
     .argument('<server>', 'TURN server, HOST[:PORT]')
     .option('--user <name:pass>', 'long-term credentials')
     .option('--auth-secret <secret>', 'TURN REST API shared secret (coturn --static-auth-secret)')
+    .option('--user-file <file>', 'read NAME:PASS from this file (or set NATKIT_USER), so it stays out of ps')
+    .option('--auth-secret-file <file>', 'read the shared secret from this file (or set NATKIT_AUTH_SECRET)')
     .addOption(new Option('--transport <t>', 'how to reach the server').choices(['udp', 'tcp', 'tls']).default('udp'))
     .option('--insecure', 'with --transport tls: do not verify the certificate')
     .option('--count <n>', 'echo datagrams in the first phase', '50')
@@ -25,7 +27,7 @@ export function registerTurnCommand (program: Command): void {
     .action(async (server: string, flags: TurnFlags) => {
       const json = flags.json === true
       try {
-        const credentials = parseCredentials(flags)
+        const credentials = parseCredentials(await resolveClientSecrets(flags, process.env, (l) => { process.stderr.write(`natcheck: ${l}\n`) }))
         const count = Number(flags.count)
         if (!Number.isInteger(count) || count < 1 || count > 10_000) throw new InvalidArgumentError('--count takes a whole number from 1 to 10000')
         const s = styler(useColor(process.stdout, undefined))
@@ -48,9 +50,9 @@ export function registerTurnCommand (program: Command): void {
     })
 }
 
-function parseCredentials (flags: TurnFlags): TurnCredentials {
+function parseCredentials (flags: { user?: string, authSecret?: string }): TurnCredentials {
   if ((flags.user === undefined) === (flags.authSecret === undefined)) {
-    throw new InvalidArgumentError('give exactly one of --user NAME:PASS or --auth-secret SECRET')
+    throw new InvalidArgumentError('give exactly one of --user NAME:PASS or --auth-secret SECRET (or their -file forms, or NATKIT_USER / NATKIT_AUTH_SECRET)')
   }
   if (flags.authSecret !== undefined) return { authSecret: flags.authSecret, user: 'natcheck' }
   return parseUserPass(flags.user as string)

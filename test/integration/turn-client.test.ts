@@ -12,34 +12,8 @@ import { TurnServer } from '../../src/relay/turn-server.js'
 import { expectRejection } from '../support/assert.js'
 import { hasCommand, requireOrSkip } from '../support/env.js'
 import { freePort } from '../support/net.js'
+import { echoPeer, roundTrip } from './relay/support.js'
 import { start, type Started } from '../support/process.js'
-
-/** A UDP echo peer on 127.0.0.1 that answers every datagram to its sender. */
-async function echoPeer (): Promise<{ socket: Socket, endpoint: Endpoint, close: () => Promise<void> }> {
-  const socket = createSocket('udp4')
-  await new Promise<void>(resolve => socket.bind(0, '127.0.0.1', () => { resolve() }))
-  socket.on('message', (msg, rinfo) => { socket.send(msg, rinfo.port, rinfo.address) })
-  return { socket, endpoint: { address: '127.0.0.1', port: socket.address().port }, close: async () => { await new Promise<void>(resolve => socket.close(() => { resolve() })) } }
-}
-
-/** Send `count` numbered datagrams to the peer through the client and collect the echoes (bounded wait). */
-async function roundTrip (client: TurnClient, peer: Endpoint, count: number, size = 100): Promise<number> {
-  const seen = new Set<number>()
-  const onData = (data: Buffer, from: Endpoint): void => { if (from.port === peer.port && data.length === size) seen.add(data.readUInt32BE(0)) }
-  client.on('data', onData)
-  try {
-    for (let i = 0; i < count; i++) {
-      const b = Buffer.alloc(size, 0x61); b.writeUInt32BE(i, 0)
-      client.send(b, peer)
-      if (i % 20 === 19) await new Promise(resolve => setTimeout(resolve, 2))
-    }
-    const deadline = Date.now() + 3000
-    while (seen.size < count && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
-    return seen.size
-  } finally {
-    client.off('data', onData)
-  }
-}
 
 const USER = { username: 'alice', password: 'wonderland' }
 const REALM = 'natkit.test'

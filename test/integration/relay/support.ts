@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createSocket } from 'node:dgram'
+import { createSocket, type Socket } from 'node:dgram'
 import { createServer } from 'node:net'
 import type { Endpoint } from '../../../src/net/endpoint.js'
 import { UdpSocket } from '../../../src/net/udp.js'
 import { StunMessage } from '../../../src/stun/index.js'
+import type { TurnClient } from '../../../src/relay/turn-client.js'
 
 /** Child processes started by a test, killed by PID in after hooks. */
 export class Processes {
@@ -90,3 +91,31 @@ export async function udpRequest (server: Endpoint, data: Uint8Array, socket?: U
     if (socket === undefined) await s.close()
   }
 }
+
+/** A UDP echo peer on 127.0.0.1. */
+export async function echoPeer (): Promise<{ socket: Socket, endpoint: Endpoint, close: () => Promise<void> }> {
+  const socket = createSocket('udp4')
+  await new Promise<void>(resolve => socket.bind(0, '127.0.0.1', () => { resolve() }))
+  socket.on('message', (msg, rinfo) => { socket.send(msg, rinfo.port, rinfo.address) })
+  return { socket, endpoint: { address: '127.0.0.1', port: socket.address().port }, close: async () => { await new Promise<void>(resolve => socket.close(() => { resolve() })) } }
+}
+
+/** Send `count` numbered datagrams to the peer through the client and collect the echoes (bounded wait). */
+export async function roundTrip (client: TurnClient, peer: Endpoint, count: number, size = 100): Promise<number> {
+  const seen = new Set<number>()
+  const onData = (data: Buffer, from: Endpoint): void => { if (from.port === peer.port && data.length === size) seen.add(data.readUInt32BE(0)) }
+  client.on('data', onData)
+  try {
+    for (let i = 0; i < count; i++) {
+      const b = Buffer.alloc(size, 0x61); b.writeUInt32BE(i, 0)
+      client.send(b, peer)
+      if (i % 20 === 19) await new Promise(resolve => setTimeout(resolve, 2))
+    }
+    const deadline = Date.now() + 3000
+    while (seen.size < count && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+    return seen.size
+  } finally {
+    client.off('data', onData)
+  }
+}
+
