@@ -117,8 +117,9 @@ export class PeerPolicy {
   private readonly allow = new BlockList()
   private readonly deny = new BlockList()
   private readonly ownEndpoints: Set<string>
-  /** Ports of wildcard listeners: denied on every loopback address (127.0.0.0/8 reaches a 0.0.0.0 bind). */
-  private readonly loopbackPorts = new Set<number>()
+  /** Ports of wildcard listeners: denied on every loopback address (127.0.0.0/8 reaches a 0.0.0.0 bind; ::1 a ::). */
+  private readonly loopbackPorts4 = new Set<number>()
+  private readonly loopbackPorts6 = new Set<number>()
 
   constructor (options: PeerPolicyOptions = {}) {
     for (const c of options.allowPeer ?? []) addCidr(this.allow, parseCidr(c))
@@ -142,7 +143,8 @@ export class PeerPolicy {
         if (!v6 && isIP(normalize(a)) !== 4) continue
         this.ownEndpoints.add(`${normalize(a)}|${e.port}`)
       }
-      this.loopbackPorts.add(e.port)
+      this.loopbackPorts4.add(e.port)
+      if (v6) this.loopbackPorts6.add(e.port)
     }
   }
 
@@ -152,7 +154,7 @@ export class PeerPolicy {
     const family = isIP(address)
     if (family === 0) return 'denied'
     if (this.ownEndpoints.has(`${address}|${peer.port}`)) return 'denied'
-    if (this.loopbackPorts.has(peer.port) && LOOPBACK.check(address, family === 4 ? 'ipv4' : 'ipv6')) return 'denied'
+    if ((family === 4 ? this.loopbackPorts4 : this.loopbackPorts6).has(peer.port) && LOOPBACK.check(address, family === 4 ? 'ipv4' : 'ipv6')) return 'denied'
     return this.checkAddress(address)
   }
 
