@@ -134,7 +134,9 @@ describe('rendezvous attacks against a real natcheck relay --rendezvous process'
     const refusedAfterHandshake = flood.filter(a => a.closeCode === RENDEZVOUS_CLOSE_CODES.SERVER_FULL).length
     const refusedBeforeHandshake = flood.filter(a => !a.opened).length
     expect(held.length, 'idle WebSockets one address holds').to.be.at.most(MAX_PENDING_PER_IP).and.at.least(1)
-    expect(held.length + refusedAfterHandshake + refusedBeforeHandshake).to.equal(1000)
+    // On a slow machine the first survivors may already have timed out (4004) while the rest were opening.
+    const timedOut = flood.filter(a => a.closeCode === RENDEZVOUS_CLOSE_CODES.REGISTER_TIMEOUT).length
+    expect(held.length + timedOut + refusedAfterHandshake + refusedBeforeHandshake).to.equal(1000)
 
     // While the flood holds its slots: a new client from another address registers, the pair keeps talking.
     const carol = await legit('carol', '127.0.0.2')
