@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import type { IncomingMessage } from 'node:http'
 import { ipv4Address } from '../net/endpoint.js'
+import { ipToBytes } from '../net/ip.js'
 import type { ObservedAddress } from './protocol.js'
 
 /**
@@ -34,4 +35,22 @@ export function observedAddress (req: IncomingMessage, trustProxy: boolean): Obs
     }
   }
   return { address: ipv4Address(req.socket.remoteAddress ?? ''), port: req.socket.remotePort ?? 0 }
+}
+
+/**
+ * The key connections from one source are counted under for per-source limits: the IPv4 address, or the /64 prefix
+ * of an IPv6 address (one subscriber usually holds a whole /64, so counting single IPv6 addresses would limit
+ * nothing). IPv4-mapped IPv6 counts as IPv4. Anything unparsable is its own key.
+ */
+export function sourceKey (address: string): string {
+  const a = ipv4Address(address)
+  const family = isIP(a)
+  if (family === 4) return a
+  if (family !== 6) return a
+  try {
+    const b = ipToBytes(a)
+    return `${[0, 2, 4, 6].map(i => b.readUInt16BE(i).toString(16)).join(':')}::/64`
+  } catch {
+    return a
+  }
 }

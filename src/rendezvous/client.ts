@@ -38,6 +38,8 @@ export interface RendezvousClientOptions {
   readonly heartbeatMs?: number
   /** Most sends waiting for an ack (default 1000). */
   readonly maxOutbox?: number
+  /** Local IP address to connect from (default: chosen by the OS). */
+  readonly localAddress?: string
 }
 
 /** Details of a received message. `n` is the server's delivery number in this session. */
@@ -208,7 +210,8 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
     const t = this.options.token
     const token = typeof t === 'function' ? await t() : t
     const timeoutMs = this.options.connectTimeoutMs ?? 10_000
-    const ws = new WebSocket(this.options.url, { handshakeTimeout: timeoutMs, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 })
+    const local = this.options.localAddress
+    const ws = new WebSocket(this.options.url, { handshakeTimeout: timeoutMs, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024, ...(local === undefined ? {} : { localAddress: local }) })
     this.connecting = ws
     let heartbeat: NodeJS.Timeout | undefined
     let alive = true

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../errors.js'
-import { DEFAULT_TOKEN_SKEW_S } from './token.js'
+import { DEFAULT_MAX_TOKEN_AHEAD_S, DEFAULT_TOKEN_SKEW_S } from './token.js'
 
 /** Per-peer rate limit: two token buckets, one on frames, one on bytes (both must have tokens). */
 export interface RendezvousRateLimit {
@@ -30,10 +30,24 @@ export interface RendezvousCoreOptions {
   readonly maxMessageBytes?: number
   /** Most messages queued for one offline peer (default 256; 0 disables queueing). */
   readonly maxQueuedPerPeer?: number
-  /** Most bytes queued for one offline peer (default 1 MiB). */
+  /**
+   * Most bytes queued for one offline peer (default 1 MiB). Queue and resume-buffer bytes are heap bytes as the
+   * server holds them (see heldSize: the message's JSON text at 2 bytes a character plus a fixed overhead), not
+   * wire bytes, so a frame of many tiny JSON values costs what it really costs.
+   */
   readonly maxQueuedBytesPerPeer?: number
   /** Most bytes held in all queues and resume buffers together (default 64 MiB). */
   readonly maxBufferedBytes?: number
+  /** Most bytes one sender may hold in all offline queues together (default 4 MiB). */
+  readonly maxQueuedBytesPerSender?: number
+  /**
+   * Messages to an id the server does not know (no session: never registered, or gone longer than sessionTtlMs)
+   * are queued, so a peer that registers a little later still gets its offer, but at most this many per sender
+   * (default 32); beyond, `unknown_recipient`.
+   */
+  readonly maxUnknownQueuedPerSender?: number
+  /** Most bytes one sender may hold queued for unknown ids (default 256 KiB: at least one largest frame). */
+  readonly maxUnknownQueuedBytesPerSender?: number
   /** Most offline ids with a queue at once (default 10000). */
   readonly maxQueuedRecipients?: number
   /** Delivered messages kept per session to replay after an abrupt reconnect (default 64 messages, 256 KiB). */
@@ -45,14 +59,21 @@ export interface RendezvousCoreOptions {
   readonly maxPeers?: number
   /** Most connections that have not registered yet (default 1000); beyond, new ones are closed. */
   readonly maxPending?: number
+  /**
+   * Most unregistered connections from one source (an IPv4 address or an IPv6 /64; default 32); beyond, new ones
+   * from that source are closed with `server_full`. Keeps one host from taking all of maxPending.
+   */
+  readonly maxPendingPerIp?: number
   /** A connection that does not register within this is closed with `register_timeout` (default 5000). */
   readonly registerTimeoutMs?: number
   /** Frames a connection may send before registering (default 8); beyond, `not_registered` and closed. */
   readonly maxPendingFrames?: number
   /** Most ids one peer may watch (default 256). */
   readonly maxWatch?: number
-  /** Seconds of clock skew allowed after a token's expiry (default 30). */
+  /** Seconds of clock skew allowed around a token's expiry (default 30). */
   readonly tokenSkewS?: number
+  /** Furthest ahead a token's expiry may be, in seconds (default 86400 = 24 h); beyond, `unauthorized`. */
+  readonly maxTokenAheadS?: number
 }
 
 /** Options with every default applied. */
@@ -65,16 +86,21 @@ export interface ResolvedRendezvousOptions {
   readonly maxQueuedPerPeer: number
   readonly maxQueuedBytesPerPeer: number
   readonly maxBufferedBytes: number
+  readonly maxQueuedBytesPerSender: number
+  readonly maxUnknownQueuedPerSender: number
+  readonly maxUnknownQueuedBytesPerSender: number
   readonly maxQueuedRecipients: number
   readonly replayMessages: number
   readonly replayBytes: number
   readonly rateLimit: Required<RendezvousRateLimit> | false
   readonly maxPeers: number
   readonly maxPending: number
+  readonly maxPendingPerIp: number
   readonly registerTimeoutMs: number
   readonly maxPendingFrames: number
   readonly maxWatch: number
   readonly tokenSkewS: number
+  readonly maxTokenAheadS: number
 }
 
 function num (name: string, value: number | undefined, fallback: number, min = 0): number {
@@ -114,15 +140,20 @@ export function resolveRendezvousOptions (o: RendezvousCoreOptions): ResolvedRen
     maxQueuedPerPeer: num('maxQueuedPerPeer', o.maxQueuedPerPeer, 256),
     maxQueuedBytesPerPeer: num('maxQueuedBytesPerPeer', o.maxQueuedBytesPerPeer, 1024 * 1024),
     maxBufferedBytes: num('maxBufferedBytes', o.maxBufferedBytes, 64 * 1024 * 1024),
+    maxQueuedBytesPerSender: num('maxQueuedBytesPerSender', o.maxQueuedBytesPerSender, 4 * 1024 * 1024),
+    maxUnknownQueuedPerSender: num('maxUnknownQueuedPerSender', o.maxUnknownQueuedPerSender, 32),
+    maxUnknownQueuedBytesPerSender: num('maxUnknownQueuedBytesPerSender', o.maxUnknownQueuedBytesPerSender, 256 * 1024),
     maxQueuedRecipients: num('maxQueuedRecipients', o.maxQueuedRecipients, 10_000),
     replayMessages: num('replayMessages', o.replayMessages, 64),
     replayBytes: num('replayBytes', o.replayBytes, 256 * 1024),
     rateLimit,
     maxPeers: num('maxPeers', o.maxPeers, 10_000, 1),
     maxPending: num('maxPending', o.maxPending, 1000, 1),
+    maxPendingPerIp: num('maxPendingPerIp', o.maxPendingPerIp, 32, 1),
     registerTimeoutMs: num('registerTimeoutMs', o.registerTimeoutMs, 5000, 1),
     maxPendingFrames: num('maxPendingFrames', o.maxPendingFrames, 8, 1),
     maxWatch: num('maxWatch', o.maxWatch, 256, 1),
-    tokenSkewS: num('tokenSkewS', o.tokenSkewS, DEFAULT_TOKEN_SKEW_S)
+    tokenSkewS: num('tokenSkewS', o.tokenSkewS, DEFAULT_TOKEN_SKEW_S),
+    maxTokenAheadS: num('maxTokenAheadS', o.maxTokenAheadS, DEFAULT_MAX_TOKEN_AHEAD_S, 1)
   }
 }

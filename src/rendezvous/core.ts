@@ -5,11 +5,13 @@ import {
   RENDEZVOUS_FATAL_CODES, closeCodeFor, parseClientFrame,
   type ObservedAddress, type RegisterFrame, type RendezvousErrorCode, type SendFrame, type ServerFrame
 } from './protocol.js'
-import { ByteBudget, OfflineQueues } from './queue.js'
+import { sourceKey } from './address.js'
+import { ByteBudget, OfflineQueues, heldSize } from './queue.js'
 import type { ConnId, DropReason, RendezvousAction, RendezvousStats } from './core-types.js'
 import { verifyRendezvousToken } from './token.js'
 
-interface Delivered { readonly n: number, readonly from: string, readonly data: unknown, readonly seq?: number, readonly size: number, readonly at: number }
+/** A delivered message kept for replay; `json` is its data as JSON text, `size` its heldSize. */
+interface Delivered { readonly n: number, readonly from: string, readonly json: string, readonly seq?: number, readonly size: number, readonly at: number }
 
 interface Session {
   readonly key: string
@@ -29,10 +31,14 @@ interface Session {
 interface Conn {
   readonly id: ConnId
   readonly observed: ObservedAddress
+  /** sourceKey(observed.address): what maxPendingPerIp counts under. */
+  readonly source: string
   readonly openedAt: number
   session: Session | undefined
   frames: number
   closing: boolean
+  /** Counted in `pending` (and in pendingBySource): not registered, not closing. */
+  pending: boolean
 }
 
 /** How many recent `seq`s per session are remembered to recognise retransmissions. */
@@ -47,6 +53,8 @@ export class RendezvousCore {
   readonly options: ResolvedRendezvousOptions
   private readonly conns = new Map<ConnId, Conn>()
   private pending = 0
+  private readonly pendingBySource = new Map<string, number>()
+  private pendingRefused = 0
   private readonly peers = new Map<string, Session>()
   private readonly sessions = new Map<string, Session>()
   private readonly watchers = new Map<string, Set<Session>>()
@@ -55,24 +63,43 @@ export class RendezvousCore {
   private relayed = 0
   private queuedTotal = 0
   private online = 0
-  private readonly dropped: Record<DropReason, number> = { invalid: 0, too_large: 0, rate_limited: 0, queue_full: 0, expired: 0, replay_evicted: 0 }
+  private readonly dropped: Record<DropReason, number> = { invalid: 0, too_large: 0, rate_limited: 0, queue_full: 0, unknown_recipient: 0, expired: 0, replay_evicted: 0 }
 
   constructor (options: RendezvousCoreOptions) {
     this.options = resolveRendezvousOptions(options)
     this.budget = new ByteBudget(this.options.maxBufferedBytes)
+    const o = this.options
     this.queues = new OfflineQueues({
-      maxPerPeer: this.options.maxQueuedPerPeer, maxBytesPerPeer: this.options.maxQueuedBytesPerPeer, maxRecipients: this.options.maxQueuedRecipients
+      maxPerPeer: o.maxQueuedPerPeer,
+      maxBytesPerPeer: o.maxQueuedBytesPerPeer,
+      maxRecipients: o.maxQueuedRecipients,
+      maxBytesPerSender: o.maxQueuedBytesPerSender,
+      maxUnknownPerSender: o.maxUnknownQueuedPerSender,
+      maxUnknownBytesPerSender: o.maxUnknownQueuedBytesPerSender
     }, this.budget)
   }
 
-  /** A new WebSocket connection from `observed`. Over maxPending, it is closed at once. */
+  /**
+   * A new WebSocket connection from `observed`. Over maxPending unregistered connections in all, or maxPendingPerIp
+   * from its source (IPv4 address or IPv6 /64), it gets `server_full` and is closed at once.
+   */
   open (conn: ConnId, observed: ObservedAddress, now: number): RendezvousAction[] {
     if (this.conns.has(conn)) return []
-    if (this.pending >= this.options.maxPending) {
-      return [{ type: 'close', conn, code: closeCodeFor('server_full'), reason: 'too many unregistered connections' }]
+    const source = sourceKey(observed.address)
+    const fromSource = this.pendingBySource.get(source) ?? 0
+    let refusal: string | undefined
+    if (this.pending >= this.options.maxPending) refusal = `too many unregistered connections (${this.options.maxPending})`
+    else if (fromSource >= this.options.maxPendingPerIp) refusal = `too many unregistered connections from ${source} (${this.options.maxPendingPerIp})`
+    if (refusal !== undefined) {
+      this.pendingRefused++
+      return [
+        { type: 'send', conn, frame: { type: 'error', code: 'server_full', message: refusal } },
+        { type: 'close', conn, code: closeCodeFor('server_full'), reason: 'server_full' }
+      ]
     }
-    this.conns.set(conn, { id: conn, observed, openedAt: now, session: undefined, frames: 0, closing: false })
+    this.conns.set(conn, { id: conn, observed, source, openedAt: now, session: undefined, frames: 0, closing: false, pending: true })
     this.pending++
+    this.pendingBySource.set(source, fromSource + 1)
     return []
   }
 
@@ -116,7 +143,7 @@ export class RendezvousCore {
       case 'register':
         return this.error(conn, 'already_registered', `this connection is registered as ${JSON.stringify(session.peerId)}`)
       case 'send':
-        return this.send(conn, session, f, size, now)
+        return this.send(conn, session, f, now)
       case 'watch': {
         const fresh = new Set(f.ids.filter(id => !session.watches.has(id)))
         if (session.watches.size + fresh.size > this.options.maxWatch) {
@@ -144,11 +171,9 @@ export class RendezvousCore {
     const conn = this.conns.get(connId)
     if (conn === undefined) return []
     this.conns.delete(connId)
+    this.settle(conn)
     const session = conn.session
-    if (session === undefined) {
-      if (!conn.closing) this.pending--
-      return []
-    }
+    if (session === undefined) return []
     if (session.conn !== conn) return []
     return this.detach(session, now)
   }
@@ -188,9 +213,11 @@ export class RendezvousCore {
       peersOnline: this.online,
       sessions: this.sessions.size,
       pendingConnections: this.pending,
+      pendingRefused: this.pendingRefused,
       messagesRelayed: this.relayed,
       messagesQueued: this.queuedTotal,
       queuedNow: this.queues.size,
+      queuedForUnknownNow: this.queues.unknownSize,
       bufferedBytes: this.budget.used,
       dropped: { ...this.dropped }
     }
@@ -201,12 +228,17 @@ export class RendezvousCore {
 
   private register (conn: Conn, f: RegisterFrame, now: number): RendezvousAction[] {
     const out: RendezvousAction[] = []
-    // 1. Authenticate: the token must carry a valid MAC for this id and must not have expired.
+    // 1. Authenticate: the token must carry a valid MAC for this id, must not have expired, and must not expire
+    //    further ahead than maxTokenAheadS (a long-lived token that leaks is refused).
     if (!this.options.open) {
-      const v = verifyRendezvousToken(this.options.secrets, f.id, f.token, { now, skewS: this.options.tokenSkewS })
+      const o = this.options
+      const v = verifyRendezvousToken(o.secrets, f.id, f.token, { now, skewS: o.tokenSkewS, maxAheadS: o.maxTokenAheadS })
       if (!v.ok) {
         out.push({ type: 'event', event: { type: 'auth-failure', id: f.id, reason: v.reason, observed: conn.observed } })
-        out.push(...this.fatal(conn, v.reason, v.reason === 'expired' ? 'the token has expired' : 'the token does not verify for this id'))
+        const why = v.reason === 'expired'
+          ? 'the token has expired'
+          : v.reason === 'too_far_ahead' ? `the token expires more than ${o.maxTokenAheadS} s ahead` : 'the token does not verify for this id'
+        out.push(...this.fatal(conn, v.reason === 'expired' ? 'expired' : 'unauthorized', why))
         return out
       }
     }
@@ -228,20 +260,20 @@ export class RendezvousCore {
     }
     // 3. Attach, answer `registered`, replay what an abrupt drop may have lost, then deliver the queue in order.
     this.setConn(session, conn)
-    this.pending--
+    this.settle(conn)
     out.push(this.frame(conn, { type: 'registered', id: f.id, session: session.key, resumed, observed: conn.observed, serverTime: now }))
     if (resumed) {
       const received = f.received
       if (received !== undefined) {
         for (const d of session.replay) {
-          if (d.n > received) out.push(this.frame(conn, d.seq === undefined ? { type: 'message', from: d.from, data: d.data, n: d.n } : { type: 'message', from: d.from, data: d.data, seq: d.seq, n: d.n }))
+          if (d.n > received) out.push(this.frame(conn, messageFrame(d.from, JSON.parse(d.json), d.seq, d.n)))
         }
       }
       for (const id of session.watches) out.push(this.frame(conn, { type: 'presence', id, online: this.isOnline(id) }))
     }
     const { messages, expired } = this.queues.take(f.id, now)
     this.dropped.expired += expired
-    for (const m of messages) out.push(this.deliver(session, m.from, m.data, m.seq, m.size, now))
+    for (const m of messages) out.push(this.deliver(session, m.from, JSON.parse(m.json) as unknown, m.json, m.seq, now))
     out.push({ type: 'event', event: { type: 'online', id: f.id, session: session.key, observed: conn.observed, resumed } })
     if (!wasOnline) out.push(...this.presence(f.id, true))
     return out
@@ -268,7 +300,7 @@ export class RendezvousCore {
     return session
   }
 
-  private send (conn: Conn, session: Session, f: SendFrame, size: number, now: number): RendezvousAction[] {
+  private send (conn: Conn, session: Session, f: SendFrame, now: number): RendezvousAction[] {
     const ack = (queued: boolean): RendezvousAction[] => f.seq === undefined ? [] : [this.frame(conn, { type: 'ack', seq: f.seq, queued })]
     if (f.seq !== undefined) {
       const queued = session.seen.get(f.seq)
@@ -278,10 +310,20 @@ export class RendezvousCore {
     let queued: boolean
     const out: RendezvousAction[] = []
     if (target?.conn !== undefined) {
-      out.push(this.deliver(target, session.peerId, f.data, f.seq, size, now))
+      out.push(this.deliver(target, session.peerId, f.data, undefined, f.seq, now))
       queued = false
     } else {
-      const refusal = this.queues.push(f.to, { from: session.peerId, data: f.data, seq: f.seq, size, expiresAt: now + this.options.queueTtlMs }, now)
+      // Queued as JSON text, charged at its heap size. A recipient with no session at all (never registered, or gone
+      // longer than sessionTtlMs) may still be about to register, so its messages are queued too, but only up to the
+      // sender's small unknown-recipient share: ids nobody will ever register cannot absorb the server's memory.
+      const json = JSON.stringify(f.data)
+      const held = { from: session.peerId, json, seq: f.seq, size: heldSize(session.peerId, json), expiresAt: now + this.options.queueTtlMs, unknownRecipient: target === undefined }
+      const refusal = this.queues.push(f.to, held, now)
+      if (refusal === 'unknown-per-sender') {
+        this.dropped.unknown_recipient++
+        const o = this.options
+        return this.error(conn, 'unknown_recipient', `${JSON.stringify(f.to)} is not registered and you already have ${o.maxUnknownQueuedPerSender} messages or ${o.maxUnknownQueuedBytesPerSender} bytes queued for unregistered ids`, f.seq)
+      }
       if (refusal !== undefined) {
         this.dropped.queue_full++
         return this.error(conn, 'queue_full', `${JSON.stringify(f.to)} is offline and its queue is full (${refusal})`, f.seq)
@@ -297,18 +339,25 @@ export class RendezvousCore {
     return out
   }
 
-  /** Hand a message to `target`'s live connection, numbering it and keeping it in the resume buffer. */
-  private deliver (target: Session, from: string, data: unknown, seq: number | undefined, size: number, now: number): RendezvousAction {
+  /**
+   * Hand a message to `target`'s live connection, numbering it and keeping it in the resume buffer (as JSON text,
+   * charged at its heap size; `json` when the caller already has it).
+   */
+  private deliver (target: Session, from: string, data: unknown, json: string | undefined, seq: number | undefined, now: number): RendezvousAction {
     const conn = target.conn as Conn
     const n = target.nextN++
     this.relayed++
-    if (this.options.replayMessages > 0 && size <= this.options.replayBytes) {
-      target.replay.push(seq === undefined ? { n, from, data, size, at: now } : { n, from, data, seq, size, at: now })
-      target.replayBytes += size
-      this.budget.used += size
-      this.trimReplay(target, now)
+    if (this.options.replayMessages > 0) {
+      const text = json ?? JSON.stringify(data)
+      const size = heldSize(from, text)
+      if (size <= this.options.replayBytes) {
+        target.replay.push(seq === undefined ? { n, from, json: text, size, at: now } : { n, from, json: text, seq, size, at: now })
+        target.replayBytes += size
+        this.budget.used += size
+        this.trimReplay(target, now)
+      }
     }
-    return this.frame(conn, seq === undefined ? { type: 'message', from, data, n } : { type: 'message', from, data, seq, n })
+    return this.frame(conn, messageFrame(from, data, seq, n))
   }
 
   private trimReplay (s: Session, now: number): void {
@@ -381,10 +430,25 @@ export class RendezvousCore {
     return [this.frame(conn, ref === undefined ? { type: 'error', code, message } : { type: 'error', code, message, ref })]
   }
 
+  /** `conn` stops counting as pending (it registered, is closing or has gone). Idempotent. */
+  private settle (conn: Conn): void {
+    if (!conn.pending) return
+    conn.pending = false
+    this.pending--
+    const left = (this.pendingBySource.get(conn.source) ?? 1) - 1
+    if (left <= 0) this.pendingBySource.delete(conn.source)
+    else this.pendingBySource.set(conn.source, left)
+  }
+
   /** Send an error frame and close: the connection takes no more frames from now on. */
   private fatal (conn: Conn, code: RendezvousErrorCode, message: string): RendezvousAction[] {
-    if (conn.session === undefined && !conn.closing) this.pending--
+    this.settle(conn)
     conn.closing = true
     return [this.frame(conn, { type: 'error', code, message }), { type: 'close', conn: conn.id, code: closeCodeFor(code), reason: code }]
   }
+}
+
+/** A `message` frame (`seq` only when the sender gave one). */
+function messageFrame (from: string, data: unknown, seq: number | undefined, n: number): ServerFrame {
+  return seq === undefined ? { type: 'message', from, data, n } : { type: 'message', from, data, seq, n }
 }

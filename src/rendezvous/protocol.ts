@@ -21,7 +21,8 @@ export const RENDEZVOUS_ERROR_CODES = [
   'rate_limited', // the peer's message or byte token bucket is empty; the frame was dropped
   'not_registered', // the first frame was not `register` (fatal)
   'already_registered', // `register` on a connection that is already registered
-  'queue_full', // the recipient is offline and its queue (or the server's total) is full; the message was dropped
+  'queue_full', // the recipient is offline and its queue (or the sender's share, or the server's total) is full; the message was dropped
+  'unknown_recipient', // the recipient has no session and the sender already holds its share of messages queued for unknown ids
   'limit_exceeded', // too many watched ids
   'unauthorized', // bad token: malformed or wrong MAC (fatal)
   'expired', // the token's expiry has passed (fatal)

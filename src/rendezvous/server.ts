@@ -1,12 +1,13 @@
 import { EventEmitter } from 'node:events'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, WebSocket, type RawData } from 'ws'
 import { InvalidArgumentError, TransportError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js'
 import { ipv4Address } from '../net/endpoint.js'
-import { observedAddress } from './address.js'
+import { observedAddress, sourceKey } from './address.js'
 import { RendezvousCore } from './core.js'
 import type { ConnId, RendezvousAction, RendezvousEvent, RendezvousStats } from './core-types.js'
 import type { RendezvousCoreOptions } from './core-options.js'
@@ -70,6 +71,10 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
   private readonly now: () => number
   private readonly wss: WebSocketServer
   private readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => { this.onUpgrade(req, socket, head) }
+  /** TCP connections per source (sourceKey) that have not completed the WebSocket handshake (own server only). */
+  private readonly handshaking = new Map<string, number>()
+  private readonly unupgraded = new WeakMap<Duplex, string>()
+  private readonly connection = (socket: Socket): void => { this.onTcpConnection(socket) }
 
   private constructor (private readonly options: RendezvousServerOptions, readonly core: RendezvousCore, readonly http: Server, private readonly ownsHttp: boolean) {
     super()
@@ -100,6 +105,8 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
         http.listen(listen.port, listen.address, () => { http.off('error', onError); resolve() })
       })
       http.on('error', (err) => { log.error('http server error: %s', err.message) })
+      // Behind a proxy every TCP connection comes from the proxy: per-source counting is the core's job then.
+      if (options.trustProxy !== true) http.on('connection', server.connection)
     }
     http.on('upgrade', server.upgrade)
     const tick = setInterval(() => { server.execute(core.tick(server.now())) }, options.tickIntervalMs ?? 1000)
@@ -133,6 +140,34 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
     return { ...this.core.stats(), connections: this.sockets.size }
   }
 
+  /**
+   * A TCP connection to our own HTTP server. Before the WebSocket handshake completes the core does not know it, so
+   * it is counted here: at most maxPendingPerIp per source, else it is destroyed at once. Otherwise one host could
+   * take every one of http.maxConnections with sockets that never finish a request.
+   */
+  private onTcpConnection (socket: Socket): void {
+    const key = sourceKey(socket.remoteAddress ?? '')
+    const n = this.handshaking.get(key) ?? 0
+    if (n >= this.core.options.maxPendingPerIp) {
+      log.trace('too many handshaking connections from %s: dropped', key)
+      socket.destroy()
+      return
+    }
+    this.handshaking.set(key, n + 1)
+    this.unupgraded.set(socket, key)
+    socket.once('close', () => { this.handshakeDone(socket) })
+  }
+
+  /** `socket` completed the handshake or went away: it no longer counts as handshaking. Idempotent. */
+  private handshakeDone (socket: Duplex): void {
+    const key = this.unupgraded.get(socket)
+    if (key === undefined) return
+    this.unupgraded.delete(socket)
+    const left = (this.handshaking.get(key) ?? 1) - 1
+    if (left <= 0) this.handshaking.delete(key)
+    else this.handshaking.set(key, left)
+  }
+
   private onUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void {
     let path: string
     try {
@@ -147,7 +182,7 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
     }
     socket.on('error', (err) => { log.trace('socket error during upgrade: %s', err.message) })
     if (this.closing !== undefined) { socket.destroy(); return }
-    this.wss.handleUpgrade(req, socket, head, (ws) => { this.onConnection(ws, req) })
+    this.wss.handleUpgrade(req, socket, head, (ws) => { this.handshakeDone(socket); this.onConnection(ws, req) })
   }
 
   private onConnection (ws: WebSocket, req: IncomingMessage): void {
@@ -219,6 +254,7 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
     for (const t of this.timers) clearInterval(t)
     this.timers = []
     this.http.off('upgrade', this.upgrade)
+    this.http.off('connection', this.connection)
     this.execute(this.core.shutdown(this.now()))
     if (this.sockets.size > 0) {
       const open = [...this.sockets.values()].map(ws => new Promise<void>((resolve) => { if (ws.readyState === WebSocket.CLOSED) resolve(); else ws.once('close', () => { resolve() }) }))

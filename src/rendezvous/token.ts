@@ -1,17 +1,30 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 
 /**
- * Rendezvous tokens: `EXPIRY:MAC` with EXPIRY in Unix seconds and MAC = base64(HMAC-SHA1(secret, `${EXPIRY}:${ID}`)).
- * That MAC is exactly the TURN REST API password (draft-uberti-behave-turn-rest-00, coturn `--use-auth-secret`) of
- * the username `${EXPIRY}:${ID}`, so one `--auth-secret` serves the TURN relay and the rendezvous server, and a
- * credentials service can hand out both from one computation.
+ * Rendezvous tokens: `EXPIRY:MAC` with EXPIRY in Unix seconds and
+ * MAC = base64url(HMAC-SHA256(secret, "natkit-rendezvous-token-v1" NUL EXPIRY NUL ID)), 43 characters.
+ *
+ * The secret is the TURN relay's `--auth-secret`, so one secret serves both servers, but the MAC is derived under its
+ * own label: it is never the TURN REST API password (draft-uberti-behave-turn-rest-00: base64(HMAC-SHA1(secret,
+ * "EXPIRY:USER"))) of any username, so a TURN credential cannot be replayed as a rendezvous token nor the other way
+ * round. The NUL separators keep (EXPIRY, ID) pairs unambiguous: ids cannot contain control characters.
  */
 
-/** Default clock skew allowed after a token's expiry, in seconds. */
+/** The HMAC label of rendezvous tokens (domain separation from TURN REST passwords). */
+export const RENDEZVOUS_TOKEN_LABEL = 'natkit-rendezvous-token-v1'
+
+/** Default clock skew allowed around a token's expiry, in seconds. */
 export const DEFAULT_TOKEN_SKEW_S = 30
 
-/** Why a token was refused: the wire error codes `unauthorized` and `expired`. */
-export type TokenFailure = 'unauthorized' | 'expired'
+/** Default furthest a token's expiry may lie in the future, in seconds (24 h, as the TURN REST usernames). */
+export const DEFAULT_MAX_TOKEN_AHEAD_S = 86_400
+
+/**
+ * Why a token was refused. `unauthorized`: malformed or wrong MAC; `expired`: the expiry (plus skew) has passed;
+ * `too_far_ahead`: the expiry lies more than maxAheadS (plus skew) in the future. On the wire, `too_far_ahead` is
+ * sent as `unauthorized` (the token will not do, and retrying with it will not help).
+ */
+export type TokenFailure = 'unauthorized' | 'expired' | 'too_far_ahead'
 
 /** Result of verifyRendezvousToken. */
 export type TokenVerification = { readonly ok: true, readonly expiresAt: number } | { readonly ok: false, readonly reason: TokenFailure }
@@ -20,17 +33,20 @@ export type TokenVerification = { readonly ok: true, readonly expiresAt: number 
 export interface VerifyTokenOptions {
   /** The current time in ms (default Date.now()). */
   readonly now?: number
-  /** Seconds a token is still accepted after its expiry, for clock skew (default 30). */
+  /** Seconds of clock skew allowed on either side: after the expiry, and beyond maxAheadS (default 30). */
   readonly skewS?: number
+  /** Furthest ahead of `now` an expiry may be, in seconds (default 86400). A leaked long-lived token is refused. */
+  readonly maxAheadS?: number
 }
 
 function mac (secret: string, expiry: string, id: string): Buffer {
-  return Buffer.from(createHmac('sha1', secret).update(`${expiry}:${id}`).digest('base64'))
+  const digest = createHmac('sha256', secret).update(`${RENDEZVOUS_TOKEN_LABEL}\0${expiry}\0${id}`).digest('base64url')
+  return Buffer.from(digest)
 }
 
 /**
- * A token for peer `id`, valid for `ttlS` seconds from `now` (ms, default Date.now()).
- * Same as the TURN REST API password for username `${EXPIRY}:${id}`, prefixed with `${EXPIRY}:`.
+ * A token for peer `id`, valid for `ttlS` seconds from `now` (ms, default Date.now()). Servers refuse tokens whose
+ * expiry is more than their `maxTokenAheadS` (default 24 h) ahead, so keep `ttlS` below that.
  */
 export function rendezvousToken (secret: string, id: string, ttlS: number, now: number = Date.now()): string {
   const expiry = String(Math.floor(now / 1000) + Math.floor(ttlS))
@@ -39,8 +55,9 @@ export function rendezvousToken (secret: string, id: string, ttlS: number, now: 
 
 /**
  * Check a token for `id` against one secret or several (rotation: any that verifies wins). The MAC is compared in
- * constant time; an expiry more than `skewS` seconds in the past gives `expired` (checked only after the MAC
- * verifies, so an attacker learns nothing from the distinction). Never throws.
+ * constant time; only after it verifies is the expiry checked: more than `skewS` seconds in the past gives `expired`,
+ * more than `maxAheadS + skewS` seconds in the future gives `too_far_ahead` (so an attacker learns nothing from the
+ * distinction). Never throws.
  */
 export function verifyRendezvousToken (secret: string | readonly string[], id: string, token: unknown, options: VerifyTokenOptions = {}): TokenVerification {
   const secrets = typeof secret === 'string' ? [secret] : secret
@@ -53,12 +70,14 @@ export function verifyRendezvousToken (secret: string | readonly string[], id: s
   let valid = false
   for (const s of secrets) {
     const expected = mac(s, expiry, id)
-    // Lengths are public (a SHA-1 MAC in base64 is always 28 characters); compare the bytes in constant time.
+    // Lengths are public (a SHA-256 MAC in base64url is always 43 characters); compare the bytes in constant time.
     if (expected.length === given.length && timingSafeEqual(expected, given)) valid = true
   }
   if (!valid) return { ok: false, reason: 'unauthorized' }
   const expiresAt = Number(expiry) * 1000
   const now = options.now ?? Date.now()
-  if (expiresAt + (options.skewS ?? DEFAULT_TOKEN_SKEW_S) * 1000 < now) return { ok: false, reason: 'expired' }
+  const skewMs = (options.skewS ?? DEFAULT_TOKEN_SKEW_S) * 1000
+  if (expiresAt + skewMs < now) return { ok: false, reason: 'expired' }
+  if (expiresAt - now > (options.maxAheadS ?? DEFAULT_MAX_TOKEN_AHEAD_S) * 1000 + skewMs) return { ok: false, reason: 'too_far_ahead' }
   return { ok: true, expiresAt }
 }

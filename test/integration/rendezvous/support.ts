@@ -58,8 +58,8 @@ export class RawPeer {
     ws.on('error', () => {})
   }
 
-  static async open (url: string): Promise<RawPeer> {
-    const ws = new WebSocket(url, { perMessageDeflate: false })
+  static async open (url: string, localAddress?: string): Promise<RawPeer> {
+    const ws = new WebSocket(url, { perMessageDeflate: false, ...(localAddress === undefined ? {} : { localAddress }) })
     await new Promise<void>((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
     return new RawPeer(ws)
   }

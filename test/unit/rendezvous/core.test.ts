@@ -3,6 +3,7 @@ import fc from 'fast-check'
 import { InvalidArgumentError } from '../../../src/errors.js'
 import { RendezvousCore } from '../../../src/rendezvous/core.js'
 import { RENDEZVOUS_CLOSE_CODES, type ServerFrame } from '../../../src/rendezvous/protocol.js'
+import { heldSize } from '../../../src/rendezvous/queue.js'
 import { rendezvousToken } from '../../../src/rendezvous/token.js'
 import { Harness, SECRET, T0, closeOf, framesTo } from './harness.js'
 
@@ -177,17 +178,23 @@ describe('RendezvousCore', () => {
       expect(framesTo(actions, b).filter(f => f.type === 'message').map(f => f.type === 'message' && f.data)).to.deep.equal(['new'])
     })
 
-    const bounds: Array<[string, object, number, number]> = [
-      ['maxQueuedPerPeer', { maxQueuedPerPeer: 3 }, 10, 3],
-      ['maxQueuedBytesPerPeer', { maxQueuedBytesPerPeer: 400 }, 1000, 4],
-      ['maxBufferedBytes', { maxBufferedBytes: 300 }, 1000, 3],
-      ['queueing disabled', { maxQueuedPerPeer: 0 }, 10, 0]
+    // Each message below is charged heldSize('alice', '"xxx…"') = 2 × (42 + 5) + 128 = 222 heap bytes.
+    const data = 'x'.repeat(40)
+    const one = heldSize('alice', JSON.stringify(data))
+    const bounds: Array<[string, object, number]> = [
+      ['maxQueuedPerPeer', { maxQueuedPerPeer: 3 }, 3],
+      ['maxQueuedBytesPerPeer', { maxQueuedBytesPerPeer: 4 * one + one - 1 }, 4],
+      ['maxBufferedBytes', { maxBufferedBytes: 3 * one }, 3],
+      ['maxQueuedBytesPerSender', { maxQueuedBytesPerSender: 2 * one }, 2],
+      ['queueing disabled', { maxQueuedPerPeer: 0 }, 0]
     ]
-    for (const [name, limit, size, fit] of bounds) {
+    for (const [name, limit, fit] of bounds) {
       it(`refuses messages beyond ${name} with queue_full (ref = seq)`, () => {
+        expect(one).to.equal(222)
         const h = new Harness({ open: true, rateLimit: false, ...limit })
         const a = h.register('alice').conn
-        const data = 'x'.repeat(size === 1000 ? 40 : 1)
+        h.register('bob') // bob is known (has a session) but offline: the unknown-recipient share does not apply
+        h.core.closed(2, h.now)
         for (let i = 1; i <= fit; i++) expect(framesTo(h.feed(a, { type: 'send', to: 'bob', data, seq: i }), a)[0]).to.include({ type: 'ack' })
         const f = only(framesTo(h.feed(a, { type: 'send', to: 'bob', data, seq: 99 }), a))
         expect(f).to.include({ type: 'error', code: 'queue_full', ref: 99 })

@@ -26,11 +26,15 @@ export class Harness {
     this.core = new RendezvousCore(options)
   }
 
-  /** Open a connection (from 203.0.113.1:port); returns its id. */
-  open (port = 40000 + this.nextConn): number {
-    const c = this.nextConn++
-    this.core.open(c, { address: '203.0.113.1', port }, this.now)
-    return c
+  /** Open a connection (from 203.0.113.1:port unless `address` is given); returns its id. */
+  open (port = 40000 + this.nextConn, address = '203.0.113.1'): number {
+    return this.openFrom(address, port).conn
+  }
+
+  /** Open a connection from `address`; returns its id and the core's answer (a refusal, or nothing). */
+  openFrom (address: string, port = 40000 + this.nextConn): { conn: number, actions: RendezvousAction[] } {
+    const conn = this.nextConn++
+    return { conn, actions: this.core.open(conn, { address, port }, this.now) }
   }
 
   feed (conn: number, frame: unknown): RendezvousAction[] {

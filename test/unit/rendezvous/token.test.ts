@@ -5,12 +5,47 @@ import { restApiPassword } from '../../../src/relay/credentials.js'
 import { SECRET, T0 } from './harness.js'
 
 describe('rendezvous token', () => {
-  it('is EXPIRY:base64(HMAC-SHA1(secret, "EXPIRY:ID")), the TURN REST API password of "EXPIRY:ID"', () => {
+  it('is EXPIRY:base64url(HMAC-SHA256(secret, "natkit-rendezvous-token-v1\\0EXPIRY\\0ID"))', () => {
     const token = rendezvousToken(SECRET, 'alice', 600, T0)
     const expiry = String(Math.floor(T0 / 1000) + 600)
-    const mac = createHmac('sha1', SECRET).update(`${expiry}:alice`).digest('base64')
+    const mac = createHmac('sha256', SECRET).update(`natkit-rendezvous-token-v1\0${expiry}\0alice`).digest('base64url')
+    expect(mac).to.have.length(43)
     expect(token).to.equal(`${expiry}:${mac}`)
-    expect(token.slice(expiry.length + 1)).to.equal(restApiPassword(SECRET, `${expiry}:alice`))
+  })
+
+  it('is never the TURN REST API password of the same username, and that password is refused as a token', () => {
+    const expiry = String(Math.floor(T0 / 1000) + 600)
+    const token = rendezvousToken(SECRET, 'alice', 600, T0)
+    const turnPassword = restApiPassword(SECRET, `${expiry}:alice`)
+    expect(token.slice(expiry.length + 1)).to.not.equal(turnPassword)
+    // A TURN credential for EXPIRY:alice replayed at the rendezvous as alice's token:
+    expect(verifyRendezvousToken(SECRET, 'alice', `${expiry}:${turnPassword}`, { now: T0 })).to.deep.equal({ ok: false, reason: 'unauthorized' })
+    // …also re-encoded as base64url, or as the SHA-256 variant of the REST formula without the label:
+    const turnUrl = Buffer.from(turnPassword, 'base64').toString('base64url')
+    expect(verifyRendezvousToken(SECRET, 'alice', `${expiry}:${turnUrl}`, { now: T0 }).ok).to.equal(false)
+    const unlabelled = createHmac('sha256', SECRET).update(`${expiry}:alice`).digest('base64url')
+    expect(verifyRendezvousToken(SECRET, 'alice', `${expiry}:${unlabelled}`, { now: T0 }).ok).to.equal(false)
+  })
+
+  it('refuses a token whose expiry is further ahead than maxAheadS (+ skew) as too_far_ahead', () => {
+    const day = rendezvousToken(SECRET, 'alice', 86_400, T0)
+    expect(verifyRendezvousToken(SECRET, 'alice', day, { now: T0 }).ok).to.equal(true)
+    const dayAndSkew = rendezvousToken(SECRET, 'alice', 86_400 + 30, T0)
+    expect(verifyRendezvousToken(SECRET, 'alice', dayAndSkew, { now: T0 }).ok).to.equal(true)
+    const tooFar = rendezvousToken(SECRET, 'alice', 86_400 + 31, T0)
+    expect(verifyRendezvousToken(SECRET, 'alice', tooFar, { now: T0 })).to.deep.equal({ ok: false, reason: 'too_far_ahead' })
+    const year = rendezvousToken(SECRET, 'alice', 365 * 86_400, T0)
+    expect(verifyRendezvousToken(SECRET, 'alice', year, { now: T0 })).to.deep.equal({ ok: false, reason: 'too_far_ahead' })
+    // Configurable; and the same token becomes acceptable once the (injected) clock has moved on.
+    expect(verifyRendezvousToken(SECRET, 'alice', year, { now: T0, maxAheadS: 400 * 86_400 }).ok).to.equal(true)
+    expect(verifyRendezvousToken(SECRET, 'alice', year, { now: T0 + 364 * 86_400_000 }).ok).to.equal(true)
+    const hour = rendezvousToken(SECRET, 'alice', 3600, T0)
+    expect(verifyRendezvousToken(SECRET, 'alice', hour, { now: T0, maxAheadS: 600, skewS: 0 })).to.deep.equal({ ok: false, reason: 'too_far_ahead' })
+  })
+
+  it('says unauthorized, not too_far_ahead, for a forged far-future token', () => {
+    const year = rendezvousToken('guess', 'alice', 365 * 86_400, T0)
+    expect(verifyRendezvousToken(SECRET, 'alice', year, { now: T0 })).to.deep.equal({ ok: false, reason: 'unauthorized' })
   })
 
   it('verifies a fresh token for its id', () => {
@@ -38,6 +73,10 @@ describe('rendezvous token', () => {
     ['a changed expiry', `${Number(expiry) + 1000}:${mac}`, 'alice'],
     ['a flipped MAC character', `${expiry}:${flip(mac, 3)}`, 'alice'],
     ['a truncated MAC', `${expiry}:${mac.slice(0, 20)}`, 'alice'],
+    ['a MAC truncated by one character', `${expiry}:${mac.slice(0, -1)}`, 'alice'],
+    ['a MAC with one character appended', `${expiry}:${mac}A`, 'alice'],
+    ['a MAC with base64 padding', `${expiry}:${mac}=`, 'alice'],
+    ['an expiry with a leading zero', `0${expiry}:${mac}`, 'alice'],
     ['no MAC', `${expiry}:`, 'alice'],
     ['no expiry', `:${mac}`, 'alice'],
     ['a non-numeric expiry', `soon:${mac}`, 'alice'],
