@@ -198,7 +198,7 @@ export function registerRelayCommand (program: Command): void {
     .option('--auth-secret <secret>', 'TURN REST API shared secret (coturn --use-auth-secret)')
     .option('--user-file <file>', 'static users from a file, one NAME:PASS a line (keeps them out of ps)')
     .option('--auth-secret-file <file>', 'REST secrets from a file, one a line, all accepted (rotation)')
-    .option('--rest-max-ttl <seconds>', 'refuse REST usernames expiring further ahead than this (default 86400)', Number)
+    .option('--rest-max-ttl <seconds>', 'refuse REST usernames and rendezvous tokens expiring further ahead than this (default 86400)', Number)
     .option('--tls-listen <ip:port>', 'TLS listen address')
     .option('--tls-cert <file>', 'PEM certificate (re-read on SIGHUP)')
     .option('--tls-key <file>', 'PEM private key (re-read on SIGHUP)')
@@ -245,7 +245,7 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     for (const e of s.addresses.tcp) say(`listening tcp ${formatEndpoint(e)}`)
     for (const e of s.addresses.tls) say(`listening tls ${formatEndpoint(e)}`)
     if (options.rendezvous !== undefined) {
-      rendezvous = await RendezvousServer.start({ listen: options.rendezvous, authSecret: options.authSecret as string | string[] })
+      rendezvous = await RendezvousServer.start({ listen: options.rendezvous, authSecret: options.authSecret as string | string[], maxTokenAheadS: options.restMaxTtlS })
       say(`rendezvous ${rendezvous.url ?? formatEndpoint(options.rendezvous)}`)
     }
     if (options.admin !== undefined) {
