@@ -6,6 +6,7 @@ import { formatEndpoint, parseEndpoint, type Endpoint } from '../net/endpoint.js
 import { AdminServer } from '../relay/admin-server.js'
 import { RendezvousServer } from '../rendezvous/server.js'
 import { parseUserPass, readSecretFile, warnIfWorldReadable } from './credentials.js'
+import { RELAY_CONNECTION_KEYS, addRelayConnectionOptions, relayConnectionConfig, relayConnectionEnv, relayConnectionOptions, type RelayConnectionSettings } from './connection-limits.js'
 import { PrometheusRelayMetrics } from '../relay/metrics.js'
 import { TurnServer, type TurnServerOptions } from '../relay/turn-server.js'
 
@@ -18,7 +19,7 @@ import { TurnServer, type TurnServerOptions } from '../relay/turn-server.js'
  */
 
 /** The relay command's settings, as in the config file (and flags, camel-cased). */
-export interface RelaySettings {
+export interface RelaySettings extends RelayConnectionSettings {
   listen?: string[]
   realm?: string
   user?: string[]
@@ -72,6 +73,7 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InvalidArgumentError(`config ${file} must be a JSON object`)
   const o = raw as Record<string, unknown>
   const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'rendezvous', 'drainTimeout', 'userQuota', 'totalQuota', 'nativeIo', 'userFile', 'authSecretFile', 'restMaxTtl'])
+  for (const k of RELAY_CONNECTION_KEYS) known.add(k)
   for (const k of Object.keys(o)) if (!known.has(k)) throw new InvalidArgumentError(`unknown config key ${JSON.stringify(k)} in ${file}`)
   let user = list(o.user, 'user')
   if (o.users !== undefined) {
@@ -94,7 +96,8 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
     nativeIo: str(o.nativeIo, 'nativeIo'),
     userFile: str(o.userFile, 'userFile'),
     authSecretFile: str(o.authSecretFile, 'authSecretFile'),
-    restMaxTtl: o.restMaxTtl as number | undefined
+    restMaxTtl: o.restMaxTtl as number | undefined,
+    ...relayConnectionConfig(o)
   }
 }
 
@@ -114,7 +117,8 @@ export function relayEnv (env: NodeJS.ProcessEnv): RelaySettings {
     nativeIo: s(env.NATKIT_RELAY_NATIVE_IO),
     userFile: s(env.NATKIT_RELAY_USER_FILE),
     authSecretFile: s(env.NATKIT_RELAY_AUTH_SECRET_FILE),
-    restMaxTtl: num(env.NATKIT_RELAY_REST_MAX_TTL)
+    restMaxTtl: num(env.NATKIT_RELAY_REST_MAX_TTL),
+    ...relayConnectionEnv(env)
   }
 }
 
@@ -169,7 +173,8 @@ export function relayOptions (s: RelaySettings & { authSecrets?: string[] }): Tu
     denyPeer: s.denyPeer,
     admin: s.admin !== undefined ? parseEndpoint(s.admin, 9641) : undefined,
     rendezvous: rendezvousEndpoint(s, secrets),
-    drainTimeout
+    drainTimeout,
+    ...relayConnectionOptions(s)
   }
 }
 
@@ -190,7 +195,7 @@ function say (line: string): void {
 
 /** Register `relay` on the program. */
 export function registerRelayCommand (program: Command): void {
-  program.command('relay')
+  addRelayConnectionOptions(program.command('relay'))
     .description('run a TURN server (RFC 8656, RFC 6062 TCP relays, RFC 6156 IPv6) in the foreground')
     .option('--listen <ip[:port]>', 'UDP and TCP listen address, repeatable (default 127.0.0.1:3478)', collect)
     .option('--realm <realm>', 'REALM for long-term credentials')

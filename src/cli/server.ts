@@ -3,8 +3,9 @@ import { InvalidArgumentError } from '../errors.js'
 import { formatEndpoint, parseEndpoint } from '../net/endpoint.js'
 import { StunServer } from '../stun/server.js'
 import { reportError } from './output.js'
+import { addServerConnectionOptions, serverConnectionOptions, type ServerConnectionFlags } from './connection-limits.js'
 
-interface ServerFlags {
+interface ServerFlags extends ServerConnectionFlags {
   listen: string
   alternate?: string
   tcp?: boolean
@@ -16,7 +17,7 @@ interface ServerFlags {
 
 /** `natcheck server --listen IP[:PORT] [--alternate IP[:PORT]] [--tcp] [--tls-cert F --tls-key F]`. */
 export function registerServerCommand (program: Command): void {
-  program.command('server')
+  addServerConnectionOptions(program.command('server'))
     .description('run a STUN server in the foreground (RFC 5780-capable with --alternate) until SIGINT/SIGTERM')
     .requiredOption('--listen <ip[:port]>', 'primary address (default port 3478)')
     .option('--alternate <ip[:port]>', 'second IP for RFC 5780 CHANGE-REQUEST (default port 3479)')
@@ -38,7 +39,8 @@ export function registerServerCommand (program: Command): void {
           tls: flags.tlsCert !== undefined && flags.tlsKey !== undefined
             ? { certFile: flags.tlsCert, keyFile: flags.tlsKey, listen: flags.tlsListen !== undefined ? parseEndpoint(flags.tlsListen, 5349) : { address: listen.address, port: 5349 } }
             : undefined,
-          software: flags.software
+          software: flags.software,
+          ...serverConnectionOptions(flags)
         })
         const a = server.addresses()
         process.stderr.write(`natcheck server: STUN on UDP ${a.udp.map(formatEndpoint).join(', ')}` +

@@ -18,7 +18,8 @@ export const RELAY_COUNTERS = {
   natkit_relay_bytes_total: { help: 'Relayed payload bytes', labels: ['direction'] },
   natkit_relay_dropped_total: { help: 'Packets dropped', labels: ['reason'] },
   natkit_relay_malformed_total: { help: 'Malformed packets received', labels: ['reason'] },
-  natkit_relay_tcp_connections_total: { help: 'RFC 6062 peer TCP connections', labels: ['kind'] }
+  natkit_relay_tcp_connections_total: { help: 'RFC 6062 peer TCP connections', labels: ['kind'] },
+  natkit_relay_connections_closed_total: { help: 'TCP/TLS client connections refused or closed by the connection limits', labels: ['reason'] }
 } as const
 /** Gauges (current values). */
 export const RELAY_GAUGES = {
@@ -26,7 +27,9 @@ export const RELAY_GAUGES = {
   natkit_relay_permissions: { help: 'Current permissions' },
   natkit_relay_channels: { help: 'Current channel bindings' },
   natkit_relay_tcp_connections: { help: 'Current RFC 6062 peer TCP connections' },
-  natkit_relay_client_connections: { help: 'Current TCP/TLS client connections' }
+  natkit_relay_client_connections: { help: 'Current TCP/TLS client connections' },
+  natkit_relay_unauthenticated_connections: { help: 'Current TCP/TLS client connections not yet authenticated' },
+  natkit_relay_client_queued_bytes: { help: 'Bytes queued for writing to TCP/TLS clients' }
 } as const
 
 /** A counter name. */

@@ -7,6 +7,7 @@ import { InvalidArgumentError, TransportError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { endpointKey, formatEndpoint, ipFamily, type Endpoint } from '../net/endpoint.js'
 import { BatchUdpSocket } from '../net/batch-udp.js'
+import { StreamGuard } from '../net/stream-guard.js'
 import { bindDatagramSocket } from '../net/native.js'
 import type { DatagramSocket } from '../net/udp.js'
 import { classifyPacket, encodeChannelData, readStreamFrame } from '../stun/index.js'
@@ -54,8 +55,27 @@ export interface TurnServerOptions extends Omit<TurnServerCoreOptions, 'relayAdd
   readonly externalIp6?: string
   /** Most simultaneous client TCP/TLS connections (default 10000). */
   readonly maxConnections?: number
-  /** Bytes a TCP/TLS connection may have queued for writing before packets to it are dropped (default 1 MiB). */
-  readonly maxWriteBuffer?: number
+  /**
+   * A TCP/TLS client connection (TLS handshake included) must send its first complete STUN message or ChannelData
+   * frame within this many ms, or it is closed (default 5000).
+   */
+  readonly firstMessageTimeoutMs?: number
+  /**
+   * A TCP/TLS client connection that has not authenticated — no successful Allocate on it, nor an RFC 6062
+   * ConnectionBind — within this many ms of being accepted is closed (default 30 000; coturn also closes sessions
+   * that never allocate). Binding requests need no authentication and work until then.
+   */
+  readonly authTimeoutMs?: number
+  /**
+   * Concurrent unauthenticated TCP/TLS connections per source (IPv4 address or IPv6 /64); the newest beyond it is
+   * refused (default 32).
+   */
+  readonly maxUnauthenticatedPerIp?: number
+  /**
+   * A TCP/TLS client connection whose queued outgoing bytes pass this is closed (default 256 KiB; see
+   * ConnectionGuardOptions.maxQueuedBytes for why).
+   */
+  readonly maxQueuedBytes?: number
   /**
    * Batched datagram I/O (recvmmsg/sendmmsg, src/net/native.ts) for the client-facing UDP listeners and the UDP relay
    * sockets, when the native addon is built (default true; `NATKIT_NATIVE=0` in the environment also turns it off).
@@ -129,6 +149,10 @@ export class TurnServer extends EventEmitter<TurnServerEvents> implements RelayS
   private readonly tcpListeners: Array<Server | TlsServer> = []
   private tlsServers: TlsServer[] = []
   private readonly connections = new Map<string, ClientConnection>()
+  /** TCP/TLS connections by protocol and remote endpoint, to find the one an allocation event names. */
+  private readonly byRemote = new Map<string, ClientConnection>()
+  /** Connection-level limits of the TCP/TLS listeners. */
+  private readonly guard: StreamGuard
   private readonly relays = new Map<string, RelaySocket>()
   private readonly peerTcp = new Map<number, PeerTcp>()
   private nextConnection = 1
@@ -147,6 +171,18 @@ export class TurnServer extends EventEmitter<TurnServerEvents> implements RelayS
     super()
     this.now = options.now ?? Date.now
     this.metrics = core.metrics
+    const metrics = this.metrics
+    this.guard = new StreamGuard({
+      firstMessageTimeoutMs: options.firstMessageTimeoutMs,
+      authTimeoutMs: options.authTimeoutMs ?? 30_000,
+      maxUnauthenticatedPerIp: options.maxUnauthenticatedPerIp,
+      maxQueuedBytes: options.maxQueuedBytes,
+      onClose: (reason) => { metrics.inc('natkit_relay_connections_closed_total', reason) }
+    })
+    metrics.onCollect?.(() => {
+      metrics.set('natkit_relay_client_queued_bytes', this.guard.queuedBytes())
+      metrics.set('natkit_relay_unauthenticated_connections', this.guard.guard.unauthenticatedCount)
+    })
   }
 
   /** Validate options, bind every listener, and start the expiry timer. Rejects with TransportError or InvalidArgumentError. */
@@ -173,6 +209,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> implements RelayS
         if (options.tcp !== false) {
           const port = options.udp !== false ? server.addresses.udp[server.addresses.udp.length - 1].port : ep.port
           const srv = createTcpServer((sock) => { server.onTcpConnection(sock, 'tcp') })
+          server.guard.watch(srv)
           const local = await listenServer(srv, ep.address, port)
           server.tcpListeners.push(srv)
           server.addresses.tcp.push(local)
@@ -182,6 +219,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> implements RelayS
         for (const ep of options.tls.listen) {
           const srv = createTlsServer({ cert: tlsContext.cert, key: tlsContext.key }, (sock) => { server.onTcpConnection(sock, 'tls') })
           srv.on('tlsClientError', (err) => { log.trace('TLS handshake failed: %s', err.message); metrics.inc('natkit_relay_malformed_total', 'tls-handshake') })
+          server.guard.watch(srv)
           const local = await listenServer(srv, ep.address, ep.port)
           server.tcpListeners.push(srv)
           server.tlsServers.push(srv)
@@ -239,6 +277,9 @@ export class TurnServer extends EventEmitter<TurnServerEvents> implements RelayS
   }
 
   private onTcpConnection (socket: Socket, protocol: ClientProtocol): void {
+    socket.on('error', (err) => { log.trace('connection error: %s', err.message) })
+    // Refused (too many unauthenticated from its source) or closed (a deadline passed during the TLS handshake).
+    if (!this.guard.adopt(socket)) { socket.destroy(); return }
     if (this.closing !== undefined || this.connections.size >= (this.options.maxConnections ?? 10_000)) {
       this.metrics.inc('natkit_relay_dropped_total', 'connection-limit')
       socket.destroy()
@@ -253,12 +294,14 @@ export class TurnServer extends EventEmitter<TurnServerEvents> implements RelayS
       id, socket, transport: { protocol, local, connection: id }, remote: { address: remoteAddress, port: remotePort }, buffer: Buffer.alloc(0)
     }
     this.connections.set(id, conn)
+    const remoteKey = `${protocol}|${endpointKey(conn.remote)}`
+    this.byRemote.set(remoteKey, conn)
     this.metrics.set('natkit_relay_client_connections', this.connections.size)
     socket.setNoDelay(true)
     socket.on('data', (chunk: Buffer) => { this.onStreamData(conn, chunk) })
-    socket.on('error', (err) => { log.trace('connection %s error: %s', id, err.message) })
     socket.on('close', () => {
       this.connections.delete(id)
+      if (this.byRemote.get(remoteKey) === conn) this.byRemote.delete(remoteKey)
       this.metrics.set('natkit_relay_client_connections', this.connections.size)
       if (this.closing === undefined) this.execute(this.core.transportClosed(conn.remote, conn.transport, this.now()))
     })
@@ -283,6 +326,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> implements RelayS
           return
         }
         conn.buffer = conn.buffer.subarray(frame.length)
+        this.guard.message(conn.socket)
         this.execute(this.core.handle(frame.frame, conn.remote, conn.transport, this.now()))
       }
       if (conn.dataFor !== undefined && conn.buffer.length > 0) {
@@ -329,6 +373,11 @@ export class TurnServer extends EventEmitter<TurnServerEvents> implements RelayS
   private onEvent (e: RelayEvent): void {
     switch (e.type) {
       case 'allocation':
+        // An allocation over TCP/TLS authenticates its connection (the connection-level deadlines end).
+        if (e.protocol !== 'udp') {
+          const conn = this.byRemote.get(`${e.protocol}|${endpointKey(e.client)}`)
+          if (conn !== undefined) this.guard.authenticated(conn.socket)
+        }
         log('allocation %d for %s from %s/%s relayed %s lifetime %ds', e.id, e.username, formatEndpoint(e.client), e.protocol, e.relayed.map(formatEndpoint).join(' '), e.lifetime)
         this.emit('allocation', e); break
       case 'refresh': this.emit('refresh', e); break
@@ -346,11 +395,8 @@ export class TurnServer extends EventEmitter<TurnServerEvents> implements RelayS
     }
     const conn = transport.connection === undefined ? undefined : this.connections.get(transport.connection)
     if (conn === undefined || conn.socket.destroyed) return
-    if (conn.socket.writableLength > (this.options.maxWriteBuffer ?? 1 << 20)) {
-      this.metrics.inc('natkit_relay_dropped_total', 'backpressure')
-      return
-    }
-    conn.socket.write(data)
+    // A client that does not read what it is sent is closed once its queue passes the bound (counted by the guard).
+    this.guard.write(conn.socket, data)
   }
 
   private async openRelay (key: string, protocol: 'udp' | 'tcp', address: string, port: number): Promise<void> {
@@ -447,6 +493,8 @@ export class TurnServer extends EventEmitter<TurnServerEvents> implements RelayS
     }
     conn.dataFor = id
     peer.data = conn
+    // A successful ConnectionBind authenticates the data connection (RFC 6062 §5.4).
+    this.guard.authenticated(conn.socket)
     conn.socket.removeAllListeners('data')
     conn.socket.on('data', (chunk: Buffer) => {
       this.metrics.inc('natkit_relay_bytes_total', 'client-to-peer', chunk.length)
@@ -515,6 +563,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> implements RelayS
 
   private async doClose (): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer)
+    this.guard.stop()
     this.clientQueue.close()
     this.execute(this.core.shutdown(this.now()).filter(a => a.type === 'event'))
     for (const p of this.peerTcp.values()) p.socket.destroy()

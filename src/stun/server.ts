@@ -4,7 +4,9 @@ import { createServer as createTcpServer, type Server, type Socket } from 'node:
 import { createServer as createTlsServer } from 'node:tls'
 import { InvalidArgumentError, TransportError } from '../errors.js'
 import { createLogger } from '../log.js'
+import type { ConnectionCloseReason } from '../net/connection-guard.js'
 import { endpointKey, formatEndpoint, type Endpoint } from '../net/endpoint.js'
+import { StreamGuard } from '../net/stream-guard.js'
 import { bindDatagramSocket } from '../net/native.js'
 import type { DatagramSocket } from '../net/udp.js'
 import { HEADER_LENGTH } from './constants.js'
@@ -38,8 +40,31 @@ export interface StunServerOptions {
   readonly nativeIo?: boolean
   /** Most simultaneous TCP/TLS connections (default 1024); more are refused. */
   readonly maxConnections?: number
-  /** Idle TCP/TLS connections are closed after this many ms (default 30 000). */
+  /**
+   * A TCP/TLS connection without a complete STUN message for this many ms is closed (default 30 000). Partial bytes
+   * do not count, so a slow trickle does not keep a connection open.
+   */
   readonly idleTimeoutMs?: number
+  /** A TCP/TLS connection (TLS handshake included) must send its first complete STUN message within this (default 5000 ms). */
+  readonly firstMessageTimeoutMs?: number
+  /**
+   * Concurrent TCP/TLS connections per source (IPv4 address or IPv6 /64); the newest beyond it is refused
+   * (default 32). Nothing authenticates on a STUN server, so every connection counts.
+   */
+  readonly maxConnectionsPerIp?: number
+  /**
+   * A TCP/TLS connection whose queued response bytes pass this is closed (default 256 KiB): a client that sends
+   * requests and never reads the answers would otherwise grow the queue without bound.
+   */
+  readonly maxQueuedBytes?: number
+}
+
+/** Connection-level figures of a StunServer's TCP/TLS listeners. */
+export interface StunConnectionStats {
+  /** TCP/TLS connections open now (TLS ones from before their handshake). */
+  readonly open: number
+  /** Connections refused or closed by the limits, by reason. */
+  readonly closed: Readonly<Record<ConnectionCloseReason, number>>
 }
 
 /** Where a running server listens. */
@@ -63,10 +88,17 @@ export class StunServer extends EventEmitter<StunServerEvents> {
   private readonly udp = new Map<string, DatagramSocket>()
   private readonly streamServers: Array<{ server: Server, local: Endpoint, kind: 'tcp' | 'tls' }> = []
   private readonly connections = new Set<Socket>()
+  private readonly guard: StreamGuard
   private closing: Promise<void> | undefined
 
   private constructor (readonly core: StunServerCore, private readonly options: StunServerOptions) {
     super()
+    this.guard = new StreamGuard({
+      firstMessageTimeoutMs: options.firstMessageTimeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
+      maxUnauthenticatedPerIp: options.maxConnectionsPerIp,
+      maxQueuedBytes: options.maxQueuedBytes
+    })
   }
 
   /** Bind every socket and start serving. Rejects with TransportError when an address cannot be bound. */
@@ -108,6 +140,11 @@ export class StunServer extends EventEmitter<StunServerEvents> {
   /** Counters from the protocol core. */
   get stats (): StunServerStats { return this.core.stats }
 
+  /** TCP/TLS connections open, and those the connection limits refused or closed. */
+  get connectionStats (): StunConnectionStats {
+    return { open: this.guard.size, closed: { ...this.guard.closedBy } }
+  }
+
   /** Where the server listens. */
   addresses (): StunServerAddresses {
     return {
@@ -148,6 +185,7 @@ export class StunServer extends EventEmitter<StunServerEvents> {
       server = createTcpServer(onConnection)
     }
     server.maxConnections = this.options.maxConnections ?? 1024
+    this.guard.watch(server)
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) => { reject(new TransportError(`cannot listen on ${kind.toUpperCase()} ${formatEndpoint(local)}: ${err.message}`, { cause: err })) })
       server.listen(local.port, local.address, () => { resolve() })
@@ -159,15 +197,16 @@ export class StunServer extends EventEmitter<StunServerEvents> {
   }
 
   private serveConnection (socket: Socket, local: Endpoint): void {
+    socket.on('error', () => { /* reset by peer etc.: nothing to do but close */ })
+    // Refused (too many from its source) or closed (a deadline passed, e.g. during the TLS handshake) by the guard.
+    if (!this.guard.adopt(socket)) { socket.destroy(); return }
     this.connections.add(socket)
     const from = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }
     let buffer: Buffer = Buffer.alloc(0)
-    socket.setTimeout(this.options.idleTimeoutMs ?? 30_000, () => socket.destroy())
-    socket.on('error', () => { /* reset by peer etc.: nothing to do but close */ })
     socket.on('close', () => { this.connections.delete(socket) })
     socket.on('data', (chunk: Buffer) => {
       buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer, chunk])
-      for (let guard = 0; guard < 1000; guard++) {
+      for (let n = 0; n < 1000; n++) {
         // A STUN-only stream carries nothing but STUN: any other first byte (ChannelData included) ends it now,
         // rather than waiting for a length that was never meant as one.
         const frame = buffer.length > 0 && classifyPacket(buffer) !== 'stun' ? { kind: 'invalid' as const } : readStreamFrame(buffer)
@@ -179,8 +218,10 @@ export class StunServer extends EventEmitter<StunServerEvents> {
           return
         }
         buffer = buffer.subarray(frame.length)
+        this.guard.message(socket)
         const action = this.core.handle(frame.frame, from, local, true)
-        if (action.type === 'send') socket.write(action.data)
+        // A peer that does not read its answers is closed once they pass the queue bound.
+        if (action.type === 'send' && !this.guard.write(socket, action.data)) return
       }
       if (buffer.length > HEADER_LENGTH + 0xffff) socket.destroy()
     })
@@ -189,6 +230,7 @@ export class StunServer extends EventEmitter<StunServerEvents> {
   /** Stop listening, close every socket and connection. Idempotent. */
   close (): Promise<void> {
     this.closing ??= (async () => {
+      this.guard.stop()
       for (const c of this.connections) c.destroy()
       await Promise.all([
         ...[...this.udp.values()].map(async s => { await s.close() }),
