@@ -3,7 +3,7 @@ import { discoverNat, type NatReport, type NatType } from '../../../src/discover
 import type { HostInterfaces } from '../../../src/net/interfaces.js'
 import {
   SimNetwork, SimStunServer, natPreset, type SimBehaviour, type SimHost, type SimNatOptions
-} from '../../../src/traversal/sim/index.js'
+} from '../../../src/sim/index.js'
 
 /**
  * discoverNat itself (every phase: reach, RFC 5780 mapping and filtering, hairpinning, port allocation, lifetime lower

@@ -1,7 +1,7 @@
 import { expect } from 'chai'
-import type { Endpoint } from '../../../../src/net/endpoint.js'
-import { StunClient } from '../../../../src/stun/client.js'
-import { SIM_NAT_PRESETS, SimNetwork, SimStunServer, type SimNatPreset, type SimSocket } from '../../../../src/traversal/sim/index.js'
+import type { Endpoint } from '../../../src/net/endpoint.js'
+import { StunClient } from '../../../src/stun/client.js'
+import { SIM_NAT_PRESETS, SimNetwork, SimStunServer, type SimNatPreset, type SimSocket } from '../../../src/sim/index.js'
 
 /**
  * Whether simultaneous-open punching (each side sends to the other's server-reflexive address, then answers packets at
