@@ -92,13 +92,7 @@ export function registerConnectCommand (program: Command): void {
         if (count > 0 && echo.delivered === 0) process.exitCode = ExitCode.Inconclusive
       } catch (err) {
         const report = (err as { report?: ConnectReport }).report
-        if (json && report !== undefined) {
-          printJson({ ...jsonReport(report), error: { code: (err as { code?: string }).code ?? 'ERR_INTERNAL', message: (err as Error).message } })
-          process.stderr.write(`natcheck: ${(err as Error).message}\n`)
-          process.exitCode = ExitCode.Inconclusive
-        } else {
-          reportError(err, json)
-        }
+        reportError(err, json, { doc: report !== undefined ? jsonReport(report) : undefined })
       } finally {
         await session?.close()
         await client?.close()

@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { TransportError } from '../errors.js'
 import { discoverNat } from '../discovery/discover.js'
 import { labSupported } from '../lab/lab.js'
 import { matrixMarkdown, runConnectMatrix } from '../lab/matrix.js'
@@ -107,7 +108,7 @@ async function connectPair (url: string, turnAt: string, policy: 'all' | 'relay'
     // One datagram each way proves the path carries data.
     const got = new Promise<string>(resolve => sessions[1].once('message', d => { resolve(d.toString()) }))
     sessions[0].send(Buffer.from('hello through natkit'))
-    await Promise.race([got, new Promise((_resolve, reject) => setTimeout(() => { reject(new Error('the demo datagram did not arrive')) }, 3000).unref())])
+    await Promise.race([got, new Promise((_resolve, reject) => setTimeout(() => { reject(new TransportError('the demo datagram did not arrive within 3 s')) }, 3000).unref())])
     return sessions as [PeerSession, PeerSession]
   } finally {
     await Promise.all(clients.map(async c => { await c.close() }))

@@ -1,5 +1,5 @@
-import { NatError } from '../errors.js'
-import { ExitCode, exitCodeFor } from './exit-codes.js'
+import { ERROR_CODES, NatError } from '../errors.js'
+import { ExitCode, exitCodeFor, type CommandKind } from './exit-codes.js'
 
 /** The version of every `--json` document natcheck prints. */
 export const SCHEMA_VERSION = 1
@@ -29,18 +29,24 @@ export function table (rows: Array<[string, string]>): string {
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n') + '\n'
 }
 
+/** The `error` member of a --json document: `{ code, message }`. */
+export function errorJson (err: unknown): { code: string, message: string } {
+  return { code: err instanceof NatError ? err.code : ERROR_CODES.INTERNAL, message: err instanceof Error ? err.message : String(err) }
+}
+
 /**
- * Report a failure the natcheck way: `{ "error": { code, message } }` on stdout with --json, a one-line message on
- * stderr otherwise; sets process.exitCode from the one map.
+ * Report a failure the natcheck way: `{ "error": { code, message } }` on stdout with --json (after the members of
+ * `doc`, e.g. a partial report), a one-line message on stderr in any case; sets process.exitCode from the one map
+ * (exit-codes.ts). Returns the exit code.
  */
-export function reportError (err: unknown, json: boolean): void {
-  const code = err instanceof NatError ? err.code : 'ERR_INTERNAL'
-  const message = err instanceof Error ? err.message : String(err)
-  const exit = exitCodeFor(err)
-  if (json) printJson({ error: { code, message } })
+export function reportError (err: unknown, json: boolean, o: { kind?: CommandKind, doc?: Record<string, unknown> } = {}): ExitCode {
+  const { message } = errorJson(err)
+  const exit = exitCodeFor(err, o.kind)
+  if (json) printJson({ ...o.doc, error: errorJson(err) })
   process.stderr.write(`natcheck: ${message}\n`)
   if (exit === ExitCode.Internal && err instanceof Error && err.stack !== undefined && process.env.DEBUG !== undefined) {
     process.stderr.write(`${err.stack}\n`)
   }
   process.exitCode = exit
+  return exit
 }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import { InvalidArgumentError, NatError } from '../errors.js'
-import { ExitCode } from './exit-codes.js'
+import { ExitCode, exitCodeFor } from './exit-codes.js'
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../net/endpoint.js'
 import { AdminServer } from '../relay/admin-server.js'
 import { RendezvousServer } from '../rendezvous/server.js'
@@ -291,9 +291,8 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     await server?.close()
     await rendezvous?.close()
     await admin?.close()
-    if (err instanceof InvalidArgumentError) { say(`error: ${err.message}`); return ExitCode.Usage }
-    if (err instanceof NatError) { say(`error: ${err.message}`); return err.code === 'ERR_TRANSPORT' ? ExitCode.Usage : ExitCode.Internal }
-    say(`internal error: ${(err as Error).stack ?? String(err)}`)
-    return ExitCode.Internal
+    const exit = exitCodeFor(err, 'server')
+    say(exit === ExitCode.Internal ? `internal error: ${(err as Error).stack ?? String(err)}` : `error: ${(err as Error).message}`)
+    return exit
   }
 }

@@ -57,7 +57,7 @@ export function registerServerCommand (program: Command): void {
         })
         await server.close()
       } catch (err) {
-        reportError(err, false)
+        reportError(err, false, { kind: 'server' })
       }
     })
 }

@@ -1,4 +1,5 @@
 import type { Endpoint } from '../net/endpoint.js'
+import type { DatagramSocket } from '../net/udp.js'
 import { buildBindingRequest, StunClient } from '../stun/client.js'
 import { ArrivalWatch } from './hairpin.js'
 import { clientProbe, probeBudgetMs, sendOnSchedule, type ProbeTiming } from './probe.js'
@@ -20,18 +21,34 @@ export const LIFETIME_CHECKPOINTS_S = [5, 10, 20, 30, 45, 60, 90, 120, 180, 300]
  * response to the shared public IP at that first socket's mapped port. If it arrives, the mapping outlived T. The
  * whole test takes the longest T, and brackets the lifetime between the last surviving and first expired T.
  */
-export async function testLifetime (o: { primary: Endpoint, timing: ProbeTiming, maxS: number, bindAddress: string, signal?: AbortSignal, onCheckpoint?: (s: number, alive: boolean) => void }): Promise<LifetimeResult> {
+export async function testLifetime (o: {
+  primary: Endpoint
+  timing: ProbeTiming
+  maxS: number
+  bindAddress: string
+  /** Socket seam (default: bind a node:dgram socket on `bindAddress`); the sockets it binds are closed at the end. */
+  bindSocket?: () => Promise<DatagramSocket>
+  signal?: AbortSignal
+  onCheckpoint?: (s: number, alive: boolean) => void
+}): Promise<LifetimeResult> {
   const checkpoints = LIFETIME_CHECKPOINTS_S.filter(s => s <= o.maxS)
   const clients: StunClient[] = []
+  const sockets: DatagramSocket[] = []
+  const create = async (onOther?: (d: Buffer) => void): Promise<StunClient> => {
+    if (o.bindSocket === undefined) return await StunClient.create({ localAddress: o.bindAddress, onOther })
+    const socket = await o.bindSocket()
+    sockets.push(socket)
+    return await StunClient.create({ socket, onOther })
+  }
   try {
     const results = await Promise.all(checkpoints.map(async (seconds) => {
       const watch = new ArrivalWatch()
-      const holder = await StunClient.create({ localAddress: o.bindAddress, onOther: (d) => { watch.observe(d) } })
+      const holder = await create((d) => { watch.observe(d) })
       clients.push(holder)
       const first = await clientProbe(holder, o.timing, o.signal)(o.primary)
       if (first.kind !== 'response') return { seconds, alive: null }
       await sleep(seconds * 1000, o.signal)
-      const asker = await StunClient.create({ localAddress: o.bindAddress })
+      const asker = await create()
       clients.push(asker)
       const request = buildBindingRequest({ responsePort: first.result.mapped.port })
       const seen = watch.waitFor(request.toString('latin1', 4, 20), probeBudgetMs(o.timing), o.signal)
@@ -46,6 +63,7 @@ export async function testLifetime (o: { primary: Endpoint, timing: ProbeTiming,
     return { aliveS: alive.length > 0 ? Math.max(...alive) : null, expiredS: dead.length > 0 ? Math.min(...dead) : null }
   } finally {
     await Promise.all(clients.map(async c => { await c.close() }))
+    await Promise.all(sockets.map(async s => { await s.close() }))
   }
 }
 

@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { predictPair, type Strategy } from '../discovery/predict.js'
 import type { NatType } from '../discovery/types.js'
+import { LabError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { Lab } from './lab.js'
 import type { LabNatType } from './types.js'
@@ -133,7 +134,7 @@ async function waitForServers (lab: Lab, ip: string): Promise<void> {
     if (turn.code === 0 && stun.code === 0) return
     await new Promise(resolve => setTimeout(resolve, 100))
   }
-  throw new Error('the lab servers did not start')
+  throw new LabError('the lab servers did not start')
 }
 
 function parseOutcome (stdout: string, stderr: string): PeerOutcome {

@@ -4,7 +4,7 @@ import { TransportError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { ipFamily, type Endpoint } from './endpoint.js'
 import { ipToBytes, writeIPv4 } from './ip.js'
-import { loadNativeUdp, nativeUdpUnavailableReason, type NativeUdpBinding, type NativeUdpStats } from './native.js'
+import { loadNativeUdp, nativeUdpUnavailableReason, type NativeUdpBinding, type NativeUdpStats } from './native-addon.js'
 import type { DatagramSocket, UdpBindOptions } from './udp.js'
 
 const log = createLogger('natcheck:net:batch-udp')

@@ -1,5 +1,6 @@
 import { lookup, resolveSrv } from 'node:dns/promises'
 import { ResolveError } from '../errors.js'
+import { createLogger } from '../log.js'
 import { ipFamily, parseHostPort, type Endpoint } from './endpoint.js'
 
 /** Transports a STUN/TURN server may be reached over. */
@@ -24,6 +25,11 @@ export interface ResolveOptions {
     lookup: (host: string, family: 0 | 4 | 6) => Promise<Array<{ address: string }>>
   }
 }
+
+const log = createLogger('natcheck:net:resolve')
+
+/** SRV lookup errors that mean "no such records", the normal case for a host without SRV. */
+const NO_RECORDS = new Set(['ENOTFOUND', 'ENODATA', 'NXDOMAIN'])
 
 const systemDns = {
   resolveSrv,
@@ -53,8 +59,12 @@ export async function resolveServer (text: string, options: ResolveOptions = {})
       const records = await dns.resolveSrv(srvName)
       records.sort((a, b) => a.priority - b.priority || b.weight - a.weight)
       for (const r of records) targets.push({ name: r.name, port: r.port })
-    } catch {
-      // No SRV records: use the host itself on the default port.
+    } catch (err) {
+      // No SRV records: use the host itself on the default port. Anything else (a timeout, a refused query) is logged,
+      // so a broken resolver does not read as "no SRV records".
+      const code = (err as { code?: string }).code
+      if (code !== undefined && NO_RECORDS.has(code)) log('no SRV records for %s', srvName)
+      else log.error('SRV lookup of %s failed (%s): %s; falling back to A/AAAA', srvName, code ?? 'no code', (err as Error).message)
     }
   }
   if (targets.length === 0) targets.push({ name: host, port: port ?? defaultPort(transport) })

@@ -1,6 +1,6 @@
 import { endpointKey, type Endpoint } from '../net/endpoint.js'
 import type { ResponseSecurity } from './responses.js'
-import { TokenBucket } from './token-bucket.js'
+import { TokenBucket } from '../util/token-bucket.js'
 import type { ClientTransport } from './types.js'
 
 /**

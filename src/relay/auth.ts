@@ -4,7 +4,7 @@ import type { Endpoint } from '../net/endpoint.js'
 import { CredentialStore, type CredentialStoreOptions } from './credentials.js'
 import { NonceIssuer } from './nonce.js'
 import { errorResponse, type ResponseSecurity } from './responses.js'
-import { KeyedTokenBuckets } from './token-bucket.js'
+import { KeyedTokenBuckets } from '../util/token-bucket.js'
 
 /**
  * Long-term credential checking for TURN requests: RFC 8489 §9.2.4 ("Receiving a Request") as RFC 8656 §5

@@ -6,7 +6,7 @@ import type { ClientTransport, RelayAction } from './types.js'
 
 /**
  * The relay's data path: Send indications and ChannelData from clients (RFC 8656 §11.2, §12.6), UDP datagrams from
- * peers (§11.3, §12.6). This is the hot path, so it allocates as little as it can: the ChannelData header is read in
+ * peers (§11.3, §12.7). This is the hot path, so it allocates as little as it can: the ChannelData header is read in
  * place and the payload forwarded as a view of the received packet; the 5-tuple and the peer's channel are found
  * without building string keys; the peer policy verdict is cached on the channel binding; traffic is counted in
  * plain numbers (TrafficCounters) that the metrics read when scraped. With a RelaySink the forwarded packets go
@@ -113,7 +113,7 @@ function forward (core: TurnServerCore, alloc: Allocation, relay: RelayAddress, 
   return [{ type: 'relay', relay: relay.key, to: peer, data }]
 }
 
-/** A datagram from a peer on a UDP relay socket: RFC 8656 §11.3 (Data indication) and §12.6 (ChannelData). */
+/** A datagram from a peer on a UDP relay socket: RFC 8656 §11.3 (Data indication) and §12.7 (ChannelData). */
 export function onPeerData (core: TurnServerCore, relayKey: string, data: Uint8Array, peer: Endpoint, now: number): RelayAction[] {
   const alloc = core.byRelay.get(relayKey)
   if (alloc === undefined || alloc.state !== 'active') return core.ignore('unknown-relay')

@@ -5,7 +5,7 @@ import type { AuthContext } from './auth.js'
 import type { TurnServerCore } from './server-core.js'
 import type { ClientTransport, RelayAction } from './types.js'
 
-/** CreatePermission (RFC 8656 §10.2) and ChannelBind (RFC 8656 §11.2, channels §12). */
+/** CreatePermission (RFC 8656 §10.2) and ChannelBind (RFC 8656 §12.2; channels §12). */
 
 /** A CreatePermission request (RFC 8656 §10.2). */
 export function onCreatePermission (core: TurnServerCore, req: StunMessage, from: Endpoint, transport: ClientTransport, ctx: AuthContext, now: number): RelayAction[] {
@@ -45,7 +45,7 @@ export function sweepPermissions (alloc: Allocation, now: number): void {
   for (const [ip, t] of alloc.permissions) if (t <= now) alloc.permissions.delete(ip)
 }
 
-/** A ChannelBind request (RFC 8656 §11.2). */
+/** A ChannelBind request (RFC 8656 §12.2). */
 export function onChannelBind (core: TurnServerCore, req: StunMessage, from: Endpoint, transport: ClientTransport, ctx: AuthContext, now: number): RelayAction[] {
   const alloc = core.ownAllocation(req, from, transport, ctx, now)
   if (Array.isArray(alloc)) return alloc

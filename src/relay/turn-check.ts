@@ -1,4 +1,4 @@
-import { AbortError, NatError, ResolveError, StunErrorResponse, StunTimeoutError, TransportError } from '../errors.js'
+import { AbortError, ERROR_CODES, NatError, RelaySilentError, ResolveError, StunErrorResponse, StunTimeoutError, TransportError } from '../errors.js'
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js'
 import { bindDatagramSocket } from '../net/native.js'
 import { resolveServer, type Transport } from '../net/resolve.js'
@@ -91,7 +91,7 @@ export async function checkTurn (o: TurnCheckOptions): Promise<TurnCheckReport> 
     client.on('data', (data, from) => { client?.send(data, from) })
     step = 'relay-send'; t = performance.now()
     const first = await echoRound(peer, allocation.relayed, count, 100, timeoutMs)
-    if (first.received === 0) throw new NatError(`none of ${count} datagrams sent to the relayed address ${formatEndpoint(allocation.relayed)} came back`, 'ERR_RELAY_SILENT')
+    if (first.received === 0) throw new RelaySilentError(`none of ${count} datagrams sent to the relayed address ${formatEndpoint(allocation.relayed)} came back`)
     rtts = first.rtts
     record('relay-send', true, t, `${first.received}/${count} echoed through Send/Data indications`)
     step = 'relay-channel'; t = performance.now()
@@ -165,7 +165,7 @@ async function echoRound (peer: Awaited<ReturnType<typeof bindDatagramSocket>>, 
 /** Turn a failure into what it means and what to fix. */
 function diagnose (step: string, err: unknown, o: TurnCheckOptions, transport: Transport): NonNullable<TurnCheckReport['failure']> {
   const message = err instanceof Error ? err.message : String(err)
-  const code = err instanceof NatError ? err.code : 'ERR_INTERNAL'
+  const code = err instanceof NatError ? err.code : ERROR_CODES.INTERNAL
   const usesSecret = 'authSecret' in o.credentials
   let fix = 'Run with DEBUG=natcheck:* for a protocol trace.'
   if (err instanceof ResolveError) fix = 'Check the host name (DNS) or give an IP address.'
@@ -187,7 +187,7 @@ function diagnose (step: string, err: unknown, o: TurnCheckOptions, transport: T
       case 508: fix = 'The server is out of relay ports or draining: widen --ports or try again later.'; break
       default: fix = `The server answered ${err.errorCode} ${err.reason}.`
     }
-  } else if (code === 'ERR_RELAY_SILENT') {
+  } else if (code === ERROR_CODES.RELAY_SILENT) {
     fix = 'Allocation works but relayed traffic does not: the relay port range (--ports, default 49152-65535) is blocked by a firewall in front of the server, or --external-ip is wrong.'
   }
   return { step, code, message, fix }

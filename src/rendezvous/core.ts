@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { TokenBucket } from '../relay/token-bucket.js'
+import { TokenBucket } from '../util/token-bucket.js'
 import { resolveRendezvousOptions, type RendezvousCoreOptions, type ResolvedRendezvousOptions } from './core-options.js'
 import {
   RENDEZVOUS_FATAL_CODES, closeCodeFor, parseClientFrame,

@@ -1,4 +1,4 @@
-import { NatError } from '../errors.js'
+import { ERROR_CODES, NatError, rendezvousRemoteCode } from '../errors.js'
 import type { RendezvousErrorCode } from './protocol.js'
 
 /**
@@ -16,27 +16,27 @@ export class RendezvousError extends NatError {}
  */
 export class RendezvousRemoteError extends RendezvousError {
   constructor (readonly reason: RendezvousErrorCode | string, detail: string, readonly ref?: number) {
-    super(`rendezvous server error ${reason}: ${detail}`, `ERR_RENDEZVOUS_${reason.toUpperCase()}`)
+    super(`rendezvous server error ${reason}: ${detail}`, rendezvousRemoteCode(reason))
   }
 }
 
 /** A request (send, ping, connect) got no answer in time. */
 export class RendezvousTimeoutError extends RendezvousError {
   constructor (readonly operation: string, readonly timeoutMs: number) {
-    super(`rendezvous ${operation} got no answer within ${timeoutMs} ms`, 'ERR_RENDEZVOUS_TIMEOUT')
+    super(`rendezvous ${operation} got no answer within ${timeoutMs} ms`, ERROR_CODES.RENDEZVOUS_TIMEOUT)
   }
 }
 
 /** The client was closed (or gave up reconnecting) while the operation was pending. */
 export class RendezvousClosedError extends RendezvousError {
   constructor (detail = 'the rendezvous client is closed', options?: ErrorOptions) {
-    super(detail, 'ERR_RENDEZVOUS_CLOSED', options)
+    super(detail, ERROR_CODES.RENDEZVOUS_CLOSED, options)
   }
 }
 
 /** Too many sends are waiting for an ack (the client's outbox is full): slow down. */
 export class RendezvousOutboxFullError extends RendezvousError {
   constructor (readonly limit: number) {
-    super(`more than ${limit} rendezvous messages are waiting for an ack`, 'ERR_RENDEZVOUS_OUTBOX_FULL')
+    super(`more than ${limit} rendezvous messages are waiting for an ack`, ERROR_CODES.RENDEZVOUS_OUTBOX_FULL)
   }
 }

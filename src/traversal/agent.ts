@@ -354,7 +354,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     if (classifyPacket(data) !== 'stun') return
     let m: StunMessage
-    try { m = StunMessage.decode(data) } catch { return }
+    try { m = StunMessage.decode(data) } catch (err) { log.trace('dropped a malformed STUN message from %s: %s', formatEndpoint(from), (err as Error).message); return }
     if (m.method !== Method.Binding || m.cls !== MessageClass.Request) return
     this.answerCheck(base, m, from)
   }
@@ -398,7 +398,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     log('path: %s %s → %s', isRelayed(best) ? 'relay' : 'direct', formatEndpoint(best.local), formatEndpoint(best.remote))
     if (this.role === 'controlling' && !best.nominated) void this.check(best, true)
     const relay = this.bases.get(candidateKey(best.local))?.turn
-    if (relay !== undefined) void relay.bindChannel(best.remote).catch(() => {})
+    if (relay !== undefined) void relay.bindChannel(best.remote).catch((err: Error) => { log('channel bind to %s failed (Send indications go on): %s', formatEndpoint(best.remote), err.message) })
     this.emit('path', pathOf(best), previous)
   }
 

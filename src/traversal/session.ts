@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { AbortError, InvalidArgumentError, NatError } from '../errors.js'
+import { AbortError, ERROR_CODES, InvalidArgumentError, NatError, NoPathError, SignallingTimeoutError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { Agent, type AgentOptions, type PathInfo } from './agent.js'
 import { candidateFromSdp, candidateToSdp, type Candidate } from './candidate.js'
@@ -13,7 +13,7 @@ const log = createLogger('natcheck:traversal:session')
 /** The connection could not be made: no candidate pair worked within the time allowed. */
 export class ConnectError extends NatError {
   constructor (message: string, readonly report: ConnectReport) {
-    super(message, 'ERR_CONNECT')
+    super(message, ERROR_CODES.CONNECT)
   }
 }
 
@@ -98,7 +98,7 @@ export class PeerSession extends EventEmitter<PeerSessionEvents> {
   /** The current path. */
   get path (): PathInfo {
     const p = this.agent.path
-    if (p === undefined) throw new NatError('the session has no working path any more', 'ERR_NO_PATH')
+    if (p === undefined) throw new NoPathError()
     return p
   }
 
@@ -175,7 +175,7 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
       const i = inbox.findIndex(m => m.t === type && (sid === '' || m.sid === sid))
       if (i >= 0) return inbox.splice(i, 1)[0] as Extract<SignalMessage, { t: T }>
       const left = deadline - performance.now()
-      if (left <= 0) throw new NatError(`no ${type.slice(7)} from the peer within the time allowed`, 'ERR_SIGNALLING_TIMEOUT')
+      if (left <= 0) throw new SignallingTimeoutError(type.slice(7))
       if (options.signal?.aborted === true) throw new AbortError()
       await new Promise<void>(resolve => { wake = resolve; setTimeout(resolve, Math.min(left, 100)).unref() })
     }

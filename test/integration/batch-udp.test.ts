@@ -207,11 +207,19 @@ for (const impl of IMPLS) {
         })
 
         it('closes idempotently and sends nothing after close', async () => {
+          const receiver = await bind()
+          const r = collector(receiver)
           const s = await bind()
+          s.send(Buffer.from('early'), receiver.local)
+          await r.wait(1)
+          const sentBefore = s instanceof BatchUdpSocket ? s.stats().sent : undefined
           const first = s.close()
           await Promise.all([first, s.close()])
           await s.close()
-          expect(() => { s.send(Buffer.from('late'), { address, port: 9 }) }).not.to.throw()
+          expect(() => { s.send(Buffer.from('late'), receiver.local) }).not.to.throw()
+          await new Promise(resolve => setTimeout(resolve, 100))
+          expect(r.got.map(g => g.data.toString())).to.deep.equal(['early'])
+          if (s instanceof BatchUdpSocket) expect(s.stats().sent).to.equal(sentBefore)
         })
 
         it('never throws from send, whatever the destination', async () => {

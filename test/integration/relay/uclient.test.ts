@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { hasCommand, requireOrSkip } from '../../support/env.js'
 import { TurnServer } from '../../../src/relay/turn-server.js'
-import { restApiPassword, restApiUsername } from '../../../src/relay/credentials.js'
+import { restApiUsername } from '../../../src/relay/credentials.js'
 import { InMemoryRelayMetrics } from '../../../src/relay/metrics.js'
 import { Processes, freePort, parseUclient } from './support.js'
 
@@ -71,7 +71,9 @@ describe('TurnServer × coturn turnutils_uclient (127.0.0.1)', function () {
     const args = ['-W', 'rest-secret', '-u', user, '-p', String(port), '-e', '127.0.0.1', '-r', String(peerPort), '-n', String(N), '-m', String(M), '127.0.0.1']
     const totals = parseUclient((await procs.run('turnutils_uclient', args, 40_000)).output)
     expect(totals?.received).to.equal(N * M)
-    expect(restApiPassword('rest-secret', user)).to.be.a('string')
+    // The same REST username signed with another secret is refused.
+    const wrong = parseUclient((await procs.run('turnutils_uclient', ['-W', 'not-the-secret', '-u', user, '-p', String(port), '-e', '127.0.0.1', '-r', String(peerPort), '-n', '3', '127.0.0.1'], 20_000)).output)
+    expect(wrong?.received ?? 0).to.equal(0)
   })
 
   it('refuses a wrong password, and keeps serving', async () => {

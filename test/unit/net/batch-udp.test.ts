@@ -1,4 +1,5 @@
 import { expect } from 'chai'
+import { readdirSync } from 'node:fs'
 import { SocketAddress } from 'node:net'
 import { TransportError } from '../../../src/errors.js'
 import { BatchUdpSocket, formatAddress } from '../../../src/net/batch-udp.js'
@@ -99,11 +100,29 @@ describe('BatchUdpSocket', () => {
       } finally { await s.close() }
     })
 
-    it('survives many open/close cycles', async () => {
+    it('releases its file descriptor, poll handle and port on close, over many open/close cycles', async () => {
+      const fds = (): number => readdirSync('/proc/self/fd').length
+      const handles = (): number => process.getActiveResourcesInfo().length
+      // One cycle first: the shared arena and the addon are created on first use and stay.
+      const warm = await BatchUdpSocket.bind({ address: '127.0.0.1' })
+      warm.send(Buffer.from('x'), warm.local)
+      await warm.close()
+      const [fdsBefore, handlesBefore] = [fds(), handles()]
+      const ports = new Set<number>()
       for (let i = 0; i < 200; i++) {
         const s = await BatchUdpSocket.bind({ address: '127.0.0.1' })
+        expect(fds()).to.equal(fdsBefore + 1)
         s.send(Buffer.from('x'), s.local)
+        ports.add(s.local.port)
         await s.close()
+      }
+      await new Promise<void>(resolve => { setImmediate(resolve) })
+      expect(fds()).to.equal(fdsBefore)
+      expect(handles()).to.be.at.most(handlesBefore)
+      // Closed sockets gave their ports back: a node:dgram socket can bind each of a sample of them.
+      for (const port of [...ports].slice(0, 10)) {
+        const d = await UdpSocket.bind({ address: '127.0.0.1', port })
+        await d.close()
       }
     })
   })

@@ -3,7 +3,7 @@ import type { Endpoint } from '../../../src/net/endpoint.js'
 import type { DatagramSocket } from '../../../src/net/udp.js'
 import { MATRIX_TYPES, punchable } from '../../../src/lab/matrix.js'
 import type { LabNatType } from '../../../src/lab/types.js'
-import { SimNetwork, SimTurnServer, natPreset, type SimHost } from '../../../src/traversal/sim/index.js'
+import { SimNetwork, SimTurnServer, natPreset, type SimHost } from '../../../src/sim/index.js'
 import { channelPair, connect, type ConnectOptions, type PeerSession, type SignalChannel, type SignalMessage } from '../../../src/traversal/index.js'
 
 const TURN_IP = '203.0.113.10'

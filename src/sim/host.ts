@@ -1,5 +1,5 @@
-import { InvalidArgumentError, TransportError } from '../../errors.js'
-import type { Endpoint } from '../../net/endpoint.js'
+import { InvalidArgumentError, TransportError } from '../errors.js'
+import type { Endpoint } from '../net/endpoint.js'
 import type { SimNat } from './nat.js'
 import type { SimNetwork } from './network.js'
 import type { Realm } from './realm.js'

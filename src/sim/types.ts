@@ -1,4 +1,4 @@
-import type { Endpoint } from '../../net/endpoint.js'
+import type { Endpoint } from '../net/endpoint.js'
 
 /** A NAT's mapping behaviour (RFC 4787 §4.1) or filtering behaviour (RFC 4787 §5). */
 export type SimBehaviour = 'endpoint-independent' | 'address-dependent' | 'address-and-port-dependent'

@@ -1,14 +1,14 @@
 import { expect } from 'chai'
 import {
   ArrivalWatch, classicType, classifyPortPattern, clientProbe, testFiltering, testHairpin, testMapping, type ProbeTiming
-} from '../../../../src/discovery/index.js'
-import { StunTimeoutError } from '../../../../src/errors.js'
-import { LAB_NAT_FILTERING, LAB_NAT_MAPPING } from '../../../../src/lab/types.js'
-import { StunClient } from '../../../../src/stun/client.js'
+} from '../../../src/discovery/index.js'
+import { StunTimeoutError } from '../../../src/errors.js'
+import { LAB_NAT_FILTERING, LAB_NAT_MAPPING } from '../../../src/lab/types.js'
+import { StunClient } from '../../../src/stun/client.js'
 import {
   SIM_NAT_PRESETS, SimNetwork, SimStunServer, natPreset, type SimBehaviour, type SimHost, type SimNatOptions
-} from '../../../../src/traversal/sim/index.js'
-import { expectRejection } from '../../../support/assert.js'
+} from '../../../src/sim/index.js'
+import { expectRejection } from '../../support/assert.js'
 
 const NAT_IP = '192.0.2.1'
 const IP1 = '203.0.113.10'

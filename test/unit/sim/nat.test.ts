@@ -1,8 +1,8 @@
 import { expect } from 'chai'
-import { LAB_NAT_FILTERING, LAB_NAT_MAPPING, LAB_NAT_TYPES, type LabNatType } from '../../../../src/lab/types.js'
+import { LAB_NAT_FILTERING, LAB_NAT_MAPPING, LAB_NAT_TYPES, type LabNatType } from '../../../src/lab/types.js'
 import {
   SIM_NAT_PRESETS, SimNat, SimNetwork, natPreset, type SimBehaviour, type SimNatOptions, type SimNatPreset, type SimSocket
-} from '../../../../src/traversal/sim/index.js'
+} from '../../../src/sim/index.js'
 import { Inbox, ManualClock, ep } from './helpers.js'
 
 const NAT_IP = '203.0.113.1'

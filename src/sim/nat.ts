@@ -1,5 +1,5 @@
-import { InvalidArgumentError } from '../../errors.js'
-import { endpointKey, type Endpoint } from '../../net/endpoint.js'
+import { InvalidArgumentError } from '../errors.js'
+import { endpointKey, type Endpoint } from '../net/endpoint.js'
 import { SIM_NAT_PRESET_OPTIONS, type SimNatPreset } from './presets.js'
 import type { Prng } from './prng.js'
 import { createRealm, type Realm } from './realm.js'

@@ -1,7 +1,7 @@
 import { expect } from 'chai'
-import { InvalidArgumentError, TransportError } from '../../../../src/errors.js'
-import { SimNetwork, type SimNetworkOptions, type SimPacketEvent, type SimSocket } from '../../../../src/traversal/sim/index.js'
-import { expectRejection } from '../../../support/assert.js'
+import { InvalidArgumentError, TransportError } from '../../../src/errors.js'
+import { SimNetwork, type SimNetworkOptions, type SimPacketEvent, type SimSocket } from '../../../src/sim/index.js'
+import { expectRejection } from '../../support/assert.js'
 import { Inbox } from './helpers.js'
 
 const A = '198.51.100.1'

@@ -1,6 +1,6 @@
-import { createLogger } from '../../log.js'
-import type { Endpoint } from '../../net/endpoint.js'
-import type { DatagramSocket } from '../../net/udp.js'
+import { createLogger } from '../log.js'
+import type { Endpoint } from '../net/endpoint.js'
+import type { DatagramSocket } from '../net/udp.js'
 
 const log = createLogger('natcheck:traversal:sim')
 

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../../errors.js'
+import { InvalidArgumentError } from '../errors.js'
 import type { SimNatOptions } from './types.js'
 
 /** The NAT presets, named as the lab's NAT types (src/lab/types.ts LabNatType, without `none`). */

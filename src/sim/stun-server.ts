@@ -1,7 +1,7 @@
-import { InvalidArgumentError } from '../../errors.js'
-import { createLogger } from '../../log.js'
-import { endpointKey, formatEndpoint, type Endpoint } from '../../net/endpoint.js'
-import { StunServerCore, type StunServerStats } from '../../stun/server-core.js'
+import { InvalidArgumentError } from '../errors.js'
+import { createLogger } from '../log.js'
+import { endpointKey, formatEndpoint, type Endpoint } from '../net/endpoint.js'
+import { StunServerCore, type StunServerStats } from '../stun/server-core.js'
 import type { SimHost } from './host.js'
 import type { SimSocket } from './socket.js'
 

@@ -1,5 +1,5 @@
-import type { Endpoint } from '../../../../src/net/endpoint.js'
-import type { DatagramSocket } from '../../../../src/net/udp.js'
+import type { Endpoint } from '../../../src/net/endpoint.js'
+import type { DatagramSocket } from '../../../src/net/udp.js'
 
 /** Records what a socket receives. */
 export class Inbox {

@@ -1,11 +1,11 @@
 import { expect } from 'chai'
-import { StunErrorResponse, StunTimeoutError } from '../../../../src/errors.js'
-import type { Endpoint } from '../../../../src/net/endpoint.js'
-import { TurnClient } from '../../../../src/relay/turn-client.js'
+import { StunErrorResponse, StunTimeoutError } from '../../../src/errors.js'
+import type { Endpoint } from '../../../src/net/endpoint.js'
+import { TurnClient } from '../../../src/relay/turn-client.js'
 import {
   SimNetwork, SimTurnServer, type SimNatPreset, type SimSocket, type SimTurnServerOptions
-} from '../../../../src/traversal/sim/index.js'
-import { expectRejection } from '../../../support/assert.js'
+} from '../../../src/sim/index.js'
+import { expectRejection } from '../../support/assert.js'
 import { Inbox } from './helpers.js'
 
 const NAT_IP = '192.0.2.1'

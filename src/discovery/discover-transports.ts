@@ -1,0 +1,63 @@
+import { createLogger } from '../log.js'
+import { formatEndpoint, ipFamily, type Endpoint } from '../net/endpoint.js'
+import type { ResolvedServer } from '../net/resolve.js'
+import { resolveServer } from '../net/resolve.js'
+import { stunBinding } from '../stun/client.js'
+import { withTimeout, type Resolved } from './discover-reach.js'
+import type { DiscoveryRun } from './discover-run.js'
+
+const log = createLogger('natcheck:discovery')
+
+/** Phase 6: does STUN over TCP or TLS get out (to each server's port and 443; TLS to 5349 and 443)? */
+export async function testTcpTls (run: DiscoveryRun, resolved: readonly Resolved[]): Promise<{ tcp: boolean, tls: boolean }> {
+  run.progress('tcp-tls', 'testing STUN over TCP and TLS')
+  const hosts = resolved.filter(r => r.targets !== undefined).map(r => r.targets?.[0] as ResolvedServer)
+  const attempt = async (transport: 'tcp' | 'tls', port: number, h: ResolvedServer): Promise<boolean> => {
+    try {
+      await stunBinding(`${h.address.includes(':') ? `[${h.address}]` : h.address}:${port}`, {
+        transport, timeoutMs: Math.min(run.timeoutMs, 3000), tls: { rejectUnauthorized: false, servername: ipFamily(h.host) === 0 ? h.host : undefined }
+      })
+      return true
+    } catch (err) {
+      log('STUN over %s to %s:%d failed: %s', transport, h.address, port, (err as Error).message)
+      return false
+    }
+  }
+  const results = await Promise.all(hosts.flatMap(h => [
+    attempt('tcp', h.port, h).then(ok => ({ kind: 'tcp', ok })),
+    attempt('tcp', 443, h).then(ok => ({ kind: 'tcp', ok })),
+    attempt('tls', 5349, h).then(ok => ({ kind: 'tls', ok })),
+    attempt('tls', 443, h).then(ok => ({ kind: 'tls', ok }))
+  ]))
+  const tcp = results.some(r => r.kind === 'tcp' && r.ok)
+  const tls = results.some(r => r.kind === 'tls' && r.ok)
+  run.mark('tcpTls')
+  run.progress('tcp-tls', `TCP ${tcp ? 'got out' : 'blocked'}, TLS ${tls ? 'got out' : 'blocked'}`)
+  return { tcp, tls }
+}
+
+/** IPv6 as reported: whether the host has a global address, whether it was tested, the mapped address. */
+export interface Ipv6Report { available: boolean, tested: boolean, mapped: Endpoint | null }
+
+/** Phase 7: IPv6, when this host has a global address: the first server that answers over IPv6 gives the mapping. */
+export async function testIpv6 (run: DiscoveryRun): Promise<Ipv6Report> {
+  const ipv6: Ipv6Report = { available: run.options.ipv6 !== false && run.interfaces.hasGlobalIPv6(), tested: false, mapped: null }
+  if (!ipv6.available) return ipv6
+  run.progress('ipv6', 'testing IPv6')
+  const errors: string[] = []
+  for (const server of run.servers) {
+    try {
+      const [target] = await withTimeout(resolveServer(server, { family: 6, dns: run.options.dns }), run.timeoutMs, server)
+      const r = await stunBinding(formatEndpoint(target), { family: 6, timeoutMs: Math.min(run.timeoutMs, 2000), signal: run.signal })
+      ipv6.tested = true; ipv6.mapped = r.mapped
+      break
+    } catch (err) {
+      ipv6.tested = true
+      errors.push(`${server}: ${(err as Error).message}`)
+      log('IPv6 to %s failed: %s', server, (err as Error).message)
+    }
+  }
+  if (ipv6.mapped === null && errors.length > 0) run.progress('ipv6', `IPv6 got no answer (${errors.join('; ')})`)
+  run.mark('ipv6')
+  return ipv6
+}
