@@ -85,6 +85,17 @@ async function signer (s: UdpSocket, to: Endpoint): Promise<(method: number, add
   }
 }
 
+/** Allocate as u:p from a fresh address, then send one more signed request: its answer. */
+async function afterAllocate (srv: Server, method: number, add: (b: MessageBuilder) => void): Promise<Answer> {
+  const s = await UdpSocket.bind({ address: fresh(), port: 0 })
+  try {
+    const signed = await signer(s, { address: '127.0.0.1', port: srv.port })
+    const alloc = await signed(Method.Allocate, b => b.add(RequestedTransport, TransportProtocol.UDP))
+    if (answer(alloc) !== 'ACCEPTED') return `allocate ${answer(alloc)}`
+    return answer(await signed(method, add))
+  } finally { await s.close() }
+}
+
 let next = 1
 const fresh = (): string => `127.0.2.${next++}`
 
@@ -120,30 +131,12 @@ const attacks: Array<{ name: string, needs?: 'static' | 'rest', run: (srv: Serve
   {
     name: 'ChannelBind to the relay\'s own port on 127.0.0.9 (listener 0.0.0.0, loopback peers allowed)',
     needs: 'static',
-    run: async (srv) => {
-      const s = await UdpSocket.bind({ address: fresh(), port: 0 })
-      try {
-        const to = { address: '127.0.0.1', port: srv.port }
-        const signed = await signer(s, to)
-        const alloc = await signed(Method.Allocate, b => b.add(RequestedTransport, TransportProtocol.UDP))
-        if (answer(alloc) !== 'ACCEPTED') return `allocate ${answer(alloc)}`
-        return answer(await signed(Method.ChannelBind, b => b.add(ChannelNumber, 0x4001).add(XorPeerAddress, { address: '127.0.0.9', port: srv.port })))
-      } finally { await s.close() }
-    }
+    run: async (srv) => await afterAllocate(srv, Method.ChannelBind, b => b.add(ChannelNumber, 0x4001).add(XorPeerAddress, { address: '127.0.0.9', port: srv.port }))
   },
   {
     name: 'CreatePermission for 192.88.99.1 (6to4 relay anycast)',
     needs: 'static',
-    run: async (srv) => {
-      const s = await UdpSocket.bind({ address: fresh(), port: 0 })
-      try {
-        const to = { address: '127.0.0.1', port: srv.port }
-        const signed = await signer(s, to)
-        const alloc = await signed(Method.Allocate, b => b.add(RequestedTransport, TransportProtocol.UDP))
-        if (answer(alloc) !== 'ACCEPTED') return `allocate ${answer(alloc)}`
-        return answer(await signed(Method.CreatePermission, b => b.add(XorPeerAddress, { address: '192.88.99.1', port: 0 })))
-      } finally { await s.close() }
-    }
+    run: async (srv) => await afterAllocate(srv, Method.CreatePermission, b => b.add(XorPeerAddress, { address: '192.88.99.1', port: 0 }))
   }
 ]
 
