@@ -58,10 +58,10 @@ export async function resolveClientSecrets (flags: SecretFlags, env: NodeJS.Proc
     if (file !== undefined) return (await readSecretFile(file, `--${flag}-file`, warn))[0]
     return envValue !== undefined && envValue !== '' ? envValue : undefined
   }
-  const user = await pick(flags.user, flags.userFile, env.NATKIT_USER, 'user')
-  const authSecret = await pick(flags.authSecret, flags.authSecretFile, env.NATKIT_AUTH_SECRET, 'auth-secret')
-  // A flag given on the command line beats the other kind from the environment.
-  if (flags.user !== undefined || flags.userFile !== undefined) return { user, authSecret: flags.authSecret !== undefined || flags.authSecretFile !== undefined ? authSecret : undefined }
-  if (flags.authSecret !== undefined || flags.authSecretFile !== undefined) return { authSecret }
+  // Any credential flag on the command line beats the environment entirely.
+  const onCommandLine = [flags.user, flags.userFile, flags.authSecret, flags.authSecretFile].some(f => f !== undefined)
+  const fromEnv: NodeJS.ProcessEnv = onCommandLine ? {} : env
+  const user = await pick(flags.user, flags.userFile, fromEnv.NATKIT_USER, 'user')
+  const authSecret = await pick(flags.authSecret, flags.authSecretFile, fromEnv.NATKIT_AUTH_SECRET, 'auth-secret')
   return { user, authSecret }
 }
