@@ -163,7 +163,7 @@ function shared (native: NativeUdpBinding): SharedBatch {
 }
 
 /**
- * A DatagramSocket that batches datagram I/O beneath Node (Linux, native addon native/udp_batch.c): each readable
+ * A DatagramSocket that batches datagram I/O beneath Node (Linux, native addon native/udp_*.c): each readable
  * event reads up to 64 datagrams with one recvmmsg and dispatches them with one call into JS; datagrams sent from
  * handlers are collected and sent with one sendmmsg per socket when the batch's handlers have returned. Sends made
  * outside a handler are queued and sent in a microtask, so a burst of sends in one tick is batched too. The receive

@@ -13,7 +13,6 @@ import type { DatagramSocket } from '../net/udp.js'
 import { classifyPacket, encodeChannelData, readStreamFrame } from '../stun/index.js'
 import { ClientSendQueue } from './client-send-queue.js'
 import type { TurnServerCoreOptions } from './core-options.js'
-import type { RelaySink } from './data-path.js'
 import { InMemoryRelayMetrics, PrometheusRelayMetrics, type RelayMetrics, type RelayMetricsSnapshot } from './metrics.js'
 import { TurnServerCore, type CoreStats } from './server-core.js'
 import type { ClientProtocol, ClientTransport, RelayAction, RelayEvent } from './types.js'
@@ -142,7 +141,7 @@ type RelaySocket = { kind: 'udp', socket: DatagramSocket, bindAddress: string, c
  * TurnServerCore. UDP, TCP and TLS client listeners; UDP relay sockets and TCP relay listeners bound to `relayIp`
  * within the port range. Handlers never throw; timers are unref'ed; close() is idempotent.
  */
-export class TurnServer extends EventEmitter<TurnServerEvents> implements RelaySink {
+export class TurnServer extends EventEmitter<TurnServerEvents> {
   private readonly udpListeners = new Map<string, UdpListener>()
   /** The same listeners by their (stable) transport object: the per-packet lookup builds no key. */
   private readonly listenerByTransport = new Map<ClientTransport, UdpListener>()
