@@ -15,7 +15,7 @@ export {
   type AddressErrorCodeValue, type AttributeCodec, type ChangeRequestValue, type CodecContext, type ErrorCodeValue,
   type IcmpValue, type PasswordAlgorithmValue
 } from './attributes/index.js'
-export { StunMessage, type DecodeOptions, type RawAttribute } from './message.js'
+export { StunMessage, integrityLengthValid, type DecodeOptions, type RawAttribute } from './message.js'
 export { MessageBuilder } from './builder.js'
 export type { IntegrityHash } from './integrity.js'
 export { longTermKey, prepareCredential, shortTermKey, userhash, type PasswordAlgorithmName } from './credentials.js'
