@@ -192,7 +192,7 @@ export function registerRelayCommand (program: Command): void {
     .option('--admin <ip:port>', 'serve /metrics and /healthz over HTTP here')
     .option('--rendezvous <ip:port>', 'also serve the rendezvous (signalling) WebSocket at ws://IP:PORT/, authenticated with --auth-secret')
     .option('--native-io <mode>', 'batched UDP I/O (recvmmsg/sendmmsg): all, listeners (relay sockets use node:dgram) or off (default all)')
-    .option('--user-quota <n>', 'allocations per username (default 10)', Number)
+    .option('--user-quota <n>', 'allocations per username (default: no per-user limit, as coturn)', Number)
     .option('--total-quota <n>', 'allocations in total (default 10000)', Number)
     .option('--drain-timeout <seconds>', 'on SIGTERM, how long existing allocations may continue (default 30)', Number)
     .option('--config <file>', 'JSON config file with the same keys (camelCase); flags override it, env vars NATKIT_RELAY_* too')
@@ -231,6 +231,7 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     }
     s.on('allocation', (e) => { say(`allocation ${e.id} user=${e.username} client=${e.protocol}:${formatEndpoint(e.client)} relayed=${e.relayed.map(formatEndpoint).join(',')} ${e.transport} lifetime=${e.lifetime}s`) })
     s.on('deallocation', (e) => { say(`allocation ${e.id} ended: ${e.reason}`) })
+    s.on('quota-refused', (e) => { say(`allocation refused (486): ${e.quota} quota of ${e.limit} reached, user=${e.username} client=${e.protocol}:${formatEndpoint(e.client)}${e.quota === 'user' ? ' (raise --user-quota or leave it unset)' : ' (raise --total-quota)'}`) })
     const done = new Promise<number>((resolve) => {
       let stopping = false
       const stop = (how: 'SIGINT' | 'SIGTERM'): void => {

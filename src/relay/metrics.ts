@@ -14,6 +14,7 @@ export const RELAY_COUNTERS = {
   natkit_relay_requests_total: { help: 'STUN/TURN requests received', labels: ['method'] },
   natkit_relay_error_responses_total: { help: 'Error responses sent', labels: ['code'] },
   natkit_relay_auth_failures_total: { help: 'Failed authentications', labels: ['reason'] },
+  natkit_relay_quota_refusals_total: { help: 'Allocate requests refused with 486, by quota (user, total)', labels: ['quota'] },
   natkit_relay_packets_total: { help: 'Relayed packets', labels: ['direction'] },
   natkit_relay_bytes_total: { help: 'Relayed payload bytes', labels: ['direction'] },
   natkit_relay_dropped_total: { help: 'Packets dropped', labels: ['reason'] },

@@ -355,7 +355,12 @@ export class TurnServerCore {
     //    choose to reject the request with a 486 (Allocation Quota Reached) error if it feels the client is trying
     //    to exceed some locally defined allocation quota." A draining server has no capacity: 508.
     if (this.draining) return err(508)
-    if ((this.perUser.get(ctx.username) ?? 0) >= o.userQuota || this.allocations.size >= o.totalQuota) return err(486)
+    const quota = (this.perUser.get(ctx.username) ?? 0) >= o.userQuota ? 'user' : this.allocations.size >= o.totalQuota ? 'total' : undefined
+    if (quota !== undefined) {
+      this.metrics.inc('natkit_relay_quota_refusals_total', quota)
+      const limit = quota === 'user' ? o.userQuota : o.totalQuota
+      return [{ type: 'event', event: { type: 'quota-refused', quota, limit, username: ctx.username, client: from, protocol: transport.protocol } }, ...err(486)]
+    }
 
     // Pick the relay ports ("the server chooses a relayed transport address for the allocation").
     const id = this.nextId++

@@ -76,6 +76,7 @@ export interface TurnServerEvents {
   refresh: [event: Extract<RelayEvent, { type: 'refresh' }>]
   deallocation: [event: Extract<RelayEvent, { type: 'deallocation' }>]
   'auth-failure': [event: Extract<RelayEvent, { type: 'auth-failure' }>]
+  'quota-refused': [event: Extract<RelayEvent, { type: 'quota-refused' }>]
   error: [error: Error]
 }
 
@@ -330,6 +331,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> implements RelayS
         log('allocation %d ended (%s)', e.id, e.reason)
         this.emit('deallocation', e); break
       case 'auth-failure': this.emit('auth-failure', e); break
+      case 'quota-refused': this.emit('quota-refused', e); break
     }
   }
 
