@@ -6,6 +6,7 @@ import { formatEndpoint, parseEndpoint, type Endpoint } from '../net/endpoint.js
 import { AdminServer } from '../relay/admin-server.js'
 import { RendezvousServer } from '../rendezvous/server.js'
 import { parseUserPass } from './credentials.js'
+import { createRelayLog, parseLogFormat, type RelayLog } from './relay-log.js'
 import { PrometheusRelayMetrics } from '../relay/metrics.js'
 import { TurnServer, type TurnServerOptions } from '../relay/turn-server.js'
 
@@ -38,6 +39,8 @@ export interface RelaySettings {
   userQuota?: number
   totalQuota?: number
   nativeIo?: string
+  /** `text` (default) or `json`: one JSON object per log line (see relay-log.ts). */
+  logFormat?: string
 }
 
 const DEFAULT_PORT = 3478
@@ -65,7 +68,7 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InvalidArgumentError(`config ${file} must be a JSON object`)
   const o = raw as Record<string, unknown>
-  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'rendezvous', 'drainTimeout', 'userQuota', 'totalQuota', 'nativeIo'])
+  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'rendezvous', 'drainTimeout', 'userQuota', 'totalQuota', 'nativeIo', 'logFormat'])
   for (const k of Object.keys(o)) if (!known.has(k)) throw new InvalidArgumentError(`unknown config key ${JSON.stringify(k)} in ${file}`)
   let user = list(o.user, 'user')
   if (o.users !== undefined) {
@@ -73,7 +76,7 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
     user = [...(user ?? []), ...Object.entries(o.users as Record<string, unknown>).map(([n, p]) => `${n}:${String(p)}`)]
   }
   if (o.drainTimeout !== undefined && typeof o.drainTimeout !== 'number') throw new InvalidArgumentError('config key drainTimeout must be a number of seconds')
-  for (const k of ['userQuota', 'totalQuota', 'nativeIo']) {
+  for (const k of ['userQuota', 'totalQuota']) {
     if (o[k] !== undefined && typeof o[k] !== 'number') throw new InvalidArgumentError(`config key ${k} must be a number of allocations`)
   }
   return {
@@ -85,7 +88,8 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
     drainTimeout: o.drainTimeout as number | undefined,
     userQuota: o.userQuota as number | undefined,
     totalQuota: o.totalQuota as number | undefined,
-    nativeIo: str(o.nativeIo, 'nativeIo')
+    nativeIo: str(o.nativeIo, 'nativeIo'),
+    logFormat: str(o.logFormat, 'logFormat')
   }
 }
 
@@ -102,7 +106,8 @@ export function relayEnv (env: NodeJS.ProcessEnv): RelaySettings {
     ports: s(env.NATKIT_RELAY_PORTS), allowPeer: csv(env.NATKIT_RELAY_ALLOW_PEER), denyPeer: csv(env.NATKIT_RELAY_DENY_PEER),
     admin: s(env.NATKIT_RELAY_ADMIN), rendezvous: s(env.NATKIT_RELAY_RENDEZVOUS), drainTimeout: drain === undefined ? undefined : Number(drain),
     userQuota: num(env.NATKIT_RELAY_USER_QUOTA), totalQuota: num(env.NATKIT_RELAY_TOTAL_QUOTA),
-    nativeIo: s(env.NATKIT_RELAY_NATIVE_IO)
+    nativeIo: s(env.NATKIT_RELAY_NATIVE_IO),
+    logFormat: s(env.NATKIT_RELAY_LOG_FORMAT)
   }
 }
 
@@ -169,9 +174,6 @@ function collect (value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value]
 }
 
-function say (line: string): void {
-  process.stderr.write(`natcheck relay: ${line}\n`)
-}
 
 /** Register `relay` on the program. */
 export function registerRelayCommand (program: Command): void {
@@ -195,6 +197,7 @@ export function registerRelayCommand (program: Command): void {
     .option('--user-quota <n>', 'allocations per username (default: no per-user limit, as coturn)', Number)
     .option('--total-quota <n>', 'allocations in total (default 10000)', Number)
     .option('--drain-timeout <seconds>', 'on SIGTERM, how long existing allocations may continue (default 30)', Number)
+    .option('--log-format <format>', 'stderr log: text (default) or json (one object per line: ts, level, event, msg, fields)')
     .option('--config <file>', 'JSON config file with the same keys (camelCase); flags override it, env vars NATKIT_RELAY_* too')
     .action(async (flags: RelaySettings & { config?: string }) => {
       process.exitCode = await runRelay(flags)
@@ -209,50 +212,69 @@ async function loadSettings (flags: RelaySettings & { config?: string }): Promis
 }
 
 async function runRelay (flags: RelaySettings & { config?: string }): Promise<number> {
+  // The format is known before the config file is read, so that errors reading it are logged in it too.
+  let say: RelayLog = createRelayLog('text')
+  try { say = createRelayLog(parseLogFormat(flags.logFormat ?? relayEnv(process.env).logFormat)) } catch { /* reported below */ }
   let server: TurnServer | undefined
   let admin: AdminServer | undefined
   let rendezvous: RendezvousServer | undefined
   try {
-    const options = relayOptions(await loadSettings(flags))
+    const settings = await loadSettings(flags)
+    say = createRelayLog(parseLogFormat(settings.logFormat))
+    const options = relayOptions(settings)
     // Process metrics (CPU, memory, event-loop lag) only when someone can scrape them: they sample the event loop.
     const metrics = new PrometheusRelayMetrics({ processMetrics: options.admin !== undefined })
     server = await TurnServer.start({ ...options, metrics })
     const s = server
-    for (const e of s.addresses.udp) say(`listening udp ${formatEndpoint(e)}`)
-    for (const e of s.addresses.tcp) say(`listening tcp ${formatEndpoint(e)}`)
-    for (const e of s.addresses.tls) say(`listening tls ${formatEndpoint(e)}`)
+    for (const proto of ['udp', 'tcp', 'tls'] as const) {
+      for (const e of s.addresses[proto]) say('info', 'listening', `listening ${proto} ${formatEndpoint(e)}`, { protocol: proto, address: formatEndpoint(e) })
+    }
     if (options.rendezvous !== undefined) {
       rendezvous = await RendezvousServer.start({ listen: options.rendezvous, authSecret: options.authSecret as string })
-      say(`rendezvous ${rendezvous.url ?? formatEndpoint(options.rendezvous)}`)
+      const url = rendezvous.url ?? formatEndpoint(options.rendezvous)
+      say('info', 'rendezvous', `rendezvous ${url}`, { url })
     }
     if (options.admin !== undefined) {
       admin = await AdminServer.start({ listen: options.admin, metrics: async () => await metrics.render(), contentType: metrics.contentType, healthy: () => !s.core.draining })
-      say(`admin http://${formatEndpoint(admin.local)}/metrics`)
+      const url = `http://${formatEndpoint(admin.local)}/metrics`
+      say('info', 'admin', `admin ${url}`, { url })
     }
-    s.on('allocation', (e) => { say(`allocation ${e.id} user=${e.username} client=${e.protocol}:${formatEndpoint(e.client)} relayed=${e.relayed.map(formatEndpoint).join(',')} ${e.transport} lifetime=${e.lifetime}s`) })
-    s.on('deallocation', (e) => { say(`allocation ${e.id} ended: ${e.reason}`) })
-    s.on('quota-refused', (e) => { say(`allocation refused (486): ${e.quota} quota of ${e.limit} reached, user=${e.username} client=${e.protocol}:${formatEndpoint(e.client)}${e.quota === 'user' ? ' (raise --user-quota or leave it unset)' : ' (raise --total-quota)'}`) })
+    s.on('allocation', (e) => {
+      const client = formatEndpoint(e.client); const relayed = e.relayed.map(formatEndpoint)
+      say('info', 'allocation', `allocation ${e.id} user=${e.username} client=${e.protocol}:${client} relayed=${relayed.join(',')} ${e.transport} lifetime=${e.lifetime}s`,
+        { id: e.id, user: e.username, client, protocol: e.protocol, relayed, transport: e.transport, lifetime: e.lifetime })
+    })
+    s.on('deallocation', (e) => { say('info', 'deallocation', `allocation ${e.id} ended: ${e.reason}`, { id: e.id, reason: e.reason }) })
+    s.on('quota-refused', (e) => {
+      const client = formatEndpoint(e.client)
+      say('warn', 'quota-refused', `allocation refused (486): ${e.quota} quota of ${e.limit} reached, user=${e.username} client=${e.protocol}:${client}${e.quota === 'user' ? ' (raise --user-quota or leave it unset)' : ' (raise --total-quota)'}`,
+        { quota: e.quota, limit: e.limit, user: e.username, client, protocol: e.protocol })
+    })
+    s.on('auth-failure', (e) => {
+      const client = formatEndpoint(e.client)
+      say('warn', 'auth-failure', `authentication failed: ${e.reason} client=${client}`, { reason: e.reason, client })
+    })
     const done = new Promise<number>((resolve) => {
       let stopping = false
       const stop = (how: 'SIGINT' | 'SIGTERM'): void => {
         // A second signal while draining stops at once.
-        if (stopping) { say('stopping now'); void s.close(); return }
+        if (stopping) { say('info', 'stopping', 'stopping now'); void s.close(); return }
         stopping = true
         const closing = how === 'SIGTERM'
-          ? (say(`draining for up to ${options.drainTimeout}s`), s.drain(options.drainTimeout * 1000))
+          ? (say('info', 'draining', `draining for up to ${options.drainTimeout}s`, { timeout: options.drainTimeout }), s.drain(options.drainTimeout * 1000))
           : s.close()
         closing.then(async () => {
           process.off('SIGINT', onInt); process.off('SIGTERM', onTerm); process.off('SIGHUP', onHup)
-          await rendezvous?.close(); await admin?.close(); say('stopped'); resolve(ExitCode.Ok)
-        }, (err) => { say(`error while stopping: ${String(err)}`); resolve(ExitCode.Internal) })
+          await rendezvous?.close(); await admin?.close(); say('info', 'stopped', 'stopped'); resolve(ExitCode.Ok)
+        }, (err) => { say('error', 'error', `error while stopping: ${String(err)}`, { error: String(err) }); resolve(ExitCode.Internal) })
       }
       const onInt = (): void => { stop('SIGINT') }
       const onTerm = (): void => { stop('SIGTERM') }
       const onHup = (): void => {
         loadSettings(flags).then(relayOptions).then(async (next) => {
           await s.reload(next)
-          say('configuration reloaded')
-        }).catch((err: Error) => { say(`reload failed, keeping the old configuration: ${err.message}`) })
+          say('info', 'reloaded', 'configuration reloaded')
+        }).catch((err: Error) => { say('error', 'reload-failed', `reload failed, keeping the old configuration: ${err.message}`, { error: err.message }) })
       }
       process.on('SIGINT', onInt); process.on('SIGTERM', onTerm); process.on('SIGHUP', onHup)
     })
@@ -261,9 +283,9 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     await server?.close()
     await rendezvous?.close()
     await admin?.close()
-    if (err instanceof InvalidArgumentError) { say(`error: ${err.message}`); return ExitCode.Usage }
-    if (err instanceof NatError) { say(`error: ${err.message}`); return err.code === 'ERR_TRANSPORT' ? ExitCode.Usage : ExitCode.Internal }
-    say(`internal error: ${(err as Error).stack ?? String(err)}`)
+    if (err instanceof InvalidArgumentError) { say('error', 'error', `error: ${err.message}`, { error: err.message, code: err.code }); return ExitCode.Usage }
+    if (err instanceof NatError) { say('error', 'error', `error: ${err.message}`, { error: err.message, code: err.code }); return err.code === 'ERR_TRANSPORT' ? ExitCode.Usage : ExitCode.Internal }
+    say('error', 'error', `internal error: ${(err as Error).stack ?? String(err)}`, { error: String(err) })
     return ExitCode.Internal
   }
 }
