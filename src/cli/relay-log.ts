@@ -30,11 +30,11 @@ export function parseLogFormat (value: string | undefined): RelayLogFormat {
   throw new InvalidArgumentError(`--log-format ${JSON.stringify(value)}: write text or json`)
 }
 
-/** Make a RelayLog writing to `write` (default: stderr), stamping times with `now` (default Date.now). */
-export function createRelayLog (format: RelayLogFormat, write: (line: string) => void = (l) => { process.stderr.write(l) }, now: () => number = Date.now): RelayLog {
+/** Make a RelayLog writing to `write` (default: stderr), stamping times with `now` (default Date.now), with `base` fields on every JSON line (a worker's number). */
+export function createRelayLog (format: RelayLogFormat, write: (line: string) => void = (l) => { process.stderr.write(l) }, now: () => number = Date.now, base: RelayLogFields = {}): RelayLog {
   const log = ((level: RelayLogLevel, event: string, text: string, fields: RelayLogFields = {}): void => {
     if (format === 'text') { write(`natcheck relay: ${text}\n`); return }
-    const line: Record<string, unknown> = { ts: new Date(now()).toISOString(), level, event, msg: text }
+    const line: Record<string, unknown> = { ts: new Date(now()).toISOString(), level, event, msg: text, ...base }
     for (const [k, v] of Object.entries(fields)) if (v !== undefined && !(k in line)) line[k] = v
     write(`${JSON.stringify(line)}\n`)
   }) as RelayLog

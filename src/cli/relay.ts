@@ -7,6 +7,7 @@ import { AdminServer } from '../relay/admin-server.js'
 import { RendezvousServer } from '../rendezvous/server.js'
 import { parseUserPass } from './credentials.js'
 import { createRelayLog, parseLogFormat, type RelayLog } from './relay-log.js'
+import { currentWorker, reusePortUnavailable, runRelayPrimary, workerCount } from './relay-workers.js'
 import { PrometheusRelayMetrics } from '../relay/metrics.js'
 import { TurnServer, type TurnServerOptions } from '../relay/turn-server.js'
 
@@ -41,6 +42,8 @@ export interface RelaySettings {
   nativeIo?: string
   /** `text` (default) or `json`: one JSON object per log line (see relay-log.ts). */
   logFormat?: string
+  /** Worker processes (default: the number of CPUs); see relay-workers.ts. */
+  workers?: number
 }
 
 const DEFAULT_PORT = 3478
@@ -68,7 +71,7 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InvalidArgumentError(`config ${file} must be a JSON object`)
   const o = raw as Record<string, unknown>
-  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'rendezvous', 'drainTimeout', 'userQuota', 'totalQuota', 'nativeIo', 'logFormat'])
+  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'rendezvous', 'drainTimeout', 'userQuota', 'totalQuota', 'nativeIo', 'logFormat', 'workers'])
   for (const k of Object.keys(o)) if (!known.has(k)) throw new InvalidArgumentError(`unknown config key ${JSON.stringify(k)} in ${file}`)
   let user = list(o.user, 'user')
   if (o.users !== undefined) {
@@ -76,7 +79,7 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
     user = [...(user ?? []), ...Object.entries(o.users as Record<string, unknown>).map(([n, p]) => `${n}:${String(p)}`)]
   }
   if (o.drainTimeout !== undefined && typeof o.drainTimeout !== 'number') throw new InvalidArgumentError('config key drainTimeout must be a number of seconds')
-  for (const k of ['userQuota', 'totalQuota']) {
+  for (const k of ['userQuota', 'totalQuota', 'workers']) {
     if (o[k] !== undefined && typeof o[k] !== 'number') throw new InvalidArgumentError(`config key ${k} must be a number of allocations`)
   }
   return {
@@ -89,7 +92,8 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
     userQuota: o.userQuota as number | undefined,
     totalQuota: o.totalQuota as number | undefined,
     nativeIo: str(o.nativeIo, 'nativeIo'),
-    logFormat: str(o.logFormat, 'logFormat')
+    logFormat: str(o.logFormat, 'logFormat'),
+    workers: o.workers as number | undefined
   }
 }
 
@@ -107,7 +111,8 @@ export function relayEnv (env: NodeJS.ProcessEnv): RelaySettings {
     admin: s(env.NATKIT_RELAY_ADMIN), rendezvous: s(env.NATKIT_RELAY_RENDEZVOUS), drainTimeout: drain === undefined ? undefined : Number(drain),
     userQuota: num(env.NATKIT_RELAY_USER_QUOTA), totalQuota: num(env.NATKIT_RELAY_TOTAL_QUOTA),
     nativeIo: s(env.NATKIT_RELAY_NATIVE_IO),
-    logFormat: s(env.NATKIT_RELAY_LOG_FORMAT)
+    logFormat: s(env.NATKIT_RELAY_LOG_FORMAT),
+    workers: num(env.NATKIT_RELAY_WORKERS)
   }
 }
 
@@ -197,6 +202,7 @@ export function registerRelayCommand (program: Command): void {
     .option('--user-quota <n>', 'allocations per username (default: no per-user limit, as coturn)', Number)
     .option('--total-quota <n>', 'allocations in total (default 10000)', Number)
     .option('--drain-timeout <seconds>', 'on SIGTERM, how long existing allocations may continue (default 30)', Number)
+    .option('--workers <n>', 'worker processes sharing the listeners (SO_REUSEPORT; default: the number of CPUs)', Number)
     .option('--log-format <format>', 'stderr log: text (default) or json (one object per line: ts, level, event, msg, fields)')
     .option('--config <file>', 'JSON config file with the same keys (camelCase); flags override it, env vars NATKIT_RELAY_* too')
     .action(async (flags: RelaySettings & { config?: string }) => {
@@ -214,27 +220,39 @@ async function loadSettings (flags: RelaySettings & { config?: string }): Promis
 async function runRelay (flags: RelaySettings & { config?: string }): Promise<number> {
   // The format is known before the config file is read, so that errors reading it are logged in it too.
   let say: RelayLog = createRelayLog('text')
-  try { say = createRelayLog(parseLogFormat(flags.logFormat ?? relayEnv(process.env).logFormat)) } catch { /* reported below */ }
+  const worker = currentWorker()
+  const base = worker !== undefined ? { worker: worker.index } : undefined
+  try { say = createRelayLog(parseLogFormat(flags.logFormat ?? relayEnv(process.env).logFormat), undefined, undefined, base) } catch { /* reported below */ }
   let server: TurnServer | undefined
   let admin: AdminServer | undefined
   let rendezvous: RendezvousServer | undefined
   try {
     const settings = await loadSettings(flags)
-    say = createRelayLog(parseLogFormat(settings.logFormat))
+    say = createRelayLog(parseLogFormat(settings.logFormat), undefined, undefined, base)
     const options = relayOptions(settings)
+    const workers = workerCount(settings.workers)
+    if (worker === undefined && workers > 1) {
+      const why = reusePortUnavailable(options)
+      if (why === undefined) return await runRelayPrimary({ options, workers, say })
+      say('warn', 'workers', `workers 1, not ${workers}: ${why}`, { workers: 1, reason: why })
+    }
     // Process metrics (CPU, memory, event-loop lag) only when someone can scrape them: they sample the event loop.
-    const metrics = new PrometheusRelayMetrics({ processMetrics: options.admin !== undefined })
-    server = await TurnServer.start({ ...options, metrics })
+    const metrics = new PrometheusRelayMetrics({ processMetrics: options.admin !== undefined || worker !== undefined, worker: worker?.index })
+    server = await TurnServer.start({ ...(worker?.apply(options) ?? options), metrics })
     const s = server
-    for (const proto of ['udp', 'tcp', 'tls'] as const) {
+    if (worker !== undefined) {
+      worker.attach(s, metrics)
+      worker.ready(s.addresses)
+    }
+    for (const proto of worker !== undefined ? [] : ['udp', 'tcp', 'tls'] as const) {
       for (const e of s.addresses[proto]) say('info', 'listening', `listening ${proto} ${formatEndpoint(e)}`, { protocol: proto, address: formatEndpoint(e) })
     }
-    if (options.rendezvous !== undefined) {
+    if (options.rendezvous !== undefined && worker === undefined) {
       rendezvous = await RendezvousServer.start({ listen: options.rendezvous, authSecret: options.authSecret as string })
       const url = rendezvous.url ?? formatEndpoint(options.rendezvous)
       say('info', 'rendezvous', `rendezvous ${url}`, { url })
     }
-    if (options.admin !== undefined) {
+    if (options.admin !== undefined && worker === undefined) {
       admin = await AdminServer.start({ listen: options.admin, metrics: async () => await metrics.render(), contentType: metrics.contentType, healthy: () => !s.core.draining })
       const url = `http://${formatEndpoint(admin.local)}/metrics`
       say('info', 'admin', `admin ${url}`, { url })
@@ -258,21 +276,23 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
       let stopping = false
       const stop = (how: 'SIGINT' | 'SIGTERM'): void => {
         // A second signal while draining stops at once.
-        if (stopping) { say('info', 'stopping', 'stopping now'); void s.close(); return }
+        if (stopping) { if (worker === undefined) say('info', 'stopping', 'stopping now'); void s.close(); return }
         stopping = true
         const closing = how === 'SIGTERM'
-          ? (say('info', 'draining', `draining for up to ${options.drainTimeout}s`, { timeout: options.drainTimeout }), s.drain(options.drainTimeout * 1000))
+          ? (worker === undefined && say('info', 'draining', `draining for up to ${options.drainTimeout}s`, { timeout: options.drainTimeout }), s.drain(options.drainTimeout * 1000))
           : s.close()
         closing.then(async () => {
           process.off('SIGINT', onInt); process.off('SIGTERM', onTerm); process.off('SIGHUP', onHup)
-          await rendezvous?.close(); await admin?.close(); say('info', 'stopped', 'stopped'); resolve(ExitCode.Ok)
+          await rendezvous?.close(); await admin?.close()
+          if (worker !== undefined) worker.done(); else say('info', 'stopped', 'stopped')
+          resolve(ExitCode.Ok)
         }, (err) => { say('error', 'error', `error while stopping: ${String(err)}`, { error: String(err) }); resolve(ExitCode.Internal) })
       }
       const onInt = (): void => { stop('SIGINT') }
       const onTerm = (): void => { stop('SIGTERM') }
       const onHup = (): void => {
         loadSettings(flags).then(relayOptions).then(async (next) => {
-          await s.reload(next)
+          await s.reload(worker?.apply(next) ?? next)
           say('info', 'reloaded', 'configuration reloaded')
         }).catch((err: Error) => { say('error', 'reload-failed', `reload failed, keeping the old configuration: ${err.message}`, { error: err.message }) })
       }
@@ -283,6 +303,7 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     await server?.close()
     await rendezvous?.close()
     await admin?.close()
+    worker?.done()
     if (err instanceof InvalidArgumentError) { say('error', 'error', `error: ${err.message}`, { error: err.message, code: err.code }); return ExitCode.Usage }
     if (err instanceof NatError) { say('error', 'error', `error: ${err.message}`, { error: err.message, code: err.code }); return err.code === 'ERR_TRANSPORT' ? ExitCode.Usage : ExitCode.Internal }
     say('error', 'error', `internal error: ${(err as Error).stack ?? String(err)}`, { error: String(err) })
