@@ -92,7 +92,12 @@ export class RelayWorker {
 
   constructor (readonly index: number, readonly count: number, private readonly secret: Buffer, private readonly resolved: ResolvedListen) {
     process.on('message', (m: unknown) => { if (isWorkerMessage(m)) this.onMessage(m) })
+    // The primary is gone (killed, crashed): nobody forwards signals or serves /metrics any more, so stop at once
+    // rather than linger as an orphan holding the ports.
+    process.once('disconnect', () => { if (!this.leaving) process.exit(ExitCode.Internal) })
   }
+
+  private leaving = false
 
   /** The relay options of this worker: shared listeners, the shared nonce secret, its slice of the relay ports. */
   apply<T extends TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint }> (options: T): T {
@@ -133,6 +138,7 @@ export class RelayWorker {
 
   /** Let the process exit once the relay has stopped (the IPC channel would keep it alive). */
   done (): void {
+    this.leaving = true
     if (process.connected) process.disconnect()
   }
 

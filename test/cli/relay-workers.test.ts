@@ -2,7 +2,7 @@ import { expect } from 'chai'
 import { get } from 'node:http'
 import { natcheckStart } from '../support/cli.js'
 import { hasCommand, requireOrSkip } from '../support/env.js'
-import type { Started } from '../support/process.js'
+import { run, type Started } from '../support/process.js'
 import { Processes, freePort, parseUclient } from '../integration/relay/support.js'
 import { nativeUdpAvailable } from '../../src/net/native.js'
 import { TurnClient } from '../../src/relay/turn-client.js'
@@ -112,6 +112,21 @@ describe('natcheck relay --workers (CLI)', function () {
     } finally {
       await Promise.all(clients.map(async c => { await c.close() }))
     }
+  })
+
+  it('does not leave its workers behind when the primary is killed with SIGKILL', async function () {
+    requireOrSkip(this, nativeUdpAvailable(), 'native UDP addon not built (SO_REUSEPORT needs it)')
+    const { s } = await startRelay(['--workers', '2'])
+    const pid = s.child.pid as number
+    const children = (await run('pgrep', ['-P', String(pid)], { timeoutMs: 5000 })).stdout.split('\n').filter(l => l !== '').map(Number)
+    expect(children).to.have.length(2)
+    process.kill(pid, 'SIGKILL')
+    const alive = (): number[] => children.filter(c => { try { process.kill(c, 0); return true } catch { return false } })
+    const end = Date.now() + 15_000
+    while (alive().length > 0 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 100))
+    const left = alive()
+    for (const c of left) process.kill(c, 'SIGKILL') // never leave them, even when the test fails
+    expect(left).to.deep.equal([])
   })
 
   it('falls back to one process, and says so, without native UDP I/O', async () => {
