@@ -193,10 +193,12 @@ export interface RelayPrimaryOptions {
   readonly options: TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint, drainTimeout: number }
   readonly workers: number
   readonly say: RelayLog
+  /** More health for /healthz (e.g. Redis): true, or why not. */
+  readonly health?: () => true | string
 }
 
 /** Run the primary: fork the workers, serve /metrics, /healthz and the rendezvous, forward signals. Resolves to the exit code. */
-export async function runRelayPrimary ({ options, workers: count, say }: RelayPrimaryOptions): Promise<number> {
+export async function runRelayPrimary ({ options, workers: count, say, health }: RelayPrimaryOptions): Promise<number> {
   const udp = options.udp !== false; const tcp = options.tcp !== false
   const listen: Endpoint[] = []
   for (const ep of options.listen ?? [{ address: '127.0.0.1', port: 3478 }]) listen.push(await claimPort(ep, { udp, tcp }))
@@ -284,7 +286,7 @@ export async function runRelayPrimary ({ options, workers: count, say }: RelayPr
           say('info', 'rendezvous', `rendezvous ${url}`, { url })
         }
         if (options.admin !== undefined) {
-          admin = await AdminServer.start({ listen: options.admin, metrics: async () => await aggregator.clusterMetrics(), contentType: aggregator.contentType, healthy: () => !stopping })
+          admin = await AdminServer.start({ listen: options.admin, metrics: async () => await aggregator.clusterMetrics(), contentType: aggregator.contentType, healthy: () => stopping ? false : health?.() ?? true })
           const url = `http://${formatEndpoint(admin.local)}/metrics`
           say('info', 'admin', `admin ${url}`, { url })
         }

@@ -9,6 +9,7 @@ import { parseUserPass } from './credentials.js'
 import { createRelayLog, parseLogFormat, type RelayLog } from './relay-log.js'
 import { currentWorker, reusePortUnavailable, runRelayPrimary, workerCount } from './relay-workers.js'
 import { PrometheusRelayMetrics } from '../relay/metrics.js'
+import { RedisCredentials } from '../relay/redis-credentials.js'
 import { TurnServer, type TurnServerOptions } from '../relay/turn-server.js'
 
 /**
@@ -44,6 +45,8 @@ export interface RelaySettings {
   logFormat?: string
   /** Worker processes (default: the number of CPUs); see relay-workers.ts. */
   workers?: number
+  /** coturn-compatible Redis user database (users, REST secrets, quotas of the realm): redis://HOST:PORT[/DB]. */
+  redis?: string
 }
 
 const DEFAULT_PORT = 3478
@@ -71,7 +74,7 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InvalidArgumentError(`config ${file} must be a JSON object`)
   const o = raw as Record<string, unknown>
-  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'rendezvous', 'drainTimeout', 'userQuota', 'totalQuota', 'nativeIo', 'logFormat', 'workers'])
+  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'rendezvous', 'drainTimeout', 'userQuota', 'totalQuota', 'nativeIo', 'logFormat', 'workers', 'redis'])
   for (const k of Object.keys(o)) if (!known.has(k)) throw new InvalidArgumentError(`unknown config key ${JSON.stringify(k)} in ${file}`)
   let user = list(o.user, 'user')
   if (o.users !== undefined) {
@@ -93,7 +96,8 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
     totalQuota: o.totalQuota as number | undefined,
     nativeIo: str(o.nativeIo, 'nativeIo'),
     logFormat: str(o.logFormat, 'logFormat'),
-    workers: o.workers as number | undefined
+    workers: o.workers as number | undefined,
+    redis: str(o.redis, 'redis')
   }
 }
 
@@ -112,7 +116,8 @@ export function relayEnv (env: NodeJS.ProcessEnv): RelaySettings {
     userQuota: num(env.NATKIT_RELAY_USER_QUOTA), totalQuota: num(env.NATKIT_RELAY_TOTAL_QUOTA),
     nativeIo: s(env.NATKIT_RELAY_NATIVE_IO),
     logFormat: s(env.NATKIT_RELAY_LOG_FORMAT),
-    workers: num(env.NATKIT_RELAY_WORKERS)
+    workers: num(env.NATKIT_RELAY_WORKERS),
+    redis: s(env.NATKIT_RELAY_REDIS)
   }
 }
 
@@ -124,14 +129,14 @@ export function mergeSettings (...sources: RelaySettings[]): RelaySettings {
 }
 
 /** Turn settings into TurnServer options (throws InvalidArgumentError with what to fix). */
-export function relayOptions (s: RelaySettings): TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint, drainTimeout: number } {
+export function relayOptions (s: RelaySettings): TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint, drainTimeout: number, redis?: string } {
   if (s.realm === undefined || s.realm === '') throw new InvalidArgumentError('--realm is required (or realm in the config, NATKIT_RELAY_REALM)')
   const users: Record<string, string> = {}
   for (const u of s.user ?? []) {
     const { username, password } = parseUserPass(u)
     users[username] = password
   }
-  if (Object.keys(users).length === 0 && s.authSecret === undefined) throw new InvalidArgumentError('no credentials: give --user NAME:PASS and/or --auth-secret SECRET')
+  if (Object.keys(users).length === 0 && s.authSecret === undefined && s.redis === undefined) throw new InvalidArgumentError('no credentials: give --user NAME:PASS, --auth-secret SECRET and/or --redis URL')
   let portRange: [number, number] | undefined
   if (s.ports !== undefined) {
     const m = /^(\d{1,5})-(\d{1,5})$/.exec(s.ports)
@@ -164,7 +169,8 @@ export function relayOptions (s: RelaySettings): TurnServerOptions & { admin?: E
     denyPeer: s.denyPeer,
     admin: s.admin !== undefined ? parseEndpoint(s.admin, 9641) : undefined,
     rendezvous: rendezvousEndpoint(s),
-    drainTimeout
+    drainTimeout,
+    redis: s.redis
   }
 }
 
@@ -203,6 +209,7 @@ export function registerRelayCommand (program: Command): void {
     .option('--total-quota <n>', 'allocations in total (default 10000)', Number)
     .option('--drain-timeout <seconds>', 'on SIGTERM, how long existing allocations may continue (default 30)', Number)
     .option('--workers <n>', 'worker processes sharing the listeners (SO_REUSEPORT; default: the number of CPUs)', Number)
+    .option('--redis <url>', 'read users (MD5 keys), REST secrets and quotas of the realm from coturn\'s Redis user database (redis://HOST:PORT[/DB]), re-read every 2 s')
     .option('--log-format <format>', 'stderr log: text (default) or json (one object per line: ts, level, event, msg, fields)')
     .option('--config <file>', 'JSON config file with the same keys (camelCase); flags override it, env vars NATKIT_RELAY_* too')
     .action(async (flags: RelaySettings & { config?: string }) => {
@@ -226,19 +233,54 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
   let server: TurnServer | undefined
   let admin: AdminServer | undefined
   let rendezvous: RendezvousServer | undefined
+  let redis: RedisCredentials | undefined
   try {
     const settings = await loadSettings(flags)
     say = createRelayLog(parseLogFormat(settings.logFormat), undefined, undefined, base)
     const options = relayOptions(settings)
     const workers = workerCount(settings.workers)
+    let current = options
+    if (options.redis !== undefined) {
+      redis = await RedisCredentials.start({
+        url: options.redis,
+        realm: options.realm,
+        onChange: () => {
+          server?.reload(forServer(current)).catch((err: Error) => { say('error', 'reload-failed', `applying Redis changes failed: ${err.message}`, { error: err.message }) })
+        },
+        onHealth: (ok, error) => {
+          if (ok) say('info', 'redis', 'Redis reachable', { healthy: true })
+          else say('warn', 'redis', `Redis unreachable (${error ?? ''}): serving existing allocations and the users and secrets last read`, { healthy: false, error })
+        }
+      })
+    }
+    const rc = redis
+    /** The server's options: the settings, plus Redis's users, secrets and quotas, plus this worker's part. */
+    const forServer = (o: typeof options): typeof options => {
+      const r = rc === undefined
+        ? o
+        : {
+            ...o,
+            keySource: rc.keySource,
+            // coturn's Redis database holds MD5 keys only: offering SHA-256 would send clients that prefer it (natkit's
+            // own) down a path their Redis user cannot pass.
+            passwordAlgorithms: ['md5'] as const,
+            authSecret: [...(o.authSecret === undefined ? [] : typeof o.authSecret === 'string' ? [o.authSecret] : o.authSecret), ...rc.current.secrets],
+            userQuota: rc.current.userQuota ?? o.userQuota,
+            totalQuota: rc.current.totalQuota ?? o.totalQuota
+          }
+      return worker?.apply(r) ?? r
+    }
+    const redisHealth = (): true | string => rc === undefined || rc.healthy ? true : `redis unreachable: ${rc.error ?? ''}`
     if (worker === undefined && workers > 1) {
       const why = reusePortUnavailable(options)
-      if (why === undefined) return await runRelayPrimary({ options, workers, say })
+      if (why === undefined) {
+        try { return await runRelayPrimary({ options, workers, say, health: redisHealth }) } finally { await redis?.close() }
+      }
       say('warn', 'workers', `workers 1, not ${workers}: ${why}`, { workers: 1, reason: why })
     }
     // Process metrics (CPU, memory, event-loop lag) only when someone can scrape them: they sample the event loop.
     const metrics = new PrometheusRelayMetrics({ processMetrics: options.admin !== undefined || worker !== undefined, worker: worker?.index })
-    server = await TurnServer.start({ ...(worker?.apply(options) ?? options), metrics })
+    server = await TurnServer.start({ ...forServer(options), metrics })
     const s = server
     if (worker !== undefined) {
       worker.attach(s, metrics)
@@ -253,7 +295,7 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
       say('info', 'rendezvous', `rendezvous ${url}`, { url })
     }
     if (options.admin !== undefined && worker === undefined) {
-      admin = await AdminServer.start({ listen: options.admin, metrics: async () => await metrics.render(), contentType: metrics.contentType, healthy: () => !s.core.draining })
+      admin = await AdminServer.start({ listen: options.admin, metrics: async () => await metrics.render(), contentType: metrics.contentType, healthy: () => s.core.draining ? false : redisHealth() })
       const url = `http://${formatEndpoint(admin.local)}/metrics`
       say('info', 'admin', `admin ${url}`, { url })
     }
@@ -283,7 +325,7 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
           : s.close()
         closing.then(async () => {
           process.off('SIGINT', onInt); process.off('SIGTERM', onTerm); process.off('SIGHUP', onHup)
-          await rendezvous?.close(); await admin?.close()
+          await rendezvous?.close(); await admin?.close(); await redis?.close()
           if (worker !== undefined) worker.done(); else say('info', 'stopped', 'stopped')
           resolve(ExitCode.Ok)
         }, (err) => { say('error', 'error', `error while stopping: ${String(err)}`, { error: String(err) }); resolve(ExitCode.Internal) })
@@ -292,7 +334,8 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
       const onTerm = (): void => { stop('SIGTERM') }
       const onHup = (): void => {
         loadSettings(flags).then(relayOptions).then(async (next) => {
-          await s.reload(worker?.apply(next) ?? next)
+          current = next
+          await s.reload(forServer(next))
           say('info', 'reloaded', 'configuration reloaded')
         }).catch((err: Error) => { say('error', 'reload-failed', `reload failed, keeping the old configuration: ${err.message}`, { error: err.message }) })
       }
@@ -303,6 +346,7 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     await server?.close()
     await rendezvous?.close()
     await admin?.close()
+    await redis?.close()
     worker?.done()
     if (err instanceof InvalidArgumentError) { say('error', 'error', `error: ${err.message}`, { error: err.message, code: err.code }); return ExitCode.Usage }
     if (err instanceof NatError) { say('error', 'error', `error: ${err.message}`, { error: err.message, code: err.code }); return err.code === 'ERR_TRANSPORT' ? ExitCode.Usage : ExitCode.Internal }

@@ -2,6 +2,7 @@ import { isIP } from 'node:net'
 import { InvalidArgumentError } from '../errors.js'
 import type { Endpoint } from '../net/endpoint.js'
 import type { PasswordAlgorithmName } from '../stun/index.js'
+import type { CredentialStoreOptions } from './credentials.js'
 import type { RelayMetrics } from './metrics.js'
 
 /** Options for TurnServerCore (the sans-IO TURN server). Times in seconds unless named `…Ms`. */
@@ -12,6 +13,8 @@ export interface TurnServerCoreOptions {
   readonly users?: Readonly<Record<string, string>> | ReadonlyMap<string, string>
   /** TURN REST API shared secret(s) (coturn `--use-auth-secret --static-auth-secret`). */
   readonly authSecret?: string | readonly string[]
+  /** More users as long-term keys, looked up by name (CredentialStoreOptions.keySource; e.g. coturn's Redis user db). */
+  readonly keySource?: CredentialStoreOptions['keySource']
   /** Separator in REST usernames (default ':'). */
   readonly restSeparator?: string
   /** Password algorithms offered in PASSWORD-ALGORITHMS, in preference order (default ['md5', 'sha256']). RFC 8489 §14.11. */

@@ -119,6 +119,7 @@ export class TurnServerCore {
       realm: r.realm,
       users: o.users,
       authSecret: o.authSecret,
+      keySource: o.keySource,
       restSeparator: o.restSeparator,
       passwordAlgorithms: r.passwordAlgorithms,
       nonceSecret: this.nonceSecret,
