@@ -89,10 +89,12 @@ int get_int (napi_env env, napi_value v, int32_t *out) {
   return napi_get_value_int32(env, v, out) == napi_ok;
 }
 
-/* open(family 4|6, address string, port, bufferSize (0: OS default), ipv6Only, callback(count)) -> object */
+/* open(family 4|6, address string, port, bufferSize (0: OS default), ipv6Only, callback(count)[, reusePort]) -> object.
+ * reusePort sets SO_REUSEPORT before bind: sockets of one user bound to the same address and port then share it,
+ * the kernel hashing each remote address and port to one of them (relay worker processes). */
 napi_value js_open (napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 6) { napi_throw_type_error(env, NULL, "open(family, address, port, bufferSize, ipv6Only, callback)"); return NULL; }
   int32_t family, port, bufsize;
@@ -109,6 +111,11 @@ napi_value js_open (napi_env env, napi_callback_info info) {
   napi_valuetype t;
   CHECK(napi_typeof(env, argv[5], &t));
   if (t != napi_function) { napi_throw_type_error(env, NULL, "open: callback must be a function"); return NULL; }
+  bool reuseport = false;
+  if (argc >= 7 && napi_get_value_bool(env, argv[6], &reuseport) != napi_ok) {
+    napi_throw_type_error(env, NULL, "open: reusePort must be a boolean");
+    return NULL;
+  }
 
   struct sockaddr_storage ss;
   socklen_t sslen;
@@ -139,6 +146,10 @@ napi_value js_open (napi_env env, napi_callback_info info) {
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof bufsize) != 0) {
       int err = errno; close(fd); throw_errno(env, err, "setsockopt", "SO_RCVBUF/SO_SNDBUF"); return NULL;
     }
+  }
+  int one = 1;
+  if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    int err = errno; close(fd); throw_errno(env, err, "setsockopt", "SO_REUSEPORT"); return NULL;
   }
   if (bind(fd, (struct sockaddr *)&ss, sslen) != 0) {
     int err = errno; close(fd); throw_errno(env, err, "bind", detail); return NULL;

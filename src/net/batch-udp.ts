@@ -186,7 +186,7 @@ export class BatchUdpSocket implements DatagramSocket {
   private jsSendErrors = 0
 
   private constructor (private readonly native: NativeUdpBinding, family: 4 | 6, options: UdpBindOptions, address: string) {
-    const opened = native.open(family, address, options.port ?? 0, options.bufferSize ?? 0, options.ipv6Only ?? false, this.onBatch)
+    const opened = native.open(family, address, options.port ?? 0, options.bufferSize ?? 0, options.ipv6Only ?? false, this.onBatch, options.reusePort ?? false)
     this.handle = opened.handle
     this.id = opened.id
     this.local = { address: opened.address, port: opened.port }

@@ -49,9 +49,9 @@ export interface NativeUdpBinding {
   readonly SEND_BYTES: number
   /**
    * Bind a socket and start polling it; `onBatch(n)` gets n ≥ 0 datagrams (in the shared receive buffer), or
-   * n < 0 = -errno of a receive error.
+   * n < 0 = -errno of a receive error. `reusePort` sets SO_REUSEPORT before binding.
    */
-  open (family: 4 | 6, address: string, port: number, bufferSize: number, ipv6Only: boolean, onBatch: (n: number) => void): NativeUdpOpened
+  open (family: 4 | 6, address: string, port: number, bufferSize: number, ipv6Only: boolean, onBatch: (n: number) => void, reusePort?: boolean): NativeUdpOpened
   /** The shared buffers, allocated on the first call (the same objects on every call). */
   buffers (): NativeUdpBuffers
   /**
