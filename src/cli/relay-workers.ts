@@ -20,7 +20,11 @@ import type { RelayLog } from './relay-log.js'
  *
  * - UDP: every worker binds the listeners itself with SO_REUSEPORT (native addon): the kernel hashes each client's
  *   address and port to one worker, so an allocation, its 5-tuple and its relay sockets live in one process.
- * - TCP/TLS: node:cluster's primary accepts and hands connections round-robin to the workers.
+ * - TCP/TLS: served by worker 0 alone (node:cluster's primary accepts and hands it every connection). An RFC 6062
+ *   data connection's ConnectionBind must reach the worker that holds its allocation, and the per-source limits on
+ *   unauthenticated connections must be counted in one place; round-robin over workers broke both (a ConnectionBind
+ *   on another worker got 400, and each worker allowed its own 32 per IP). Spreading TCP needs routing by
+ *   CONNECTION-ID in the primary, which peeks at the first frame: not done yet.
  * - Relay ports: the range is split into N disjoint slices, one per worker.
  * - Nonces and RESERVATION-TOKENs: one secret for all workers, so a nonce or token from one worker is good at
  *   another (an RTP/RTCP pair's second Allocate comes from another port, or over another TCP connection, so it may
@@ -104,7 +108,8 @@ export class RelayWorker {
     return {
       ...options,
       listen: this.resolved.listen ?? options.listen,
-      tls: options.tls !== undefined && this.resolved.tls !== undefined ? { ...options.tls, listen: this.resolved.tls } : options.tls,
+      tcp: this.index === 0 ? options.tcp : false,
+      tls: this.index !== 0 ? undefined : options.tls !== undefined && this.resolved.tls !== undefined ? { ...options.tls, listen: this.resolved.tls } : options.tls,
       reusePort: options.udp !== false,
       nonceSecret: this.secret,
       portRange: portSlice(options.portRange ?? [49152, 65535], this.index, this.count),
@@ -278,7 +283,7 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
       for (const proto of ['udp', 'tcp', 'tls'] as const) {
         for (const e of a[proto]) say('info', 'listening', `listening ${proto} ${formatEndpoint(e)}`, { protocol: proto, address: formatEndpoint(e) })
       }
-      say('info', 'workers', `workers ${count} (SO_REUSEPORT UDP listeners, TCP shared by node:cluster)`, { workers: count })
+      say('info', 'workers', `workers ${count} (SO_REUSEPORT UDP listeners; TCP and TLS on worker 0)`, { workers: count })
       try {
         if (options.rendezvous !== undefined) {
           rendezvous = await RendezvousServer.start({ listen: options.rendezvous, authSecret: options.authSecret as string | string[], maxTokenAheadS: options.restMaxTtlS })
