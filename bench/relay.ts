@@ -69,7 +69,9 @@ async function startServer (kind: RelayServerKind): Promise<Started> {
     const env = { ...process.env, NATKIT_NATIVE: kind === 'natkit-dgram' ? '0' : '1', DEBUG: '' }
     const io = kind === 'natkit-native' ? 'all' : kind === 'natkit-hybrid' ? 'listeners' : 'off'
     child = track(spawn(process.execPath, [CLI, 'relay', '--native-io', io, '--listen', `127.0.0.1:${port}`, '--realm', REALM, '--user', `${USER}:${PASS}`,
-      '--allow-peer', '127.0.0.0/8', '--ports', `${RELAY_PORTS[0]}-${RELAY_PORTS[1]}`, '--user-quota', '100000', '--total-quota', '100000'],
+      '--allow-peer', '127.0.0.0/8', '--ports', `${RELAY_PORTS[0]}-${RELAY_PORTS[1]}`, '--user-quota', '100000', '--total-quota', '100000',
+      // One process: the CPU figures below are read from this PID's /proc/PID/stat (workers would be other PIDs).
+      '--workers', '1'],
     { stdio: 'ignore', env }))
   }
   if (!await probe(port, 8000)) throw new Error(`${kind} did not answer on 127.0.0.1:${port} within 8 s`)

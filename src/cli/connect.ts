@@ -6,6 +6,7 @@ import { rendezvousToken } from '../rendezvous/token.js'
 import type { TurnCredentials } from '../relay/turn-client-auth.js'
 import { parseTurnUri } from '../relay/turn-uri.js'
 import { connect, type ConnectReport, type PeerSession } from '../traversal/session.js'
+import { echoExchange } from '../traversal/echo.js'
 import { rendezvousChannel, roleFor } from '../traversal/rendezvous-channel.js'
 import { parseUserPass, resolveClientSecrets, type SecretFlags } from './credentials.js'
 import { ExitCode } from './exit-codes.js'
@@ -100,38 +101,6 @@ export function registerConnectCommand (program: Command): void {
     })
 }
 
-
-/**
- * Each side sends `count` numbered pings and answers the peer's; then says `done` through the rendezvous and keeps
- * answering until the peer has said it too (bounded), so neither side closes while the other still counts.
- */
-async function echoExchange (session: PeerSession, client: RendezvousClient, peer: string, count: number): Promise<{ delivered: number, medianRttMs: number | null }> {
-  const sentAt = new Map<number, number>()
-  const rtts: number[] = []
-  let peerDone = false
-  const onDone = (from: string, data: unknown): void => { if (from === peer && (data as { t?: string })?.t === 'natkit/echo-done') peerDone = true }
-  client.on('message', onDone)
-  session.on('message', (d) => {
-    if (d.length !== 5) return
-    const n = d.readUInt32BE(1)
-    if (d[0] === 0x50) { const r = Buffer.from(d); r[0] = 0x52; session.send(r) } // P → R
-    else if (d[0] === 0x52) { const at = sentAt.get(n); if (at !== undefined) { sentAt.delete(n); rtts.push(performance.now() - at) } }
-  })
-  for (let i = 0; i < count; i++) {
-    const b = Buffer.alloc(5); b[0] = 0x50; b.writeUInt32BE(i, 1)
-    sentAt.set(i, performance.now())
-    session.send(b)
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-  const deadline = performance.now() + 2000
-  while (rtts.length < count && performance.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
-  await client.send(peer, { t: 'natkit/echo-done' }).catch(() => {})
-  const peerDeadline = performance.now() + 5000
-  while (!peerDone && performance.now() < peerDeadline) await new Promise(resolve => setTimeout(resolve, 10))
-  client.off('message', onDone)
-  const sorted = rtts.sort((a, b) => a - b)
-  return { delivered: rtts.length, medianRttMs: sorted.length > 0 ? Math.round(sorted[Math.floor(sorted.length / 2)] * 100) / 100 : null }
-}
 
 function jsonReport (r: ConnectReport): Record<string, unknown> {
   return {

@@ -7,7 +7,10 @@ import { AdminServer } from '../relay/admin-server.js'
 import { RendezvousServer } from '../rendezvous/server.js'
 import { parseUserPass, readSecretFile, warnIfWorldReadable } from './credentials.js'
 import { RELAY_CONNECTION_KEYS, addRelayConnectionOptions, relayConnectionConfig, relayConnectionEnv, relayConnectionOptions, type RelayConnectionSettings } from './connection-limits.js'
+import { createRelayLog, parseLogFormat, type RelayLog } from './relay-log.js'
+import { currentWorker, reusePortUnavailable, runRelayPrimary, workerCount } from './relay-workers.js'
 import { PrometheusRelayMetrics } from '../relay/metrics.js'
+import { RedisCredentials } from '../relay/redis-credentials.js'
 import { TurnServer, type TurnServerOptions } from '../relay/turn-server.js'
 
 /**
@@ -45,6 +48,12 @@ export interface RelaySettings extends RelayConnectionSettings {
   userQuota?: number
   totalQuota?: number
   nativeIo?: string
+  /** `text` (default) or `json`: one JSON object per log line (see relay-log.ts). */
+  logFormat?: string
+  /** Worker processes (default: the number of CPUs); see relay-workers.ts. */
+  workers?: number
+  /** coturn-compatible Redis user database (users, REST secrets, quotas of the realm): redis://HOST:PORT[/DB]. */
+  redis?: string
 }
 
 const DEFAULT_PORT = 3478
@@ -72,7 +81,7 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InvalidArgumentError(`config ${file} must be a JSON object`)
   const o = raw as Record<string, unknown>
-  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'rendezvous', 'drainTimeout', 'userQuota', 'totalQuota', 'nativeIo', 'userFile', 'authSecretFile', 'restMaxTtl'])
+  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'rendezvous', 'drainTimeout', 'userQuota', 'totalQuota', 'nativeIo', 'userFile', 'authSecretFile', 'restMaxTtl', 'logFormat', 'workers', 'redis'])
   for (const k of RELAY_CONNECTION_KEYS) known.add(k)
   for (const k of Object.keys(o)) if (!known.has(k)) throw new InvalidArgumentError(`unknown config key ${JSON.stringify(k)} in ${file}`)
   let user = list(o.user, 'user')
@@ -81,7 +90,7 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
     user = [...(user ?? []), ...Object.entries(o.users as Record<string, unknown>).map(([n, p]) => `${n}:${String(p)}`)]
   }
   if (o.drainTimeout !== undefined && typeof o.drainTimeout !== 'number') throw new InvalidArgumentError('config key drainTimeout must be a number of seconds')
-  for (const k of ['userQuota', 'totalQuota', 'restMaxTtl']) {
+  for (const k of ['userQuota', 'totalQuota', 'restMaxTtl', 'workers']) {
     if (o[k] !== undefined && typeof o[k] !== 'number') throw new InvalidArgumentError(`config key ${k} must be a number of allocations`)
   }
   return {
@@ -97,7 +106,10 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
     userFile: str(o.userFile, 'userFile'),
     authSecretFile: str(o.authSecretFile, 'authSecretFile'),
     restMaxTtl: o.restMaxTtl as number | undefined,
-    ...relayConnectionConfig(o)
+    ...relayConnectionConfig(o),
+    logFormat: str(o.logFormat, 'logFormat'),
+    workers: o.workers as number | undefined,
+    redis: str(o.redis, 'redis')
   }
 }
 
@@ -118,7 +130,10 @@ export function relayEnv (env: NodeJS.ProcessEnv): RelaySettings {
     userFile: s(env.NATKIT_RELAY_USER_FILE),
     authSecretFile: s(env.NATKIT_RELAY_AUTH_SECRET_FILE),
     restMaxTtl: num(env.NATKIT_RELAY_REST_MAX_TTL),
-    ...relayConnectionEnv(env)
+    ...relayConnectionEnv(env),
+    logFormat: s(env.NATKIT_RELAY_LOG_FORMAT),
+    workers: num(env.NATKIT_RELAY_WORKERS),
+    redis: s(env.NATKIT_RELAY_REDIS)
   }
 }
 
@@ -130,7 +145,7 @@ export function mergeSettings (...sources: RelaySettings[]): RelaySettings {
 }
 
 /** Turn settings into TurnServer options (throws InvalidArgumentError with what to fix). */
-export function relayOptions (s: RelaySettings & { authSecrets?: string[] }): TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint, drainTimeout: number } {
+export function relayOptions (s: RelaySettings & { authSecrets?: string[] }): TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint, drainTimeout: number, redis?: string } {
   if (s.realm === undefined || s.realm === '') throw new InvalidArgumentError('--realm is required (or realm in the config, NATKIT_RELAY_REALM)')
   const users: Record<string, string> = {}
   for (const u of s.user ?? []) {
@@ -138,7 +153,7 @@ export function relayOptions (s: RelaySettings & { authSecrets?: string[] }): Tu
     users[username] = password
   }
   const secrets = [...(s.authSecret !== undefined ? [s.authSecret] : []), ...(s.authSecrets ?? [])]
-  if (Object.keys(users).length === 0 && secrets.length === 0) throw new InvalidArgumentError('no credentials: give --user NAME:PASS and/or --auth-secret SECRET')
+  if (Object.keys(users).length === 0 && secrets.length === 0 && s.redis === undefined) throw new InvalidArgumentError('no credentials: give --user NAME:PASS, --auth-secret SECRET and/or --redis URL')
   let portRange: [number, number] | undefined
   if (s.ports !== undefined) {
     const m = /^(\d{1,5})-(\d{1,5})$/.exec(s.ports)
@@ -155,6 +170,8 @@ export function relayOptions (s: RelaySettings & { authSecrets?: string[] }): Tu
   if (s.restMaxTtl !== undefined && !(Number.isInteger(s.restMaxTtl) && s.restMaxTtl > 0)) throw new InvalidArgumentError('--rest-max-ttl must be a positive whole number of seconds')
   const io = s.nativeIo ?? 'all'
   if (io !== 'all' && io !== 'listeners' && io !== 'off') throw new InvalidArgumentError(`--native-io ${JSON.stringify(io)}: write all, listeners or off`)
+  const admin = s.admin !== undefined ? parseEndpoint(s.admin, 9641) : undefined
+  const rendezvous = rendezvousEndpoint(s, secrets)
   return {
     realm: s.realm,
     users,
@@ -171,10 +188,13 @@ export function relayOptions (s: RelaySettings & { authSecrets?: string[] }): Tu
     portRange,
     allowPeer: s.allowPeer,
     denyPeer: s.denyPeer,
-    admin: s.admin !== undefined ? parseEndpoint(s.admin, 9641) : undefined,
-    rendezvous: rendezvousEndpoint(s, secrets),
+    admin,
+    rendezvous,
+    // This host's admin and rendezvous ports are never peers (in worker processes too, which do not serve them).
+    protectedEndpoints: [admin, rendezvous].filter((e): e is Endpoint => e !== undefined),
     drainTimeout,
-    ...relayConnectionOptions(s)
+    ...relayConnectionOptions(s),
+    redis: s.redis
   }
 }
 
@@ -189,9 +209,6 @@ function collect (value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value]
 }
 
-function say (line: string): void {
-  process.stderr.write(`natcheck relay: ${line}\n`)
-}
 
 /** Register `relay` on the program. */
 export function registerRelayCommand (program: Command): void {
@@ -215,74 +232,147 @@ export function registerRelayCommand (program: Command): void {
     .option('--admin <ip:port>', 'serve /metrics and /healthz over HTTP here')
     .option('--rendezvous <ip:port>', 'also serve the rendezvous (signalling) WebSocket at ws://IP:PORT/, authenticated with --auth-secret')
     .option('--native-io <mode>', 'batched UDP I/O (recvmmsg/sendmmsg): all, listeners (relay sockets use node:dgram) or off (default all)')
-    .option('--user-quota <n>', 'allocations per username (default 10)', Number)
+    .option('--user-quota <n>', 'allocations per username (default: no per-user limit, as coturn)', Number)
     .option('--total-quota <n>', 'allocations in total (default 10000)', Number)
     .option('--drain-timeout <seconds>', 'on SIGTERM, how long existing allocations may continue (default 30)', Number)
+    .option('--workers <n>', 'worker processes sharing the listeners (SO_REUSEPORT; default: the number of CPUs)', Number)
+    .option('--redis <url>', 'read users (MD5 keys), REST secrets and quotas of the realm from coturn\'s Redis user database (redis://HOST:PORT[/DB]), re-read every 2 s')
+    .option('--log-format <format>', 'stderr log: text (default) or json (one object per line: ts, level, event, msg, fields)')
     .option('--config <file>', 'JSON config file with the same keys (camelCase); flags override it, env vars NATKIT_RELAY_* too')
     .action(async (flags: RelaySettings & { config?: string }) => {
       process.exitCode = await runRelay(flags)
     })
 }
 
-async function loadSettings (flags: RelaySettings & { config?: string }): Promise<RelaySettings & { authSecrets?: string[] }> {
+async function loadSettings (flags: RelaySettings & { config?: string }, warn: (line: string) => void): Promise<RelaySettings & { authSecrets?: string[] }> {
   const { config, ...rest } = flags
   const file = config ?? process.env.NATKIT_RELAY_CONFIG
   const fromFile = file !== undefined ? await readRelayConfig(file) : {}
-  if (file !== undefined && (fromFile.user !== undefined || fromFile.authSecret !== undefined)) await warnIfWorldReadable(file, 'config', say)
+  if (file !== undefined && (fromFile.user !== undefined || fromFile.authSecret !== undefined)) await warnIfWorldReadable(file, 'config', warn)
   const merged = mergeSettings(fromFile, relayEnv(process.env), rest)
   // Secrets from files: users are added to the others, REST secrets accepted beside --auth-secret (rotation).
-  const user = merged.userFile !== undefined ? [...(merged.user ?? []), ...await readSecretFile(merged.userFile, 'user file', say)] : merged.user
-  const authSecrets = merged.authSecretFile !== undefined ? await readSecretFile(merged.authSecretFile, 'auth secret file', say) : undefined
+  const user = merged.userFile !== undefined ? [...(merged.user ?? []), ...await readSecretFile(merged.userFile, 'user file', warn)] : merged.user
+  const authSecrets = merged.authSecretFile !== undefined ? await readSecretFile(merged.authSecretFile, 'auth secret file', warn) : undefined
   return { ...merged, user, authSecrets }
 }
 
 async function runRelay (flags: RelaySettings & { config?: string }): Promise<number> {
+  // The format is known before the config file is read, so that errors reading it are logged in it too.
+  let say: RelayLog = createRelayLog('text')
+  const worker = currentWorker()
+  const base = worker !== undefined ? { worker: worker.index } : undefined
+  try { say = createRelayLog(parseLogFormat(flags.logFormat ?? relayEnv(process.env).logFormat), undefined, undefined, base) } catch { /* reported below */ }
   let server: TurnServer | undefined
   let admin: AdminServer | undefined
   let rendezvous: RendezvousServer | undefined
+  let redis: RedisCredentials | undefined
   try {
-    const options = relayOptions(await loadSettings(flags))
+    const settings = await loadSettings(flags, (line) => { say('warn', 'secrets', line, {}) })
+    say = createRelayLog(parseLogFormat(settings.logFormat), undefined, undefined, base)
+    const options = relayOptions(settings)
+    const workers = workerCount(settings.workers)
+    let current = options
+    if (options.redis !== undefined) {
+      redis = await RedisCredentials.start({
+        url: options.redis,
+        realm: options.realm,
+        onChange: () => {
+          server?.reload(forServer(current)).catch((err: Error) => { say('error', 'reload-failed', `applying Redis changes failed: ${err.message}`, { error: err.message }) })
+        },
+        onHealth: (ok, error) => {
+          if (ok) say('info', 'redis', 'Redis reachable', { healthy: true })
+          else say('warn', 'redis', `Redis unreachable (${error ?? ''}): serving existing allocations and the users and secrets last read`, { healthy: false, error })
+        }
+      })
+    }
+    const rc = redis
+    /** The server's options: the settings, plus Redis's users, secrets and quotas, plus this worker's part. */
+    const forServer = (o: typeof options): typeof options => {
+      const r = rc === undefined
+        ? o
+        : {
+            ...o,
+            keySource: rc.keySource,
+            // coturn's Redis database holds MD5 keys only: offering SHA-256 would send clients that prefer it (natkit's
+            // own) down a path their Redis user cannot pass.
+            passwordAlgorithms: ['md5'] as const,
+            authSecret: [...(o.authSecret === undefined ? [] : typeof o.authSecret === 'string' ? [o.authSecret] : o.authSecret), ...rc.current.secrets],
+            userQuota: rc.current.userQuota ?? o.userQuota,
+            totalQuota: rc.current.totalQuota ?? o.totalQuota
+          }
+      return worker?.apply(r) ?? r
+    }
+    const redisHealth = (): true | string => rc === undefined || rc.healthy ? true : `redis unreachable: ${rc.error ?? ''}`
+    if (worker === undefined && workers > 1) {
+      const why = reusePortUnavailable(options)
+      if (why === undefined) {
+        try { return await runRelayPrimary({ options, workers, say, health: redisHealth }) } finally { await redis?.close() }
+      }
+      say('warn', 'workers', `workers 1, not ${workers}: ${why}`, { workers: 1, reason: why })
+    }
     // Process metrics (CPU, memory, event-loop lag) only when someone can scrape them: they sample the event loop.
-    const metrics = new PrometheusRelayMetrics({ processMetrics: options.admin !== undefined })
-    server = await TurnServer.start({ ...options, metrics })
+    const metrics = new PrometheusRelayMetrics({ processMetrics: options.admin !== undefined || worker !== undefined, worker: worker?.index })
+    server = await TurnServer.start({ ...forServer(options), metrics })
     const s = server
-    for (const e of s.addresses.udp) say(`listening udp ${formatEndpoint(e)}`)
-    for (const e of s.addresses.tcp) say(`listening tcp ${formatEndpoint(e)}`)
-    for (const e of s.addresses.tls) say(`listening tls ${formatEndpoint(e)}`)
-    if (options.rendezvous !== undefined) {
+    if (worker !== undefined) {
+      worker.attach(s, metrics)
+      worker.ready(s.addresses)
+    }
+    for (const proto of worker !== undefined ? [] : ['udp', 'tcp', 'tls'] as const) {
+      for (const e of s.addresses[proto]) say('info', 'listening', `listening ${proto} ${formatEndpoint(e)}`, { protocol: proto, address: formatEndpoint(e) })
+    }
+    if (options.rendezvous !== undefined && worker === undefined) {
       rendezvous = await RendezvousServer.start({ listen: options.rendezvous, authSecret: options.authSecret as string | string[], maxTokenAheadS: options.restMaxTtlS })
-      say(`rendezvous ${rendezvous.url ?? formatEndpoint(options.rendezvous)}`)
+      const url = rendezvous.url ?? formatEndpoint(options.rendezvous)
+      say('info', 'rendezvous', `rendezvous ${url}`, { url })
     }
-    if (options.admin !== undefined) {
-      admin = await AdminServer.start({ listen: options.admin, metrics: async () => await metrics.render(), contentType: metrics.contentType, healthy: () => !s.core.draining })
-      say(`admin http://${formatEndpoint(admin.local)}/metrics`)
+    if (options.admin !== undefined && worker === undefined) {
+      admin = await AdminServer.start({ listen: options.admin, metrics: async () => await metrics.render(), contentType: metrics.contentType, healthy: () => s.core.draining ? false : redisHealth() })
+      const url = `http://${formatEndpoint(admin.local)}/metrics`
+      say('info', 'admin', `admin ${url}`, { url })
     }
-    // The admin and rendezvous ports are this host's own: never a peer, whatever --allow-peer says.
-    const protectedEndpoints = [admin?.local, rendezvous?.address].filter((e): e is Endpoint => e !== undefined)
-    if (protectedEndpoints.length > 0) await s.reload({ protectedEndpoints })
-    s.on('allocation', (e) => { say(`allocation ${e.id} user=${e.username} client=${e.protocol}:${formatEndpoint(e.client)} relayed=${e.relayed.map(formatEndpoint).join(',')} ${e.transport} lifetime=${e.lifetime}s`) })
-    s.on('deallocation', (e) => { say(`allocation ${e.id} ended: ${e.reason}`) })
+    // The bound admin and rendezvous addresses (a configured port 0 is only known now) join the protected endpoints.
+    const bound = [admin?.local, rendezvous?.address].filter((e): e is Endpoint => e !== undefined)
+    if (bound.length > 0) await s.reload({ protectedEndpoints: [...(options.protectedEndpoints ?? []), ...bound] })
+    s.on('allocation', (e) => {
+      const client = formatEndpoint(e.client); const relayed = e.relayed.map(formatEndpoint)
+      say('info', 'allocation', `allocation ${e.id} user=${e.username} client=${e.protocol}:${client} relayed=${relayed.join(',')} ${e.transport} lifetime=${e.lifetime}s`,
+        { id: e.id, user: e.username, client, protocol: e.protocol, relayed, transport: e.transport, lifetime: e.lifetime })
+    })
+    s.on('deallocation', (e) => { say('info', 'deallocation', `allocation ${e.id} ended: ${e.reason}`, { id: e.id, reason: e.reason }) })
+    s.on('quota-refused', (e) => {
+      const client = formatEndpoint(e.client)
+      say('warn', 'quota-refused', `allocation refused (486): ${e.quota} quota of ${e.limit} reached, user=${e.username} client=${e.protocol}:${client}${e.quota === 'user' ? ' (raise --user-quota or leave it unset)' : ' (raise --total-quota)'}`,
+        { quota: e.quota, limit: e.limit, user: e.username, client, protocol: e.protocol })
+    })
+    s.on('auth-failure', (e) => {
+      const client = formatEndpoint(e.client)
+      say('warn', 'auth-failure', `authentication failed: ${e.reason} client=${client}`, { reason: e.reason, client })
+    })
     const done = new Promise<number>((resolve) => {
       let stopping = false
       const stop = (how: 'SIGINT' | 'SIGTERM'): void => {
         // A second signal while draining stops at once.
-        if (stopping) { say('stopping now'); void s.close(); return }
+        if (stopping) { if (worker === undefined) say('info', 'stopping', 'stopping now'); void s.close(); return }
         stopping = true
         const closing = how === 'SIGTERM'
-          ? (say(`draining for up to ${options.drainTimeout}s`), s.drain(options.drainTimeout * 1000))
+          ? (worker === undefined && say('info', 'draining', `draining for up to ${options.drainTimeout}s`, { timeout: options.drainTimeout }), s.drain(options.drainTimeout * 1000))
           : s.close()
         closing.then(async () => {
           process.off('SIGINT', onInt); process.off('SIGTERM', onTerm); process.off('SIGHUP', onHup)
-          await rendezvous?.close(); await admin?.close(); say('stopped'); resolve(ExitCode.Ok)
-        }, (err) => { say(`error while stopping: ${String(err)}`); resolve(ExitCode.Internal) })
+          await rendezvous?.close(); await admin?.close(); await redis?.close()
+          if (worker !== undefined) worker.done(); else say('info', 'stopped', 'stopped')
+          resolve(ExitCode.Ok)
+        }, (err) => { say('error', 'error', `error while stopping: ${String(err)}`, { error: String(err) }); resolve(ExitCode.Internal) })
       }
       const onInt = (): void => { stop('SIGINT') }
       const onTerm = (): void => { stop('SIGTERM') }
       const onHup = (): void => {
-        loadSettings(flags).then(relayOptions).then(async (next) => {
-          await s.reload(next)
-          say('configuration reloaded')
-        }).catch((err: Error) => { say(`reload failed, keeping the old configuration: ${err.message}`) })
+        loadSettings(flags, (line) => { say('warn', 'secrets', line, {}) }).then(relayOptions).then(async (next) => {
+          current = next
+          await s.reload(forServer(next))
+          say('info', 'reloaded', 'configuration reloaded')
+        }).catch((err: Error) => { say('error', 'reload-failed', `reload failed, keeping the old configuration: ${err.message}`, { error: err.message }) })
       }
       process.on('SIGINT', onInt); process.on('SIGTERM', onTerm); process.on('SIGHUP', onHup)
     })
@@ -291,8 +381,11 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     await server?.close()
     await rendezvous?.close()
     await admin?.close()
+    await redis?.close()
+    worker?.done()
     const exit = exitCodeFor(err, 'server')
-    say(exit === ExitCode.Internal ? `internal error: ${(err as Error).stack ?? String(err)}` : `error: ${(err as Error).message}`)
+    if (exit === ExitCode.Internal) say('error', 'error', `internal error: ${(err as Error).stack ?? String(err)}`, { error: String(err) })
+    else say('error', 'error', `error: ${(err as Error).message}`, { error: (err as Error).message, code: (err as NatError).code })
     return exit
   }
 }

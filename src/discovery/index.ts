@@ -1,11 +1,8 @@
 /** natkit/discovery: NAT behaviour discovery (RFC 5780, RFC 4787) and the pair predictor. */
-export * from './types.js'
-export * from './probe.js'
-export * from './mapping.js'
-export * from './filtering.js'
-export * from './hairpin.js'
-export * from './port-pattern.js'
-export * from './lifetime.js'
-export * from './classify.js'
-export * from './predict.js'
-export * from './discover.js'
+export type {
+  FilteringBehaviour, MappingBehaviour, NatReport, NatType, PortAllocation, ServerReport, Verdict
+} from './types.js'
+export { DEFAULT_SERVERS, discoverNat, type DiscoverOptions, type DiscoveryProgress } from './discover.js'
+export { classicType, reachableFrom, verdictFor } from './classify.js'
+export { predictPair, type PairPrediction, type PeerProfile, type Strategy } from './predict.js'
+export { LIFETIME_CHECKPOINTS_S } from './lifetime.js'

@@ -1,16 +1,16 @@
 import type { ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { predictPair, type Strategy } from '../discovery/predict.js'
 import type { NatType } from '../discovery/types.js'
 import { LabError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { Lab } from './lab.js'
 import type { LabNatType } from './types.js'
+import { WORKER_PATH, type DiscoverWorkerResult, type PeerWorkerResult, type WorkerTask } from './worker.js'
 
 const log = createLogger('natcheck:lab:matrix')
 
-/** The built natcheck CLI (dist/src/cli.js), run inside the lab's namespaces. */
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url))
+/** A library-level worker task, as the argv of a process inside a lab namespace (lab/worker.ts). */
+const worker = (task: WorkerTask): string[] => [process.execPath, WORKER_PATH, JSON.stringify(task)]
 const SECRET = 'natkit-lab-secret'
 const RENDEZVOUS_PORT = 80
 const TURN_UDP_PORT = 3478
@@ -32,7 +32,7 @@ export function punchable (a: LabNatType, b: LabNatType): boolean {
   return true
 }
 
-/** What one peer's `natcheck connect --json` said. */
+/** What one peer reported (lab/worker.ts `peer`: the library's connect and an echo exchange). */
 export interface PeerOutcome {
   readonly path: 'direct' | 'relay' | null
   readonly local: string | null
@@ -66,12 +66,14 @@ export interface MatrixOptions {
   /** Echo datagrams per peer (default 10). */
   readonly count?: number
   readonly onCell?: (cell: MatrixCell) => void
+  /** Namespace-name prefix of each cell's lab (default: a fresh random one per lab). */
+  readonly prefix?: string
 }
 
 /**
  * For every unordered pair of lab NAT types, build the lab (a real kernel NAT per site), run natkit's relay (TURN on
  * UDP 3478 and TCP 443, rendezvous on port 80 — what a udp-blocked site lets out) and an RFC 5780 STUN server in the
- * server namespace, connect the two hosts with `natcheck connect`, and classify both with `natcheck` so the pair
+ * server namespace, connect the two hosts with the library's `connect` (lab/worker.ts, run in each namespace), and classify both with `discoverNat` so the pair
  * predictor can be compared with what happened. Linux and root only.
  */
 export async function runConnectMatrix (options: MatrixOptions = {}): Promise<MatrixCell[]> {
@@ -79,7 +81,7 @@ export async function runConnectMatrix (options: MatrixOptions = {}): Promise<Ma
   const cells: MatrixCell[] = []
   for (let i = 0; i < types.length; i++) {
     for (let j = i; j < types.length; j++) {
-      const cell = await runCell(types[i], types[j], options.count ?? 10)
+      const cell = await runCell(types[i], types[j], options.count ?? 10, options.prefix)
       cells.push(cell)
       options.onCell?.(cell)
     }
@@ -87,37 +89,37 @@ export async function runConnectMatrix (options: MatrixOptions = {}): Promise<Ma
   return cells
 }
 
-async function runCell (a: LabNatType, b: LabNatType, count: number): Promise<MatrixCell> {
+async function runCell (a: LabNatType, b: LabNatType, count: number, prefix: string | undefined): Promise<MatrixCell> {
   const started = performance.now()
-  const lab = await Lab.up({ natA: a, natB: b })
+  const lab = await Lab.up({ natA: a, natB: b, prefix })
   const servers: ChildProcess[] = []
   try {
     const ip = lab.info.server.primaryIp
     const ip2 = lab.info.server.secondaryIp
-    servers.push(lab.spawn('server', [process.execPath, CLI, 'relay', '--listen', `${ip}:${TURN_UDP_PORT}`, '--listen', `${ip}:${TURN_TCP_PORT}`,
-      '--realm', 'natkit-lab', '--auth-secret', SECRET, '--rendezvous', `${ip}:${RENDEZVOUS_PORT}`,
-      '--allow-peer', '192.0.2.0/24', '--allow-peer', '198.51.100.0/24', '--allow-peer', '203.0.113.0/24'], { stdio: 'ignore' }))
-    servers.push(lab.spawn('server', [process.execPath, CLI, 'server', '--listen', `${ip}:${STUN_PORT}`, '--alternate', `${ip2}:${STUN_ALT_PORT}`], { stdio: 'ignore' }))
+    const server = lab.spawn('server', worker({
+      task: 'servers', ip, ip2, secret: SECRET, turnPorts: [TURN_UDP_PORT, TURN_TCP_PORT], rendezvousPort: RENDEZVOUS_PORT,
+      stunPort: STUN_PORT, stunAltPort: STUN_ALT_PORT, allowPeer: ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24']
+    }), { stdio: ['ignore', 'pipe', 'inherit'] })
+    servers.push(server)
     log('%s × %s: lab up, starting servers', a, b)
-    await waitForServers(lab, ip)
+    await waitForReady(server)
     log('%s × %s: servers answer', a, b)
     const peer = async (site: 'a' | 'b', me: string, other: string): Promise<PeerOutcome> => {
-      const r = await lab.exec(site, [process.execPath, CLI, 'connect', '--rendezvous', `ws://${ip}:${RENDEZVOUS_PORT}/`, '--id', me, '--peer', other,
-        '--auth-secret', SECRET, '--turn', `turn:${ip}:${TURN_UDP_PORT}`, '--turn', `turn:${ip}:${TURN_TCP_PORT}?transport=tcp`,
-        '--count', String(count), '--timeout', '20000', '--json'], { timeoutMs: 60_000 })
+      const r = await lab.exec(site, worker({
+        task: 'peer', rendezvous: `ws://${ip}:${RENDEZVOUS_PORT}/`, id: me, peer: other, secret: SECRET,
+        turn: [`turn:${ip}:${TURN_UDP_PORT}`, `turn:${ip}:${TURN_TCP_PORT}?transport=tcp`], count, timeoutMs: 20_000, settleMs: 3000
+      }), { timeoutMs: 60_000 })
       return parseOutcome(r.stdout, r.stderr)
     }
     const [peerA, peerB] = await Promise.all([peer('a', 'peer-a', 'peer-b'), peer('b', 'peer-b', 'peer-a')])
     log('%s × %s: peers done (%s / %s)', a, b, peerA.path, peerB.path)
-    const discover = async (site: 'a' | 'b'): Promise<{ nat?: { type: NatType, portAllocation?: { pattern: 'preserving' | 'sequential' | 'random' | 'unknown', delta: number | null, samples: number[] } }, tcp?: boolean | null, tls?: boolean | null }> => {
-      const r = await lab.exec(site, [process.execPath, CLI, '--server', `${ip}:${STUN_PORT}`, '--json', '--timeout', '1500'], { timeoutMs: 30_000 })
-      try { return JSON.parse(r.stdout) } catch { return {} }
+    const discover = async (site: 'a' | 'b'): Promise<DiscoverWorkerResult | undefined> => {
+      const r = await lab.exec(site, worker({ task: 'discover', server: `${ip}:${STUN_PORT}`, timeoutMs: 1500 }), { timeoutMs: 30_000 })
+      try { return JSON.parse(r.stdout) as DiscoverWorkerResult } catch { log('discover on %s printed no result: %s', site, r.stderr.slice(-300)); return undefined }
     }
     const [ra, rb] = await Promise.all([discover('a'), discover('b')])
-    const predicted = ra.nat !== undefined && rb.nat !== undefined
-      ? predictPair({ type: ra.nat.type, portAllocation: ra.nat.portAllocation, tcp: ra.tcp, tls: ra.tls }, { type: rb.nat.type, portAllocation: rb.nat.portAllocation, tcp: rb.tcp, tls: rb.tls }).strategy
-      : null
-    return { a, b, expected: punchable(a, b) ? 'direct' : 'relay', peerA, peerB, predicted, predictedTypes: [ra.nat?.type ?? null, rb.nat?.type ?? null], ms: Math.round(performance.now() - started) }
+    const predicted = ra !== undefined && rb !== undefined ? predictPair(ra, rb).strategy : null
+    return { a, b, expected: punchable(a, b) ? 'direct' : 'relay', peerA, peerB, predicted, predictedTypes: [ra?.type ?? null, rb?.type ?? null], ms: Math.round(performance.now() - started) }
   } finally {
     for (const s of servers) s.kill('SIGINT') // SIGINT stops at once; SIGTERM would drain the relay for 30 s
     await Promise.all(servers.map(async s => { if (s.exitCode === null && s.signalCode === null) await new Promise(resolve => s.once('exit', resolve)) }))
@@ -125,36 +127,42 @@ async function runCell (a: LabNatType, b: LabNatType, count: number): Promise<Ma
   }
 }
 
-async function waitForServers (lab: Lab, ip: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const [turn, stun] = await Promise.all([
-      lab.exec('server', [process.execPath, CLI, 'stun', `${ip}:${TURN_UDP_PORT}`, '--timeout', '300'], { timeoutMs: 5000 }),
-      lab.exec('server', [process.execPath, CLI, 'stun', `${ip}:${STUN_PORT}`, '--timeout', '300'], { timeoutMs: 5000 })
-    ])
-    if (turn.code === 0 && stun.code === 0) return
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-  throw new LabError('the lab servers did not start')
+/** Wait for the servers worker's `{"ready":true}` line (bounded: 20 s). */
+async function waitForReady (child: ChildProcess): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    let out = ''
+    const timer = setTimeout(() => { done(new LabError('the lab servers did not start within 20 s')) }, 20_000)
+    const onData = (d: Buffer): void => { out += d.toString(); if (out.includes('"ready":true')) done() }
+    const onExit = (code: number | null): void => { done(new LabError(`the lab servers exited (code ${String(code)}) before they were ready`)) }
+    const done = (err?: Error): void => {
+      clearTimeout(timer)
+      child.stdout?.off('data', onData)
+      child.off('exit', onExit)
+      if (err !== undefined) reject(err); else resolve()
+    }
+    child.stdout?.on('data', onData)
+    child.once('exit', onExit)
+  })
 }
 
 function parseOutcome (stdout: string, stderr: string): PeerOutcome {
+  let d: PeerWorkerResult
   try {
-    const d = JSON.parse(stdout) as { path: { type: 'direct' | 'relay', rttMs: number | null, local: { type: string, address: string, port: number }, remote: { type: string, address: string, port: number } } | null, timings?: { firstDatagramMs: number | null, directMs: number | null, signalledMs: number | null }, delivered?: number, lost?: number, error?: { message: string } }
-    const ep = (c: { type: string, address: string, port: number } | undefined): string | null => c === undefined ? null : `${c.type} ${c.address}:${c.port}`
-    return {
-      path: d.path?.type ?? null,
-      local: ep(d.path?.local),
-      remote: ep(d.path?.remote),
-      firstDatagramMs: d.timings?.firstDatagramMs ?? null,
-      directMs: d.timings?.directMs ?? null,
-      signalledMs: d.timings?.signalledMs ?? null,
-      rttMs: d.path?.rttMs ?? null,
-      delivered: d.delivered ?? 0,
-      lost: d.lost ?? 0,
-      error: d.error?.message ?? null
-    }
+    d = JSON.parse(stdout) as PeerWorkerResult
   } catch {
-    return { path: null, local: null, remote: null, firstDatagramMs: null, directMs: null, signalledMs: null, rttMs: null, delivered: 0, lost: 0, error: `no JSON from natcheck connect: ${stderr.trim().slice(-300)}` }
+    return { path: null, local: null, remote: null, firstDatagramMs: null, directMs: null, signalledMs: null, rttMs: null, delivered: 0, lost: 0, error: `no result from the lab worker: ${stderr.trim().slice(-300)}` }
+  }
+  return {
+    path: d.path?.type ?? null,
+    local: d.path?.local ?? null,
+    remote: d.path?.remote ?? null,
+    firstDatagramMs: d.timings?.firstDatagramMs ?? null,
+    directMs: d.timings?.directMs ?? null,
+    signalledMs: d.timings?.signallingRttMs ?? null,
+    rttMs: d.path?.rttMs ?? null,
+    delivered: d.delivered,
+    lost: d.lost,
+    error: d.error?.message ?? null
   }
 }
 

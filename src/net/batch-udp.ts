@@ -163,7 +163,7 @@ function shared (native: NativeUdpBinding): SharedBatch {
 }
 
 /**
- * A DatagramSocket that batches datagram I/O beneath Node (Linux, native addon native/udp_batch.c): each readable
+ * A DatagramSocket that batches datagram I/O beneath Node (Linux, native addon native/udp_*.c): each readable
  * event reads up to 64 datagrams with one recvmmsg and dispatches them with one call into JS; datagrams sent from
  * handlers are collected and sent with one sendmmsg per socket when the batch's handlers have returned. Sends made
  * outside a handler are queued and sent in a microtask, so a burst of sends in one tick is batched too. The receive
@@ -186,7 +186,7 @@ export class BatchUdpSocket implements DatagramSocket {
   private jsSendErrors = 0
 
   private constructor (private readonly native: NativeUdpBinding, family: 4 | 6, options: UdpBindOptions, address: string) {
-    const opened = native.open(family, address, options.port ?? 0, options.bufferSize ?? 0, options.ipv6Only ?? false, this.onBatch)
+    const opened = native.open(family, address, options.port ?? 0, options.bufferSize ?? 0, options.ipv6Only ?? false, this.onBatch, options.reusePort ?? false)
     this.handle = opened.handle
     this.id = opened.id
     this.local = { address: opened.address, port: opened.port }

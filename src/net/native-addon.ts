@@ -1,5 +1,5 @@
 /**
- * The native UDP addon (native/udp_batch.c): its interface and its loader. Separate from native.ts so that
+ * The native UDP addon (native/udp_*.c): its interface and its loader. Separate from native.ts so that
  * batch-udp.ts (which drives the addon) and native.ts (which picks a socket) import it without importing each other.
  */
 import { createRequire } from 'node:module'
@@ -28,7 +28,7 @@ export interface NativeUdpOpened {
   readonly port: number
 }
 
-/** The buffers every native socket of this thread shares with JS (layouts in native/udp_batch.c). */
+/** The buffers every native socket of this thread shares with JS (layouts in native/udp_batch.h). */
 export interface NativeUdpBuffers {
   readonly recv: ArrayBuffer
   readonly recvMeta: ArrayBuffer
@@ -36,7 +36,7 @@ export interface NativeUdpBuffers {
   readonly sendMeta: ArrayBuffer
 }
 
-/** The addon's interface (native/udp_batch.c; the buffer layouts are described there). */
+/** The addon's interface (native/udp_*.c; the buffer layouts are described in native/udp_batch.h). */
 export interface NativeUdpBinding {
   /**
    * Datagrams per batch, bytes per receive slot, int32 words of receive and of send metadata per datagram, send
@@ -49,9 +49,9 @@ export interface NativeUdpBinding {
   readonly SEND_BYTES: number
   /**
    * Bind a socket and start polling it; `onBatch(n)` gets n ≥ 0 datagrams (in the shared receive buffer), or
-   * n < 0 = -errno of a receive error.
+   * n < 0 = -errno of a receive error. `reusePort` sets SO_REUSEPORT before binding.
    */
-  open (family: 4 | 6, address: string, port: number, bufferSize: number, ipv6Only: boolean, onBatch: (n: number) => void): NativeUdpOpened
+  open (family: 4 | 6, address: string, port: number, bufferSize: number, ipv6Only: boolean, onBatch: (n: number) => void, reusePort?: boolean): NativeUdpOpened
   /** The shared buffers, allocated on the first call (the same objects on every call). */
   buffers (): NativeUdpBuffers
   /**
@@ -93,7 +93,7 @@ export function loadNativeUdp (): NativeUdpBinding | undefined {
   return load().binding
 }
 
-/** Whether the native batched UDP socket (recvmmsg/sendmmsg, native/udp_batch.c) can be used in this process. */
+/** Whether the native batched UDP socket (recvmmsg/sendmmsg, native/udp_*.c) can be used in this process. */
 export function nativeUdpAvailable (): boolean {
   return load().binding !== undefined
 }

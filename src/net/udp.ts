@@ -27,6 +27,12 @@ export interface UdpBindOptions {
   readonly bufferSize?: number
   /** Only IPv6 on an IPv6 socket (default false: dual-stack when bound to ::). */
   readonly ipv6Only?: boolean
+  /**
+   * SO_REUSEPORT (default false): sockets of one user bound to the same address and port share it, the kernel
+   * hashing each remote address and port to one of them. Native sockets only (node:dgram has it from Node 22.12 on);
+   * UdpSocket.bind rejects it.
+   */
+  readonly reusePort?: boolean
 }
 
 /** A DatagramSocket over `node:dgram`. */
@@ -51,6 +57,7 @@ export class UdpSocket implements DatagramSocket {
     const address = options.address ?? '0.0.0.0'
     const family = ipFamily(address)
     if (family === 0) throw new TransportError(`cannot bind UDP to ${JSON.stringify(address)}: not an IP address`)
+    if (options.reusePort === true) throw new TransportError(`cannot bind UDP ${address}:${options.port ?? 0} with SO_REUSEPORT: needs the native addon`)
     const socket = createSocket({
       type: family === 6 ? 'udp6' : 'udp4',
       ipv6Only: options.ipv6Only ?? false,

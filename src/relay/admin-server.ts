@@ -13,8 +13,8 @@ export interface AdminServerOptions {
   readonly metrics: () => string | Promise<string>
   /** Content-Type of the exposition (default the Prometheus text format 0.0.4). */
   readonly contentType?: string
-  /** Health for GET /healthz: true → 200 "ok", false → 503 "draining". */
-  readonly healthy: () => boolean
+  /** Health for GET /healthz: true → 200 "ok", false → 503 "draining", a string → 503 with that text. */
+  readonly healthy: () => boolean | string
 }
 
 const TEXT_FORMAT = 'text/plain; version=0.0.4; charset=utf-8'
@@ -37,8 +37,8 @@ export class AdminServer {
             if (!res.headersSent) res.writeHead(500).end()
           })
         } else if (path === '/healthz') {
-          const ok = options.healthy()
-          res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'draining\n')
+          const h = options.healthy()
+          res.writeHead(h === true ? 200 : 503, { 'content-type': 'text/plain' }).end(h === true ? 'ok\n' : h === false ? 'draining\n' : `${h}\n`)
         } else {
           res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
         }

@@ -2,6 +2,7 @@ import { isIP } from 'node:net'
 import { InvalidArgumentError } from '../errors.js'
 import type { Endpoint } from '../net/endpoint.js'
 import type { PasswordAlgorithmName } from '../stun/index.js'
+import type { CredentialStoreOptions } from './credentials.js'
 import type { RelayMetrics } from './metrics.js'
 
 /** Options for TurnServerCore (the sans-IO TURN server). Times in seconds unless named `…Ms`. */
@@ -12,6 +13,8 @@ export interface TurnServerCoreOptions {
   readonly users?: Readonly<Record<string, string>> | ReadonlyMap<string, string>
   /** TURN REST API shared secret(s) (coturn `--use-auth-secret --static-auth-secret`). */
   readonly authSecret?: string | readonly string[]
+  /** More users as long-term keys, looked up by name (CredentialStoreOptions.keySource; e.g. coturn's Redis user db). */
+  readonly keySource?: CredentialStoreOptions['keySource']
   /** Separator in REST usernames (default ':'). */
   readonly restSeparator?: string
   /** REST usernames whose expiry is further ahead than this many seconds are refused (default 86,400). */
@@ -42,7 +45,11 @@ export interface TurnServerCoreOptions {
   readonly channelLifetime?: number
   /** Time after a channel expires during which its number and peer may not be rebound differently (RFC 8656 §12: 300 s). */
   readonly channelRebindGuard?: number
-  /** Allocations per username (default 10); over it, 486. */
+  /**
+   * Allocations per username (default: no per-user limit, as coturn without `user-quota`); over it, 486. A shared
+   * static credential (one web app's users all on one TURN user) is the common WebRTC set-up, so the default
+   * protection is the total quota and the per-IP rates, not a per-user cap.
+   */
   readonly userQuota?: number
   /** Allocations in total (default 10000); over it, 486. */
   readonly totalQuota?: number
@@ -160,7 +167,7 @@ export function resolveCoreOptions (o: TurnServerCoreOptions): ResolvedCoreOptio
     permissionLifetime: positive('permissionLifetime', o.permissionLifetime, 300),
     channelLifetime: positive('channelLifetime', o.channelLifetime, 600),
     channelRebindGuard: positive('channelRebindGuard', o.channelRebindGuard, 300, true),
-    userQuota: positive('userQuota', o.userQuota, 10),
+    userQuota: positive('userQuota', o.userQuota, Number.POSITIVE_INFINITY),
     totalQuota: positive('totalQuota', o.totalQuota, 10_000),
     maxPermissions: positive('maxPermissions', o.maxPermissions, 256),
     maxChannels: positive('maxChannels', o.maxChannels, 4096),

@@ -27,6 +27,11 @@ export interface CredentialStoreOptions {
    * {@link REST_CLOCK_SKEW_S} is allowed for the clocks of the credential service and the relay to differ.
    */
   readonly restMaxTtlS?: number
+  /**
+   * More users, as long-term keys looked up synchronously by name (e.g. a cache of coturn's Redis user database,
+   * which holds MD5 keys, not passwords: src/relay/redis-credentials.ts). Undefined: not a user there.
+   */
+  readonly keySource?: (username: string, algorithm: PasswordAlgorithmName) => Buffer | undefined
 }
 
 /** Default for CredentialStoreOptions.restMaxTtlS: 24 hours. */
@@ -62,8 +67,10 @@ export class CredentialStore {
   private readonly maxAheadMs: number
   private readonly byUserhash = new Map<string, string>()
   private readonly cache = new Map<string, Buffer>()
+  private readonly keySource: CredentialStoreOptions['keySource']
 
   constructor (options: CredentialStoreOptions) {
+    this.keySource = options.keySource
     this.realm = options.realm
     const u = options.users
     this.users = u === undefined ? new Map() : u instanceof Map ? u : new Map(Object.entries(u as Record<string, string>))
@@ -75,7 +82,7 @@ export class CredentialStore {
   }
 
   /** Whether any credential source is configured. */
-  get configured (): boolean { return this.users.size > 0 || this.secrets.length > 0 }
+  get configured (): boolean { return this.users.size > 0 || this.secrets.length > 0 || this.keySource !== undefined }
 
   /** The username behind a USERHASH (RFC 8489 §14.4), for static users only. */
   usernameForHash (hash: Uint8Array): string | undefined {
@@ -86,6 +93,8 @@ export class CredentialStore {
   lookup (username: string, algorithm: PasswordAlgorithmName, now: number): { ok: true, keys: Buffer[] } | { ok: false, reason: CredentialFailure } {
     const password = this.users.get(username)
     if (password !== undefined) return { ok: true, keys: [this.key(username, password, algorithm)] }
+    const sourced = this.keySource?.(username, algorithm)
+    if (sourced !== undefined) return { ok: true, keys: [sourced] }
     if (this.secrets.length === 0) return { ok: false, reason: 'unknown-user' }
     const sep = username.indexOf(this.separator)
     const stamp = sep >= 0 ? username.slice(0, sep) : username

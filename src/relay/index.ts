@@ -1,14 +1,23 @@
-/** natkit/relay: the TURN server (RFC 8656, RFC 6062, RFC 6156): sans-IO core, socket adapter, metrics, admin HTTP. */
-export * from './types.js'
-export * from './core-options.js'
-export * from './server-core.js'
-export * from './turn-server.js'
-export * from './peer-policy.js'
-export * from './credentials.js'
-export * from './nonce.js'
-export * from './auth.js'
-export * from './metrics.js'
-export * from './admin-server.js'
-export { Allocation, fiveTupleKey, type ChannelBinding, type RelayAddress } from './allocation.js'
-export * from './turn-client.js'
-export * from './turn-client-auth.js'
+/**
+ * natkit/relay: the TURN server (RFC 8656, RFC 6062, RFC 6156) — sans-IO core, socket adapter, metrics, admin HTTP —
+ * and the TURN client, the TURN URI parser (RFC 7065) and the end-to-end TURN check.
+ */
+export type { ClientProtocol, ClientTransport, RelayAction, RelayEvent, RelayIgnoreReason, RelayOpenResult } from './types.js'
+export type { TurnServerCoreOptions } from './core-options.js'
+export { TurnServerCore, type CoreStats } from './server-core.js'
+export {
+  TurnServer, type TurnServerEvents, type TurnServerOptions, type TurnServerStats, type TurnTlsOptions
+} from './turn-server.js'
+export { DEFAULT_DENIED_PEERS, PeerPolicy, type PeerPolicyOptions, type PeerVerdict } from './peer-policy.js'
+export {
+  CredentialStore, restApiPassword, restApiUsername, type CredentialFailure, type CredentialLookup, type CredentialStoreOptions
+} from './credentials.js'
+export {
+  InMemoryRelayMetrics, PrometheusRelayMetrics, RELAY_COUNTERS, RELAY_GAUGES, type PrometheusRelayMetricsOptions,
+  type RelayCounter, type RelayGauge, type RelayMetrics, type RelayMetricsSnapshot
+} from './metrics.js'
+export { AdminServer, type AdminServerOptions } from './admin-server.js'
+export { TurnClient, type TurnAllocation, type TurnClientEvents, type TurnClientOptions } from './turn-client.js'
+export { restCredentials, type TurnCredentials } from './turn-client-auth.js'
+export { parseTurnUri, type TurnUri } from './turn-uri.js'
+export { checkTurn, type TurnCheckOptions, type TurnCheckReport, type TurnCheckStep } from './turn-check.js'

@@ -14,6 +14,7 @@ export const RELAY_COUNTERS = {
   natkit_relay_requests_total: { help: 'STUN/TURN requests received', labels: ['method'] },
   natkit_relay_error_responses_total: { help: 'Error responses sent', labels: ['code'] },
   natkit_relay_auth_failures_total: { help: 'Failed authentications', labels: ['reason'] },
+  natkit_relay_quota_refusals_total: { help: 'Allocate requests refused with 486, by quota (user, total)', labels: ['quota'] },
   natkit_relay_packets_total: { help: 'Relayed packets', labels: ['direction'] },
   natkit_relay_bytes_total: { help: 'Relayed payload bytes', labels: ['direction'] },
   natkit_relay_dropped_total: { help: 'Packets dropped', labels: ['reason'] },
@@ -114,7 +115,18 @@ export class InMemoryRelayMetrics implements RelayMetrics {
 export interface PrometheusRelayMetricsOptions {
   /** Also export prom-client's default process metrics (CPU, memory, event loop lag, GC) (default false). */
   readonly processMetrics?: boolean
+  /**
+   * This process's worker number (default 0), the `worker` label of the per-worker load metrics (WORKER_GAUGES), so
+   * that they stay apart when the metrics of several worker processes are summed (prom-client's AggregatorRegistry).
+   */
+  readonly worker?: number
 }
+
+/** Per-worker load, labelled `worker`: one series per relay worker process (see src/cli/relay-workers.ts). */
+export const WORKER_METRICS = {
+  natkit_relay_worker_allocations: { help: 'Current allocations held by this worker process', type: 'gauge' },
+  natkit_relay_worker_cpu_seconds_total: { help: 'CPU seconds (user + system) used by this worker process', type: 'counter' }
+} as const
 
 /**
  * The relay metrics as Prometheus exposition through prom-client, with a Registry of its own. The in-memory values
@@ -149,6 +161,25 @@ export class PrometheusRelayMetrics extends InMemoryRelayMetrics {
         collect () { gauge.set(values().gauges[name] ?? 0) }
       })
     }
+    const worker = String(options.worker ?? 0)
+    const allocations: Gauge<string> = new Gauge({
+      name: 'natkit_relay_worker_allocations',
+      help: WORKER_METRICS.natkit_relay_worker_allocations.help,
+      labelNames: ['worker'],
+      registers: [this.registry],
+      collect () { allocations.set({ worker }, values().gauges.natkit_relay_allocations ?? 0) }
+    })
+    const cpu: Counter<string> = new Counter({
+      name: 'natkit_relay_worker_cpu_seconds_total',
+      help: WORKER_METRICS.natkit_relay_worker_cpu_seconds_total.help,
+      labelNames: ['worker'],
+      registers: [this.registry],
+      collect () {
+        const u = process.cpuUsage()
+        cpu.reset()
+        cpu.inc({ worker }, (u.user + u.system) / 1e6)
+      }
+    })
     if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry })
   }
 

@@ -15,6 +15,7 @@ import { InMemoryRelayMetrics, type RelayMetrics } from './metrics.js'
 import { onChannelBind, onCreatePermission, sweepChannels, sweepPermissions } from './permission-handlers.js'
 import { PeerPolicy } from './peer-policy.js'
 import { PortPool } from './port-pool.js'
+import { checkReservationToken, reservationToken } from './reservation-token.js'
 import { ResponseCache } from './response-cache.js'
 import { errorResponse, successResponse, unknownAttributesResponse, type AddAttributes } from './responses.js'
 import {
@@ -80,6 +81,16 @@ export class TurnServerCore {
   private nextId = 1
   /** When true, new allocations are refused with 508 (graceful drain); existing ones continue. */
   draining = false
+  /**
+   * Allocations held elsewhere (the relay's other worker processes), added to this core's own counts when the
+   * per-user and total quotas are checked. Set by the adapter; undefined: this core is the whole relay.
+   */
+  quotaElsewhere: { user: (username: string) => number, total: () => number } | undefined
+  /**
+   * Issue stateless RESERVATION-TOKENs that any core sharing the nonce secret accepts (reservation-token.ts), for
+   * worker processes that share the listeners. Default false: random tokens, good once, in this core only.
+   */
+  sharedReservations = false
   readonly metrics: RelayMetrics
   /** Relayed packets and bytes by direction, flushed into `metrics` when they are read (see flushTraffic). */
   readonly traffic: TrafficCounters = { clientToPeerPackets: 0, clientToPeerBytes: 0, peerToClientPackets: 0, peerToClientBytes: 0 }
@@ -108,6 +119,7 @@ export class TurnServerCore {
       realm: r.realm,
       users: o.users,
       authSecret: o.authSecret,
+      keySource: o.keySource,
       restSeparator: o.restSeparator,
       restMaxTtlS: o.restMaxTtlS,
       passwordAlgorithms: r.passwordAlgorithms,
@@ -333,7 +345,7 @@ export class TurnServerCore {
     if (tokenBytes !== undefined) {
       if (evenPort !== undefined || requestedFamily !== undefined || additionalFamily !== undefined) return err(400)
       const hex = Buffer.from(tokenBytes).toString('hex')
-      const r = this.reservations.get(hex)
+      const r = this.reservations.get(hex) ?? (this.sharedReservations ? checkReservationToken(this.nonceSecret, tokenBytes, now) : undefined)
       if (r === undefined || r.expiresAt <= now) return err(508)
       this.reservations.delete(hex)
       reservedPort = r
@@ -356,7 +368,14 @@ export class TurnServerCore {
     //    choose to reject the request with a 486 (Allocation Quota Reached) error if it feels the client is trying
     //    to exceed some locally defined allocation quota." A draining server has no capacity: 508.
     if (this.draining) return err(508)
-    if ((this.perUser.get(ctx.username) ?? 0) >= o.userQuota || this.allocations.size >= o.totalQuota) return err(486)
+    const elsewhere = this.quotaElsewhere
+    const userCount = (this.perUser.get(ctx.username) ?? 0) + (elsewhere?.user(ctx.username) ?? 0)
+    const quota = userCount >= o.userQuota ? 'user' : this.allocations.size + (elsewhere?.total() ?? 0) >= o.totalQuota ? 'total' : undefined
+    if (quota !== undefined) {
+      this.metrics.inc('natkit_relay_quota_refusals_total', quota)
+      const limit = quota === 'user' ? o.userQuota : o.totalQuota
+      return [{ type: 'event', event: { type: 'quota-refused', quota, limit, username: ctx.username, client: from, protocol: transport.protocol } }, ...err(486)]
+    }
 
     // Pick the relay ports ("the server chooses a relayed transport address for the allocation").
     const id = this.nextId++
@@ -386,8 +405,8 @@ export class TurnServerCore {
     const alloc = new Allocation(id, fiveTupleKey(from, transport), from, transport, ctx.username, relayProtocol, relays,
       { lifetime, security: ctx.security }, dontFragment, now, o.bandwidth, o.bandwidthBurst)
     if (evenPort?.reserve === true) {
-      const token = randomBytes(8).toString('hex')
       const primaryRelay = relays[0]
+      const token = (this.sharedReservations ? reservationToken(this.nonceSecret, primaryRelay.family, primaryRelay.port + 1, now) : randomBytes(8)).toString('hex')
       if (primaryRelay.state === 'opening') {
         this.reservations.set(token, { family: primaryRelay.family, port: primaryRelay.port + 1, expiresAt: now + RESERVATION_MS })
         alloc.reservationToken = token

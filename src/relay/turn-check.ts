@@ -183,7 +183,7 @@ function diagnose (step: string, err: unknown, o: TurnCheckOptions, transport: T
       case 437: fix = 'Allocation mismatch: a stale allocation from this address; wait for it to expire or use another local port.'; break
       case 440: fix = 'The server has no relay address of that family: configure --relay-ip.'; break
       case 442: fix = 'The server does not relay this transport (UDP/TCP).'; break
-      case 486: fix = 'Allocation quota reached for this user or the server: close other allocations or raise the quota.'; break
+      case 486: fix = '486 Allocation Quota Reached: the server refused a new allocation because a quota is full — allocations per user name (natcheck relay --user-quota N, coturn user-quota) or in total (--total-quota N, coturn total-quota). Clients sharing one static credential need no per-user quota (remove --user-quota or raise it); otherwise close other allocations (they live for their lifetime, default 600 s, unless refreshed to 0) or raise the quota. The relay\'s log names the quota that refused.'; break
       case 508: fix = 'The server is out of relay ports or draining: widen --ports or try again later.'; break
       default: fix = `The server answered ${err.errorCode} ${err.reason}.`
     }

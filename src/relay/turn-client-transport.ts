@@ -3,7 +3,8 @@ import { sameTransportAddress, type Endpoint } from '../net/endpoint.js'
 import { connectStream, type TlsClientOptions } from '../net/stream.js'
 import type { DatagramSocket } from '../net/udp.js'
 import { bindDatagramSocket } from '../net/native.js'
-import { StreamTransactions, StunTransactions, type RetransmitOptions, type StunMessage } from '../stun/index.js'
+import { StunTransactions, type RetransmitOptions, type StunMessage } from '../stun/index.js'
+import { StreamTransactions } from '../stun/stream-transactions.js'
 
 /**
  * How a TURN client talks to its server: requests with responses, and a raw write for indications and ChannelData.

@@ -13,7 +13,6 @@ import type { DatagramSocket } from '../net/udp.js'
 import { classifyPacket, encodeChannelData, readStreamFrame } from '../stun/index.js'
 import { ClientSendQueue } from './client-send-queue.js'
 import type { TurnServerCoreOptions } from './core-options.js'
-import type { RelaySink } from './data-path.js'
 import { InMemoryRelayMetrics, PrometheusRelayMetrics, type RelayMetrics, type RelayMetricsSnapshot } from './metrics.js'
 import { TurnServerCore, type CoreStats } from './server-core.js'
 import type { ClientProtocol, ClientTransport, RelayAction, RelayEvent } from './types.js'
@@ -88,6 +87,12 @@ export interface TurnServerOptions extends Omit<TurnServerCoreOptions, 'relayAdd
    * listeners only.
    */
   readonly nativeRelayIo?: boolean
+  /**
+   * Share the client-facing listeners with other relay processes (default false): UDP listeners bound with
+   * SO_REUSEPORT, each client's 5-tuple hashed to one process (needs native I/O), and TCP/TLS listeners not
+   * `exclusive`, so that node:cluster's primary shares them among its workers (see src/cli/relay-workers.ts).
+   */
+  readonly reusePort?: boolean
   /** SO_RCVBUF/SO_SNDBUF of the client-facing UDP listeners in bytes (default: the OS default). */
   readonly udpBufferSize?: number
   /** Interval of the expiry timer in ms (default 1000). */
@@ -102,6 +107,7 @@ export interface TurnServerEvents {
   refresh: [event: Extract<RelayEvent, { type: 'refresh' }>]
   deallocation: [event: Extract<RelayEvent, { type: 'deallocation' }>]
   'auth-failure': [event: Extract<RelayEvent, { type: 'auth-failure' }>]
+  'quota-refused': [event: Extract<RelayEvent, { type: 'quota-refused' }>]
   error: [error: Error]
 }
 
@@ -142,7 +148,7 @@ type RelaySocket = { kind: 'udp', socket: DatagramSocket, bindAddress: string, c
  * TurnServerCore. UDP, TCP and TLS client listeners; UDP relay sockets and TCP relay listeners bound to `relayIp`
  * within the port range. Handlers never throw; timers are unref'ed; close() is idempotent.
  */
-export class TurnServer extends EventEmitter<TurnServerEvents> implements RelaySink {
+export class TurnServer extends EventEmitter<TurnServerEvents> {
   private readonly udpListeners = new Map<string, UdpListener>()
   /** The same listeners by their (stable) transport object: the per-packet lookup builds no key. */
   private readonly listenerByTransport = new Map<ClientTransport, UdpListener>()
@@ -196,7 +202,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> implements RelayS
     try {
       for (const ep of listen) {
         if (options.udp !== false) {
-          const s = await bindDatagramSocket({ address: ep.address, port: ep.port, native: options.nativeIo ?? true, bufferSize: options.udpBufferSize })
+          const s = await bindDatagramSocket({ address: ep.address, port: ep.port, native: options.nativeIo ?? true, bufferSize: options.udpBufferSize, reusePort: options.reusePort })
           const listener: UdpListener = { socket: s, transport: { protocol: 'udp', local: s.local }, copiesOnSend: s instanceof BatchUdpSocket }
           if (listener.copiesOnSend) server.nativeViews = true
           server.udpListeners.set(endpointKey(s.local), listener)
@@ -210,7 +216,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> implements RelayS
           const port = options.udp !== false ? server.addresses.udp[server.addresses.udp.length - 1].port : ep.port
           const srv = createTcpServer((sock) => { server.onTcpConnection(sock, 'tcp') })
           server.guard.watch(srv)
-          const local = await listenServer(srv, ep.address, port)
+          const local = await listenServer(srv, ep.address, port, options.reusePort !== true)
           server.tcpListeners.push(srv)
           server.addresses.tcp.push(local)
         }
@@ -220,7 +226,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> implements RelayS
           const srv = createTlsServer({ cert: tlsContext.cert, key: tlsContext.key }, (sock) => { server.onTcpConnection(sock, 'tls') })
           srv.on('tlsClientError', (err) => { log.trace('TLS handshake failed: %s', err.message); metrics.inc('natkit_relay_malformed_total', 'tls-handshake') })
           server.guard.watch(srv)
-          const local = await listenServer(srv, ep.address, ep.port)
+          const local = await listenServer(srv, ep.address, ep.port, options.reusePort !== true)
           server.tcpListeners.push(srv)
           server.tlsServers.push(srv)
           server.addresses.tls.push(local)
@@ -385,6 +391,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> implements RelayS
         log('allocation %d ended (%s)', e.id, e.reason)
         this.emit('deallocation', e); break
       case 'auth-failure': this.emit('auth-failure', e); break
+      case 'quota-refused': this.emit('quota-refused', e); break
     }
   }
 
@@ -619,13 +626,13 @@ async function readTls (tls: TurnTlsOptions): Promise<{ cert: Buffer, key: Buffe
   }
 }
 
-function listenServer (server: Server, address: string, port: number): Promise<Endpoint> {
+function listenServer (server: Server, address: string, port: number, exclusive = true): Promise<Endpoint> {
   return new Promise<Endpoint>((resolve, reject) => {
     const onError = (err: Error & { code?: string }): void => {
       reject(new TransportError(`cannot listen on TCP ${formatEndpoint({ address, port })}: ${err.message}`, { cause: err }))
     }
     server.once('error', onError)
-    server.listen({ host: address, port, exclusive: true }, () => {
+    server.listen({ host: address, port, exclusive }, () => {
       server.off('error', onError)
       server.on('error', (err) => { log.error('listener error: %s', err.message) })
       const a = server.address()

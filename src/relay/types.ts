@@ -27,6 +27,8 @@ export type RelayEvent =
   | { type: 'refresh'; id: number; lifetime: number }
   | { type: 'deallocation'; id: number; reason: 'refresh' | 'expired' | 'transport-closed' | 'shutdown' }
   | { type: 'auth-failure'; client: Endpoint; reason: string }
+  /** An Allocate refused with 486: which quota (`user`: allocations per username, `total`: in all), its limit, and whom. */
+  | { type: 'quota-refused'; quota: 'user' | 'total'; limit: number; username: string; client: Endpoint; protocol: ClientProtocol }
 
 /**
  * What the sans-IO core asks its adapter to do. The adapter carries out actions in order.

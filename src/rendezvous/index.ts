@@ -2,14 +2,27 @@
  * natkit/rendezvous: the signalling server and client through which two peers behind NATs exchange candidates and
  * control messages (JSON over WebSocket, docs/rendezvous.md). Tokens share the TURN REST API secret.
  */
-export * from './protocol.js'
-export * from './errors.js'
-export * from './token.js'
-export * from './core-options.js'
-export * from './core-types.js'
-export * from './core.js'
-export * from './queue.js'
-export * from './address.js'
-export * from './server.js'
-export * from './client.js'
-export * from './wait.js'
+export {
+  MAX_ID_LENGTH, RENDEZVOUS_ERROR_CODES, RENDEZVOUS_PATH, isValidPeerId, type ObservedAddress, type RendezvousErrorCode
+} from './protocol.js'
+export {
+  RendezvousClosedError, RendezvousError, RendezvousOutboxFullError, RendezvousRemoteError, RendezvousTimeoutError
+} from './errors.js'
+export {
+  DEFAULT_TOKEN_SKEW_S, rendezvousToken, verifyRendezvousToken, type TokenFailure, type TokenVerification,
+  type VerifyTokenOptions
+} from './token.js'
+export type { RendezvousCoreOptions, RendezvousRateLimit } from './core-options.js'
+export {
+  DROP_REASONS, type ConnId, type DropReason, type RendezvousAction, type RendezvousEvent, type RendezvousStats
+} from './core-types.js'
+export { RendezvousCore } from './core.js'
+export type { OfflineQueueLimits } from './queue.js'
+export {
+  RendezvousServer, type RendezvousServerEvents, type RendezvousServerOptions, type RendezvousServerStats
+} from './server.js'
+export {
+  RendezvousClient, type RendezvousClientEvents, type RendezvousClientOptions, type RendezvousMessageInfo,
+  type RendezvousReconnectOptions, type RendezvousRequestOptions
+} from './client.js'
+export { waitForMessage, type ReceivedMessage, type WaitForMessageOptions } from './wait.js'

@@ -6,7 +6,8 @@ import type { DatagramSocket } from '../net/udp.js'
 import { TurnClient } from '../relay/turn-client.js'
 import type { TurnCredentials } from '../relay/turn-client-auth.js'
 import { StunErrorResponse } from '../errors.js'
-import { buildBindingRequest, parseBindingResponse, type StunTransactions } from '../stun/index.js'
+import { buildBindingRequest, parseBindingResponse } from '../stun/client.js'
+import type { StunTransactions } from '../stun/index.js'
 import type { SocketMux } from './socket-mux.js'
 
 /** A TURN server to gather a relayed candidate from. */

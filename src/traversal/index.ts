@@ -1,11 +1,14 @@
-/** natkit/traversal: candidates, connectivity checks, relay-first sessions that upgrade to direct paths. */
-export * from './candidate.js'
-export * from './check-list.js'
-export * from './gather.js'
-export * from './socket-mux.js'
-export * from './relay-socket.js'
-export * from './agent.js'
-export * from './signal-channel.js'
-export * from './session.js'
-export * from './rendezvous-channel.js'
-export * from './check-messages.js'
+/** natkit/traversal: candidates, connectivity checks, relay-first sessions that upgrade to direct paths (RFC 8445). */
+export {
+  TYPE_PREFERENCE, candidateFromSdp, candidatePriority, candidateToSdp, makeCandidate, type Candidate,
+  type CandidateTransport, type CandidateType
+} from './candidate.js'
+export type { CandidatePair, CheckOutcome, PairState } from './check-list.js'
+export type { GatherAttempt, TurnServerConfig } from './gather.js'
+export { Agent, type AgentEvents, type AgentOptions, type PathInfo } from './agent.js'
+export { channelPair, type SignalChannel, type SignalMessage } from './signal-channel.js'
+export {
+  ConnectError, PeerSession, connect, type ConnectAttempt, type ConnectOptions, type ConnectReport, type PeerSessionEvents
+} from './session.js'
+export { rendezvousChannel, roleFor } from './rendezvous-channel.js'
+export type { IceRole } from './check-messages.js'

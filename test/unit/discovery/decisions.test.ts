@@ -1,8 +1,9 @@
 import { expect } from 'chai'
-import {
-  classicType, classifyPortPattern, mappingFromServers, predictPair, testFiltering, testMapping, timingFromRtt,
-  probeBudgetMs, type Probe, type ProbeOutcome, type NatType
-} from '../../../src/discovery/index.js'
+import { classicType, predictPair, type NatType } from '../../../src/discovery/index.js'
+import { testFiltering } from '../../../src/discovery/filtering.js'
+import { mappingFromServers, testMapping } from '../../../src/discovery/mapping.js'
+import { classifyPortPattern } from '../../../src/discovery/port-pattern.js'
+import { probeBudgetMs, timingFromRtt, type Probe, type ProbeOutcome } from '../../../src/discovery/probe.js'
 import type { Endpoint } from '../../../src/net/endpoint.js'
 import type { BindingResult } from '../../../src/stun/client.js'
 

@@ -216,7 +216,22 @@ describe('TurnServerCore', () => {
       for (let i = 0; i < 2; i++) expect(new Harness(core, { address: '198.51.100.7', port: 1000 + i }).allocate().res?.cls).to.equal(MessageClass.SuccessResponse)
       expect(codeOf(new Harness(core, { address: '198.51.100.7', port: 1002 }).allocate())).to.equal(486)
       expect(new Harness(core, { address: '198.51.100.7', port: 1003 }).allocate(() => {}, { user: 'bob', pass: 'hunter2' }).res?.cls).to.equal(MessageClass.SuccessResponse)
-      expect(codeOf(new Harness(core, { address: '198.51.100.7', port: 1004 }).allocate(() => {}, { user: 'bob', pass: 'hunter2' }))).to.equal(486)
+      const refused = new Harness(core, { address: '198.51.100.7', port: 1004 }).allocate(() => {}, { user: 'bob', pass: 'hunter2' })
+      expect(codeOf(refused)).to.equal(486)
+      // The refusal says which quota refused whom (the relay logs it), and is counted by quota.
+      expect(refused.actions.filter(a => a.type === 'event').map(a => a.event)).to.deep.equal([
+        { type: 'quota-refused', quota: 'total', limit: 3, username: 'bob', client: { address: '198.51.100.7', port: 1004 }, protocol: 'udp' }
+      ])
+      const m = core.metrics as InMemoryRelayMetrics
+      expect(m.get('natkit_relay_quota_refusals_total', 'user')).to.equal(1)
+      expect(m.get('natkit_relay_quota_refusals_total', 'total')).to.equal(1)
+    })
+
+    it('has no per-user quota by default: 30 allocations of one user name all succeed (a shared credential)', () => {
+      const core = newCore()
+      const codes = Array.from({ length: 30 }, (_, i) => new Harness(core, { address: '198.51.100.7', port: 2000 + i }).allocate())
+      expect(codes.filter(r => r.res?.cls === MessageClass.SuccessResponse)).to.have.length(30)
+      expect((core.metrics as InMemoryRelayMetrics).total('natkit_relay_quota_refusals_total')).to.equal(0)
     })
 
     it('answers 508 when the port range is exhausted, and while draining', () => {

@@ -1,7 +1,10 @@
 import { expect } from 'chai'
-import {
-  ArrivalWatch, classicType, classifyPortPattern, clientProbe, testFiltering, testHairpin, testMapping, type ProbeTiming
-} from '../../../src/discovery/index.js'
+import { classicType } from '../../../src/discovery/index.js'
+import { testFiltering } from '../../../src/discovery/filtering.js'
+import { ArrivalWatch, testHairpin } from '../../../src/discovery/hairpin.js'
+import { testMapping } from '../../../src/discovery/mapping.js'
+import { classifyPortPattern } from '../../../src/discovery/port-pattern.js'
+import { clientProbe, type ProbeTiming } from '../../../src/discovery/probe.js'
 import { StunTimeoutError } from '../../../src/errors.js'
 import { LAB_NAT_FILTERING, LAB_NAT_MAPPING } from '../../../src/lab/types.js'
 import { StunClient } from '../../../src/stun/client.js'

@@ -3,8 +3,10 @@ import fc from 'fast-check'
 import { createHash, createHmac } from 'node:crypto'
 import { InvalidArgumentError } from '../../../src/errors.js'
 import {
-  HmacKey, Sha1HmacKey, decodeNonceCookie, encodeNonceCookie, longTermKey, prepareCredential, shortTermKey, userhash
+  decodeNonceCookie, encodeNonceCookie, longTermKey, prepareCredential, shortTermKey, userhash
 } from '../../../src/stun/index.js'
+import { HmacKey } from '../../../src/stun/integrity.js'
+import { Sha1HmacKey } from '../../../src/stun/sha1-hmac.js'
 
 describe('credentials', () => {
   describe('prepareCredential (SASLprep / OpaqueString)', () => {

@@ -1,9 +1,9 @@
 import { expect } from 'chai'
 import { InvalidArgumentError, StunDecodeError } from '../../../src/errors.js'
 import {
-  classifyPacket, decodeChannelData, encodeChannelData, MessageBuilder, MessageClass, Method, readStreamFrame,
-  resolveRetransmit, udpSchedule
+  classifyPacket, decodeChannelData, encodeChannelData, MessageBuilder, MessageClass, Method, readStreamFrame
 } from '../../../src/stun/index.js'
+import { resolveRetransmit, udpSchedule } from '../../../src/stun/retransmit.js'
 
 describe('ChannelData', () => {
   it('round-trips without padding (UDP) and with padding (TCP)', () => {

@@ -1,9 +1,10 @@
 import { expect } from 'chai'
 import { AbortError, StunErrorResponse, StunTimeoutError } from '../../../src/errors.js'
 import {
-  buildBindingRequest, ErrorCode, MessageBuilder, MessageClass, Method, StunClient, StunMessage, StunTransactions,
+  ErrorCode, MessageBuilder, MessageClass, Method, StunClient, StunMessage, StunTransactions,
   XorMappedAddress
 } from '../../../src/stun/index.js'
+import { buildBindingRequest } from '../../../src/stun/client.js'
 import { expectRejection } from '../../support/assert.js'
 import { FakeSocket } from '../../support/fake-socket.js'
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import {
   buildCheckRequest, buildCheckResponse, isAuthenticCheck, resolveRoleConflict, type IceRole
-} from '../../../src/traversal/index.js'
+} from '../../../src/traversal/check-messages.js'
 import {
   ErrorCode, IceControlled, IceControlling, MessageClass, Priority, StunMessage, UseCandidate, Username, XorMappedAddress,
   shortTermKey

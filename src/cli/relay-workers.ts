@@ -1,0 +1,327 @@
+import cluster, { type Worker } from 'node:cluster'
+import { randomBytes } from 'node:crypto'
+import { createSocket } from 'node:dgram'
+import { createServer } from 'node:net'
+import { availableParallelism } from 'node:os'
+import { AggregatorRegistry } from 'prom-client'
+import { InvalidArgumentError, TransportError } from '../errors.js'
+import { formatEndpoint, type Endpoint } from '../net/endpoint.js'
+import { nativeUdpUnavailableReason, wantsNativeUdp } from '../net/native.js'
+import { AdminServer } from '../relay/admin-server.js'
+import type { PrometheusRelayMetrics } from '../relay/metrics.js'
+import type { TurnServer, TurnServerOptions } from '../relay/turn-server.js'
+import { RendezvousServer } from '../rendezvous/server.js'
+import { ExitCode } from './exit-codes.js'
+import type { RelayLog } from './relay-log.js'
+
+/**
+ * `natcheck relay --workers N`: N worker processes (node:cluster), one relay each, sharing the client-facing
+ * listeners.
+ *
+ * - UDP: every worker binds the listeners itself with SO_REUSEPORT (native addon): the kernel hashes each client's
+ *   address and port to one worker, so an allocation, its 5-tuple and its relay sockets live in one process.
+ * - TCP/TLS: served by worker 0 alone (node:cluster's primary accepts and hands it every connection). An RFC 6062
+ *   data connection's ConnectionBind must reach the worker that holds its allocation, and the per-source limits on
+ *   unauthenticated connections must be counted in one place; round-robin over workers broke both (a ConnectionBind
+ *   on another worker got 400, and each worker allowed its own 32 per IP). Spreading TCP needs routing by
+ *   CONNECTION-ID in the primary, which peeks at the first frame: not done yet.
+ * - Relay ports: the range is split into N disjoint slices, one per worker.
+ * - Nonces and RESERVATION-TOKENs: one secret for all workers, so a nonce or token from one worker is good at
+ *   another (an RTP/RTCP pair's second Allocate comes from another port, or over another TCP connection, so it may
+ *   reach another worker; see reservation-token.ts).
+ * - Quotas: each worker reports its per-user and total allocation counts through the primary to the others, which
+ *   add them to their own when checking (TurnServerCore.quotaElsewhere). Counts are exchanged, not locked: within
+ *   one IPC round trip (well under a millisecond) two workers may each admit one allocation, so a burst can exceed a
+ *   quota by at most N-1.
+ * - Metrics: the primary serves /metrics for the whole relay (prom-client's AggregatorRegistry sums the workers';
+ *   natkit_relay_worker_* keep one series per worker); /healthz and the rendezvous run in the primary.
+ * - Signals go to the primary, which forwards them; a worker that dies is replaced (its allocations are lost).
+ */
+
+/** Environment variables the primary hands each worker. */
+const ENV = {
+  index: 'NATKIT_RELAY_WORKER_INDEX',
+  count: 'NATKIT_RELAY_WORKER_COUNT',
+  secret: 'NATKIT_RELAY_WORKER_SECRET',
+  listen: 'NATKIT_RELAY_WORKER_LISTEN'
+} as const
+
+/** IPC messages between primary and workers (other cluster messages, e.g. prom-client's, are ignored). */
+type WorkerMessage =
+  | { natkit: 'ready', addresses: { udp: Endpoint[], tcp: Endpoint[], tls: Endpoint[] } }
+  | { natkit: 'count', worker: number, user: string, n: number, total: number }
+  | { natkit: 'reset', worker: number }
+
+function isWorkerMessage (m: unknown): m is WorkerMessage {
+  return typeof m === 'object' && m !== null && typeof (m as { natkit?: unknown }).natkit === 'string'
+}
+
+/** `--workers`: a whole number ≥ 1, default the number of CPUs this process may use. */
+export function workerCount (value: number | undefined): number {
+  if (value === undefined) return availableParallelism()
+  if (!Number.isInteger(value) || value < 1 || value > 1024) throw new InvalidArgumentError('--workers must be a whole number from 1 to 1024')
+  return value
+}
+
+/** Why several workers cannot share the UDP listeners here, or undefined when they can. */
+export function reusePortUnavailable (options: Pick<TurnServerOptions, 'nativeIo' | 'udp'>): string | undefined {
+  if (options.udp === false) return undefined
+  if (wantsNativeUdp({ native: options.nativeIo ?? true })) return undefined
+  return `SO_REUSEPORT needs native UDP I/O: ${options.nativeIo === false ? '--native-io off' : process.env.NATKIT_NATIVE === '0' ? 'NATKIT_NATIVE=0' : nativeUdpUnavailableReason() ?? 'unavailable'}`
+}
+
+/** Worker `index`'s slice of the relay port range [low, high] split `count` ways. */
+export function portSlice (range: readonly [number, number], index: number, count: number): [number, number] {
+  const size = Math.floor((range[1] - range[0] + 1) / count)
+  if (size < 2) throw new InvalidArgumentError(`--ports ${range[0]}-${range[1]} is too small for ${count} workers (each needs 2 ports at least)`)
+  const low = range[0] + index * size
+  return [low, index === count - 1 ? range[1] : low + size - 1]
+}
+
+/** This process's part when it is a relay worker, or undefined (the primary, or a single process). */
+export function currentWorker (): RelayWorker | undefined {
+  if (!cluster.isWorker || process.env[ENV.index] === undefined) return undefined
+  return new RelayWorker(Number(process.env[ENV.index]), Number(process.env[ENV.count]),
+    Buffer.from(process.env[ENV.secret] ?? '', 'hex'), JSON.parse(process.env[ENV.listen] ?? '{}') as ResolvedListen)
+}
+
+interface ResolvedListen { listen?: Endpoint[], tls?: Endpoint[] }
+
+/** A worker process's side: its options, quota mirror and messages to the primary. */
+export class RelayWorker {
+  private readonly ownUsers = new Map<string, number>()
+  private ownTotal = 0
+  private readonly userOf = new Map<number, string>()
+  private readonly remote = new Map<number, { users: Map<string, number>, total: number }>()
+
+  constructor (readonly index: number, readonly count: number, private readonly secret: Buffer, private readonly resolved: ResolvedListen) {
+    process.on('message', (m: unknown) => { if (isWorkerMessage(m)) this.onMessage(m) })
+    // The primary is gone (killed, crashed): nobody forwards signals or serves /metrics any more, so stop at once
+    // rather than linger as an orphan holding the ports.
+    process.once('disconnect', () => { if (!this.leaving) process.exit(ExitCode.Internal) })
+  }
+
+  private leaving = false
+
+  /** The relay options of this worker: shared listeners, the shared nonce secret, its slice of the relay ports. */
+  apply<T extends TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint }> (options: T): T {
+    return {
+      ...options,
+      listen: this.resolved.listen ?? options.listen,
+      tcp: this.index === 0 ? options.tcp : false,
+      tls: this.index !== 0 ? undefined : options.tls !== undefined && this.resolved.tls !== undefined ? { ...options.tls, listen: this.resolved.tls } : options.tls,
+      reusePort: options.udp !== false,
+      nonceSecret: this.secret,
+      portRange: portSlice(options.portRange ?? [49152, 65535], this.index, this.count),
+      admin: undefined,
+      rendezvous: undefined
+    }
+  }
+
+  /** Wire the server: quotas count the other workers' allocations; this worker's counts go to them. */
+  attach (server: TurnServer, metrics: PrometheusRelayMetrics): void {
+    new AggregatorRegistry() // installs the worker's answer to the primary's metrics requests
+    AggregatorRegistry.setRegistries([metrics.registry])
+    server.core.sharedReservations = true
+    server.core.quotaElsewhere = {
+      user: (name) => { let n = 0; for (const r of this.remote.values()) n += r.users.get(name) ?? 0; return n },
+      total: () => { let n = 0; for (const r of this.remote.values()) n += r.total; return n }
+    }
+    server.on('allocation', (e) => { this.userOf.set(e.id, e.username); this.change(e.username, +1) })
+    server.on('deallocation', (e) => {
+      const user = this.userOf.get(e.id)
+      if (user === undefined) return
+      this.userOf.delete(e.id)
+      this.change(user, -1)
+    })
+  }
+
+  /** Tell the primary this worker listens. */
+  ready (addresses: { udp: readonly Endpoint[], tcp: readonly Endpoint[], tls: readonly Endpoint[] }): void {
+    this.send({ natkit: 'ready', addresses: { udp: [...addresses.udp], tcp: [...addresses.tcp], tls: [...addresses.tls] } })
+  }
+
+  /** Let the process exit once the relay has stopped (the IPC channel would keep it alive). */
+  done (): void {
+    this.leaving = true
+    if (process.connected) process.disconnect()
+  }
+
+  private change (user: string, delta: number): void {
+    const n = (this.ownUsers.get(user) ?? 0) + delta
+    if (n <= 0) this.ownUsers.delete(user); else this.ownUsers.set(user, n)
+    this.ownTotal += delta
+    this.send({ natkit: 'count', worker: this.index, user, n: Math.max(0, n), total: this.ownTotal })
+  }
+
+  private send (m: WorkerMessage): void {
+    if (process.connected && process.send !== undefined) process.send(m)
+  }
+
+  private onMessage (m: WorkerMessage): void {
+    if (m.natkit === 'count' && m.worker !== this.index) {
+      let r = this.remote.get(m.worker)
+      if (r === undefined) { r = { users: new Map(), total: 0 }; this.remote.set(m.worker, r) }
+      if (m.n === 0) r.users.delete(m.user); else r.users.set(m.user, m.n)
+      r.total = m.total
+    } else if (m.natkit === 'reset') this.remote.delete(m.worker)
+  }
+}
+
+/** Check that a listen address is free (UDP and, unless `udp` only, TCP) and resolve port 0 to one free for both. */
+async function claimPort (ep: Endpoint, protocols: { udp: boolean, tcp: boolean }): Promise<Endpoint> {
+  const tryUdp = async (port: number): Promise<number> => await new Promise((resolve, reject) => {
+    const s = createSocket({ type: ep.address.includes(':') ? 'udp6' : 'udp4' })
+    s.once('error', (err) => { s.close(); reject(new TransportError(`cannot bind UDP ${formatEndpoint({ address: ep.address, port })}: ${err.message}`, { cause: err })) })
+    s.bind({ address: ep.address, port, exclusive: true }, () => { const p = s.address().port; s.close(() => { resolve(p) }) })
+  })
+  const tryTcp = async (port: number): Promise<number> => await new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', (err) => { reject(new TransportError(`cannot listen on TCP ${formatEndpoint({ address: ep.address, port })}: ${err.message}`, { cause: err })) })
+    srv.listen({ host: ep.address, port, exclusive: true }, () => { const a = srv.address(); srv.close(() => { resolve(typeof a === 'object' && a !== null ? a.port : port) }) })
+  })
+  for (let attempt = 0; attempt < 20; attempt++) {
+    let port = ep.port
+    try {
+      if (protocols.udp) port = await tryUdp(port)
+      if (protocols.tcp) port = await tryTcp(port)
+      return { address: ep.address, port }
+    } catch (err) {
+      if (ep.port !== 0) throw err // a fixed port that is taken: the operator's error
+    }
+  }
+  throw new TransportError(`cannot find a port free for both UDP and TCP on ${ep.address}`)
+}
+
+/** What the primary needs. */
+export interface RelayPrimaryOptions {
+  readonly options: TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint, drainTimeout: number }
+  readonly workers: number
+  readonly say: RelayLog
+  /** More health for /healthz (e.g. Redis): true, or why not. */
+  readonly health?: () => true | string
+}
+
+/** Run the primary: fork the workers, serve /metrics, /healthz and the rendezvous, forward signals. Resolves to the exit code. */
+export async function runRelayPrimary ({ options, workers: count, say, health }: RelayPrimaryOptions): Promise<number> {
+  const udp = options.udp !== false; const tcp = options.tcp !== false
+  const listen: Endpoint[] = []
+  for (const ep of options.listen ?? [{ address: '127.0.0.1', port: 3478 }]) listen.push(await claimPort(ep, { udp, tcp }))
+  const tls: Endpoint[] = []
+  for (const ep of options.tls?.listen ?? []) tls.push(await claimPort(ep, { udp: false, tcp: true }))
+  portSlice(options.portRange ?? [49152, 65535], 0, count) // validates the range for this many workers
+  const env = {
+    [ENV.count]: String(count),
+    [ENV.secret]: randomBytes(32).toString('hex'),
+    [ENV.listen]: JSON.stringify({ listen, tls: options.tls !== undefined ? tls : undefined })
+  }
+  const aggregator = new AggregatorRegistry()
+  const byIndex = new Map<number, Worker>()
+  const counts = new Map<number, { users: Map<string, number>, total: number }>()
+  let stopping = false
+  let allReady = false
+  let admin: AdminServer | undefined
+  let rendezvous: RendezvousServer | undefined
+
+  return await new Promise<number>((resolve) => {
+    let finished = false
+    const finish = (code: number): void => {
+      if (finished) return
+      finished = true
+      process.off('SIGINT', onInt); process.off('SIGTERM', onTerm); process.off('SIGHUP', onHup)
+      const closeAll = async (): Promise<void> => { await rendezvous?.close(); await admin?.close() }
+      void closeAll().then(() => { resolve(code) })
+    }
+    const broadcast = (m: WorkerMessage, except?: number): void => {
+      for (const [i, w] of byIndex) if (i !== except && w.isConnected()) w.send(m)
+    }
+    const waitForAll = (): void => {
+      if (byIndex.size === 0) { if (stopping) { say('info', 'stopped', 'stopped'); finish(ExitCode.Ok) } }
+    }
+    const ready = new Set<number>()
+    let first: Extract<WorkerMessage, { natkit: 'ready' }>['addresses'] | undefined
+
+    const fork = (index: number): void => {
+      const w = cluster.fork({ ...env, [ENV.index]: String(index) })
+      byIndex.set(index, w)
+      w.on('message', (m: unknown) => {
+        if (!isWorkerMessage(m)) return
+        if (m.natkit === 'ready') {
+          ready.add(index)
+          first ??= m.addresses
+          // A replacement learns the others' counts.
+          for (const [other, c] of counts) if (other !== index) for (const [user, n] of c.users) w.send({ natkit: 'count', worker: other, user, n, total: c.total })
+          if (!allReady && ready.size === count) void onAllReady()
+        } else if (m.natkit === 'count') {
+          let c = counts.get(index)
+          if (c === undefined) { c = { users: new Map(), total: 0 }; counts.set(index, c) }
+          if (m.n === 0) c.users.delete(m.user); else c.users.set(m.user, m.n)
+          c.total = m.total
+          broadcast({ ...m, worker: index }, index)
+        }
+      })
+      w.on('exit', (code, signal) => {
+        if (byIndex.get(index) === w) byIndex.delete(index)
+        counts.delete(index)
+        broadcast({ natkit: 'reset', worker: index })
+        if (stopping) { waitForAll(); return }
+        if (!allReady) {
+          // A worker that cannot start (its port taken, bad TLS files…): stop the others and fail as it did.
+          stopping = true
+          for (const other of byIndex.values()) other.process.kill('SIGKILL')
+          finish(code === 0 || code === null ? ExitCode.Internal : code)
+          return
+        }
+        say('error', 'worker-exit', `worker ${index} exited (${signal ?? String(code)}); its allocations are lost; starting a new one`, { worker: index, code: code ?? undefined, signal: signal ?? undefined })
+        fork(index)
+      })
+    }
+
+    const onAllReady = async (): Promise<void> => {
+      allReady = true
+      const a = first ?? { udp: [], tcp: [], tls: [] }
+      for (const proto of ['udp', 'tcp', 'tls'] as const) {
+        for (const e of a[proto]) say('info', 'listening', `listening ${proto} ${formatEndpoint(e)}`, { protocol: proto, address: formatEndpoint(e) })
+      }
+      say('info', 'workers', `workers ${count} (SO_REUSEPORT UDP listeners; TCP and TLS on worker 0)`, { workers: count })
+      try {
+        if (options.rendezvous !== undefined) {
+          rendezvous = await RendezvousServer.start({ listen: options.rendezvous, authSecret: options.authSecret as string | string[], maxTokenAheadS: options.restMaxTtlS })
+          const url = rendezvous.url ?? formatEndpoint(options.rendezvous)
+          say('info', 'rendezvous', `rendezvous ${url}`, { url })
+        }
+        if (options.admin !== undefined) {
+          admin = await AdminServer.start({ listen: options.admin, metrics: async () => await aggregator.clusterMetrics(), contentType: aggregator.contentType, healthy: () => stopping ? false : health?.() ?? true })
+          const url = `http://${formatEndpoint(admin.local)}/metrics`
+          say('info', 'admin', `admin ${url}`, { url })
+        }
+      } catch (err) {
+        say('error', 'error', `error: ${(err as Error).message}`, { error: (err as Error).message })
+        stopping = true
+        for (const w of byIndex.values()) w.process.kill('SIGKILL')
+        finish(ExitCode.Usage)
+      }
+    }
+
+    let killTimer: NodeJS.Timeout | undefined
+    const stop = (how: 'SIGINT' | 'SIGTERM'): void => {
+      if (stopping) {
+        say('info', 'stopping', 'stopping now')
+        for (const w of byIndex.values()) w.process.kill('SIGKILL')
+        return
+      }
+      stopping = true
+      if (how === 'SIGTERM') say('info', 'draining', `draining for up to ${options.drainTimeout}s`, { timeout: options.drainTimeout })
+      for (const w of byIndex.values()) w.process.kill(how)
+      // Bounded: workers that outlive their drain are killed.
+      killTimer = setTimeout(() => { for (const w of byIndex.values()) w.process.kill('SIGKILL') }, (how === 'SIGTERM' ? options.drainTimeout * 1000 : 0) + 10_000)
+      killTimer.unref()
+      waitForAll()
+    }
+    const onInt = (): void => { stop('SIGINT') }
+    const onTerm = (): void => { stop('SIGTERM') }
+    const onHup = (): void => { for (const w of byIndex.values()) w.process.kill('SIGHUP') }
+    process.on('SIGINT', onInt); process.on('SIGTERM', onTerm); process.on('SIGHUP', onHup)
+    for (let i = 0; i < count; i++) fork(i)
+  })
+}

@@ -1,0 +1,149 @@
+/**
+ * The lab's worker: a library-level entry the NAT lab runs inside a network namespace (`node worker.js TASK JSON`),
+ * because sockets belong to the namespace of the process that opens them. It calls natkit's library directly — the
+ * TURN, rendezvous and STUN servers, `connect`, `discoverNat` — and prints one JSON line of a typed result
+ * (WorkerResult) on stdout; logs go to stderr. Not part of the public API.
+ */
+import { pathToFileURL } from 'node:url'
+import { discoverNat } from '../discovery/discover.js'
+import type { NatType, PortAllocation } from '../discovery/types.js'
+import { ERROR_CODES } from '../errors.js'
+import { formatEndpoint } from '../net/endpoint.js'
+import { parseTurnUri } from '../relay/turn-uri.js'
+import { TurnServer } from '../relay/turn-server.js'
+import { RendezvousClient } from '../rendezvous/client.js'
+import { RendezvousServer } from '../rendezvous/server.js'
+import { rendezvousToken } from '../rendezvous/token.js'
+import { StunServer } from '../stun/server.js'
+import { echoExchange } from '../traversal/echo.js'
+import { rendezvousChannel, roleFor } from '../traversal/rendezvous-channel.js'
+import { connect, type PeerSession } from '../traversal/session.js'
+
+/** `servers`: natkit's relay (TURN on UDP+TCP), the rendezvous and an RFC 5780 STUN server, until SIGINT/SIGTERM. */
+export interface ServersTask {
+  readonly task: 'servers'
+  readonly ip: string
+  readonly ip2: string
+  readonly secret: string
+  readonly turnPorts: readonly number[]
+  readonly rendezvousPort: number
+  readonly stunPort: number
+  readonly stunAltPort: number
+  /** Peer ranges the relay may send to (the lab's documentation ranges are denied by default). */
+  readonly allowPeer: readonly string[]
+}
+
+/** `peer`: register at the rendezvous, connect to `peer` (TURN fallback), exchange `count` echo datagrams. */
+export interface PeerTask {
+  readonly task: 'peer'
+  readonly rendezvous: string
+  readonly id: string
+  readonly peer: string
+  readonly secret: string
+  /** TURN URIs (RFC 7065). */
+  readonly turn: readonly string[]
+  readonly count: number
+  readonly timeoutMs: number
+  /** How long to wait for a direct path after connecting over the relay (ms). */
+  readonly settleMs: number
+}
+
+/** `discover`: discoverNat against one STUN server. */
+export interface DiscoverTask { readonly task: 'discover', readonly server: string, readonly timeoutMs: number }
+
+export type WorkerTask = ServersTask | PeerTask | DiscoverTask
+
+/** What a `peer` worker reports. */
+export interface PeerWorkerResult {
+  readonly path: { readonly type: 'direct' | 'relay', readonly local: string, readonly remote: string, readonly rttMs: number | null } | null
+  readonly timings: { readonly firstDatagramMs: number | null, readonly directMs: number | null, readonly signallingRttMs: number | null } | null
+  readonly delivered: number
+  readonly lost: number
+  readonly error: { readonly code: string, readonly message: string } | null
+}
+
+/** What a `discover` worker reports. */
+export interface DiscoverWorkerResult {
+  readonly type: NatType
+  readonly portAllocation: PortAllocation
+  readonly tcp: boolean | null
+  readonly tls: boolean | null
+}
+
+/** What a `servers` worker prints once every server listens. */
+export interface ServersWorkerResult { readonly ready: true }
+
+/** The worker's file (dist/src/lab/worker.js), to spawn with `node`. */
+export const WORKER_PATH = new URL(import.meta.url).pathname
+
+function print (result: PeerWorkerResult | DiscoverWorkerResult | ServersWorkerResult): void {
+  process.stdout.write(`${JSON.stringify(result)}\n`)
+}
+
+async function runServers (t: ServersTask): Promise<void> {
+  const turn = await TurnServer.start({
+    listen: t.turnPorts.map(port => ({ address: t.ip, port })),
+    realm: 'natkit-lab',
+    authSecret: t.secret,
+    allowPeer: t.allowPeer
+  })
+  const rendezvous = await RendezvousServer.start({ listen: { address: t.ip, port: t.rendezvousPort }, authSecret: t.secret })
+  const stun = await StunServer.start({ listen: { address: t.ip, port: t.stunPort }, alternate: { address: t.ip2, port: t.stunAltPort } })
+  process.stderr.write(`lab worker: TURN ${turn.addresses.udp.map(formatEndpoint).join(', ')}, rendezvous ${rendezvous.url ?? ''}, STUN ${t.ip}:${t.stunPort}\n`)
+  print({ ready: true })
+  await new Promise<void>(resolve => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve) })
+  await Promise.all([turn.close(), rendezvous.close(), stun.close()])
+}
+
+async function runPeer (t: PeerTask): Promise<void> {
+  let client: RendezvousClient | undefined
+  let session: PeerSession | undefined
+  try {
+    client = await RendezvousClient.connect({ url: t.rendezvous, id: t.id, token: rendezvousToken(t.secret, t.id, 3600), connectTimeoutMs: Math.min(t.timeoutMs, 10_000) })
+    const turns = t.turn.map(u => parseTurnUri(u))
+    session = await connect({
+      channel: rendezvousChannel(client, t.peer),
+      role: roleFor(t.id, t.peer),
+      timeoutMs: t.timeoutMs,
+      stunServers: turns.filter(u => u.transport === 'udp').map(u => u.server),
+      turnServers: turns.map(u => ({ server: u.server, transport: u.transport, credentials: { authSecret: t.secret, user: t.id } }))
+    })
+    if (t.settleMs > 0 && session.path.type !== 'direct') await session.settle(t.settleMs)
+    const echo = await echoExchange(session, client, t.peer, t.count)
+    const r = session.report()
+    print({
+      path: r.path === null ? null : { type: r.path.type, local: `${r.path.local.type} ${formatEndpoint(r.path.local)}`, remote: `${r.path.remote.type} ${formatEndpoint(r.path.remote)}`, rttMs: r.path.rttMs },
+      timings: r.timings,
+      delivered: echo.delivered,
+      lost: t.count - echo.delivered,
+      error: null
+    })
+  } catch (err) {
+    const e = err as { code?: string, message?: string }
+    print({ path: null, timings: null, delivered: 0, lost: t.count, error: { code: e.code ?? ERROR_CODES.INTERNAL, message: e.message ?? String(err) } })
+  } finally {
+    await session?.close()
+    await client?.close()
+  }
+}
+
+async function runDiscover (t: DiscoverTask): Promise<void> {
+  const r = await discoverNat({ servers: [t.server], timeoutMs: t.timeoutMs })
+  print({ type: r.nat.type, portAllocation: r.nat.portAllocation, tcp: r.tcp, tls: r.tls })
+}
+
+/** Run one task (the worker's main). */
+export async function runWorkerTask (task: WorkerTask): Promise<void> {
+  switch (task.task) {
+    case 'servers': await runServers(task); break
+    case 'peer': await runPeer(task); break
+    case 'discover': await runDiscover(task); break
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  runWorkerTask(JSON.parse(process.argv[2] ?? '{}') as WorkerTask).then(() => { process.exit(0) }, (err: unknown) => {
+    process.stderr.write(`lab worker: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+    process.exit(3)
+  })
+}
