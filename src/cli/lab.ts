@@ -13,6 +13,7 @@ import { type Command, InvalidArgumentError as CommanderArgumentError, Option } 
 import { InvalidArgumentError } from '../errors.js'
 import { Lab, LAB_NAT_TYPES, LAB_NODES, labDown, listLabs } from '../lab/index.js'
 import type { LabInfo, LabNatType, LabNode } from '../lab/index.js'
+import { ExitCode } from './exit-codes.js'
 import { printJson, reportError, table } from './output.js'
 
 /** Namespace prefix the CLI uses unless told otherwise (tests and libraries use random ones). */
@@ -81,8 +82,8 @@ export function registerLabCommands (program: Command): void {
         const l = await Lab.attach(opts.prefix)
         const child = l.spawn(node, command, { stdio: 'inherit' })
         process.exitCode = await new Promise<number>((resolve) => {
-          child.once('error', (err) => { reportError(err, false); resolve(3) })
-          child.once('exit', (code, signal) => { resolve(code ?? (signal !== null ? 128 + 9 : 3)) })
+          child.once('error', (err) => { resolve(reportError(err, false)) })
+          child.once('exit', (code, signal) => { resolve(code ?? (signal !== null ? 128 + 9 : ExitCode.Internal)) })
         })
       } catch (err) {
         reportError(err, false)

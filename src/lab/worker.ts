@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url'
 import { discoverNat } from '../discovery/discover.js'
 import type { NatType, PortAllocation } from '../discovery/types.js'
 import { ERROR_CODES } from '../errors.js'
+import { createLogger } from '../log.js'
 import { formatEndpoint } from '../net/endpoint.js'
 import { parseTurnUri } from '../relay/turn-uri.js'
 import { TurnServer } from '../relay/turn-server.js'
@@ -18,6 +19,8 @@ import { StunServer } from '../stun/server.js'
 import { echoExchange } from '../traversal/echo.js'
 import { rendezvousChannel, roleFor } from '../traversal/rendezvous-channel.js'
 import { connect, type PeerSession } from '../traversal/session.js'
+
+const log = createLogger('natcheck:lab:worker')
 
 /** `servers`: natkit's relay (TURN on UDP+TCP), the rendezvous and an RFC 5780 STUN server, until SIGINT/SIGTERM. */
 export interface ServersTask {
@@ -89,7 +92,7 @@ async function runServers (t: ServersTask): Promise<void> {
   })
   const rendezvous = await RendezvousServer.start({ listen: { address: t.ip, port: t.rendezvousPort }, authSecret: t.secret })
   const stun = await StunServer.start({ listen: { address: t.ip, port: t.stunPort }, alternate: { address: t.ip2, port: t.stunAltPort } })
-  process.stderr.write(`lab worker: TURN ${turn.addresses.udp.map(formatEndpoint).join(', ')}, rendezvous ${rendezvous.url ?? ''}, STUN ${t.ip}:${t.stunPort}\n`)
+  log('TURN %s, rendezvous %s, STUN %s:%d', turn.addresses.udp.map(formatEndpoint).join(', '), rendezvous.url ?? '', t.ip, t.stunPort)
   print({ ready: true })
   await new Promise<void>(resolve => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve) })
   await Promise.all([turn.close(), rendezvous.close(), stun.close()])

@@ -116,13 +116,7 @@ describe('the npm package', function () {
       const atPeer: string[] = []
       peer.onMessage((d) => { atPeer.push(d.toString()) })
 
-      // Bob, the other side of the snippet's session, echoes what he gets.
       const url = rendezvous.url as string
-      const bob = await RendezvousClient.connect({ url, id: 'bob', token: rendezvousToken('example-secret', 'bob', 600) })
-      closers.push(async () => { await bob.close() })
-      const bobSession: Promise<PeerSession> = connect({ channel: rendezvousChannel(bob, 'alice'), role: 'controlled', bindAddress: '127.0.0.1', includeLoopback: true, timeoutMs: 20_000 })
-      void bobSession.then((s) => { closers.push(async () => { await s.close() }); s.on('message', (d) => { s.send(d) }) }, () => {})
-
       const stunAt = `127.0.0.1:${stun.addresses().udp[0].port}`
       const turnAt = `127.0.0.1:${turnServer.addresses.udp[0].port}`
       const snippet = (block as string)
@@ -151,6 +145,13 @@ describe('the npm package', function () {
       }))
       const tsc = await run(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: project, timeoutMs: 120_000 })
       expect(tsc.code, `${tsc.stdout}${tsc.stderr}\n--- example.ts\n${source}`).to.equal(0)
+
+      // Bob, the other side of the snippet's session, echoes what he gets. Started once the example is compiled, so his
+      // wait for the offer does not include the type-check.
+      const bob = await RendezvousClient.connect({ url, id: 'bob', token: rendezvousToken('example-secret', 'bob', 600) })
+      closers.push(async () => { await bob.close() })
+      const bobSession: Promise<PeerSession> = connect({ channel: rendezvousChannel(bob, 'alice'), role: 'controlled', bindAddress: '127.0.0.1', includeLoopback: true, timeoutMs: 60_000 })
+      void bobSession.then((s) => { closers.push(async () => { await s.close() }); s.on('message', (d) => { s.send(d) }) }, () => {})
 
       const env = { NATKIT_NATIVE: '0', NATKIT_EXAMPLE: JSON.stringify({ username: 'alice', password: 'secret', url, token: rendezvousToken('example-secret', 'alice', 600), peer: peer.local satisfies Endpoint }) }
       const r = await run(process.execPath, ['out/example.js'], { cwd: project, env, timeoutMs: 60_000 })
