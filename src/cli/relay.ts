@@ -10,6 +10,7 @@ import { createRelayLog, parseLogFormat, type RelayLog } from './relay-log.js'
 import { currentWorker, reusePortUnavailable, runRelayPrimary, workerCount } from './relay-workers.js'
 import { PrometheusRelayMetrics } from '../relay/metrics.js'
 import { RedisCredentials } from '../relay/redis-credentials.js'
+import { RedisNodeRegistry } from '../relay/redis-registry.js'
 import { TurnServer, type TurnServerOptions } from '../relay/turn-server.js'
 
 /**
@@ -234,6 +235,7 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
   let admin: AdminServer | undefined
   let rendezvous: RendezvousServer | undefined
   let redis: RedisCredentials | undefined
+  let registry: RedisNodeRegistry | undefined
   try {
     const settings = await loadSettings(flags)
     say = createRelayLog(parseLogFormat(settings.logFormat), undefined, undefined, base)
@@ -282,10 +284,14 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     const metrics = new PrometheusRelayMetrics({ processMetrics: options.admin !== undefined || worker !== undefined, worker: worker?.index })
     server = await TurnServer.start({ ...forServer(options), metrics })
     const s = server
-    if (worker !== undefined) {
-      worker.attach(s, metrics)
-      worker.ready(s.addresses)
+    if (worker !== undefined) worker.attach(s, metrics)
+    if (options.redis !== undefined) {
+      // Relay nodes sharing the realm: quotas across nodes, 300 Try Alternate from a draining or full node.
+      const first = s.addresses.udp[0] ?? s.addresses.tcp[0]
+      registry = await RedisNodeRegistry.start({ url: options.redis, realm: options.realm, node: { address: options.externalIp ?? first.address, port: first.port }, worker: worker?.index })
+      registry.attach(s)
     }
+    if (worker !== undefined) worker.ready(s.addresses)
     for (const proto of worker !== undefined ? [] : ['udp', 'tcp', 'tls'] as const) {
       for (const e of s.addresses[proto]) say('info', 'listening', `listening ${proto} ${formatEndpoint(e)}`, { protocol: proto, address: formatEndpoint(e) })
     }
@@ -325,7 +331,7 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
           : s.close()
         closing.then(async () => {
           process.off('SIGINT', onInt); process.off('SIGTERM', onTerm); process.off('SIGHUP', onHup)
-          await rendezvous?.close(); await admin?.close(); await redis?.close()
+          await rendezvous?.close(); await admin?.close(); await registry?.close(); await redis?.close()
           if (worker !== undefined) worker.done(); else say('info', 'stopped', 'stopped')
           resolve(ExitCode.Ok)
         }, (err) => { say('error', 'error', `error while stopping: ${String(err)}`, { error: String(err) }); resolve(ExitCode.Internal) })
@@ -346,6 +352,7 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     await server?.close()
     await rendezvous?.close()
     await admin?.close()
+    await registry?.close()
     await redis?.close()
     worker?.done()
     if (err instanceof InvalidArgumentError) { say('error', 'error', `error: ${err.message}`, { error: err.message, code: err.code }); return ExitCode.Usage }
