@@ -211,12 +211,18 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
     [ENV.listen]: JSON.stringify({ listen, tls: options.tls !== undefined ? tls : undefined })
   }
   const aggregator = new AggregatorRegistry()
+  // The rendezvous first: once the relay answers (a worker is up), peers may connect to it at once.
+  let rendezvous: RendezvousServer | undefined
+  if (options.rendezvous !== undefined) {
+    rendezvous = await RendezvousServer.start({ listen: options.rendezvous, authSecret: options.authSecret as string })
+    const url = rendezvous.url ?? formatEndpoint(options.rendezvous)
+    say('info', 'rendezvous', `rendezvous ${url}`, { url })
+  }
   const byIndex = new Map<number, Worker>()
   const counts = new Map<number, { users: Map<string, number>, total: number }>()
   let stopping = false
   let allReady = false
   let admin: AdminServer | undefined
-  let rendezvous: RendezvousServer | undefined
 
   return await new Promise<number>((resolve) => {
     let finished = false
@@ -280,11 +286,6 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
       }
       say('info', 'workers', `workers ${count} (SO_REUSEPORT UDP listeners, TCP shared by node:cluster)`, { workers: count })
       try {
-        if (options.rendezvous !== undefined) {
-          rendezvous = await RendezvousServer.start({ listen: options.rendezvous, authSecret: options.authSecret as string })
-          const url = rendezvous.url ?? formatEndpoint(options.rendezvous)
-          say('info', 'rendezvous', `rendezvous ${url}`, { url })
-        }
         if (options.admin !== undefined) {
           admin = await AdminServer.start({ listen: options.admin, metrics: async () => await aggregator.clusterMetrics(), contentType: aggregator.contentType, healthy: () => stopping ? false : health?.() ?? true })
           const url = `http://${formatEndpoint(admin.local)}/metrics`
