@@ -27,10 +27,10 @@ const PASS = 'bench-pass'
 const REALM = 'natkit.bench'
 const RELAY_PORTS: [number, number] = [10000, 29999]
 
-type Kind = 'natkit' | 'coturn'
+export type Kind = 'natkit' | 'coturn'
 
 /** CPU seconds of a process and all its descendants (natkit's workers are child processes). */
-function treeCpu (pid: number): number {
+export function treeCpu (pid: number): number {
   let cpu = 0
   try { cpu = procStat(pid).cpu } catch { return 0 }
   let kids: number[] = []
@@ -55,7 +55,7 @@ async function probe (port: number, timeoutMs: number): Promise<boolean> {
   }
 }
 
-async function startServer (kind: Kind, port: number): Promise<ChildProcess> {
+export async function startServer (kind: Kind, port: number): Promise<ChildProcess> {
   const child = kind === 'coturn'
     ? track(spawn('turnserver', ['-c', '/dev/null', '-n', '--no-cli', '--listening-ip', '127.0.0.1', '--listening-port', String(port),
       '--relay-ip', '127.0.0.1', '--min-port', String(RELAY_PORTS[0]), '--max-port', String(RELAY_PORTS[1]), '--allow-loopback-peers',
@@ -69,9 +69,15 @@ async function startServer (kind: Kind, port: number): Promise<ChildProcess> {
   return child
 }
 
-interface LoadResult { allocations: number, received: number, lost: number, seconds: number, relayedPacketsPerSecond: number, error?: string }
+export interface LoadResult { allocations: number, sent: number, received: number, lost: number, seconds: number, relayedPacketsPerSecond: number, error?: string }
 
-async function runLoad (port: number, allocs: number, inflight: number, seconds: number, payload: number): Promise<LoadResult> {
+/** Build the generator (gcc, -lcrypto); an error message, or undefined when it is ready. */
+export function buildLoadGenerator (): string | undefined {
+  const build = spawnSync('gcc', ['-O2', '-o', LOAD_BIN, LOAD_SOURCE, '-lcrypto'], { encoding: 'utf8' })
+  return build.status === 0 ? undefined : `cannot build turn-load.c (needs gcc and libssl-dev): ${build.stderr ?? build.error?.message ?? ''}`
+}
+
+export async function runLoad (port: number, allocs: number, inflight: number, seconds: number, payload: number): Promise<LoadResult> {
   const c = track(spawn(LOAD_BIN, ['127.0.0.1', String(port), USER, PASS, String(allocs), String(inflight), String(seconds), String(payload)], { stdio: ['ignore', 'pipe', 'pipe'] }))
   let out = ''; let err = ''
   c.stdout?.on('data', (d: Buffer) => { out += d.toString() })
@@ -90,9 +96,8 @@ export interface BenchRelaySaturateOptions { seconds?: number, rounds?: number, 
 /** Run the saturation benchmark; a result object with per-server medians and the ratios. */
 export async function benchRelaySaturate (o: BenchRelaySaturateOptions = {}): Promise<Record<string, unknown>> {
   const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
-  if (!has('gcc')) return { unavailable: 'gcc not installed (needed to build bench/native/turn-load.c)' }
-  const build = spawnSync('gcc', ['-O2', '-o', LOAD_BIN, LOAD_SOURCE, '-lcrypto'], { encoding: 'utf8' })
-  if (build.status !== 0) return { unavailable: `cannot build turn-load.c (needs libssl-dev): ${build.stderr}` }
+  const buildError = buildLoadGenerator()
+  if (buildError !== undefined) return { unavailable: buildError }
   const seconds = o.seconds ?? Number(process.env.BENCH_SAT_SECONDS ?? 10)
   const rounds = o.rounds ?? Number(process.env.BENCH_SAT_ROUNDS ?? 2)
   const allocs = o.allocs ?? Number(process.env.BENCH_SAT_ALLOCS ?? 64)
