@@ -5,6 +5,7 @@ import { createServer } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { AggregatorRegistry } from 'prom-client'
 import { InvalidArgumentError, TransportError } from '../errors.js'
+import { createLogger } from '../log.js'
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js'
 import { nativeUdpUnavailableReason, wantsNativeUdp } from '../net/native.js'
 import { AdminServer } from '../relay/admin-server.js'
@@ -47,6 +48,13 @@ type WorkerMessage =
   | { natkit: 'ready', addresses: { udp: Endpoint[], tcp: Endpoint[], tls: Endpoint[] } }
   | { natkit: 'count', worker: number, user: string, n: number, total: number }
   | { natkit: 'reset', worker: number }
+
+const log = createLogger('natcheck:relay:workers')
+
+/** Sends to a closing IPC channel fail; the receiver is going away, so there is nothing to do. */
+function ignoreSendError (err: Error | null): void {
+  if (err !== null) log.trace('IPC send failed: %s', err.message)
+}
 
 function isWorkerMessage (m: unknown): m is WorkerMessage {
   return typeof m === 'object' && m !== null && typeof (m as { natkit?: unknown }).natkit === 'string'
@@ -150,7 +158,8 @@ export class RelayWorker {
   }
 
   private send (m: WorkerMessage): void {
-    if (process.connected && process.send !== undefined) process.send(m)
+    // With a callback, a channel closing under us (the primary stopping) is reported there, not thrown.
+    if (process.connected && process.send !== undefined) process.send(m, undefined, undefined, ignoreSendError)
   }
 
   private onMessage (m: WorkerMessage): void {
@@ -234,7 +243,7 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
       void closeAll().then(() => { resolve(code) })
     }
     const broadcast = (m: WorkerMessage, except?: number): void => {
-      for (const [i, w] of byIndex) if (i !== except && w.isConnected()) w.send(m)
+      for (const [i, w] of byIndex) if (i !== except && w.isConnected()) w.send(m, ignoreSendError)
     }
     const waitForAll = (): void => {
       if (byIndex.size === 0) { if (stopping) { say('info', 'stopped', 'stopped'); finish(ExitCode.Ok) } }
@@ -245,13 +254,15 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
     const fork = (index: number): void => {
       const w = cluster.fork({ ...env, [ENV.index]: String(index) })
       byIndex.set(index, w)
+      // A worker's IPC channel may close while messages are on their way (it stops, it dies): never fatal here.
+      w.on('error', (err) => { log.trace('worker %d: %s', index, err.message) })
       w.on('message', (m: unknown) => {
         if (!isWorkerMessage(m)) return
         if (m.natkit === 'ready') {
           ready.add(index)
           first ??= m.addresses
           // A replacement learns the others' counts.
-          for (const [other, c] of counts) if (other !== index) for (const [user, n] of c.users) w.send({ natkit: 'count', worker: other, user, n, total: c.total })
+          for (const [other, c] of counts) if (other !== index) for (const [user, n] of c.users) w.send({ natkit: 'count', worker: other, user, n, total: c.total }, ignoreSendError)
           if (!allReady && ready.size === count) void onAllReady()
         } else if (m.natkit === 'count') {
           let c = counts.get(index)
