@@ -1,12 +1,14 @@
 /**
  * `npm run bench`: every benchmark, each running natkit and its reference side by side in one run and printing the
  * ratio (these 2-core machines are noisy, so only same-run ratios mean anything). `npm run bench -- NAME…` runs
- * only the named ones: codec, stun-server, discovery, relay, traversal, attacks.
+ * only the named ones: codec, stun-server, discovery, relay (includes relay-saturate), relay-saturate,
+ * traversal, attacks.
  */
 import { benchAttacks } from './attacks.js'
 import { benchCodec } from './codec.js'
 import { benchDiscovery } from './discovery.js'
 import { benchRelay } from './relay.js'
+import { benchRelaySaturate } from './relay-saturate.js'
 import { benchTraversal } from './traversal.js'
 import { benchUdpIo } from './udp-io.js'
 
@@ -14,7 +16,8 @@ const benches: Record<string, () => Promise<unknown>> = {
   codec: async () => benchCodec(),
   'stun-server': async () => await benchUdpIo({ seconds: 5, rounds: 3 }),
   discovery: async () => await benchDiscovery(),
-  relay: async () => await benchRelay(),
+  relay: async () => ({ ...await benchRelay(), saturation: await benchRelaySaturate() }),
+  'relay-saturate': async () => await benchRelaySaturate(),
   traversal: async () => await benchTraversal(),
   attacks: async () => await benchAttacks()
 }

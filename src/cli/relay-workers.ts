@@ -5,6 +5,7 @@ import { createServer } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { AggregatorRegistry } from 'prom-client'
 import { InvalidArgumentError, TransportError } from '../errors.js'
+import { createLogger } from '../log.js'
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js'
 import { nativeUdpUnavailableReason, wantsNativeUdp } from '../net/native.js'
 import { AdminServer } from '../relay/admin-server.js'
@@ -51,6 +52,13 @@ type WorkerMessage =
   | { natkit: 'ready', addresses: { udp: Endpoint[], tcp: Endpoint[], tls: Endpoint[] } }
   | { natkit: 'count', worker: number, user: string, n: number, total: number }
   | { natkit: 'reset', worker: number }
+
+const log = createLogger('natcheck:relay:workers')
+
+/** Sends to a closing IPC channel fail; the receiver is going away, so there is nothing to do. */
+function ignoreSendError (err: Error | null): void {
+  if (err !== null) log.trace('IPC send failed: %s', err.message)
+}
 
 function isWorkerMessage (m: unknown): m is WorkerMessage {
   return typeof m === 'object' && m !== null && typeof (m as { natkit?: unknown }).natkit === 'string'
@@ -155,7 +163,8 @@ export class RelayWorker {
   }
 
   private send (m: WorkerMessage): void {
-    if (process.connected && process.send !== undefined) process.send(m)
+    // With a callback, a channel closing under us (the primary stopping) is reported there, not thrown.
+    if (process.connected && process.send !== undefined) process.send(m, undefined, undefined, ignoreSendError)
   }
 
   private onMessage (m: WorkerMessage): void {
@@ -216,12 +225,18 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
     [ENV.listen]: JSON.stringify({ listen, tls: options.tls !== undefined ? tls : undefined })
   }
   const aggregator = new AggregatorRegistry()
+  // The rendezvous first: once the relay answers (a worker is up), peers may connect to it at once.
+  let rendezvous: RendezvousServer | undefined
+  if (options.rendezvous !== undefined) {
+    rendezvous = await RendezvousServer.start({ listen: options.rendezvous, authSecret: options.authSecret as string | string[], maxTokenAheadS: options.restMaxTtlS })
+    const url = rendezvous.url ?? formatEndpoint(options.rendezvous)
+    say('info', 'rendezvous', `rendezvous ${url}`, { url })
+  }
   const byIndex = new Map<number, Worker>()
   const counts = new Map<number, { users: Map<string, number>, total: number }>()
   let stopping = false
   let allReady = false
   let admin: AdminServer | undefined
-  let rendezvous: RendezvousServer | undefined
 
   return await new Promise<number>((resolve) => {
     let finished = false
@@ -233,7 +248,7 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
       void closeAll().then(() => { resolve(code) })
     }
     const broadcast = (m: WorkerMessage, except?: number): void => {
-      for (const [i, w] of byIndex) if (i !== except && w.isConnected()) w.send(m)
+      for (const [i, w] of byIndex) if (i !== except && w.isConnected()) w.send(m, ignoreSendError)
     }
     const waitForAll = (): void => {
       if (byIndex.size === 0) { if (stopping) { say('info', 'stopped', 'stopped'); finish(ExitCode.Ok) } }
@@ -244,13 +259,15 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
     const fork = (index: number): void => {
       const w = cluster.fork({ ...env, [ENV.index]: String(index) })
       byIndex.set(index, w)
+      // A worker's IPC channel may close while messages are on their way (it stops, it dies): never fatal here.
+      w.on('error', (err) => { log.trace('worker %d: %s', index, err.message) })
       w.on('message', (m: unknown) => {
         if (!isWorkerMessage(m)) return
         if (m.natkit === 'ready') {
           ready.add(index)
           first ??= m.addresses
           // A replacement learns the others' counts.
-          for (const [other, c] of counts) if (other !== index) for (const [user, n] of c.users) w.send({ natkit: 'count', worker: other, user, n, total: c.total })
+          for (const [other, c] of counts) if (other !== index) for (const [user, n] of c.users) w.send({ natkit: 'count', worker: other, user, n, total: c.total }, ignoreSendError)
           if (!allReady && ready.size === count) void onAllReady()
         } else if (m.natkit === 'count') {
           let c = counts.get(index)
@@ -285,11 +302,6 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
       }
       say('info', 'workers', `workers ${count} (SO_REUSEPORT UDP listeners; TCP and TLS on worker 0)`, { workers: count })
       try {
-        if (options.rendezvous !== undefined) {
-          rendezvous = await RendezvousServer.start({ listen: options.rendezvous, authSecret: options.authSecret as string | string[], maxTokenAheadS: options.restMaxTtlS })
-          const url = rendezvous.url ?? formatEndpoint(options.rendezvous)
-          say('info', 'rendezvous', `rendezvous ${url}`, { url })
-        }
         if (options.admin !== undefined) {
           admin = await AdminServer.start({ listen: options.admin, metrics: async () => await aggregator.clusterMetrics(), contentType: aggregator.contentType, healthy: () => stopping ? false : health?.() ?? true })
           const url = `http://${formatEndpoint(admin.local)}/metrics`

@@ -3,7 +3,7 @@ import { StunDecodeError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { endpointKey, ipFamily, type Endpoint } from '../net/endpoint.js'
 import {
-  AddressErrorCode, AdditionalAddressFamily, DontFragment, ERROR_REASONS, EvenPort, Lifetime, MessageClass, Method,
+  AddressErrorCode, AdditionalAddressFamily, AlternateServer, DontFragment, ERROR_REASONS, EvenPort, Lifetime, MessageClass, Method,
   RequestedAddressFamily, RequestedTransport, ReservationToken, StunMessage, TransportProtocol, UnknownAttributes,
   XorMappedAddress, XorRelayedAddress, classifyPacket, type ChannelDataOptions
 } from '../stun/index.js'
@@ -91,6 +91,12 @@ export class TurnServerCore {
    * worker processes that share the listeners. Default false: random tokens, good once, in this core only.
    */
   sharedReservations = false
+  /**
+   * Another relay node to send new clients to (RFC 8489 §10 ALTERNATE-SERVER with 300 Try Alternate) when this one
+   * is draining or at its total quota, e.g. the least-loaded healthy node of a Redis node registry. Set by the
+   * adapter; undefined, or a call returning undefined: 508 / 486 as usual.
+   */
+  alternate: (() => Endpoint | undefined) | undefined
   readonly metrics: RelayMetrics
   /** Relayed packets and bytes by direction, flushed into `metrics` when they are read (see flushTraffic). */
   readonly traffic: TrafficCounters = { clientToPeerPackets: 0, clientToPeerBytes: 0, peerToClientPackets: 0, peerToClientBytes: 0 }
@@ -367,10 +373,18 @@ export class TurnServerCore {
     // 8. EVEN-PORT is honoured when the relay ports are picked (below). 9. Quotas: "At any point, the server MAY
     //    choose to reject the request with a 486 (Allocation Quota Reached) error if it feels the client is trying
     //    to exceed some locally defined allocation quota." A draining server has no capacity: 508.
-    if (this.draining) return err(508)
+    const tryAlternate = (): RelayAction[] | undefined => {
+      const alt = this.alternate?.()
+      return alt === undefined ? undefined : err(300, (b) => b.add(AlternateServer, alt))
+    }
+    if (this.draining) return tryAlternate() ?? err(508)
     const elsewhere = this.quotaElsewhere
     const userCount = (this.perUser.get(ctx.username) ?? 0) + (elsewhere?.user(ctx.username) ?? 0)
     const quota = userCount >= o.userQuota ? 'user' : this.allocations.size + (elsewhere?.total() ?? 0) >= o.totalQuota ? 'total' : undefined
+    if (quota === 'total') {
+      const redirected = tryAlternate()
+      if (redirected !== undefined) return redirected
+    }
     if (quota !== undefined) {
       this.metrics.inc('natkit_relay_quota_refusals_total', quota)
       const limit = quota === 'user' ? o.userQuota : o.totalQuota
