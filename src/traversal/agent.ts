@@ -8,8 +8,9 @@ import type { DatagramSocket } from '../net/udp.js'
 import type { TurnClient } from '../relay/turn-client.js'
 import {
   ErrorCode, MessageBuilder, MessageClass, Method, Priority, StunMessage, StunTransactions, UseCandidate, XorMappedAddress,
-  classifyPacket, shortTermKey, type RetransmitOptions
+  shortTermKey, type RetransmitOptions
 } from '../stun/index.js'
+import { classifyIceDatagram } from './app-demux.js'
 import { candidatePriority, makeCandidate, type Candidate } from './candidate.js'
 import { buildCheckRequest, buildCheckResponse, buildUnauthenticated, isAuthenticCheck, resolveRoleConflict } from './check-messages.js'
 import { CheckList, candidateKey, isRelayed, type CandidatePair, type CheckOutcome } from './check-list.js'
@@ -18,9 +19,6 @@ import { RelaySocket } from './relay-socket.js'
 import { SocketMux } from './socket-mux.js'
 
 const log = createLogger('natcheck:traversal:agent')
-
-/** First byte of application datagrams, outside every range RFC 7983 assigns (STUN, DTLS, TURN channels, RTP). */
-export const DATA_PREFIX = 0xff
 
 /** The path data currently takes. */
 export interface PathInfo {
@@ -342,17 +340,16 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Handle a datagram that is not a response to our transactions: a check request, an indication, or data. */
   private onPacket (base: Base, data: Buffer, from: Endpoint): void {
-    if (data.length === 0) return
-    if (data[0] === DATA_PREFIX) {
-      if (this.remote.some(r => sameTransportAddress(r, from))) {
-        const message = Buffer.from(data.subarray(1))
-        // The peer may start sending before the application (or the session object) listens: keep up to 256.
-        if (this.listenerCount('message') > 0) this.emit('message', message)
-        else if (this.early.length < 256) this.early.push(message)
-      }
+    const kind = classifyIceDatagram(data, this.remote.some(r => sameTransportAddress(r, from)))
+    if (kind === 'ignore') return
+    if (kind === 'app') {
+      // Raw application data (RTP, RTCP, DTLS, anything not STUN): delivered as received, in a copy the app may keep.
+      const message = Buffer.from(data)
+      // The peer may start sending before the application (or the session object) listens: keep up to 256.
+      if (this.listenerCount('message') > 0) this.emit('message', message)
+      else if (this.early.length < 256) this.early.push(message)
       return
     }
-    if (classifyPacket(data) !== 'stun') return
     let m: StunMessage
     try { m = StunMessage.decode(data) } catch { return }
     if (m.method !== Method.Binding || m.cls !== MessageClass.Request) return
@@ -408,10 +405,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (pair === undefined || this.closing !== undefined) return false
     const base = this.bases.get(candidateKey(pair.local))
     if (base === undefined) return false
-    const framed = Buffer.allocUnsafe(data.length + 1)
-    framed[0] = DATA_PREFIX
-    framed.set(data, 1)
-    base.socket.send(framed, pair.remote)
+    // Raw: the app's bytes are the datagram (RFC 7983 demultiplexing keeps them apart from STUN at the peer). Sent
+    // from a copy, so the app may reuse its buffer at once whatever the socket does underneath.
+    base.socket.send(Buffer.from(data), pair.remote)
     return true
   }
 

@@ -1,4 +1,6 @@
 import { expect } from 'chai'
+import { bindDatagramSocket } from '../../../src/net/native.js'
+import type { DatagramSocket } from '../../../src/net/udp.js'
 import { TurnServer } from '../../../src/relay/turn-server.js'
 import { ConnectError, channelPair, connect, type PeerSession, type ConnectOptions } from '../../../src/traversal/index.js'
 import { expectRejection } from '../../support/assert.js'
@@ -46,6 +48,40 @@ describe('connect (loopback, real sockets)', function () {
       expect(r.localCandidates.map(c => c.type)).to.include.members(['host', 'relay'])
       expect(r.attempts.some(x => x.outcome === 'succeeded' && x.local.type === 'host' && x.remote.type === 'host')).to.equal(true)
     } finally { await a.close(); await b.close() }
+  })
+
+  it('carries raw application datagrams: the app\'s bytes are the datagram on the wire, RTP and DTLS included', async () => {
+    const wire: Buffer[] = []
+    const socket = await bindDatagramSocket({ address: '127.0.0.1' })
+    const recording: DatagramSocket = {
+      get local () { return socket.local },
+      send: (data, to) => { wire.push(Buffer.from(data)); socket.send(data, to) },
+      onMessage: (h) => { socket.onMessage(h) },
+      close: async () => { await socket.close() }
+    }
+    const [a, b] = await pair({ socket: recording }, {})
+    try {
+      const payloads = [
+        Buffer.from('80e0000100000064cafebabe0102030405', 'hex'), // RTP, PT 96, marker
+        Buffer.from('81c80006cafebabe', 'hex'), // RTCP sender report header
+        Buffer.from('16fefd00000000000000000001', 'hex'), // DTLS 1.2 handshake record
+        Buffer.from('0001000c0000000000000000', 'hex'), // first byte 0 but not STUN (no magic cookie)
+        Buffer.from([0xff, 0x00])
+      ]
+      const got: Buffer[] = []
+      b.on('message', (d) => { got.push(d) })
+      for (const p of payloads) expect(a.send(p)).to.equal(true)
+      const deadline = Date.now() + 2000
+      while (got.length < payloads.length && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
+      expect(got.map(d => d.toString('hex')).sort()).to.deep.equal(payloads.map(d => d.toString('hex')).sort())
+      for (const p of payloads) expect(wire.some(w => w.equals(p)), `sent as is: ${p.toString('hex')}`).to.equal(true)
+      const back: Buffer[] = []
+      a.on('message', (d) => { back.push(d) })
+      expect(b.send(payloads[0])).to.equal(true)
+      const until = Date.now() + 2000
+      while (back.length < 1 && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 10))
+      expect(back.map(d => d.toString('hex'))).to.deep.equal([payloads[0].toString('hex')])
+    } finally { await a.close(); await b.close(); await socket.close() }
   })
 
   it('goes through the relay when only relayed candidates are allowed', async () => {
