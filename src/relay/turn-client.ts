@@ -301,14 +301,24 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   }
 
   private async bindChannelNumber (peer: Endpoint, channel: number, signal?: AbortSignal): Promise<void> {
-    await this.request(() => new MessageBuilder(Method.ChannelBind, MessageClass.Request)
-      .add(ChannelNumber, channel).add(XorPeerAddress, peer), signal)
+    // Record channel → peer before the request goes out: the server may relay ChannelData on the channel the moment it
+    // has sent the success response, and with batched I/O that ChannelData is handled in the same batch, before this
+    // function resumes after the response. Sends keep using Send indications until the bind succeeds (`bound`).
     const key = endpointKey(peer)
+    const known = this.byChannel.get(channel)
+    this.byChannel.set(channel, peer)
+    try {
+      await this.request(() => new MessageBuilder(Method.ChannelBind, MessageClass.Request)
+        .add(ChannelNumber, channel).add(XorPeerAddress, peer), signal)
+    } catch (err) {
+      // A failed first bind leaves no mapping behind; a failed re-bind keeps the one the server may still hold.
+      if (known === undefined && this.channels.get(key)?.bound !== true) this.byChannel.delete(channel)
+      throw err
+    }
     clearTimeout(this.channels.get(key)?.timer)
     const timer = setTimeout(() => { void this.bindChannelNumber(peer, channel).catch(err => { this.emit('error', err as Error) }) }, (this.options.channelRefreshS ?? 480) * 1000)
     timer.unref()
     this.channels.set(key, { channel, peer, timer, bound: true })
-    this.byChannel.set(channel, peer)
     // A ChannelBind also installs the permission (RFC 8656 §12.2).
     if (!this.permissions.has(peer.address)) this.permissions.set(peer.address, { timer: undefined, ready: Promise.resolve() })
   }
