@@ -71,7 +71,7 @@ export function registerConnectCommand (program: Command): void {
           stunServers: flags.stun ?? turns.filter(t => t.transport === 'udp').map(t => t.server),
           turnServers: credentials === undefined
             ? []
-            : turns.map(t => ({ server: t.server, transport: t.transport, credentials, tls: { rejectUnauthorized: flags.insecure !== true } }))
+            : turns.map(t => ({ server: t.server, transport: t.transport, tcpFallback: t.tcpFallback, credentials, tls: { rejectUnauthorized: flags.insecure !== true } }))
         })
         session.on('path', (p) => { progress(`path is now ${p.type}: ${formatEndpoint(p.local)} → ${formatEndpoint(p.remote)}`) })
         progress(`connected (${role}) in ${Math.round(performance.now() - started)} ms over a ${session.path.type} path`)

@@ -14,7 +14,7 @@ import { classifyIceDatagram } from './app-demux.js'
 import { candidatePriority, makeCandidate, type Candidate } from './candidate.js'
 import { buildCheckRequest, buildCheckResponse, buildUnauthenticated, isAuthenticCheck, resolveRoleConflict } from './check-messages.js'
 import { CheckList, candidateKey, isRelayed, type CandidatePair, type CheckOutcome } from './check-list.js'
-import { gatherRelay, gatherSrflx, hostAddresses, type GatherAttempt, type TurnServerConfig } from './gather.js'
+import { gatherRelay, gatherSrflx, hostAddresses, planRelayAttempts, type GatherAttempt, type TurnServerConfig } from './gather.js'
 import { RelaySocket } from './relay-socket.js'
 import { SocketMux } from './socket-mux.js'
 
@@ -41,6 +41,8 @@ export interface AgentOptions {
   readonly policy?: 'all' | 'relay'
   /** Gathering waits at most this long for STUN/TURN answers (default 1500 ms); later relayed candidates trickle. */
   readonly gatherTimeoutMs?: number
+  /** TCP/TLS TURN attempts start this long after the UDP ones unless UDP allocated first (default 250 ms, RFC 8305's connection attempt delay). */
+  readonly happyEyeballsDelayMs?: number
   /** Ta: time between new checks (default 10 ms; RFC 8445 §14.2 uses 50 ms for the Internet at large). */
   readonly checkIntervalMs?: number
   /**
@@ -64,6 +66,8 @@ export interface AgentOptions {
 export interface AgentEvents {
   /** A local candidate gathered after gather() returned (trickle it to the peer). */
   candidate: [candidate: Candidate]
+  /** Every gathering attempt has finished (signal end-of-candidates to the peer). */
+  'gathering-complete': []
   /** The data path changed (first path, relay → direct upgrade, direct → relay fallback). */
   path: [path: PathInfo, previous: PathInfo | undefined]
   /** An application datagram from the peer. */
@@ -162,18 +166,30 @@ export class Agent extends EventEmitter<AgentEvents> {
     return base
   }
 
-  private addLocal (c: Candidate): void {
-    if (this.local.some(l => candidateKey(l) === candidateKey(c))) return
+  /** Add a local candidate and pair it with the remote ones; false when it was already known. */
+  private addLocal (c: Candidate): boolean {
+    if (this.local.some(l => candidateKey(l) === candidateKey(c))) return false
     this.local.push(c)
     if (this.remote.length > 0) this.checks.addPairs([c], this.remote, this.role === 'controlling')
+    return true
   }
+
+  /** Whether gathering has finished: every STUN and TURN attempt answered, failed or was skipped. */
+  gatheringComplete = false
+  /** Whether the peer signalled end-of-candidates (RFC 8838 §8.2). */
+  remoteGatheringComplete = false
 
   /**
    * Gather candidates (RFC 8445 §5.1.1): host addresses of the socket, server-reflexive from each STUN server, relayed
-   * from each TURN server, all in parallel within the gathering budget. Relayed candidates that arrive later are
-   * emitted as `candidate` events.
+   * from each TURN server, all in parallel. TURN servers are tried happy-eyeballs style (`planRelayAttempts`): UDP at
+   * once, TCP/TLS and the TCP fallback of `turn:` URIs without a transport `happyEyeballsDelayMs` later unless UDP
+   * allocated by then.
+   *
+   * With `trickle` (RFC 8838 §4) this resolves with the host candidates at once and every later candidate is emitted
+   * as a `candidate` event, then `gathering-complete`. Without it, it waits for server-reflexive candidates and up to
+   * the gathering budget for relayed ones; relayed candidates arriving later are still emitted as `candidate` events.
    */
-  async gather (): Promise<Candidate[]> {
+  async gather (options: { trickle?: boolean } = {}): Promise<Candidate[]> {
     const socket = this.mux.socket
     const hostSocket = this.mux.fallback()
     const relayOnly = this.options.policy === 'relay'
@@ -188,38 +204,61 @@ export class Agent extends EventEmitter<AgentEvents> {
       for (const a of addrs) this.addLocal(a === primary ? hostCandidate : makeCandidate({ type: 'host', address: a, port: socket.local.port, localPreference: 65534 - this.local.length }))
     }
     const budget = this.options.gatherTimeoutMs ?? 1500
-    let lateRelay = false
+    let announce = options.trickle === true
+    const found = (c: Candidate): void => { if (this.addLocal(c) && announce) this.emit('candidate', c) }
     const srflx = (this.options.stunServers ?? []).map(async (server) => {
       const r = await gatherSrflx(hostBase.tx, server, budget, this.options.signal)
       this.gatherAttempts.push(r.attempt)
       if (r.mapped !== undefined && !relayOnly && !(r.mapped.address === primary && r.mapped.port === socket.local.port)) {
-        this.addLocal(makeCandidate({ type: 'srflx', address: r.mapped.address, port: r.mapped.port, base: primary, server, related: { address: primary, port: socket.local.port } }))
+        found(makeCandidate({ type: 'srflx', address: r.mapped.address, port: r.mapped.port, base: primary, server, related: { address: primary, port: socket.local.port } }))
       }
     })
-    const relays = (this.options.turnServers ?? []).map(async (config) => {
+    const plan = planRelayAttempts(this.options.turnServers ?? [])
+    let udpAllocated = false
+    let udpPending = plan.filter(a => !a.delayed).length
+    let udpSettled: () => void = () => {}
+    const udpDone = new Promise<void>(resolve => { udpSettled = resolve; if (udpPending === 0) resolve() })
+    const delay = this.options.happyEyeballsDelayMs ?? 250
+    const relays = plan.map(async ({ config, delayed }) => {
+      if (delayed) {
+        await Promise.race([udpDone, new Promise(resolve => { const t = setTimeout(resolve, delay); t.unref(); this.timers.push(t) })])
+        if (udpAllocated || this.closing !== undefined) {
+          this.gatherAttempts.push({ kind: 'relay', server: `${config.server} over ${config.transport.toUpperCase()}`, ok: false, ms: 0, detail: 'skipped: a UDP allocation answered first' })
+          return
+        }
+      }
       const r = await gatherRelay(this.mux, config, this.options.signal)
       this.gatherAttempts.push(r.attempt)
+      if (!delayed) {
+        if (r.client !== undefined) udpAllocated = true
+        if (--udpPending === 0 || udpAllocated) udpSettled()
+      }
       if (r.client === undefined) return
       if (this.closing !== undefined) { await r.client.close(); return }
       const a = r.client.allocation
       // The allocation's XOR-MAPPED-ADDRESS is a server-reflexive candidate too (RFC 8445 §5.1.1.2).
-      if (!relayOnly && (config.transport ?? 'udp') === 'udp' && !(a.mapped.address === primary && a.mapped.port === socket.local.port)) {
-        const s = makeCandidate({ type: 'srflx', address: a.mapped.address, port: a.mapped.port, base: primary, server: config.server, related: { address: primary, port: socket.local.port } })
-        this.addLocal(s)
-        if (lateRelay) this.emit('candidate', s)
+      if (!relayOnly && config.transport === 'udp' && !(a.mapped.address === primary && a.mapped.port === socket.local.port)) {
+        found(makeCandidate({ type: 'srflx', address: a.mapped.address, port: a.mapped.port, base: primary, server: config.server, related: { address: primary, port: socket.local.port } }))
       }
-      const c = makeCandidate({ type: 'relay', address: a.relayed.address, port: a.relayed.port, server: config.server, related: a.mapped, localPreference: config.transport === 'udp' || config.transport === undefined ? 65535 : 32767 })
+      const c = makeCandidate({ type: 'relay', address: a.relayed.address, port: a.relayed.port, server: `${config.server}/${config.transport}`, related: a.mapped, localPreference: config.transport === 'udp' ? 65535 : config.transport === 'tcp' ? 32767 : 16383 })
       this.addBase(c, new RelaySocket(r.client), r.client)
       r.client.on('reallocated', (alloc) => { log('relay reallocated at %s', formatEndpoint(alloc.relayed)) })
       r.client.on('error', (err) => { log('relay: %s', err.message) })
-      this.addLocal(c)
-      if (lateRelay) this.emit('candidate', c)
+      found(c)
     })
+    void Promise.all([...srflx, ...relays]).then(() => {
+      this.gatheringComplete = true
+      this.emit('gathering-complete')
+    })
+    if (options.trickle === true) return [...this.local]
     await Promise.all(srflx)
     await Promise.race([Promise.all(relays), new Promise(resolve => { const t = setTimeout(resolve, budget); t.unref(); this.timers.push(t) })])
-    lateRelay = true
+    announce = true
     return [...this.local]
   }
+
+  /** The peer has no more candidates (RFC 8838 §8.2: end-of-candidates). */
+  setRemoteGatheringComplete (): void { this.remoteGatheringComplete = true }
 
   /** The peer's ICE credentials (from signalling). */
   setRemoteCredentials (ufrag: string, pwd: string): void {
