@@ -46,7 +46,7 @@ export class CheckList {
     for (const l of locals) {
       if (l.type === 'srflx' || l.type === 'prflx') continue // they share the host base's pairs (§6.1.2.4)
       for (const r of remotes) {
-        if (ipFamily(l.address) !== ipFamily(r.address)) continue
+        if (ipFamily(l.address) !== ipFamily(r.address) || l.transport !== r.transport) continue
         const id = pairId(l, r)
         if (this.pairs.some(p => p.id === id)) continue
         const pair: CandidatePair = {

@@ -31,7 +31,9 @@ describe('candidates (RFC 8445 §5.1.2, RFC 8839)', () => {
     'candidate:1a2b3c4d 1 UDP 2130706431 192.0.2.10 50000 typ host',
     'candidate:aa 1 UDP 1694498815 203.0.113.7 61000 typ srflx raddr 10.0.1.10 rport 50000',
     'candidate:bb 1 UDP 16777215 198.51.100.9 49200 typ relay raddr 203.0.113.7 rport 61000',
-    'candidate:cc 1 UDP 2130706431 2001:db8::5 50000 typ host'
+    'candidate:cc 1 UDP 2130706431 2001:db8::5 50000 typ host',
+    'candidate:dd 1 TCP 1518280447 192.0.2.10 9 typ host tcptype active',
+    'candidate:ee 1 TCP 1518214911 192.0.2.10 50001 typ host tcptype passive'
   ]
   for (const line of lines) {
     it(`round-trips ${line.split(' typ ')[1]} through SDP`, () => {
@@ -45,7 +47,9 @@ describe('candidates (RFC 8445 §5.1.2, RFC 8839)', () => {
   })
   const bad = [
     ['not a candidate', 'hello'],
-    ['TCP candidates', 'candidate:1 1 TCP 100 192.0.2.1 9 typ host'],
+    ['TCP candidates without a tcptype', 'candidate:1 1 TCP 100 192.0.2.1 9 typ host'],
+    ['a bad tcptype', 'candidate:1 1 TCP 100 192.0.2.1 9 typ host tcptype sideways'],
+    ['an SCTP candidate', 'candidate:1 1 SCTP 100 192.0.2.1 9 typ host'],
     ['an mDNS name', 'candidate:1 1 UDP 100 abcd.local 9 typ host'],
     ['an unknown type', 'candidate:1 1 UDP 100 192.0.2.1 9 typ weird'],
     ['a bad port', 'candidate:1 1 UDP 100 192.0.2.1 99999 typ host'],
