@@ -102,7 +102,7 @@ async function runCell (a: LabNatType, b: LabNatType, count: number): Promise<Ma
     log('%s × %s: servers answer', a, b)
     const peer = async (site: 'a' | 'b', me: string, other: string): Promise<PeerOutcome> => {
       const r = await lab.exec(site, [process.execPath, CLI, 'connect', '--rendezvous', `ws://${ip}:${RENDEZVOUS_PORT}/`, '--id', me, '--peer', other,
-        '--auth-secret', SECRET, '--turn', `turn:${ip}:${TURN_UDP_PORT}`, '--turn', `turn:${ip}:${TURN_TCP_PORT}?transport=tcp`,
+        '--auth-secret', SECRET, '--turn', `turn:${ip}:${TURN_TCP_PORT}`,
         '--count', String(count), '--timeout', '20000', '--json'], { timeoutMs: 60_000 })
       return parseOutcome(r.stdout, r.stderr)
     }

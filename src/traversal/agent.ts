@@ -92,8 +92,9 @@ interface Base {
  * a direct pair the moment one succeeds, and back to the relay if the direct path loses consent (RFC 7675).
  */
 export class Agent extends EventEmitter<AgentEvents> {
-  readonly ufrag = randomBytes(6).toString('base64url')
-  readonly pwd = randomBytes(18).toString('base64url')
+  /** ICE credentials: 8 and 24 ice-chars (RFC 8839 §5.4: A-Z a-z 0-9 + /, so plain base64 without padding). */
+  readonly ufrag = randomBytes(6).toString('base64')
+  readonly pwd = randomBytes(18).toString('base64')
   tiebreaker = randomBytes(8).readBigUInt64BE(0)
   role: 'controlling' | 'controlled'
   readonly checks = new CheckList()
