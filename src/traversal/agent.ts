@@ -339,6 +339,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
       pair.state = 'succeeded'
       pair.outcome = 'succeeded'
+      this.checks.unfreeze(pair)
       pair.rttMs = Math.round((performance.now() - started) * 100) / 100
       pair.lastResponseAt = performance.now()
       pair.endedAt = this.elapsed()
@@ -417,7 +418,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (pair === undefined) return
     if (m.has(UseCandidate.type) && this.role === 'controlled') pair.nominated = true
     // §7.3.1.4: a triggered check, so both directions are proven quickly.
-    if (pair.state === 'waiting' || pair.state === 'failed') this.checks.trigger(pair)
+    if (pair.state === 'frozen' || pair.state === 'waiting' || pair.state === 'failed') this.checks.trigger(pair)
     if (pair.state === 'succeeded') this.select()
   }
 

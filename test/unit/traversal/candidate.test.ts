@@ -79,4 +79,28 @@ describe('check list (RFC 8445 §6.1.2)', () => {
     list.trigger(list.pairs[3])
     expect(list.next()).to.equal(list.pairs[3])
   })
+
+  it('freezes all but one pair per foundation, unfreezes the foundation on success, and checks frozen pairs when none waits (§6.1.2.6, §6.1.4.2)', () => {
+    const list = new CheckList()
+    const local = makeCandidate({ type: 'host', address: '10.0.0.2', port: 1 })
+    // Two remote host candidates on one base address share a foundation; the relay has its own.
+    const r1 = makeCandidate({ type: 'host', address: '10.0.1.2', port: 4 })
+    const r2 = makeCandidate({ type: 'host', address: '10.0.1.2', port: 5, localPreference: 100 })
+    const r3 = makeCandidate({ type: 'relay', address: '198.51.100.2', port: 6 })
+    expect(r1.foundation).to.equal(r2.foundation)
+    list.addPairs([local], [r1, r2, r3], true)
+    expect(list.pairs.map(p => `${p.remote.port}:${p.state}`)).to.deep.equal(['4:waiting', '5:frozen', '6:waiting'])
+    const first = list.next() as typeof list.pairs[0]
+    expect(first.remote.port).to.equal(4)
+    first.state = 'in-progress'
+    const second = list.next() as typeof list.pairs[0]
+    expect(second.remote.port).to.equal(6)
+    second.state = 'in-progress'
+    // Nothing waits: the frozen pair is next.
+    expect(list.next()?.remote.port).to.equal(5)
+    first.state = 'succeeded'
+    list.unfreeze(first)
+    expect(list.pairs[1].state).to.equal('waiting')
+    expect(list.active).to.equal(true)
+  })
 })
