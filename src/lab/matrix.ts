@@ -38,6 +38,8 @@ export interface PeerOutcome {
   readonly remote: string | null
   readonly firstDatagramMs: number | null
   readonly directMs: number | null
+  /** Wall clock from `connect()` being called (gathering included) to the first datagram from the peer. */
+  readonly firstMessageFromStartMs: number | null
   readonly signalledMs: number | null
   /** Round trip of the final path's last check, ms. */
   readonly rttMs: number | null
@@ -138,7 +140,7 @@ async function waitForServers (lab: Lab, ip: string): Promise<void> {
 
 function parseOutcome (stdout: string, stderr: string): PeerOutcome {
   try {
-    const d = JSON.parse(stdout) as { path: { type: 'direct' | 'relay', rttMs: number | null, local: { type: string, address: string, port: number }, remote: { type: string, address: string, port: number } } | null, timings?: { firstDatagramMs: number | null, directMs: number | null, signalledMs: number | null }, delivered?: number, lost?: number, error?: { message: string } }
+    const d = JSON.parse(stdout) as { path: { type: 'direct' | 'relay', rttMs: number | null, local: { type: string, address: string, port: number }, remote: { type: string, address: string, port: number } } | null, timings?: { firstDatagramMs: number | null, directMs: number | null, signalledMs: number | null, firstMessageFromStartMs?: number | null }, delivered?: number, lost?: number, error?: { message: string } }
     const ep = (c: { type: string, address: string, port: number } | undefined): string | null => c === undefined ? null : `${c.type} ${c.address}:${c.port}`
     return {
       path: d.path?.type ?? null,
@@ -146,6 +148,7 @@ function parseOutcome (stdout: string, stderr: string): PeerOutcome {
       remote: ep(d.path?.remote),
       firstDatagramMs: d.timings?.firstDatagramMs ?? null,
       directMs: d.timings?.directMs ?? null,
+      firstMessageFromStartMs: d.timings?.firstMessageFromStartMs ?? null,
       signalledMs: d.timings?.signalledMs ?? null,
       rttMs: d.path?.rttMs ?? null,
       delivered: d.delivered ?? 0,
@@ -153,7 +156,7 @@ function parseOutcome (stdout: string, stderr: string): PeerOutcome {
       error: d.error?.message ?? null
     }
   } catch {
-    return { path: null, local: null, remote: null, firstDatagramMs: null, directMs: null, signalledMs: null, rttMs: null, delivered: 0, lost: 0, error: `no JSON from natcheck connect: ${stderr.trim().slice(-300)}` }
+    return { path: null, local: null, remote: null, firstDatagramMs: null, directMs: null, firstMessageFromStartMs: null, signalledMs: null, rttMs: null, delivered: 0, lost: 0, error: `no JSON from natcheck connect: ${stderr.trim().slice(-300)}` }
   }
 }
 
@@ -163,8 +166,9 @@ export function matrixMarkdown (cells: MatrixCell[]): string {
     const ok = c.peerA.path === c.expected && c.peerB.path === c.expected
     const t = (p: PeerOutcome): string => p.firstDatagramMs === null ? '—' : `${p.firstDatagramMs}`
     const d = (p: PeerOutcome): string => p.directMs === null ? '—' : `${p.directMs}`
-    return `| ${c.a} | ${c.b} | ${c.peerA.path ?? 'failed'} / ${c.peerB.path ?? 'failed'} | ${c.expected}${ok ? '' : ' ✗'} | ${t(c.peerA)} / ${t(c.peerB)} | ${d(c.peerA)} / ${d(c.peerB)} | ${c.peerA.delivered}+${c.peerB.delivered} | ${c.predicted ?? '—'} |`
+    const s = (p: PeerOutcome): string => p.firstMessageFromStartMs === null ? '—' : `${p.firstMessageFromStartMs}`
+    return `| ${c.a} | ${c.b} | ${c.peerA.path ?? 'failed'} / ${c.peerB.path ?? 'failed'} | ${c.expected}${ok ? '' : ' ✗'} | ${t(c.peerA)} / ${t(c.peerB)} | ${s(c.peerA)} / ${s(c.peerB)} | ${d(c.peerA)} / ${d(c.peerB)} | ${c.peerA.delivered}+${c.peerB.delivered} | ${c.predicted ?? '—'} |`
   })
-  return ['| A | B | path (A / B) | expected | first datagram ms (A / B) | direct ms (A / B) | echoes delivered | `natcheck pair` |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- |', ...rows].join('\n')
+  return ['| A | B | path (A / B) | expected | first datagram ms (A / B) | connect() → first datagram ms (A / B) | direct ms (A / B) | echoes delivered | `natcheck pair` |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |', ...rows].join('\n')
 }

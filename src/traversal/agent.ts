@@ -175,6 +175,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     return true
   }
 
+  /** When (performance.now()) the first application datagram from the peer arrived. */
+  firstMessageAt: number | undefined
   /** Whether gathering has finished: every STUN and TURN attempt answered, failed or was skipped. */
   gatheringComplete = false
   /** Whether the peer signalled end-of-candidates (RFC 8838 §8.2). */
@@ -386,6 +388,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (kind === 'app') {
       // Raw application data (RTP, RTCP, DTLS, anything not STUN): delivered as received, in a copy the app may keep.
       const message = Buffer.from(data)
+      this.firstMessageAt ??= performance.now()
       // The peer may start sending before the application (or the session object) listens: keep up to 256.
       if (this.listenerCount('message') > 0) this.emit('message', message)
       else if (this.early.length < 256) this.early.push(message)

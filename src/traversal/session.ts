@@ -46,6 +46,12 @@ export interface ConnectReport {
     readonly firstDatagramMs: number | null
     /** From the checks' start to a direct path, if one was found. */
     readonly directMs: number | null
+    /** Wall clock from connect() being called (gathering and signalling included) to the first working path. */
+    readonly firstPathFromStartMs: number | null
+    /** Wall clock from connect() being called to the first application datagram from the peer. */
+    readonly firstMessageFromStartMs: number | null
+    /** Wall clock from connect() being called to a direct path. */
+    readonly directFromStartMs: number | null
   }
   readonly gathering: GatherAttempt[]
   readonly localCandidates: Candidate[]
@@ -144,7 +150,7 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
   if (options.role !== 'controlling' && options.role !== 'controlled') throw new InvalidArgumentError('role must be controlling or controlled')
   const t0 = performance.now()
   const ms = (): number => Math.round((performance.now() - t0) * 10) / 10
-  const timings = { gatherMs: null as number | null, signalledMs: null as number | null, signallingRttMs: null as number | null, checksAt: null as number | null, firstDatagramMs: null as number | null, directMs: null as number | null }
+  const timings = { gatherMs: null as number | null, signalledMs: null as number | null, signallingRttMs: null as number | null, checksAt: null as number | null, firstDatagramMs: null as number | null, directMs: null as number | null, firstPathFromStartMs: null as number | null, directFromStartMs: null as number | null }
   const inbox: SignalMessage[] = []
   let wake: () => void = () => {}
   let sid = options.role === 'controlling' ? randomBytes(8).toString('hex') : ''
@@ -196,7 +202,12 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
   const report = (): ConnectReport => ({
     role: agent.role,
     path: agent.path ?? null,
-    timings: { gatherMs: timings.gatherMs, signalledMs: timings.signalledMs, signallingRttMs: timings.signallingRttMs, firstDatagramMs: timings.firstDatagramMs, directMs: timings.directMs },
+    timings: {
+      gatherMs: timings.gatherMs, signalledMs: timings.signalledMs, signallingRttMs: timings.signallingRttMs, firstDatagramMs: timings.firstDatagramMs, directMs: timings.directMs,
+      firstPathFromStartMs: timings.firstPathFromStartMs,
+      firstMessageFromStartMs: agent.firstMessageAt === undefined ? null : Math.round((agent.firstMessageAt - t0) * 10) / 10,
+      directFromStartMs: timings.directFromStartMs
+    },
     gathering: [...agent.gatherAttempts],
     localCandidates: [...agent.local],
     remoteCandidates: [...agent.remote],
@@ -206,6 +217,8 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
   agent.on('candidate', (c) => { trickle(sid => ({ t: 'natkit/candidate', sid, candidate: candidateToSdp(c) })) })
   agent.on('gathering-complete', () => { trickle(sid => ({ t: 'natkit/end-of-candidates', sid })) })
   agent.on('path', (p) => {
+    timings.firstPathFromStartMs ??= ms()
+    if (p.type === 'direct') timings.directFromStartMs ??= ms()
     if (timings.checksAt === null) return
     const since = Math.round((performance.now() - t0 - timings.checksAt) * 10) / 10
     timings.firstDatagramMs ??= since
