@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { AbortError, StunErrorResponse, StunTimeoutError } from '../errors.js'
+import { AbortError, InvalidArgumentError, StunErrorResponse, StunTimeoutError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { formatEndpoint, ipFamily, sameTransportAddress, type Endpoint } from '../net/endpoint.js'
 import { bindDatagramSocket } from '../net/native.js'
@@ -59,6 +59,11 @@ export interface AgentOptions {
   readonly consentIntervalMs?: number
   readonly consentTimeoutMs?: number
   readonly role?: 'controlling' | 'controlled'
+  /**
+   * Be an ICE-lite agent (RFC 8445 §2.5, §6.1.1; for a server with a public address): host candidates only, no checks
+   * of its own, always controlled; a pair is used once the full peer nominates it (USE-CANDIDATE on a check).
+   */
+  readonly lite?: boolean
   readonly signal?: AbortSignal
 }
 
@@ -115,7 +120,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private constructor (readonly mux: SocketMux, private readonly ownsSocket: boolean, private readonly options: AgentOptions) {
     super()
-    this.role = options.role ?? 'controlling'
+    this.role = options.lite === true ? 'controlled' : options.role ?? 'controlling'
     this.localKey = shortTermKey(this.pwd)
     ;(this as EventEmitter).on('newListener', (event: string | symbol) => {
       if (event === 'message' && this.early.length > 0) queueMicrotask(() => { for (const d of this.early.splice(0)) this.emit('message', d) })
@@ -206,6 +211,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (!relayOnly) {
       for (const a of addrs) this.addLocal(a === primary ? hostCandidate : makeCandidate({ type: 'host', address: a, port: socket.local.port, localPreference: 65534 - this.local.length }))
     }
+    // RFC 8445 §5.2: a lite agent has host candidates only.
+    if (this.options.lite === true) {
+      this.gatheringComplete = true
+      queueMicrotask(() => { this.emit('gathering-complete') })
+      return [...this.local]
+    }
     const budget = this.options.gatherTimeoutMs ?? 1500
     let announce = options.trickle === true
     const found = (c: Candidate): void => { if (this.addLocal(c) && announce) this.emit('candidate', c) }
@@ -260,6 +271,19 @@ export class Agent extends EventEmitter<AgentEvents> {
     return [...this.local]
   }
 
+  /** Whether the peer said `a=ice-lite`. */
+  remoteLite = false
+
+  /**
+   * The peer is an ICE-lite agent (RFC 8445 §6.1.1): this full agent takes the controlling role, checks and nominates.
+   * Two lite agents cannot run ICE: throws InvalidArgumentError when this agent is lite too.
+   */
+  setRemoteLite (): void {
+    if (this.options.lite === true) throw new InvalidArgumentError('both agents are ICE-lite: one must be a full agent (RFC 8445 §6.1.1)')
+    this.remoteLite = true
+    if (this.role !== 'controlling') this.switchRole()
+  }
+
   /** The peer has no more candidates (RFC 8838 §8.2: end-of-candidates). */
   setRemoteGatheringComplete (): void { this.remoteGatheringComplete = true }
 
@@ -280,6 +304,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   start (): void {
     if (this.started) return
     this.started = true
+    // A lite agent only answers (RFC 8445 §2.5): no checks, consent requests or keepalives of its own.
+    if (this.options.lite === true) return
     const ta = this.options.checkIntervalMs ?? 10
     this.pacer = setInterval(() => { this.tick() }, ta)
     for (let i = 0; i < Math.max(1, this.options.initialBurst ?? 8); i++) this.tick()
@@ -420,6 +446,18 @@ export class Agent extends EventEmitter<AgentEvents> {
     const pair = this.checks.find(candidateKey(base.candidate), from)
     if (pair === undefined) return
     if (m.has(UseCandidate.type) && this.role === 'controlled') pair.nominated = true
+    if (this.options.lite === true) {
+      // RFC 8445 §7.3.1.5 (lite): no triggered check; a nominated pair is valid and selected, the highest priority wins.
+      if (pair.nominated && pair.state !== 'succeeded') {
+        pair.state = 'succeeded'
+        pair.outcome = 'succeeded'
+        pair.endedAt = this.elapsed()
+        pair.lastResponseAt = performance.now()
+        this.emit('pair', pair)
+        this.select()
+      }
+      return
+    }
     // §7.3.1.4: a triggered check, so both directions are proven quickly.
     if (pair.state === 'frozen' || pair.state === 'waiting' || pair.state === 'failed') this.checks.trigger(pair)
     if (pair.state === 'succeeded') this.select()
@@ -430,7 +468,8 @@ export class Agent extends EventEmitter<AgentEvents> {
    * direct works). The controlling agent nominates what it selects.
    */
   private select (): void {
-    const ok = this.checks.pairs.filter(p => p.state === 'succeeded')
+    // A lite agent uses only what the full peer nominated (RFC 8445 §8.2.2).
+    const ok = this.checks.pairs.filter(p => p.state === 'succeeded' && (this.options.lite !== true || p.nominated))
     const best = ok.find(p => !isRelayed(p)) ?? ok.find(p => isRelayed(p))
     if (best === this.selected) return
     const previous = this.selected === undefined ? undefined : pathOf(this.selected)
@@ -479,7 +518,8 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Binding indications on the selected path and the best relayed fallback (RFC 8445 §11). */
   private keepalive (): void {
-    const ok = this.checks.pairs.filter(p => p.state === 'succeeded')
+    // A lite agent uses only what the full peer nominated (RFC 8445 §8.2.2).
+    const ok = this.checks.pairs.filter(p => p.state === 'succeeded' && (this.options.lite !== true || p.nominated))
     const targets = new Set([this.selected, ok.find(p => isRelayed(p))].filter((p): p is CandidatePair => p !== undefined))
     for (const p of targets) {
       const base = this.bases.get(candidateKey(p.local))

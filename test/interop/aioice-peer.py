@@ -4,7 +4,8 @@ Usage: /usr/bin/python3 aioice-peer.py controlling|controlled
 
 Out: {"type": "local", "ufrag", "pwd", "candidates": ["candidate:..."]}, then {"type": "connected", "local", "remote"}
      or {"type": "failed", "error"}, then {"type": "recv", "hex"} per datagram, {"type": "closed"} at the end.
-In:  {"type": "remote", "ufrag", "pwd", "candidates": ["candidate:..."]} (end-of-candidates follows implicitly),
+In:  {"type": "remote", "ufrag", "pwd", "candidates": ["candidate:..."], "lite": bool} (end-of-candidates follows
+     implicitly; lite: the natkit side said a=ice-lite),
      {"type": "send", "hex"}, {"type": "close"}.
 Host candidates are on 127.0.0.1 only: the tests send nothing off loopback.
 """
@@ -52,6 +53,7 @@ async def main(role):
             if msg["type"] == "remote":
                 conn.remote_username = msg["ufrag"]
                 conn.remote_password = msg["pwd"]
+                conn.remote_is_lite = bool(msg.get("lite", False))
                 for text in msg["candidates"]:
                     text = text[2:] if text.startswith("a=") else text
                     text = text[len("candidate:"):] if text.startswith("candidate:") else text

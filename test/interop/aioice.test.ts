@@ -84,13 +84,13 @@ async function run (role: 'controlling' | 'controlled', extra: AgentOptions = {}
     const local = await agent.gather()
     const theirs = await peer.next('local')
     // Both directions go through natkit's SDP helpers: what natkit prints, aioice parses, and the other way round.
-    const ours = parseIceSdp(buildIceSdp({ ufrag: agent.ufrag, pwd: agent.pwd, candidates: local, endOfCandidates: true }).join('\n'))
+    const ours = parseIceSdp(buildIceSdp({ ufrag: agent.ufrag, pwd: agent.pwd, candidates: local, endOfCandidates: true, lite: extra.lite }).join('\n'))
     const remote = parseIceSdp([`a=ice-ufrag:${theirs.ufrag}`, `a=ice-pwd:${theirs.pwd}`, ...theirs.candidates.map(c => `a=${c}`), 'a=end-of-candidates'].join('\r\n'))
     expect(remote.skipped).to.deep.equal([])
     agent.setRemoteCredentials(remote.ufrag as string, remote.pwd as string)
     agent.addRemoteCandidates(remote.candidates)
     agent.setRemoteGatheringComplete()
-    peer.write({ type: 'remote', ufrag: ours.ufrag, pwd: ours.pwd, candidates: buildIceSdp({ ufrag: agent.ufrag, pwd: agent.pwd, candidates: local }).filter(l => l.startsWith('a=candidate:')) })
+    peer.write({ type: 'remote', ufrag: ours.ufrag, pwd: ours.pwd, lite: ours.lite, candidates: buildIceSdp({ ufrag: agent.ufrag, pwd: agent.pwd, candidates: local }).filter(l => l.startsWith('a=candidate:')) })
     agent.start()
     await peer.next('connected', 20_000)
     const deadline = Date.now() + 10_000
@@ -138,6 +138,17 @@ describe('interop: natkit Agent ↔ aioice (python3-aioice)', function () {
     try {
       expect(agent.path?.type).to.equal('direct')
       expect(agent.attempts().some(p => p.nominated && p.state === 'succeeded'), 'aioice nominated a pair natkit marked').to.equal(true)
+      await exchange(agent, peer)
+    } finally { await peer.stop(); await agent.close() }
+  })
+
+  it('natkit as an ICE-lite agent (a=ice-lite): aioice checks and nominates, natkit only answers and uses the nominated pair', async () => {
+    const { agent, peer } = await run('controlled', { lite: true })
+    try {
+      expect(agent.path?.type).to.equal('direct')
+      const used = agent.attempts().filter(p => p.state === 'succeeded')
+      expect(used.length).to.be.above(0)
+      expect(used.every(p => p.nominated && p.checksSent === 0), 'natkit sent no checks of its own').to.equal(true)
       await exchange(agent, peer)
     } finally { await peer.stop(); await agent.close() }
   })
