@@ -98,18 +98,19 @@ interface Base {
  */
 export class Agent extends EventEmitter<AgentEvents> {
   /** ICE credentials: 8 and 24 ice-chars (RFC 8839 §5.4: A-Z a-z 0-9 + /, so plain base64 without padding). */
-  readonly ufrag = randomBytes(6).toString('base64')
-  readonly pwd = randomBytes(18).toString('base64')
+  private credentials = newCredentials()
+  /** The credentials before an ICE restart, still accepted until a pair checked with the new ones succeeds. */
+  private previousCredentials: { ufrag: string, pwd: string, key: Buffer } | undefined
   tiebreaker = randomBytes(8).readBigUInt64BE(0)
   role: 'controlling' | 'controlled'
-  readonly checks = new CheckList()
+  /** The current check list (a new one after an ICE restart). */
+  checks = new CheckList()
   readonly gatherAttempts: GatherAttempt[] = []
   readonly local: Candidate[] = []
   readonly remote: Candidate[] = []
   private readonly bases = new Map<string, Base>()
   private remoteUfrag: string | undefined
   private remoteKey: Buffer | undefined
-  private readonly localKey: Buffer
   private selected: CandidatePair | undefined
   private timers: NodeJS.Timeout[] = []
   private pacer: NodeJS.Timeout | undefined
@@ -121,7 +122,6 @@ export class Agent extends EventEmitter<AgentEvents> {
   private constructor (readonly mux: SocketMux, private readonly ownsSocket: boolean, private readonly options: AgentOptions) {
     super()
     this.role = options.lite === true ? 'controlled' : options.role ?? 'controlling'
-    this.localKey = shortTermKey(this.pwd)
     ;(this as EventEmitter).on('newListener', (event: string | symbol) => {
       if (event === 'message' && this.early.length > 0) queueMicrotask(() => { for (const d of this.early.splice(0)) this.emit('message', d) })
     })
@@ -131,6 +131,35 @@ export class Agent extends EventEmitter<AgentEvents> {
   static async create (options: AgentOptions = {}): Promise<Agent> {
     const socket = options.socket ?? await bindDatagramSocket({ address: options.bindAddress ?? '0.0.0.0' })
     return new Agent(new SocketMux(socket), options.socket === undefined, options)
+  }
+
+  /** This agent's ICE username fragment (RFC 8445 §5.3). */
+  get ufrag (): string { return this.credentials.ufrag }
+  /** This agent's ICE password. */
+  get pwd (): string { return this.credentials.pwd }
+  private get localKey (): Buffer { return this.credentials.key }
+
+  /** After restart(), checks wait for the peer's new credentials. */
+  private awaitingRemoteCredentials = false
+
+  /** Whether an ICE restart is under way (the old path carries data until a new pair works). */
+  get restarting (): boolean { return this.previousCredentials !== undefined }
+
+  /**
+   * ICE restart (RFC 8445 §9): new local credentials and a new check list over the same candidates. Data keeps flowing
+   * on the selected pair until a pair checked with the new credentials succeeds; checks with the old credentials are
+   * still answered until then. Signal the returned ufrag/pwd to the peer, and give its new ones to
+   * setRemoteCredentials (the peer restarts too). Returns the new credentials.
+   */
+  restart (): { ufrag: string, pwd: string } {
+    this.previousCredentials ??= this.credentials
+    this.credentials = newCredentials()
+    const controlling = this.role === 'controlling'
+    this.checks = new CheckList()
+    this.awaitingRemoteCredentials = true
+    this.checks.addPairs(this.local.filter(l => this.bases.has(candidateKey(l))), this.remote, controlling)
+    log('ICE restart: new ufrag %s', this.ufrag)
+    return { ufrag: this.ufrag, pwd: this.pwd }
   }
 
   /** Milliseconds since the agent was created. */
@@ -291,6 +320,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   setRemoteCredentials (ufrag: string, pwd: string): void {
     this.remoteUfrag = ufrag
     this.remoteKey = shortTermKey(pwd)
+    this.awaitingRemoteCredentials = false
   }
 
   /** Add remote candidates (at once or trickled); new pairs join the check list. */
@@ -318,7 +348,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   private tick (): void {
-    if (this.closing !== undefined || this.remoteKey === undefined) return
+    if (this.closing !== undefined || this.remoteKey === undefined || this.awaitingRemoteCredentials) return
     const pair = this.checks.next()
     if (pair !== undefined) void this.check(pair, this.role === 'controlling' && this.selected === pair)
   }
@@ -428,14 +458,20 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** RFC 8445 §7.3: answer a check, resolve role conflicts, learn peer-reflexive candidates, trigger a check back. */
   private answerCheck (base: Base, m: StunMessage, from: Endpoint): void {
-    if (!isAuthenticCheck(m, this.ufrag, this.localKey)) {
+    // During an ICE restart the peer may still check with the old credentials (RFC 8445 §9): answer those too.
+    const old = this.previousCredentials
+    const key = isAuthenticCheck(m, this.ufrag, this.localKey)
+      ? this.localKey
+      : old !== undefined && isAuthenticCheck(m, old.ufrag, old.key) ? old.key : undefined
+    if (key === undefined) {
       base.socket.send(buildUnauthenticated(m), from)
       return
     }
     const conflict = resolveRoleConflict(m, this.role, this.tiebreaker)
-    if (conflict === 'respond-487') { base.socket.send(buildCheckResponse(m, from, this.localKey, true), from); return }
+    if (conflict === 'respond-487') { base.socket.send(buildCheckResponse(m, from, key, true), from); return }
     if (conflict === 'switch') this.switchRole()
-    base.socket.send(buildCheckResponse(m, from, this.localKey), from)
+    base.socket.send(buildCheckResponse(m, from, key), from)
+    if (key !== this.localKey) return // a check of the old generation: answered, nothing to learn for the new check list
     let remote = this.remote.find(r => sameTransportAddress(r, from))
     if (remote === undefined) {
       // §7.3.1.3: a peer-reflexive remote candidate.
@@ -472,6 +508,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     const ok = this.checks.pairs.filter(p => p.state === 'succeeded' && (this.options.lite !== true || p.nominated))
     const best = ok.find(p => !isRelayed(p)) ?? ok.find(p => isRelayed(p))
     if (best === this.selected) return
+    // An ICE restart keeps the old path until the new check list has a working pair (RFC 8445 §9).
+    if (best === undefined && this.restarting) return
+    if (best !== undefined && this.restarting) { this.previousCredentials = undefined; log('ICE restart complete') }
     const previous = this.selected === undefined ? undefined : pathOf(this.selected)
     this.selected = best
     if (best === undefined) return
@@ -548,4 +587,9 @@ export class Agent extends EventEmitter<AgentEvents> {
 
 function pathOf (p: CandidatePair): PathInfo {
   return { type: isRelayed(p) ? 'relay' : 'direct', local: p.local, remote: p.remote, rttMs: p.rttMs ?? null }
+}
+
+function newCredentials (): { ufrag: string, pwd: string, key: Buffer } {
+  const pwd = randomBytes(18).toString('base64')
+  return { ufrag: randomBytes(6).toString('base64'), pwd, key: shortTermKey(pwd) }
 }
