@@ -47,7 +47,7 @@ export async function benchTraversal (options: { write?: boolean } = {}): Promis
 
 function writeMatrix (cells: MatrixCell[], summary: Record<string, unknown>): void {
   const doc = readFileSync(DOC, 'utf8')
-  const body = `${START}\nMeasured by \`npm run bench -- traversal\` on ${new Date().toISOString().slice(0, 10)}; times in ms from the synchronised start of the checks.\n\n${matrixMarkdown(cells)}\n\nSummary: \`${JSON.stringify(summary)}\`\n${END}`
+  const body = `${START}\nMeasured by \`npm run bench -- traversal\` on ${new Date().toISOString().slice(0, 10)}; first datagram and direct: ms from the synchronised start of the checks; connect() → first datagram: wall clock from that peer's connect() call to the first application datagram from the other peer (gathering, trickle, rendezvous signalling and the other process's start-up included).\n\n${matrixMarkdown(cells)}\n\nSummary: \`${JSON.stringify(summary)}\`\n${END}`
   const next = doc.includes(START) ? doc.replace(new RegExp(`${START}[\\s\\S]*${END}`), body) : `${doc.trimEnd()}\n\n## Connection matrix (issue: traversal)\n\n${body}\n`
   writeFileSync(DOC, next)
 }
