@@ -1,31 +1,9 @@
 import { expect } from 'chai'
 import type { Endpoint } from '../../../src/net/endpoint.js'
-import type { DatagramSocket } from '../../../src/net/udp.js'
 import { TurnClient } from '../../../src/relay/turn-client.js'
 import { StunErrorResponse } from '../../../src/errors.js'
 import { expectRejection } from '../../support/assert.js'
-import { encodeChannelData, scriptedTurnServer } from '../../support/scripted-turn.js'
-
-/**
- * Two in-memory sockets joined back to back. What one side sends is queued and delivered to the other in one
- * synchronous loop on the next macrotask — as a batched receive (recvmmsg) hands a whole batch to the handler before
- * any promise continuation runs.
- */
-function batchedLink (a: Endpoint, b: Endpoint): [DatagramSocket, DatagramSocket] {
-  const handlers: Array<(data: Buffer, from: Endpoint) => void> = [() => {}, () => {}]
-  const queues: Array<Array<{ data: Buffer, from: Endpoint }>> = [[], []]
-  const make = (self: number, local: Endpoint): DatagramSocket => ({
-    local,
-    send: (data) => {
-      const q = queues[1 - self]
-      q.push({ data: Buffer.from(data), from: local })
-      if (q.length === 1) setImmediate(() => { for (const d of q.splice(0)) handlers[1 - self](d.data, d.from) })
-    },
-    onMessage: (h) => { handlers[self] = h },
-    close: async () => {}
-  })
-  return [make(0, a), make(1, b)]
-}
+import { batchedLink, encodeChannelData, scriptedTurnServer } from '../../support/scripted-turn.js'
 
 describe('TurnClient', () => {
   describe('bindChannel', () => {
