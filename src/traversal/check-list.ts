@@ -50,7 +50,8 @@ export class CheckList {
     for (const l of locals) {
       if (l.type === 'srflx' || l.type === 'prflx') continue // they share the host base's pairs (§6.1.2.4)
       for (const r of remotes) {
-        if (ipFamily(l.address) !== ipFamily(r.address) || l.transport !== r.transport) continue
+        // Same family, transport and component (natkit runs one component: RTP and RTCP multiplexed, RFC 5761).
+        if (ipFamily(l.address) !== ipFamily(r.address) || l.transport !== r.transport || l.component !== r.component) continue
         const id = pairId(l, r)
         if (this.pairs.some(p => p.id === id)) continue
         const foundation = `${l.foundation}:${r.foundation}`

@@ -93,6 +93,13 @@ describe('ICE in SDP (RFC 8839, RFC 8840)', () => {
     }
   })
 
+  it('never pairs a remote component-2 (RTCP without rtcp-mux) candidate with natkit\'s one component', () => {
+    const list = new CheckList()
+    const rtcp = parseIceSdp('a=candidate:1 2 udp 100 192.0.2.1 9 typ host').candidates
+    expect(rtcp.map(c => c.component)).to.deep.equal([2])
+    expect(list.addPairs([makeCandidate({ type: 'host', address: '192.0.2.10', port: 5000 })], rtcp, true)).to.deep.equal([])
+  })
+
   it('never pairs a remote TCP candidate with natkit\'s UDP bases', () => {
     const list = new CheckList()
     const tcp = parseIceSdp('a=candidate:1 1 tcp 100 192.0.2.1 9 typ host tcptype active').candidates
