@@ -15,6 +15,7 @@ import { candidatePriority, makeCandidate, type Candidate } from './candidate.js
 import { buildCheckRequest, buildCheckResponse, buildUnauthenticated, isAuthenticCheck, resolveRoleConflict } from './check-messages.js'
 import { CheckList, candidateKey, isRelayed, type CandidatePair, type CheckOutcome } from './check-list.js'
 import { gatherRelay, gatherSrflx, hostAddresses, planRelayAttempts, type GatherAttempt, type TurnServerConfig } from './gather.js'
+import { choosePath, needsNomination } from './path-selection.js'
 import { RelaySocket } from './relay-socket.js'
 import { SocketMux } from './socket-mux.js'
 
@@ -504,9 +505,7 @@ export class Agent extends EventEmitter<AgentEvents> {
    * direct works). The controlling agent nominates what it selects.
    */
   private select (): void {
-    // A lite agent uses only what the full peer nominated (RFC 8445 §8.2.2).
-    const ok = this.checks.pairs.filter(p => p.state === 'succeeded' && (this.options.lite !== true || p.nominated))
-    const best = ok.find(p => !isRelayed(p)) ?? ok.find(p => isRelayed(p))
+    const best = choosePath(this.checks.pairs, { lite: this.options.lite === true })
     if (best === this.selected) return
     // An ICE restart keeps the old path until the new check list has a working pair (RFC 8445 §9).
     if (best === undefined && this.restarting) return
@@ -515,7 +514,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.selected = best
     if (best === undefined) return
     log('path: %s %s → %s', isRelayed(best) ? 'relay' : 'direct', formatEndpoint(best.local), formatEndpoint(best.remote))
-    if (this.role === 'controlling' && !best.nominated) void this.check(best, true)
+    if (needsNomination(best, this.role)) void this.check(best, true)
     const relay = this.bases.get(candidateKey(best.local))?.turn
     if (relay !== undefined) void relay.bindChannel(best.remote).catch(() => {})
     this.emit('path', pathOf(best), previous)
