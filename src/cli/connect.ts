@@ -8,13 +8,14 @@ import { parseTurnUri } from '../relay/turn-uri.js'
 import { connect, type ConnectReport, type PeerSession } from '../traversal/session.js'
 import { echoExchange } from '../traversal/echo.js'
 import { rendezvousChannel, roleFor } from '../traversal/rendezvous-channel.js'
+import { connectManual } from './connect-manual.js'
 import { parseUserPass, resolveClientSecrets, type SecretFlags } from './credentials.js'
 import { ExitCode } from './exit-codes.js'
 import { printJson, reportError, table } from './output.js'
 import { parseMs } from './stun.js'
 
 interface ConnectFlags extends SecretFlags {
-  rendezvous: string, id: string, peer: string, token?: string, turn?: string[]
+  rendezvous?: string, id?: string, peer?: string, manual?: boolean, role?: 'controlling' | 'controlled', lite?: boolean, token?: string, turn?: string[]
   turnTransport: 'udp' | 'tcp' | 'tls', stun?: string[], count: string, json?: boolean, timeout: number, relayOnly?: boolean
   localAddress?: string, includeLoopback?: boolean, insecure?: boolean, settle: number
 }
@@ -22,13 +23,17 @@ interface ConnectFlags extends SecretFlags {
 /**
  * `natcheck connect --rendezvous URL --id ME --peer OTHER [--token T] [--turn HOST[:PORT] (--user NAME:PASS |
  * --auth-secret S)] [--count N] [--json]`: connect to a peer through NATs and exchange N echo datagrams.
+ * `natcheck connect --manual [...]`: the same without a rendezvous, ICE lines copied between two terminals.
  */
 export function registerConnectCommand (program: Command): void {
   program.command('connect')
     .description('connect to a peer through NATs (punching, TURN fallback, upgrade to direct) and exchange echo datagrams')
-    .requiredOption('--rendezvous <url>', 'rendezvous server, ws://HOST:PORT/')
-    .requiredOption('--id <me>', 'this peer\'s id')
-    .requiredOption('--peer <other>', 'the peer\'s id')
+    .option('--rendezvous <url>', 'rendezvous server, ws://HOST:PORT/ (not with --manual)')
+    .option('--id <me>', 'this peer\'s id (with --rendezvous)')
+    .option('--peer <other>', 'the peer\'s id (with --rendezvous)')
+    .option('--manual', 'no rendezvous: print this side\'s ICE lines (SDP a= lines), read the peer\'s from stdin up to an empty line')
+    .addOption(new Option('--role <role>', 'with --manual: the ICE role (equal roles are settled by the tie-breaker)').choices(['controlling', 'controlled']).default('controlling'))
+    .option('--lite', 'with --manual: be an ICE-lite agent (host candidates only, answers checks; the peer must be a full agent)')
     .option('--token <t>', 'rendezvous token (EXPIRY:MAC); derived from --auth-secret when not given')
     .option('--turn <server>', 'TURN server for a relayed candidate, HOST[:PORT] or turn:HOST:PORT?transport=tcp or turns:HOST:PORT (repeatable; UDP ones also serve as STUN)', (v: string, p: string[] = []) => [...p, v])
     .option('--user <name:pass>', 'TURN long-term credentials')
@@ -57,9 +62,40 @@ export function registerConnectCommand (program: Command): void {
         if (secrets.user !== undefined && secrets.authSecret !== undefined) throw new InvalidArgumentError('give --user or --auth-secret, not both')
         const credentials: TurnCredentials | undefined = secrets.user !== undefined
           ? parseUserPass(secrets.user)
-          : secrets.authSecret !== undefined ? { authSecret: secrets.authSecret, user: flags.id } : undefined
+          : secrets.authSecret !== undefined ? { authSecret: secrets.authSecret, user: flags.id ?? 'natcheck' } : undefined
         const turns = (flags.turn ?? []).map(t => parseTurnUri(t, flags.turnTransport))
         if (turns.length > 0 && credentials === undefined) throw new InvalidArgumentError('--turn needs --user NAME:PASS or --auth-secret SECRET')
+        const turnServers = credentials === undefined
+          ? []
+          : turns.map(t => ({ server: t.server, transport: t.transport, tcpFallback: t.tcpFallback, credentials, tls: { rejectUnauthorized: flags.insecure !== true } }))
+        const stunServers = flags.stun ?? turns.filter(t => t.transport === 'udp').map(t => t.server)
+        if (flags.manual === true) {
+          if (flags.rendezvous !== undefined) throw new InvalidArgumentError('--manual replaces --rendezvous: give one of them')
+          const r = await connectManual({
+            role: flags.role ?? 'controlling', bindAddress: flags.localAddress, includeLoopback: flags.includeLoopback === true, policy: flags.relayOnly === true ? 'relay' : 'all',
+            stunServers, turnServers, timeoutMs: flags.timeout, count, lite: flags.lite === true, progress,
+            printLines: (text) => { (json ? process.stderr : process.stdout).write(text) }
+          })
+          try {
+            const path = r.agent.path
+            const doc = {
+              role: r.agent.role,
+              path: path === undefined ? null : { type: path.type, local: candidateJson(path.local), remote: candidateJson(path.remote), rttMs: path.rttMs },
+              gathering: r.agent.gatherAttempts,
+              localCandidates: r.agent.local.map(candidateJson),
+              remoteCandidates: r.agent.remote.map(candidateJson),
+              attempts: r.agent.attempts().map(a => ({ local: candidateJson(a.local), remote: candidateJson(a.remote), state: a.state, outcome: a.outcome ?? null, rttMs: a.rttMs ?? null, nominated: a.nominated })),
+              delivered: r.echo.delivered,
+              lost: count - r.echo.delivered,
+              echoRttMs: r.echo.medianRttMs
+            }
+            if (json) printJson(doc)
+            else process.stdout.write(`path: ${doc.path === null ? 'none' : `${doc.path.type}, ${doc.path.local.type} ${formatEndpoint(doc.path.local)} → ${doc.path.remote.type} ${formatEndpoint(doc.path.remote)}`}\necho: ${r.echo.delivered}/${count} delivered${r.echo.medianRttMs !== null ? `, median RTT ${r.echo.medianRttMs} ms` : ''}\n`)
+            if (count > 0 && r.echo.delivered === 0) process.exitCode = ExitCode.Inconclusive
+          } finally { await r.agent.close() }
+          return
+        }
+        if (flags.rendezvous === undefined || flags.id === undefined || flags.peer === undefined) throw new InvalidArgumentError('give --rendezvous URL --id ME --peer OTHER, or --manual')
         const token = flags.token ?? (secrets.authSecret !== undefined ? rendezvousToken(secrets.authSecret, flags.id, 3600) : undefined)
         client = await RendezvousClient.connect({ url: flags.rendezvous, id: flags.id, token, connectTimeoutMs: Math.min(flags.timeout, 10_000) })
         progress(`registered as ${flags.id} at ${flags.rendezvous} (seen as ${client.observed !== undefined ? `${client.observed.address}:${client.observed.port}` : '?'})`)
@@ -72,18 +108,19 @@ export function registerConnectCommand (program: Command): void {
           bindAddress: flags.localAddress,
           includeLoopback: flags.includeLoopback === true,
           policy: flags.relayOnly === true ? 'relay' : 'all',
-          stunServers: flags.stun ?? turns.filter(t => t.transport === 'udp').map(t => t.server),
-          turnServers: credentials === undefined
-            ? []
-            : turns.map(t => ({ server: t.server, transport: t.transport, credentials, tls: { rejectUnauthorized: flags.insecure !== true } }))
+          stunServers,
+          turnServers
         })
+        // One hello datagram at once (0x48 'H', not part of the echo): the peer's report then shows the time from its
+        // connect() call to the first application datagram, even while this side waits for a direct path below.
+        session.send(Buffer.from([0x48, 0, 0, 0, 0]))
         session.on('path', (p) => { progress(`path is now ${p.type}: ${formatEndpoint(p.local)} → ${formatEndpoint(p.remote)}`) })
         progress(`connected (${role}) in ${Math.round(performance.now() - started)} ms over a ${session.path.type} path`)
         if (flags.settle > 0 && session.path.type !== 'direct') {
           progress('data flows over the relay; still checking for a direct path')
           await session.settle(flags.settle)
         }
-        const echo = await echoExchange(session, client, flags.peer, count)
+        const echo = await echoExchange(session, client, flags.peer as string, count)
         const report = session.report()
         if (json) {
           printJson({ ...jsonReport(report), delivered: echo.delivered, lost: count - echo.delivered, echoRttMs: echo.medianRttMs })

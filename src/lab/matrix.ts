@@ -39,6 +39,8 @@ export interface PeerOutcome {
   readonly remote: string | null
   readonly firstDatagramMs: number | null
   readonly directMs: number | null
+  /** Wall clock from `connect()` being called (gathering included) to the first datagram from the peer. */
+  readonly firstMessageFromStartMs: number | null
   readonly signalledMs: number | null
   /** Round trip of the final path's last check, ms. */
   readonly rttMs: number | null
@@ -107,7 +109,8 @@ async function runCell (a: LabNatType, b: LabNatType, count: number, prefix: str
     const peer = async (site: 'a' | 'b', me: string, other: string): Promise<PeerOutcome> => {
       const r = await lab.exec(site, worker({
         task: 'peer', rendezvous: `ws://${ip}:${RENDEZVOUS_PORT}/`, id: me, peer: other, secret: SECRET,
-        turn: [`turn:${ip}:${TURN_UDP_PORT}`, `turn:${ip}:${TURN_TCP_PORT}?transport=tcp`], count, timeoutMs: 20_000, settleMs: 3000
+        // No ?transport: the agent tries UDP to 443 and, when that is blocked, falls back to TCP (RFC 7065 default).
+        turn: [`turn:${ip}:${TURN_TCP_PORT}`], count, timeoutMs: 20_000, settleMs: 3000
       }), { timeoutMs: 60_000 })
       return parseOutcome(r.stdout, r.stderr)
     }
@@ -150,7 +153,7 @@ function parseOutcome (stdout: string, stderr: string): PeerOutcome {
   try {
     d = JSON.parse(stdout) as PeerWorkerResult
   } catch {
-    return { path: null, local: null, remote: null, firstDatagramMs: null, directMs: null, signalledMs: null, rttMs: null, delivered: 0, lost: 0, error: `no result from the lab worker: ${stderr.trim().slice(-300)}` }
+    return { path: null, local: null, remote: null, firstDatagramMs: null, directMs: null, firstMessageFromStartMs: null, signalledMs: null, rttMs: null, delivered: 0, lost: 0, error: `no result from the lab worker: ${stderr.trim().slice(-300)}` }
   }
   return {
     path: d.path?.type ?? null,
@@ -158,6 +161,7 @@ function parseOutcome (stdout: string, stderr: string): PeerOutcome {
     remote: d.path?.remote ?? null,
     firstDatagramMs: d.timings?.firstDatagramMs ?? null,
     directMs: d.timings?.directMs ?? null,
+    firstMessageFromStartMs: d.timings?.firstMessageFromStartMs ?? null,
     signalledMs: d.timings?.signallingRttMs ?? null,
     rttMs: d.path?.rttMs ?? null,
     delivered: d.delivered,
@@ -172,8 +176,9 @@ export function matrixMarkdown (cells: MatrixCell[]): string {
     const ok = c.peerA.path === c.expected && c.peerB.path === c.expected
     const t = (p: PeerOutcome): string => p.firstDatagramMs === null ? '—' : `${p.firstDatagramMs}`
     const d = (p: PeerOutcome): string => p.directMs === null ? '—' : `${p.directMs}`
-    return `| ${c.a} | ${c.b} | ${c.peerA.path ?? 'failed'} / ${c.peerB.path ?? 'failed'} | ${c.expected}${ok ? '' : ' ✗'} | ${t(c.peerA)} / ${t(c.peerB)} | ${d(c.peerA)} / ${d(c.peerB)} | ${c.peerA.delivered}+${c.peerB.delivered} | ${c.predicted ?? '—'} |`
+    const s = (p: PeerOutcome): string => p.firstMessageFromStartMs === null ? '—' : `${p.firstMessageFromStartMs}`
+    return `| ${c.a} | ${c.b} | ${c.peerA.path ?? 'failed'} / ${c.peerB.path ?? 'failed'} | ${c.expected}${ok ? '' : ' ✗'} | ${t(c.peerA)} / ${t(c.peerB)} | ${s(c.peerA)} / ${s(c.peerB)} | ${d(c.peerA)} / ${d(c.peerB)} | ${c.peerA.delivered}+${c.peerB.delivered} | ${c.predicted ?? '—'} |`
   })
-  return ['| A | B | path (A / B) | expected | first datagram ms (A / B) | direct ms (A / B) | echoes delivered | `natcheck pair` |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- |', ...rows].join('\n')
+  return ['| A | B | path (A / B) | expected | first datagram ms (A / B) | connect() → first datagram ms (A / B) | direct ms (A / B) | echoes delivered | `natcheck pair` |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |', ...rows].join('\n')
 }

@@ -59,7 +59,7 @@ export type WorkerTask = ServersTask | PeerTask | DiscoverTask
 /** What a `peer` worker reports. */
 export interface PeerWorkerResult {
   readonly path: { readonly type: 'direct' | 'relay', readonly local: string, readonly remote: string, readonly rttMs: number | null } | null
-  readonly timings: { readonly firstDatagramMs: number | null, readonly directMs: number | null, readonly signallingRttMs: number | null } | null
+  readonly timings: { readonly firstDatagramMs: number | null, readonly directMs: number | null, readonly signallingRttMs: number | null, readonly firstMessageFromStartMs: number | null } | null
   readonly delivered: number
   readonly lost: number
   readonly error: { readonly code: string, readonly message: string } | null
@@ -109,8 +109,10 @@ async function runPeer (t: PeerTask): Promise<void> {
       role: roleFor(t.id, t.peer),
       timeoutMs: t.timeoutMs,
       stunServers: turns.filter(u => u.transport === 'udp').map(u => u.server),
-      turnServers: turns.map(u => ({ server: u.server, transport: u.transport, credentials: { authSecret: t.secret, user: t.id } }))
+      turnServers: turns.map(u => ({ server: u.server, transport: u.transport, tcpFallback: u.tcpFallback, credentials: { authSecret: t.secret, user: t.id } }))
     })
+    // One hello datagram at once (as natcheck connect does): the peer's report then measures connect() → first datagram.
+    session.send(Buffer.from([0x48, 0, 0, 0, 0]))
     if (t.settleMs > 0 && session.path.type !== 'direct') await session.settle(t.settleMs)
     const echo = await echoExchange(session, client, t.peer, t.count)
     const r = session.report()

@@ -55,7 +55,24 @@ export interface TurnClientOptions {
   readonly permissionRefreshS?: number
   /** Re-bind channels this often (default 480 s; they last 600 s, RFC 8656 §12). */
   readonly channelRefreshS?: number
+  /** Timer seam for the refresh, permission, channel and reallocation timers (default: unref'ed Node timers). */
+  readonly timers?: TurnClientTimers
   readonly signal?: AbortSignal
+}
+
+/**
+ * The clock TurnClient schedules its protocol timers on. Tests inject a manual one and run hours of refreshes
+ * (RFC 8656 §8, §9, §12) in milliseconds; request retransmissions stay on the transport's own timers.
+ */
+export interface TurnClientTimers {
+  setTimeout (fn: () => void, ms: number): unknown
+  clearTimeout (handle: unknown): void
+}
+
+/** Node timers that do not hold the process open. */
+export const NODE_TIMERS: TurnClientTimers = {
+  setTimeout: (fn, ms) => { const t = setTimeout(fn, ms); t.unref(); return t },
+  clearTimeout: (h) => { clearTimeout(h as NodeJS.Timeout) }
 }
 
 /** Events of TurnClient. */
@@ -84,18 +101,20 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   private transport!: TurnTransport
   private auth: ClientAuth
   private current!: TurnAllocation
-  private readonly permissions = new Map<string, { timer: NodeJS.Timeout | undefined, ready: Promise<void> }>()
-  private readonly channels = new Map<string, { channel: number, peer: Endpoint, timer: NodeJS.Timeout | undefined, bound: boolean }>()
+  private readonly permissions = new Map<string, { timer: unknown, ready: Promise<void> }>()
+  private readonly channels = new Map<string, { channel: number, peer: Endpoint, timer: unknown, bound: boolean }>()
   private readonly byChannel = new Map<number, Endpoint>()
   private readonly pending = new Map<string, Buffer[]>()
   private nextChannel = CHANNEL_MIN
-  private refreshTimer: NodeJS.Timeout | undefined
+  private refreshTimer: unknown
+  private readonly timers: TurnClientTimers
   private closing: Promise<void> | undefined
   private reallocating: Promise<void> | undefined
 
   private constructor (private readonly options: TurnClientOptions) {
     super()
     this.auth = new ClientAuth(options.credentials)
+    this.timers = options.timers ?? NODE_TIMERS
   }
 
   /** Connect to the server and allocate. Rejects with StunErrorResponse (e.g. 401 wrong credentials, 486 quota), TransportError, StunTimeoutError or AbortError. */
@@ -213,11 +232,10 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   }
 
   private scheduleRefresh (): void {
-    clearTimeout(this.refreshTimer)
+    this.timers.clearTimeout(this.refreshTimer)
     const lifetime = this.current.lifetimeS
     const margin = Math.min(this.options.refreshMarginS ?? 60, lifetime / 2)
-    this.refreshTimer = setTimeout(() => { void this.refresh() }, (lifetime - margin) * 1000)
-    this.refreshTimer.unref()
+    this.refreshTimer = this.timers.setTimeout(() => { void this.refresh() }, (lifetime - margin) * 1000)
   }
 
   /** Refresh the allocation now (RFC 8656 §8). On 437 the client allocates again. */
@@ -256,7 +274,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
           return
         } catch (err) {
           this.emit('error', err as Error)
-          await new Promise(resolve => setTimeout(resolve, Math.min(10_000, 500 * 2 ** attempt)).unref())
+          await new Promise<void>(resolve => { this.timers.setTimeout(resolve, Math.min(10_000, 500 * 2 ** attempt)) })
         }
       }
     })().finally(() => { this.reallocating = undefined })
@@ -276,15 +294,14 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     })()
     for (const p of list) {
       const old = this.permissions.get(p.address)
-      clearTimeout(old?.timer)
-      const timer = setTimeout(() => { void this.createPermission(p).catch(err => { this.emit('error', err as Error) }) }, (this.options.permissionRefreshS ?? 240) * 1000)
-      timer.unref()
+      this.timers.clearTimeout(old?.timer)
+      const timer = this.timers.setTimeout(() => { void this.createPermission(p).catch(err => { this.emit('error', err as Error) }) }, (this.options.permissionRefreshS ?? 240) * 1000)
       this.permissions.set(p.address, { timer, ready })
     }
     try {
       await ready
     } catch (err) {
-      for (const p of fresh) { clearTimeout(this.permissions.get(p.address)?.timer); this.permissions.delete(p.address) }
+      for (const p of fresh) { this.timers.clearTimeout(this.permissions.get(p.address)?.timer); this.permissions.delete(p.address) }
       throw err
     }
     for (const p of list) this.flushPending(p.address)
@@ -301,14 +318,23 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   }
 
   private async bindChannelNumber (peer: Endpoint, channel: number, signal?: AbortSignal): Promise<void> {
-    await this.request(() => new MessageBuilder(Method.ChannelBind, MessageClass.Request)
-      .add(ChannelNumber, channel).add(XorPeerAddress, peer), signal)
+    // Record channel → peer before the request goes out: the server may relay ChannelData on the channel the moment it
+    // has sent the success response, and with batched I/O that ChannelData is handled in the same batch, before this
+    // function resumes after the response. Sends keep using Send indications until the bind succeeds (`bound`).
     const key = endpointKey(peer)
-    clearTimeout(this.channels.get(key)?.timer)
-    const timer = setTimeout(() => { void this.bindChannelNumber(peer, channel).catch(err => { this.emit('error', err as Error) }) }, (this.options.channelRefreshS ?? 480) * 1000)
-    timer.unref()
-    this.channels.set(key, { channel, peer, timer, bound: true })
+    const known = this.byChannel.get(channel)
     this.byChannel.set(channel, peer)
+    try {
+      await this.request(() => new MessageBuilder(Method.ChannelBind, MessageClass.Request)
+        .add(ChannelNumber, channel).add(XorPeerAddress, peer), signal)
+    } catch (err) {
+      // A failed first bind leaves no mapping behind; a failed re-bind keeps the one the server may still hold.
+      if (known === undefined && this.channels.get(key)?.bound !== true) this.byChannel.delete(channel)
+      throw err
+    }
+    this.timers.clearTimeout(this.channels.get(key)?.timer)
+    const timer = this.timers.setTimeout(() => { void this.bindChannelNumber(peer, channel).catch(err => { this.emit('error', err as Error) }) }, (this.options.channelRefreshS ?? 480) * 1000)
+    this.channels.set(key, { channel, peer, timer, bound: true })
     // A ChannelBind also installs the permission (RFC 8656 §12.2).
     if (!this.permissions.has(peer.address)) this.permissions.set(peer.address, { timer: undefined, ready: Promise.resolve() })
   }
@@ -413,9 +439,9 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   /** Release the allocation (Refresh with LIFETIME 0), stop every timer, close the connection. Idempotent. */
   close (): Promise<void> {
     this.closing ??= (async () => {
-      clearTimeout(this.refreshTimer)
-      for (const p of this.permissions.values()) clearTimeout(p.timer)
-      for (const c of this.channels.values()) clearTimeout(c.timer)
+      this.timers.clearTimeout(this.refreshTimer)
+      for (const p of this.permissions.values()) this.timers.clearTimeout(p.timer)
+      for (const c of this.channels.values()) this.timers.clearTimeout(c.timer)
       this.pending.clear()
       if (this.transport !== undefined && this.current !== undefined) {
         try {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { AbortError, StunErrorResponse, StunTimeoutError } from '../errors.js'
+import { AbortError, InvalidArgumentError, StunErrorResponse, StunTimeoutError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { formatEndpoint, ipFamily, sameTransportAddress, type Endpoint } from '../net/endpoint.js'
 import { bindDatagramSocket } from '../net/native.js'
@@ -8,19 +8,18 @@ import type { DatagramSocket } from '../net/udp.js'
 import type { TurnClient } from '../relay/turn-client.js'
 import {
   ErrorCode, MessageBuilder, MessageClass, Method, Priority, StunMessage, StunTransactions, UseCandidate, XorMappedAddress,
-  classifyPacket, shortTermKey, type RetransmitOptions
+  shortTermKey, type RetransmitOptions
 } from '../stun/index.js'
+import { classifyIceDatagram } from './app-demux.js'
 import { candidatePriority, makeCandidate, type Candidate } from './candidate.js'
 import { buildCheckRequest, buildCheckResponse, buildUnauthenticated, isAuthenticCheck, resolveRoleConflict } from './check-messages.js'
 import { CheckList, candidateKey, isRelayed, type CandidatePair, type CheckOutcome } from './check-list.js'
-import { gatherRelay, gatherSrflx, hostAddresses, type GatherAttempt, type TurnServerConfig } from './gather.js'
+import { gatherRelay, gatherSrflx, hostAddresses, planRelayAttempts, type GatherAttempt, type TurnServerConfig } from './gather.js'
+import { choosePath, needsNomination } from './path-selection.js'
 import { RelaySocket } from './relay-socket.js'
 import { SocketMux } from './socket-mux.js'
 
 const log = createLogger('natcheck:traversal:agent')
-
-/** First byte of application datagrams, outside every range RFC 7983 assigns (STUN, DTLS, TURN channels, RTP). */
-export const DATA_PREFIX = 0xff
 
 /** The path data currently takes. */
 export interface PathInfo {
@@ -43,6 +42,8 @@ export interface AgentOptions {
   readonly policy?: 'all' | 'relay'
   /** Gathering waits at most this long for STUN/TURN answers (default 1500 ms); later relayed candidates trickle. */
   readonly gatherTimeoutMs?: number
+  /** TCP/TLS TURN attempts start this long after the UDP ones unless UDP allocated first (default 250 ms, RFC 8305's connection attempt delay). */
+  readonly happyEyeballsDelayMs?: number
   /** Ta: time between new checks (default 10 ms; RFC 8445 §14.2 uses 50 ms for the Internet at large). */
   readonly checkIntervalMs?: number
   /**
@@ -59,6 +60,11 @@ export interface AgentOptions {
   readonly consentIntervalMs?: number
   readonly consentTimeoutMs?: number
   readonly role?: 'controlling' | 'controlled'
+  /**
+   * Be an ICE-lite agent (RFC 8445 §2.5, §6.1.1; for a server with a public address): host candidates only, no checks
+   * of its own, always controlled; a pair is used once the full peer nominates it (USE-CANDIDATE on a check).
+   */
+  readonly lite?: boolean
   readonly signal?: AbortSignal
 }
 
@@ -66,6 +72,8 @@ export interface AgentOptions {
 export interface AgentEvents {
   /** A local candidate gathered after gather() returned (trickle it to the peer). */
   candidate: [candidate: Candidate]
+  /** Every gathering attempt has finished (signal end-of-candidates to the peer). */
+  'gathering-complete': []
   /** The data path changed (first path, relay → direct upgrade, direct → relay fallback). */
   path: [path: PathInfo, previous: PathInfo | undefined]
   /** An application datagram from the peer. */
@@ -90,18 +98,20 @@ interface Base {
  * a direct pair the moment one succeeds, and back to the relay if the direct path loses consent (RFC 7675).
  */
 export class Agent extends EventEmitter<AgentEvents> {
-  readonly ufrag = randomBytes(6).toString('base64url')
-  readonly pwd = randomBytes(18).toString('base64url')
+  /** ICE credentials: 8 and 24 ice-chars (RFC 8839 §5.4: A-Z a-z 0-9 + /, so plain base64 without padding). */
+  private credentials = newCredentials()
+  /** The credentials before an ICE restart, still accepted until a pair checked with the new ones succeeds. */
+  private previousCredentials: { ufrag: string, pwd: string, key: Buffer } | undefined
   tiebreaker = randomBytes(8).readBigUInt64BE(0)
   role: 'controlling' | 'controlled'
-  readonly checks = new CheckList()
+  /** The current check list (a new one after an ICE restart). */
+  checks = new CheckList()
   readonly gatherAttempts: GatherAttempt[] = []
   readonly local: Candidate[] = []
   readonly remote: Candidate[] = []
   private readonly bases = new Map<string, Base>()
   private remoteUfrag: string | undefined
   private remoteKey: Buffer | undefined
-  private readonly localKey: Buffer
   private selected: CandidatePair | undefined
   private timers: NodeJS.Timeout[] = []
   private pacer: NodeJS.Timeout | undefined
@@ -112,8 +122,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private constructor (readonly mux: SocketMux, private readonly ownsSocket: boolean, private readonly options: AgentOptions) {
     super()
-    this.role = options.role ?? 'controlling'
-    this.localKey = shortTermKey(this.pwd)
+    this.role = options.lite === true ? 'controlled' : options.role ?? 'controlling'
     ;(this as EventEmitter).on('newListener', (event: string | symbol) => {
       if (event === 'message' && this.early.length > 0) queueMicrotask(() => { for (const d of this.early.splice(0)) this.emit('message', d) })
     })
@@ -123,6 +132,35 @@ export class Agent extends EventEmitter<AgentEvents> {
   static async create (options: AgentOptions = {}): Promise<Agent> {
     const socket = options.socket ?? await bindDatagramSocket({ address: options.bindAddress ?? '0.0.0.0' })
     return new Agent(new SocketMux(socket), options.socket === undefined, options)
+  }
+
+  /** This agent's ICE username fragment (RFC 8445 §5.3). */
+  get ufrag (): string { return this.credentials.ufrag }
+  /** This agent's ICE password. */
+  get pwd (): string { return this.credentials.pwd }
+  private get localKey (): Buffer { return this.credentials.key }
+
+  /** After restart(), checks wait for the peer's new credentials. */
+  private awaitingRemoteCredentials = false
+
+  /** Whether an ICE restart is under way (the old path carries data until a new pair works). */
+  get restarting (): boolean { return this.previousCredentials !== undefined }
+
+  /**
+   * ICE restart (RFC 8445 §9): new local credentials and a new check list over the same candidates. Data keeps flowing
+   * on the selected pair until a pair checked with the new credentials succeeds; checks with the old credentials are
+   * still answered until then. Signal the returned ufrag/pwd to the peer, and give its new ones to
+   * setRemoteCredentials (the peer restarts too). Returns the new credentials.
+   */
+  restart (): { ufrag: string, pwd: string } {
+    this.previousCredentials ??= this.credentials
+    this.credentials = newCredentials()
+    const controlling = this.role === 'controlling'
+    this.checks = new CheckList()
+    this.awaitingRemoteCredentials = true
+    this.checks.addPairs(this.local.filter(l => this.bases.has(candidateKey(l))), this.remote, controlling)
+    log('ICE restart: new ufrag %s', this.ufrag)
+    return { ufrag: this.ufrag, pwd: this.pwd }
   }
 
   /** Milliseconds since the agent was created. */
@@ -164,18 +202,32 @@ export class Agent extends EventEmitter<AgentEvents> {
     return base
   }
 
-  private addLocal (c: Candidate): void {
-    if (this.local.some(l => candidateKey(l) === candidateKey(c))) return
+  /** Add a local candidate and pair it with the remote ones; false when it was already known. */
+  private addLocal (c: Candidate): boolean {
+    if (this.local.some(l => candidateKey(l) === candidateKey(c))) return false
     this.local.push(c)
     if (this.remote.length > 0) this.checks.addPairs([c], this.remote, this.role === 'controlling')
+    return true
   }
+
+  /** When (performance.now()) the first application datagram from the peer arrived. */
+  firstMessageAt: number | undefined
+  /** Whether gathering has finished: every STUN and TURN attempt answered, failed or was skipped. */
+  gatheringComplete = false
+  /** Whether the peer signalled end-of-candidates (RFC 8838 §8.2). */
+  remoteGatheringComplete = false
 
   /**
    * Gather candidates (RFC 8445 §5.1.1): host addresses of the socket, server-reflexive from each STUN server, relayed
-   * from each TURN server, all in parallel within the gathering budget. Relayed candidates that arrive later are
-   * emitted as `candidate` events.
+   * from each TURN server, all in parallel. TURN servers are tried happy-eyeballs style (`planRelayAttempts`): UDP at
+   * once, TCP/TLS and the TCP fallback of `turn:` URIs without a transport `happyEyeballsDelayMs` later unless UDP
+   * allocated by then.
+   *
+   * With `trickle` (RFC 8838 §4) this resolves with the host candidates at once and every later candidate is emitted
+   * as a `candidate` event, then `gathering-complete`. Without it, it waits for server-reflexive candidates and up to
+   * the gathering budget for relayed ones; relayed candidates arriving later are still emitted as `candidate` events.
    */
-  async gather (): Promise<Candidate[]> {
+  async gather (options: { trickle?: boolean } = {}): Promise<Candidate[]> {
     const socket = this.mux.socket
     const hostSocket = this.mux.fallback()
     const relayOnly = this.options.policy === 'relay'
@@ -189,44 +241,87 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (!relayOnly) {
       for (const a of addrs) this.addLocal(a === primary ? hostCandidate : makeCandidate({ type: 'host', address: a, port: socket.local.port, localPreference: 65534 - this.local.length }))
     }
+    // RFC 8445 §5.2: a lite agent has host candidates only.
+    if (this.options.lite === true) {
+      this.gatheringComplete = true
+      queueMicrotask(() => { this.emit('gathering-complete') })
+      return [...this.local]
+    }
     const budget = this.options.gatherTimeoutMs ?? 1500
-    let lateRelay = false
+    let announce = options.trickle === true
+    const found = (c: Candidate): void => { if (this.addLocal(c) && announce) this.emit('candidate', c) }
     const srflx = (this.options.stunServers ?? []).map(async (server) => {
       const r = await gatherSrflx(hostBase.tx, server, budget, this.options.signal)
       this.gatherAttempts.push(r.attempt)
       if (r.mapped !== undefined && !relayOnly && !(r.mapped.address === primary && r.mapped.port === socket.local.port)) {
-        this.addLocal(makeCandidate({ type: 'srflx', address: r.mapped.address, port: r.mapped.port, base: primary, server, related: { address: primary, port: socket.local.port } }))
+        found(makeCandidate({ type: 'srflx', address: r.mapped.address, port: r.mapped.port, base: primary, server, related: { address: primary, port: socket.local.port } }))
       }
     })
-    const relays = (this.options.turnServers ?? []).map(async (config) => {
+    const plan = planRelayAttempts(this.options.turnServers ?? [])
+    let udpAllocated = false
+    let udpPending = plan.filter(a => !a.delayed).length
+    let udpSettled: () => void = () => {}
+    const udpDone = new Promise<void>(resolve => { udpSettled = resolve; if (udpPending === 0) resolve() })
+    const delay = this.options.happyEyeballsDelayMs ?? 250
+    const relays = plan.map(async ({ config, delayed }) => {
+      if (delayed) {
+        await Promise.race([udpDone, new Promise(resolve => { const t = setTimeout(resolve, delay); t.unref(); this.timers.push(t) })])
+        if (udpAllocated || this.closing !== undefined) {
+          this.gatherAttempts.push({ kind: 'relay', server: `${config.server} over ${config.transport.toUpperCase()}`, ok: false, ms: 0, detail: 'skipped: a UDP allocation answered first' })
+          return
+        }
+      }
       const r = await gatherRelay(this.mux, config, this.options.signal)
       this.gatherAttempts.push(r.attempt)
+      if (!delayed) {
+        if (r.client !== undefined) udpAllocated = true
+        if (--udpPending === 0 || udpAllocated) udpSettled()
+      }
       if (r.client === undefined) return
       if (this.closing !== undefined) { await r.client.close(); return }
       const a = r.client.allocation
       // The allocation's XOR-MAPPED-ADDRESS is a server-reflexive candidate too (RFC 8445 §5.1.1.2).
-      if (!relayOnly && (config.transport ?? 'udp') === 'udp' && !(a.mapped.address === primary && a.mapped.port === socket.local.port)) {
-        const s = makeCandidate({ type: 'srflx', address: a.mapped.address, port: a.mapped.port, base: primary, server: config.server, related: { address: primary, port: socket.local.port } })
-        this.addLocal(s)
-        if (lateRelay) this.emit('candidate', s)
+      if (!relayOnly && config.transport === 'udp' && !(a.mapped.address === primary && a.mapped.port === socket.local.port)) {
+        found(makeCandidate({ type: 'srflx', address: a.mapped.address, port: a.mapped.port, base: primary, server: config.server, related: { address: primary, port: socket.local.port } }))
       }
-      const c = makeCandidate({ type: 'relay', address: a.relayed.address, port: a.relayed.port, server: config.server, related: a.mapped, localPreference: config.transport === 'udp' || config.transport === undefined ? 65535 : 32767 })
+      const c = makeCandidate({ type: 'relay', address: a.relayed.address, port: a.relayed.port, server: `${config.server}/${config.transport}`, related: a.mapped, localPreference: config.transport === 'udp' ? 65535 : config.transport === 'tcp' ? 32767 : 16383 })
       this.addBase(c, new RelaySocket(r.client), r.client)
       r.client.on('reallocated', (alloc) => { log('relay reallocated at %s', formatEndpoint(alloc.relayed)) })
       r.client.on('error', (err) => { log('relay: %s', err.message) })
-      this.addLocal(c)
-      if (lateRelay) this.emit('candidate', c)
+      found(c)
     })
+    void Promise.all([...srflx, ...relays]).then(() => {
+      this.gatheringComplete = true
+      this.emit('gathering-complete')
+    })
+    if (options.trickle === true) return [...this.local]
     await Promise.all(srflx)
     await Promise.race([Promise.all(relays), new Promise(resolve => { const t = setTimeout(resolve, budget); t.unref(); this.timers.push(t) })])
-    lateRelay = true
+    announce = true
     return [...this.local]
   }
+
+  /** Whether the peer said `a=ice-lite`. */
+  remoteLite = false
+
+  /**
+   * The peer is an ICE-lite agent (RFC 8445 §6.1.1): this full agent takes the controlling role, checks and nominates.
+   * Two lite agents cannot run ICE: throws InvalidArgumentError when this agent is lite too.
+   */
+  setRemoteLite (): void {
+    if (this.options.lite === true) throw new InvalidArgumentError('both agents are ICE-lite: one must be a full agent (RFC 8445 §6.1.1)')
+    this.remoteLite = true
+    if (this.role !== 'controlling') this.switchRole()
+  }
+
+  /** The peer has no more candidates (RFC 8838 §8.2: end-of-candidates). */
+  setRemoteGatheringComplete (): void { this.remoteGatheringComplete = true }
 
   /** The peer's ICE credentials (from signalling). */
   setRemoteCredentials (ufrag: string, pwd: string): void {
     this.remoteUfrag = ufrag
     this.remoteKey = shortTermKey(pwd)
+    this.awaitingRemoteCredentials = false
   }
 
   /** Add remote candidates (at once or trickled); new pairs join the check list. */
@@ -240,6 +335,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   start (): void {
     if (this.started) return
     this.started = true
+    // A lite agent only answers (RFC 8445 §2.5): no checks, consent requests or keepalives of its own.
+    if (this.options.lite === true) return
     const ta = this.options.checkIntervalMs ?? 10
     this.pacer = setInterval(() => { this.tick() }, ta)
     for (let i = 0; i < Math.max(1, this.options.initialBurst ?? 8); i++) this.tick()
@@ -252,7 +349,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   private tick (): void {
-    if (this.closing !== undefined || this.remoteKey === undefined) return
+    if (this.closing !== undefined || this.remoteKey === undefined || this.awaitingRemoteCredentials) return
     const pair = this.checks.next()
     if (pair !== undefined) void this.check(pair, this.role === 'controlling' && this.selected === pair)
   }
@@ -301,6 +398,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
       pair.state = 'succeeded'
       pair.outcome = 'succeeded'
+      this.checks.unfreeze(pair)
       pair.rttMs = Math.round((performance.now() - started) * 100) / 100
       pair.lastResponseAt = performance.now()
       pair.endedAt = this.elapsed()
@@ -342,17 +440,17 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Handle a datagram that is not a response to our transactions: a check request, an indication, or data. */
   private onPacket (base: Base, data: Buffer, from: Endpoint): void {
-    if (data.length === 0) return
-    if (data[0] === DATA_PREFIX) {
-      if (this.remote.some(r => sameTransportAddress(r, from))) {
-        const message = Buffer.from(data.subarray(1))
-        // The peer may start sending before the application (or the session object) listens: keep up to 256.
-        if (this.listenerCount('message') > 0) this.emit('message', message)
-        else if (this.early.length < 256) this.early.push(message)
-      }
+    const kind = classifyIceDatagram(data, this.remote.some(r => sameTransportAddress(r, from)))
+    if (kind === 'ignore') return
+    if (kind === 'app') {
+      // Raw application data (RTP, RTCP, DTLS, anything not STUN): delivered as received, in a copy the app may keep.
+      const message = Buffer.from(data)
+      this.firstMessageAt ??= performance.now()
+      // The peer may start sending before the application (or the session object) listens: keep up to 256.
+      if (this.listenerCount('message') > 0) this.emit('message', message)
+      else if (this.early.length < 256) this.early.push(message)
       return
     }
-    if (classifyPacket(data) !== 'stun') return
     let m: StunMessage
     try { m = StunMessage.decode(data) } catch (err) { log.trace('dropped a malformed STUN message from %s: %s', formatEndpoint(from), (err as Error).message); return }
     if (m.method !== Method.Binding || m.cls !== MessageClass.Request) return
@@ -361,14 +459,20 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** RFC 8445 §7.3: answer a check, resolve role conflicts, learn peer-reflexive candidates, trigger a check back. */
   private answerCheck (base: Base, m: StunMessage, from: Endpoint): void {
-    if (!isAuthenticCheck(m, this.ufrag, this.localKey)) {
+    // During an ICE restart the peer may still check with the old credentials (RFC 8445 §9): answer those too.
+    const old = this.previousCredentials
+    const key = isAuthenticCheck(m, this.ufrag, this.localKey)
+      ? this.localKey
+      : old !== undefined && isAuthenticCheck(m, old.ufrag, old.key) ? old.key : undefined
+    if (key === undefined) {
       base.socket.send(buildUnauthenticated(m), from)
       return
     }
     const conflict = resolveRoleConflict(m, this.role, this.tiebreaker)
-    if (conflict === 'respond-487') { base.socket.send(buildCheckResponse(m, from, this.localKey, true), from); return }
+    if (conflict === 'respond-487') { base.socket.send(buildCheckResponse(m, from, key, true), from); return }
     if (conflict === 'switch') this.switchRole()
-    base.socket.send(buildCheckResponse(m, from, this.localKey), from)
+    base.socket.send(buildCheckResponse(m, from, key), from)
+    if (key !== this.localKey) return // a check of the old generation: answered, nothing to learn for the new check list
     let remote = this.remote.find(r => sameTransportAddress(r, from))
     if (remote === undefined) {
       // §7.3.1.3: a peer-reflexive remote candidate.
@@ -379,8 +483,20 @@ export class Agent extends EventEmitter<AgentEvents> {
     const pair = this.checks.find(candidateKey(base.candidate), from)
     if (pair === undefined) return
     if (m.has(UseCandidate.type) && this.role === 'controlled') pair.nominated = true
+    if (this.options.lite === true) {
+      // RFC 8445 §7.3.1.5 (lite): no triggered check; a nominated pair is valid and selected, the highest priority wins.
+      if (pair.nominated && pair.state !== 'succeeded') {
+        pair.state = 'succeeded'
+        pair.outcome = 'succeeded'
+        pair.endedAt = this.elapsed()
+        pair.lastResponseAt = performance.now()
+        this.emit('pair', pair)
+        this.select()
+      }
+      return
+    }
     // §7.3.1.4: a triggered check, so both directions are proven quickly.
-    if (pair.state === 'waiting' || pair.state === 'failed') this.checks.trigger(pair)
+    if (pair.state === 'frozen' || pair.state === 'waiting' || pair.state === 'failed') this.checks.trigger(pair)
     if (pair.state === 'succeeded') this.select()
   }
 
@@ -389,14 +505,16 @@ export class Agent extends EventEmitter<AgentEvents> {
    * direct works). The controlling agent nominates what it selects.
    */
   private select (): void {
-    const ok = this.checks.pairs.filter(p => p.state === 'succeeded')
-    const best = ok.find(p => !isRelayed(p)) ?? ok.find(p => isRelayed(p))
+    const best = choosePath(this.checks.pairs, { lite: this.options.lite === true })
     if (best === this.selected) return
+    // An ICE restart keeps the old path until the new check list has a working pair (RFC 8445 §9).
+    if (best === undefined && this.restarting) return
+    if (best !== undefined && this.restarting) { this.previousCredentials = undefined; log('ICE restart complete') }
     const previous = this.selected === undefined ? undefined : pathOf(this.selected)
     this.selected = best
     if (best === undefined) return
     log('path: %s %s → %s', isRelayed(best) ? 'relay' : 'direct', formatEndpoint(best.local), formatEndpoint(best.remote))
-    if (this.role === 'controlling' && !best.nominated) void this.check(best, true)
+    if (needsNomination(best, this.role)) void this.check(best, true)
     const relay = this.bases.get(candidateKey(best.local))?.turn
     if (relay !== undefined) void relay.bindChannel(best.remote).catch((err: Error) => { log('channel bind to %s failed (Send indications go on): %s', formatEndpoint(best.remote), err.message) })
     this.emit('path', pathOf(best), previous)
@@ -408,10 +526,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (pair === undefined || this.closing !== undefined) return false
     const base = this.bases.get(candidateKey(pair.local))
     if (base === undefined) return false
-    const framed = Buffer.allocUnsafe(data.length + 1)
-    framed[0] = DATA_PREFIX
-    framed.set(data, 1)
-    base.socket.send(framed, pair.remote)
+    // Raw: the app's bytes are the datagram (RFC 7983 demultiplexing keeps them apart from STUN at the peer). Sent
+    // from a copy, so the app may reuse its buffer at once whatever the socket does underneath.
+    base.socket.send(Buffer.from(data), pair.remote)
     return true
   }
 
@@ -439,7 +556,8 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Binding indications on the selected path and the best relayed fallback (RFC 8445 §11). */
   private keepalive (): void {
-    const ok = this.checks.pairs.filter(p => p.state === 'succeeded')
+    // A lite agent uses only what the full peer nominated (RFC 8445 §8.2.2).
+    const ok = this.checks.pairs.filter(p => p.state === 'succeeded' && (this.options.lite !== true || p.nominated))
     const targets = new Set([this.selected, ok.find(p => isRelayed(p))].filter((p): p is CandidatePair => p !== undefined))
     for (const p of targets) {
       const base = this.bases.get(candidateKey(p.local))
@@ -468,4 +586,9 @@ export class Agent extends EventEmitter<AgentEvents> {
 
 function pathOf (p: CandidatePair): PathInfo {
   return { type: isRelayed(p) ? 'relay' : 'direct', local: p.local, remote: p.remote, rttMs: p.rttMs ?? null }
+}
+
+function newCredentials (): { ufrag: string, pwd: string, key: Buffer } {
+  const pwd = randomBytes(18).toString('base64')
+  return { ufrag: randomBytes(6).toString('base64'), pwd, key: shortTermKey(pwd) }
 }

@@ -5,8 +5,14 @@ import { ipFamily, type Endpoint } from '../net/endpoint.js'
 /** Candidate types (RFC 8445 §5.1.1). */
 export type CandidateType = 'host' | 'srflx' | 'prflx' | 'relay'
 
-/** The transport a candidate uses; natkit's checks run over UDP (a relayed candidate may reach its TURN server over TCP/TLS). */
-export type CandidateTransport = 'udp'
+/**
+ * The transport a candidate uses. natkit's own candidates and checks are UDP (a relayed candidate may reach its TURN
+ * server over TCP/TLS); TCP candidates (RFC 6544) from other agents parse and print, and are never paired.
+ */
+export type CandidateTransport = 'udp' | 'tcp'
+
+/** RFC 6544 §4.5: the role of a TCP candidate. */
+export type TcpType = 'active' | 'passive' | 'so'
 
 /** A transport address a peer may be reachable at (RFC 8445 §5.1). */
 export interface Candidate {
@@ -20,6 +26,8 @@ export interface Candidate {
   readonly component: number
   /** The base's address for srflx/prflx, the mapped address for relay (RFC 8839 raddr/rport). */
   readonly related?: Endpoint
+  /** TCP candidates only (RFC 6544 §4.5). */
+  readonly tcpType?: TcpType
 }
 
 /** Type preferences of RFC 8445 §5.1.2.2: host 126, peer-reflexive 110, server-reflexive 100, relayed 0. */
@@ -73,6 +81,7 @@ export function pairPriority (controlling: number, controlled: number): bigint {
 export function candidateToSdp (c: Candidate): string {
   let line = `candidate:${c.foundation} ${c.component} ${c.transport.toUpperCase()} ${c.priority} ${c.address} ${c.port} typ ${c.type}`
   if (c.related !== undefined) line += ` raddr ${c.related.address} rport ${c.related.port}`
+  if (c.transport === 'tcp' && c.tcpType !== undefined) line += ` tcptype ${c.tcpType}`
   return line
 }
 
@@ -86,7 +95,8 @@ export function candidateFromSdp (line: string): Candidate {
   const f = text.slice('candidate:'.length).split(/\s+/)
   if (f.length < 8 || f[6] !== 'typ') throw new InvalidArgumentError(`candidate line needs "foundation component transport priority address port typ type": ${JSON.stringify(line)}`)
   const [foundation, component, transport, priority, address, port, , type] = f
-  if (transport.toLowerCase() !== 'udp') throw new InvalidArgumentError(`only UDP candidates are supported, not ${transport}`)
+  const proto = transport.toLowerCase()
+  if (proto !== 'udp' && proto !== 'tcp') throw new InvalidArgumentError(`candidate transport must be UDP or TCP, not ${transport}`)
   if (!['host', 'srflx', 'prflx', 'relay'].includes(type)) throw new InvalidArgumentError(`unknown candidate type ${JSON.stringify(type)}`)
   if (ipFamily(address) === 0) throw new InvalidArgumentError(`candidate address ${JSON.stringify(address)} is not an IP literal (mDNS names are not supported)`)
   const num = (s: string, what: string, max: number): number => {
@@ -94,18 +104,25 @@ export function candidateFromSdp (line: string): Candidate {
     return Number(s)
   }
   let related: Endpoint | undefined
+  let tcpType: TcpType | undefined
   for (let i = 8; i + 1 < f.length; i += 2) {
     if (f[i] === 'raddr') related = { address: f[i + 1], port: related?.port ?? 0 }
     if (f[i] === 'rport') related = { address: related?.address ?? '', port: num(f[i + 1], 'rport', 65535) }
+    if (f[i] === 'tcptype') {
+      if (!['active', 'passive', 'so'].includes(f[i + 1])) throw new InvalidArgumentError(`tcptype must be active, passive or so, not ${JSON.stringify(f[i + 1])}`)
+      tcpType = f[i + 1] as TcpType
+    }
   }
+  if (proto === 'tcp' && tcpType === undefined) throw new InvalidArgumentError(`a TCP candidate needs a tcptype (RFC 6544 §4.5): ${JSON.stringify(line)}`)
   return {
     foundation,
     component: num(component, 'component', 256),
-    transport: 'udp',
+    transport: proto,
     priority: num(priority, 'priority', 0xffffffff),
     address,
     port: num(port, 'port', 65535),
     type: type as CandidateType,
-    related: related !== undefined && related.address !== '' ? related : undefined
+    related: related !== undefined && related.address !== '' ? related : undefined,
+    ...(tcpType !== undefined ? { tcpType } : {})
   }
 }

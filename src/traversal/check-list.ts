@@ -4,8 +4,8 @@ import { pairPriority, type Candidate } from './candidate.js'
 /** Why a candidate pair check ended the way it did (the connect report's reason codes). */
 export type CheckOutcome = 'succeeded' | 'timeout' | 'auth-failed' | 'role-conflict' | 'non-symmetric' | 'error-response' | 'relay-refused' | 'cancelled'
 
-/** Candidate pair states (RFC 8445 §6.1.2.6, without Frozen: natkit has one component and one data stream). */
-export type PairState = 'waiting' | 'in-progress' | 'succeeded' | 'failed'
+/** Candidate pair states (RFC 8445 §6.1.2.6). */
+export type PairState = 'frozen' | 'waiting' | 'in-progress' | 'succeeded' | 'failed'
 
 /** A local base (a host socket or a relayed allocation) paired with a remote candidate. */
 export interface CandidatePair {
@@ -13,6 +13,8 @@ export interface CandidatePair {
   /** The local candidate whose base sends the checks (host or relay; server-reflexive ones pair through their host base). */
   readonly local: Candidate
   readonly remote: Candidate
+  /** The pair's foundation (RFC 8445 §6.1.2.6): the local and the remote candidate's foundations. */
+  readonly foundation: string
   priority: bigint
   state: PairState
   outcome?: CheckOutcome
@@ -33,8 +35,10 @@ export function isRelayed (p: Pick<CandidatePair, 'local' | 'remote'>): boolean 
 }
 
 /**
- * The check list (RFC 8445 §6.1.2): pairs of local bases and remote candidates of the same address family, ordered by
- * pair priority, with a triggered-check queue (§7.3.1.4) served first.
+ * The check list (RFC 8445 §6.1.2): pairs of local bases and remote candidates of the same address family and
+ * transport, ordered by pair priority, with a triggered-check queue (§7.3.1.4) served first. Frozen/Waiting per
+ * §6.1.2.6: of the pairs sharing a foundation only the first one waits, the others stay Frozen until a pair of that
+ * foundation succeeds (§7.2.5.3.3) or no pair is left Waiting (§6.1.4.2). Sans-IO: it only holds state.
  */
 export class CheckList {
   readonly pairs: CandidatePair[] = []
@@ -46,11 +50,15 @@ export class CheckList {
     for (const l of locals) {
       if (l.type === 'srflx' || l.type === 'prflx') continue // they share the host base's pairs (§6.1.2.4)
       for (const r of remotes) {
-        if (ipFamily(l.address) !== ipFamily(r.address)) continue
+        // Same family, transport and component (natkit runs one component: RTP and RTCP multiplexed, RFC 5761).
+        if (ipFamily(l.address) !== ipFamily(r.address) || l.transport !== r.transport || l.component !== r.component) continue
         const id = pairId(l, r)
         if (this.pairs.some(p => p.id === id)) continue
+        const foundation = `${l.foundation}:${r.foundation}`
+        // §6.1.2.6: one pair per foundation waits, the rest are frozen (a foundation already proven unfreezes at once).
+        const sibling = this.pairs.find(p => p.foundation === foundation && p.state !== 'failed')
         const pair: CandidatePair = {
-          id, local: l, remote: r, state: 'waiting', nominated: false, checksSent: 0,
+          id, local: l, remote: r, foundation, state: sibling === undefined || sibling.state === 'succeeded' ? 'waiting' : 'frozen', nominated: false, checksSent: 0,
           priority: controlling ? pairPriority(l.priority, r.priority) : pairPriority(r.priority, l.priority)
         }
         this.pairs.push(pair)
@@ -74,11 +82,19 @@ export class CheckList {
     if (!this.triggered.includes(pair)) this.triggered.push(pair)
   }
 
-  /** The next pair to check: triggered first, then the highest-priority waiting one. */
+  /**
+   * The next pair to check (§6.1.4.2): triggered first, then the highest-priority Waiting pair, else the
+   * highest-priority Frozen one (unfrozen by being picked).
+   */
   next (): CandidatePair | undefined {
     const t = this.triggered.shift()
     if (t !== undefined && t.state === 'waiting') return t
-    return this.pairs.find(p => p.state === 'waiting')
+    return this.pairs.find(p => p.state === 'waiting') ?? this.pairs.find(p => p.state === 'frozen')
+  }
+
+  /** A check on `pair` succeeded: unfreeze the Frozen pairs with its foundation (§7.2.5.3.3). */
+  unfreeze (pair: CandidatePair): void {
+    for (const p of this.pairs) if (p.state === 'frozen' && p.foundation === pair.foundation) p.state = 'waiting'
   }
 
   find (localId: string, remote: { address: string, port: number }): CandidatePair | undefined {
@@ -86,7 +102,7 @@ export class CheckList {
   }
 
   /** Whether any check is still waiting or running. */
-  get active (): boolean { return this.pairs.some(p => p.state === 'waiting' || p.state === 'in-progress') }
+  get active (): boolean { return this.pairs.some(p => p.state === 'frozen' || p.state === 'waiting' || p.state === 'in-progress') }
 }
 
 /** Identity of a candidate: type, address and port. */

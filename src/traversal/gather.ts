@@ -15,6 +15,11 @@ export interface TurnServerConfig {
   readonly server: string
   /** How to reach it: UDP (default), or TCP/TLS where UDP is blocked. */
   readonly transport?: Transport
+  /**
+   * With UDP: also try TCP on the same host and port when UDP has not produced an allocation within the agent's
+   * `happyEyeballsDelayMs` (what a `turn:` URI without `?transport` means: coturn and natkit listen on both).
+   */
+  readonly tcpFallback?: boolean
   readonly credentials: TurnCredentials
   readonly tls?: TlsClientOptions
 }
@@ -26,6 +31,29 @@ export interface GatherAttempt {
   readonly ok: boolean
   readonly ms: number
   readonly detail: string
+}
+
+/** One TURN allocation attempt: a server with a concrete transport, started at once or after the happy-eyeballs delay. */
+export interface RelayAttemptPlan {
+  readonly config: TurnServerConfig & { readonly transport: Transport }
+  /** Started only if no UDP allocation succeeded within the delay (or every UDP attempt has already failed). */
+  readonly delayed: boolean
+}
+
+/**
+ * Order TURN attempts happy-eyeballs style (in the spirit of RFC 8305 §5, applied to RFC 8656 transports): every UDP
+ * server at once; TCP and TLS servers, and the TCP fallback of UDP servers that allow it, after a short delay unless
+ * UDP answered. With no UDP server at all nothing waits.
+ */
+export function planRelayAttempts (configs: readonly TurnServerConfig[]): RelayAttemptPlan[] {
+  const anyUdp = configs.some(c => (c.transport ?? 'udp') === 'udp')
+  const out: RelayAttemptPlan[] = []
+  for (const c of configs) {
+    const transport = c.transport ?? 'udp'
+    out.push({ config: { ...c, transport }, delayed: transport !== 'udp' && anyUdp })
+    if (transport === 'udp' && c.tcpFallback === true) out.push({ config: { ...c, transport: 'tcp', tcpFallback: false }, delayed: true })
+  }
+  return out
 }
 
 /** The host addresses a socket bound to `bound` can be reached at: the bound address, or every usable interface. */

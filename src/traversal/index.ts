@@ -1,7 +1,7 @@
 /** natkit/traversal: candidates, connectivity checks, relay-first sessions that upgrade to direct paths (RFC 8445). */
 export {
   TYPE_PREFERENCE, candidateFromSdp, candidatePriority, candidateToSdp, makeCandidate, type Candidate,
-  type CandidateTransport, type CandidateType
+  type CandidateTransport, type CandidateType, type TcpType
 } from './candidate.js'
 export type { CandidatePair, CheckOutcome, PairState } from './check-list.js'
 export type { GatherAttempt, TurnServerConfig } from './gather.js'
@@ -12,3 +12,5 @@ export {
 } from './session.js'
 export { rendezvousChannel, roleFor } from './rendezvous-channel.js'
 export type { IceRole } from './check-messages.js'
+export { classifyIceDatagram, isStunDatagram, type IceDatagramKind } from './app-demux.js'
+export { buildIceSdp, formatSdpLines, parseIceSdp, type IceSdpSection, type ParsedIceSdp } from './sdp.js'

@@ -46,6 +46,12 @@ export interface ConnectReport {
     readonly firstDatagramMs: number | null
     /** From the checks' start to a direct path, if one was found. */
     readonly directMs: number | null
+    /** Wall clock from connect() being called (gathering and signalling included) to the first working path. */
+    readonly firstPathFromStartMs: number | null
+    /** Wall clock from connect() being called to the first application datagram from the peer. */
+    readonly firstMessageFromStartMs: number | null
+    /** Wall clock from connect() being called to a direct path. */
+    readonly directFromStartMs: number | null
   }
   readonly gathering: GatherAttempt[]
   readonly localCandidates: Candidate[]
@@ -144,20 +150,33 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
   if (options.role !== 'controlling' && options.role !== 'controlled') throw new InvalidArgumentError('role must be controlling or controlled')
   const t0 = performance.now()
   const ms = (): number => Math.round((performance.now() - t0) * 10) / 10
-  const timings = { gatherMs: null as number | null, signalledMs: null as number | null, signallingRttMs: null as number | null, checksAt: null as number | null, firstDatagramMs: null as number | null, directMs: null as number | null }
+  const timings = { gatherMs: null as number | null, signalledMs: null as number | null, signallingRttMs: null as number | null, checksAt: null as number | null, firstDatagramMs: null as number | null, directMs: null as number | null, firstPathFromStartMs: null as number | null, directFromStartMs: null as number | null }
   const inbox: SignalMessage[] = []
   let wake: () => void = () => {}
   let sid = options.role === 'controlling' ? randomBytes(8).toString('hex') : ''
   // Subscribe before anything is awaited: the peer's offer may already be waiting at the rendezvous and arrive now.
   let agent: Agent | undefined
-  const early: Candidate[] = []
+  const early: Array<{ sid: string, c: Candidate }> = []
+  const earlyEnd = new Set<string>()
+  let remoteSet = false
+  const takeEarly = (): Candidate[] => early.splice(0).filter(e => e.sid === sid).map(e => e.c)
+  // Trickled candidates and end-of-candidates gathered before the session id is known (the controlled side learns it
+  // from the offer) wait here and go out right after the answer.
+  const outbox: Array<(sid: string) => SignalMessage> = []
+  const trickle = (make: (sid: string) => SignalMessage): void => { if (sid !== '') fire(options.channel, make(sid)); else outbox.push(make) }
   const unsubscribe = options.channel.subscribe((raw) => {
     const m = raw as SignalMessage
     if (typeof m !== 'object' || m === null || typeof m.t !== 'string' || !m.t.startsWith('natkit/')) return
-    if (m.t === 'natkit/candidate' && m.sid === sid) {
+    // Before the controlled side has taken the offer, trickled messages of any session wait (the offer names it).
+    const ours = m.sid === sid || (sid === '' && typeof m.sid === 'string')
+    if (m.t === 'natkit/end-of-candidates' && ours) {
+      if (agent !== undefined && sid !== '' && remoteSet) agent.setRemoteGatheringComplete(); else earlyEnd.add(m.sid)
+      return
+    }
+    if (m.t === 'natkit/candidate' && ours) {
       try {
         const c = candidateFromSdp(m.candidate)
-        if (agent !== undefined) agent.addRemoteCandidates([c]); else early.push(c)
+        if (agent !== undefined && sid !== '' && remoteSet) agent.addRemoteCandidates([c]); else early.push({ sid: m.sid, c })
       } catch (err) { log('bad trickled candidate: %s', (err as Error).message) }
       return
     }
@@ -183,29 +202,41 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
   const report = (): ConnectReport => ({
     role: agent.role,
     path: agent.path ?? null,
-    timings: { gatherMs: timings.gatherMs, signalledMs: timings.signalledMs, signallingRttMs: timings.signallingRttMs, firstDatagramMs: timings.firstDatagramMs, directMs: timings.directMs },
+    timings: {
+      gatherMs: timings.gatherMs, signalledMs: timings.signalledMs, signallingRttMs: timings.signallingRttMs, firstDatagramMs: timings.firstDatagramMs, directMs: timings.directMs,
+      firstPathFromStartMs: timings.firstPathFromStartMs,
+      firstMessageFromStartMs: agent.firstMessageAt === undefined ? null : Math.round((agent.firstMessageAt - t0) * 10) / 10,
+      directFromStartMs: timings.directFromStartMs
+    },
     gathering: [...agent.gatherAttempts],
     localCandidates: [...agent.local],
     remoteCandidates: [...agent.remote],
     attempts: agent.attempts().map(attemptOf)
   })
   const deadline = performance.now() + (options.timeoutMs ?? 15_000)
-  agent.on('candidate', (c) => { if (sid !== '') fire(options.channel, { t: 'natkit/candidate', sid, candidate: candidateToSdp(c) }) })
+  agent.on('candidate', (c) => { trickle(sid => ({ t: 'natkit/candidate', sid, candidate: candidateToSdp(c) })) })
+  agent.on('gathering-complete', () => { trickle(sid => ({ t: 'natkit/end-of-candidates', sid })) })
   agent.on('path', (p) => {
+    timings.firstPathFromStartMs ??= ms()
+    if (p.type === 'direct') timings.directFromStartMs ??= ms()
     if (timings.checksAt === null) return
     const since = Math.round((performance.now() - t0 - timings.checksAt) * 10) / 10
     timings.firstDatagramMs ??= since
     if (p.type === 'direct') timings.directMs ??= since
   })
   try {
-    const localCandidates = await agent.gather()
+    // Trickle ICE (RFC 8838): the offer/answer carries the host candidates; server-reflexive and relayed ones follow as
+    // they are found, and checks on the host pairs do not wait for them.
+    const localCandidates = await agent.gather({ trickle: true })
     timings.gatherMs = ms()
     const lines = localCandidates.map(candidateToSdp)
     if (options.role === 'controlling') {
       await options.channel.send({ t: 'natkit/offer', sid, ufrag: agent.ufrag, pwd: agent.pwd, candidates: lines })
       const answer = await next('natkit/answer', deadline)
       agent.setRemoteCredentials(answer.ufrag, answer.pwd)
-      agent.addRemoteCandidates([...parseAll(answer.candidates), ...early.splice(0)])
+      agent.addRemoteCandidates([...parseAll(answer.candidates), ...takeEarly()])
+      remoteSet = true
+      if (earlyEnd.has(sid)) agent.setRemoteGatheringComplete()
       // Measure the signalling round trip now that both sides are ready, then start together.
       const sent = performance.now()
       await options.channel.send({ t: 'natkit/ping', sid, n: 1 })
@@ -220,8 +251,11 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
       const offer = await next('natkit/offer', deadline)
       sid = offer.sid
       agent.setRemoteCredentials(offer.ufrag, offer.pwd)
-      agent.addRemoteCandidates([...parseAll(offer.candidates), ...early.splice(0)])
+      agent.addRemoteCandidates([...parseAll(offer.candidates), ...takeEarly()])
+      remoteSet = true
+      if (earlyEnd.has(sid)) agent.setRemoteGatheringComplete()
       await options.channel.send({ t: 'natkit/answer', sid, ufrag: agent.ufrag, pwd: agent.pwd, candidates: lines })
+      for (const make of outbox.splice(0)) fire(options.channel, make(sid))
       const go = await next('natkit/go', deadline)
       timings.signallingRttMs = Math.round(go.rttMs * 10) / 10
       agent.tuneToRtt(go.rttMs)
@@ -234,7 +268,7 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
       const onPath = (): void => { cleanup(); resolve() }
       const timer = setInterval(() => {
         if (options.signal?.aborted === true) { cleanup(); reject(new AbortError()); return }
-        if (performance.now() > deadline || (!agent.checks.active && agent.checks.pairs.length > 0 && performance.now() - t0 > (timings.checksAt ?? 0) + 8000)) {
+        if (performance.now() > deadline || (!agent.checks.active && agent.checks.pairs.length > 0 && agent.gatheringComplete && performance.now() - t0 > (timings.checksAt ?? 0) + 8000)) {
           cleanup(); reject(new ConnectError('no candidate pair worked: see the report\'s attempts', report()))
         }
       }, 50)

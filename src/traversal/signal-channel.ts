@@ -17,6 +17,7 @@ export type SignalMessage =
   | { t: 'natkit/pong', sid: string, n: number }
   | { t: 'natkit/go', sid: string, rttMs: number }
   | { t: 'natkit/candidate', sid: string, candidate: string }
+  | { t: 'natkit/end-of-candidates', sid: string }
   | { t: 'natkit/bye', sid: string }
 
 /** Two connected in-memory channels (tests, and two peers in one process), with an optional one-way delay. */

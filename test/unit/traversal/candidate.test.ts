@@ -31,7 +31,9 @@ describe('candidates (RFC 8445 §5.1.2, RFC 8839)', () => {
     'candidate:1a2b3c4d 1 UDP 2130706431 192.0.2.10 50000 typ host',
     'candidate:aa 1 UDP 1694498815 203.0.113.7 61000 typ srflx raddr 10.0.1.10 rport 50000',
     'candidate:bb 1 UDP 16777215 198.51.100.9 49200 typ relay raddr 203.0.113.7 rport 61000',
-    'candidate:cc 1 UDP 2130706431 2001:db8::5 50000 typ host'
+    'candidate:cc 1 UDP 2130706431 2001:db8::5 50000 typ host',
+    'candidate:dd 1 TCP 1518280447 192.0.2.10 9 typ host tcptype active',
+    'candidate:ee 1 TCP 1518214911 192.0.2.10 50001 typ host tcptype passive'
   ]
   for (const line of lines) {
     it(`round-trips ${line.split(' typ ')[1]} through SDP`, () => {
@@ -45,7 +47,9 @@ describe('candidates (RFC 8445 §5.1.2, RFC 8839)', () => {
   })
   const bad = [
     ['not a candidate', 'hello'],
-    ['TCP candidates', 'candidate:1 1 TCP 100 192.0.2.1 9 typ host'],
+    ['TCP candidates without a tcptype', 'candidate:1 1 TCP 100 192.0.2.1 9 typ host'],
+    ['a bad tcptype', 'candidate:1 1 TCP 100 192.0.2.1 9 typ host tcptype sideways'],
+    ['an SCTP candidate', 'candidate:1 1 SCTP 100 192.0.2.1 9 typ host'],
     ['an mDNS name', 'candidate:1 1 UDP 100 abcd.local 9 typ host'],
     ['an unknown type', 'candidate:1 1 UDP 100 192.0.2.1 9 typ weird'],
     ['a bad port', 'candidate:1 1 UDP 100 192.0.2.1 99999 typ host'],
@@ -74,5 +78,29 @@ describe('check list (RFC 8445 §6.1.2)', () => {
     expect(list.next()?.remote.address).to.equal('10.0.1.2')
     list.trigger(list.pairs[3])
     expect(list.next()).to.equal(list.pairs[3])
+  })
+
+  it('freezes all but one pair per foundation, unfreezes the foundation on success, and checks frozen pairs when none waits (§6.1.2.6, §6.1.4.2)', () => {
+    const list = new CheckList()
+    const local = makeCandidate({ type: 'host', address: '10.0.0.2', port: 1 })
+    // Two remote host candidates on one base address share a foundation; the relay has its own.
+    const r1 = makeCandidate({ type: 'host', address: '10.0.1.2', port: 4 })
+    const r2 = makeCandidate({ type: 'host', address: '10.0.1.2', port: 5, localPreference: 100 })
+    const r3 = makeCandidate({ type: 'relay', address: '198.51.100.2', port: 6 })
+    expect(r1.foundation).to.equal(r2.foundation)
+    list.addPairs([local], [r1, r2, r3], true)
+    expect(list.pairs.map(p => `${p.remote.port}:${p.state}`)).to.deep.equal(['4:waiting', '5:frozen', '6:waiting'])
+    const first = list.next() as typeof list.pairs[0]
+    expect(first.remote.port).to.equal(4)
+    first.state = 'in-progress'
+    const second = list.next() as typeof list.pairs[0]
+    expect(second.remote.port).to.equal(6)
+    second.state = 'in-progress'
+    // Nothing waits: the frozen pair is next.
+    expect(list.next()?.remote.port).to.equal(5)
+    first.state = 'succeeded'
+    list.unfreeze(first)
+    expect(list.pairs[1].state).to.equal('waiting')
+    expect(list.active).to.equal(true)
   })
 })

@@ -84,11 +84,12 @@ describe('traversal engine on the NAT simulator', function () {
 
   it('relay first, then upgrade: data flows over the relay, then moves to a direct path found later, without loss', async () => {
     const w = await world('port-restricted-cone', 'port-restricted-cone')
-    // Trickle: offers carry only the relayed candidate; the others follow 300 ms later.
+    // Trickle: relayed candidates go through at once; every other candidate (in the offer/answer or trickled) 300 ms later.
     const [ca, cb] = channelPair(3)
     const delayed = (c: SignalChannel): SignalChannel => ({
       subscribe: c.subscribe,
       send: (m: SignalMessage) => {
+        if (m.t === 'natkit/candidate' && !/ typ relay/.test(m.candidate)) { setTimeout(() => { void c.send(m) }, 300).unref(); return }
         if (m.t !== 'natkit/offer' && m.t !== 'natkit/answer') return c.send(m)
         const late = m.candidates.filter(x => !/ typ relay/.test(x))
         setTimeout(() => { for (const candidate of late) void c.send({ t: 'natkit/candidate', sid: m.sid, candidate }) }, 300).unref()
