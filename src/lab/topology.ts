@@ -64,6 +64,7 @@ export interface ResolvedLabOptions {
   hairpin: boolean
   udpTimeoutS: number
   prefix: string
+  servers: boolean
 }
 
 /**
@@ -82,11 +83,12 @@ export function resolveLabOptions (o: LabOptions, randomId: () => string): Resol
     throw new InvalidArgumentError(`udpTimeoutS must be an integer number of seconds in 1..86400; got ${String(o.udpTimeoutS)}`)
   }
   if (o.hairpin !== undefined && typeof o.hairpin !== 'boolean') throw new InvalidArgumentError('hairpin must be a boolean')
+  if (o.servers !== undefined && typeof o.servers !== 'boolean') throw new InvalidArgumentError('servers must be a boolean')
   const prefix = o.prefix ?? `nk-${randomId()}-`
   if (!PREFIX_RE.test(prefix)) {
     throw new InvalidArgumentError(`prefix must be 1-20 characters of letters, digits, '-', '_' or '.', starting with a letter or digit; got ${JSON.stringify(prefix)}`)
   }
-  return { natA: o.natA, natB: o.natB, hairpin: o.hairpin ?? false, udpTimeoutS, prefix }
+  return { natA: o.natA, natB: o.natB, hairpin: o.hairpin ?? false, udpTimeoutS, prefix, servers: o.servers ?? false }
 }
 
 /** Check a namespace prefix (used by `down` and `exec`, which take a prefix alone). */

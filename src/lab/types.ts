@@ -80,6 +80,12 @@ export interface LabOptions {
    * characters. Default `nk-` plus 4 random hex digits and `-`.
    */
   prefix?: string
+  /**
+   * Start natkit's servers in the server namespace: an RFC 5780 STUN server on both public addresses, a TURN
+   * relay and the rendezvous (see `services.ts` for the ports). They are recorded in the lab's state and stopped
+   * by {@link Lab.down} / `labDown`. Default `false` (tests start their own); the CLI's `lab up` turns it on.
+   */
+  servers?: boolean
 }
 
 /** One site as built: its NAT behaviour, namespaces and addresses. */
