@@ -30,7 +30,7 @@ export function registerDiscover (program: Command): void {
           tcpTls: flags.tcpTls === true ? 'always' : 'auto',
           onProgress: (e) => { if (!json || process.stderr.isTTY) process.stderr.write(`natcheck: ${e.message}\n`) }
         })
-        const nothingAnswered = !report.udp && report.tcp !== true && report.tls !== true
+        const nothingAnswered = !report.udp && report.tcp !== true && report.tls !== true && report.nat.type !== 'udp-blocked'
         if (json) printJson({ ...report })
         else process.stdout.write(renderReport(report, useColor(process.stdout, flags.color)))
         if (nothingAnswered) {

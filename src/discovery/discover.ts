@@ -10,6 +10,7 @@ import { testLifetime } from './lifetime.js'
 import { hasGlobalIPv6, localAddresses, sourceAddressFor } from './local-addresses.js'
 import { mappingFromServers, testMapping } from './mapping.js'
 import { classifyPortPattern } from './port-pattern.js'
+import { openTcpPorts, probeTcpPorts, type TcpPortProbe } from './tcp-reach.js'
 import { clientProbe, timingFromRtt, type ProbeTiming } from './probe.js'
 import type { FilteringBehaviour, MappingBehaviour, NatReport, PortAllocation, ServerReport } from './types.js'
 
@@ -135,6 +136,7 @@ export async function discoverNat (options: DiscoverOptions = {}): Promise<NatRe
     let localAddress: Endpoint | null = null
     let tcp: boolean | null = null
     let tls: boolean | null = null
+    let tcpPorts: TcpPortProbe[] | null = null
 
     if (udp) {
       const rtt = Math.min(...answers.map(a => a.result.rttMs))
@@ -233,6 +235,8 @@ export async function discoverNat (options: DiscoverOptions = {}): Promise<NatRe
           return true
         } catch { return false }
       }
+      // A plain TCP connect on 443 and 80 too: a server that answers, even with a refusal, proves the path is open.
+      const portsProbe = probeTcpPorts(hosts.map(h => h.address), { timeoutMs: Math.min(timeoutMs, 3000), localAddress: options.localAddress, signal })
       const results = await Promise.all(hosts.flatMap(h => [
         attempt('tcp', h.port, h).then(ok => ({ kind: 'tcp', ok })),
         attempt('tcp', 443, h).then(ok => ({ kind: 'tcp', ok })),
@@ -241,8 +245,9 @@ export async function discoverNat (options: DiscoverOptions = {}): Promise<NatRe
       ]))
       tcp = results.some(r => r.kind === 'tcp' && r.ok)
       tls = results.some(r => r.kind === 'tls' && r.ok)
+      tcpPorts = await portsProbe
       mark('tcpTls')
-      progress('tcp-tls', `TCP ${tcp ? 'got out' : 'blocked'}, TLS ${tls ? 'got out' : 'blocked'}`)
+      progress('tcp-tls', `TCP ${tcp ? 'got out' : 'blocked'}, TLS ${tls ? 'got out' : 'blocked'}, TCP connects: ${tcpPorts.map(p => `${p.port} ${p.outcome}`).join(', ') || 'none'}`)
     }
 
     // 7. IPv6, when this host has a global address.
@@ -260,7 +265,8 @@ export async function discoverNat (options: DiscoverOptions = {}): Promise<NatRe
       mark('ipv6')
     }
 
-    const type = classicType({ udp, tcp, tls, behindNat, mapping, filtering, variesByDestIp })
+    const tcpOpenPorts = tcpPorts === null ? null : openTcpPorts(tcpPorts)
+    const type = classicType({ udp, tcp, tls, tcpOpenPorts, behindNat, mapping, filtering, variesByDestIp })
     const totalMs = Math.round(performance.now() - started)
     progress('done', `${type} in ${totalMs} ms`)
     return {
@@ -270,9 +276,9 @@ export async function discoverNat (options: DiscoverOptions = {}): Promise<NatRe
       },
       publicAddress,
       localAddress,
-      udp, tcp, tls, ipv6,
+      udp, tcp, tls, tcpPorts, ipv6,
       servers: serverReports,
-      verdict: verdictFor({ type, udp, hairpinning, portAllocation, tcp, tls, alg, mappingLifetimeS: lifetimeS, lifetimeIsLowerBound }),
+      verdict: verdictFor({ type, udp, hairpinning, portAllocation, tcp, tls, tcpOpenPorts, alg, mappingLifetimeS: lifetimeS, lifetimeIsLowerBound }),
       timings: { ...timings, totalMs }
     }
   } finally {

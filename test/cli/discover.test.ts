@@ -41,15 +41,29 @@ describe('natcheck (discovery)', function () {
   })
 
   it('exits 2 within a few seconds with a clear message when no server answers', async () => {
-    const port = await freePort()
-    const r = await natcheck(['--server', `127.0.0.1:${port}`, '--timeout', '1000', '--json'])
+    // RFC 6761: .invalid never resolves, so nothing can answer over UDP, TCP or TLS.
+    const r = await natcheck(['--server', 'natkit-test.invalid', '--timeout', '1000', '--json'])
     expect(r.code).to.equal(2)
     expect(r.ms).to.be.below(8000)
     expect(r.stderr).to.match(/no STUN server answered/)
     const doc = JSON.parse(r.stdout)
     expect(doc.udp).to.equal(false)
     expect(doc.nat.type).to.equal('unknown')
+    expect(doc.tcpPorts).to.deep.equal([])
+    expect(doc.verdict.summary).to.match(/^Offline/)
+  })
+
+  it('says "UDP blocked, TCP 443 open" when UDP gets no answer but the server host refuses TCP (the path is open)', async () => {
+    const port = await freePort()
+    const r = await natcheck(['--server', `127.0.0.1:${port}`, '--timeout', '1000', '--json'])
+    expect(r.code, r.stderr).to.equal(0)
+    const doc = JSON.parse(r.stdout)
+    expect(doc.udp).to.equal(false)
     expect(doc.servers[0].error).to.match(/no response/)
+    expect(doc.nat.type).to.equal('udp-blocked')
+    expect(doc.tcpPorts.map((p: { port: number, outcome: string }) => `${p.port} ${p.outcome}`)).to.deep.equal(['443 refused', '80 refused'])
+    expect(doc.verdict.summary).to.match(/^UDP blocked, TCP 443 and 80 open/)
+    expect(doc.verdict.advice[0]).to.match(/TURN over TLS on port 443/)
   })
 })
 

@@ -108,6 +108,8 @@ describe('discovery decisions (from recorded probe results)', () => {
       { name: 'symmetric firewall', input: { ...base, behindNat: false, filtering: 'address-and-port-dependent' }, want: 'symmetric-firewall' },
       { name: 'UDP blocked, TCP out', input: { ...base, udp: false, tcp: true, tls: false }, want: 'udp-blocked' },
       { name: 'nothing answered at all', input: { ...base, udp: false, tcp: false, tls: false }, want: 'unknown' },
+      { name: 'UDP blocked, STUN over TCP silent but a TCP connect to 443 answered', input: { ...base, udp: false, tcp: false, tls: false, tcpOpenPorts: [443] }, want: 'udp-blocked' },
+      { name: 'offline: every TCP connect silent too', input: { ...base, udp: false, tcp: false, tls: false, tcpOpenPorts: [] }, want: 'unknown' },
       { name: 'EIM but filtering unknown', input: { ...base, filtering: 'unknown' }, want: 'unknown' }
     ]
     for (const c of cases) it(c.name, () => { expect(classicType(c.input)).to.equal(c.want) })
