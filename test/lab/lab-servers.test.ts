@@ -7,7 +7,7 @@ import { expect } from 'chai'
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, chmodSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { labDown } from '../../src/lab/index.js'
+import { LAB_NAT_TYPES, labDown } from '../../src/lab/index.js'
 import { labStateDir, readLabState } from '../../src/lab/state.js'
 import { netnsPids } from '../../src/lab/netns.js'
 import { CLI } from '../support/cli.js'
@@ -96,5 +96,16 @@ describe('natcheck lab up: servers and the commands to try', function () {
     const r = await sh(`natcheck lab exec --prefix ${prefix} a -- natcheck --server 203.0.113.10 --timeout 500`)
     expect(r.code).to.equal(2)
     await labDown(prefix)
+  })
+})
+
+describe('natcheck lab up --help', function () {
+  it('lists every lab NAT type, including tcp-only, and --no-servers', async () => {
+    const r = await run(process.execPath, [CLI, 'lab', 'up', '--help'], { timeoutMs: 10_000 })
+    expect(r.code).to.equal(0)
+    const text = r.stdout.replace(/\s+/g, ' ')
+    for (const t of LAB_NAT_TYPES) expect(text).to.include(`"${t}"`)
+    expect(text).to.include('"tcp-only"')
+    expect(text).to.include('--no-servers')
   })
 })
