@@ -73,3 +73,10 @@ export class LabError extends NatError {
     super(message, 'ERR_LAB', options)
   }
 }
+
+/** Bytes that are not a well-formed NAT-PMP, PCP or UPnP IGD message. `where` names the protocol part. */
+export class PortMapDecodeError extends NatError {
+  constructor (readonly where: string, detail: string) {
+    super(`malformed ${where}: ${detail}`, 'ERR_PORTMAP_DECODE')
+  }
+}

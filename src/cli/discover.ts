@@ -6,9 +6,11 @@ import { InvalidArgumentError } from '../errors.js'
 import { ExitCode } from './exit-codes.js'
 import { printJson, reportError, useColor } from './output.js'
 import { renderReport } from './render-report.js'
+import { renderPortMap } from './render-portmap.js'
+import { probePortMapping } from '../portmap/probe.js'
 import { parseMs } from './stun.js'
 
-interface DiscoverFlags { server?: string[], json?: boolean, timeout: number, lifetime?: boolean | string, color?: boolean, tcpTls?: boolean }
+interface DiscoverFlags { server?: string[], json?: boolean, timeout: number, lifetime?: boolean | string, color?: boolean, tcpTls?: boolean, portmap: boolean }
 
 /** The root action: `natcheck [--server HOST[:PORT]]... [--json] [--timeout MS] [--lifetime[=MAX_S]]`. */
 export function registerDiscover (program: Command): void {
@@ -18,11 +20,16 @@ export function registerDiscover (program: Command): void {
     .option('--timeout <ms>', 'give up on servers that have not answered after this many ms', parseMs, 2500)
     .option('--lifetime [max-seconds]', 'also measure how long an idle UDP mapping lives (slow; default up to 120 s)')
     .option('--tcp-tls', 'test STUN over TCP and TLS even when UDP works')
+    .option('--no-portmap', 'do not ask the default gateway for PCP, NAT-PMP or UPnP IGD port mappings')
     .action(async (flags: DiscoverFlags) => {
       const json = flags.json === true
       try {
         const maxS = flags.lifetime === undefined ? undefined : flags.lifetime === true ? 120 : Number(flags.lifetime)
         if (maxS !== undefined && !(maxS > 0)) throw new InvalidArgumentError('--lifetime takes a number of seconds, e.g. --lifetime 300')
+        // Port mapping runs beside discovery: its own sockets, its own deadline; any mapping it gets is removed again.
+        const portMap = flags.portmap
+          ? probePortMapping({ timeoutMs: Math.min(flags.timeout, 2000), map: { transport: 'udp', internalPort: 49152 + Math.floor(Math.random() * 16000), lifetimeS: 60 } })
+          : Promise.resolve(null)
         const report = await discoverNat({
           servers: flags.server,
           timeoutMs: flags.timeout,
@@ -31,8 +38,9 @@ export function registerDiscover (program: Command): void {
           onProgress: (e) => { if (!json || process.stderr.isTTY) process.stderr.write(`natcheck: ${e.message}\n`) }
         })
         const nothingAnswered = !report.udp && report.tcp !== true && report.tls !== true && report.nat.type !== 'udp-blocked'
-        if (json) printJson({ ...report })
-        else process.stdout.write(renderReport(report, useColor(process.stdout, flags.color)))
+        const portMapping = await portMap
+        if (json) printJson({ ...report, portMapping })
+        else process.stdout.write(renderReport(report, useColor(process.stdout, flags.color)) + (portMapping !== null ? `\n${renderPortMap(portMapping)}` : ''))
         if (nothingAnswered) {
           process.stderr.write(`natcheck: no STUN server answered (${report.servers.map(s => `${s.server}: ${s.error ?? 'no answer'}`).join('; ')}). ` +
             'Check the network, or give a reachable server with --server HOST[:PORT].\n')

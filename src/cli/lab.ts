@@ -12,7 +12,7 @@
 import { type Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander'
 import { InvalidArgumentError } from '../errors.js'
 import { Lab, LAB_NAT_TYPES, LAB_NODES, labDown, listLabs } from '../lab/index.js'
-import type { LabInfo, LabNatType, LabNode, LabServices } from '../lab/index.js'
+import type { LabInfo, LabNatType, LabNode, LabServices, LabSite } from '../lab/index.js'
 import { printJson, reportError, table } from './output.js'
 
 /** Namespace prefix the CLI uses unless told otherwise (tests and libraries use random ones). */
@@ -22,6 +22,12 @@ function parseSeconds (text: string): number {
   const n = Number(text)
   if (!Number.isInteger(n) || n < 1 || n > 86400) throw new CommanderArgumentError(`expected whole seconds in 1..86400, got ${JSON.stringify(text)}`)
   return n
+}
+
+function parseSites (text: string): LabSite[] {
+  const sites = text.split(',').map((s) => s.trim())
+  if (sites.length === 0 || !sites.every((s) => s === 'a' || s === 'b')) throw new CommanderArgumentError(`expected a, b or a,b; got ${JSON.stringify(text)}`)
+  return sites as LabSite[]
 }
 
 function prefixOption (): Option {
@@ -34,7 +40,7 @@ function infoRows (info: LabInfo): Array<[string, string]> {
     ['server', `${info.server.primaryIp}, ${info.server.secondaryIp} (ns ${info.server.ns})`]
   ]
   for (const s of [info.a, info.b]) {
-    const nat = s.nat === 'none' ? 'none (public host)' : `${s.nat}${s.hairpin ? ', hairpin' : ''}`
+    const nat = s.nat === 'none' ? 'none (public host)' : `${s.nat}${s.hairpin ? ', hairpin' : ''}${s.upnp ? ', miniupnpd' : ''}`
     rows.push([`site ${s.site}`, `${nat}: host ${s.hostIp} (ns ${s.hostNs}) behind ${s.wanIp} (ns ${s.routerNs})`])
   }
   rows.push(['udp timeout', `${info.udpTimeoutS} s`])
@@ -86,14 +92,15 @@ export function registerLabCommands (program: Command): void {
     .addOption(new Option('--nat-b <type>', 'NAT behaviour of site B').choices(LAB_NAT_TYPES).makeOptionMandatory())
     .option('--hairpin', 'site routers hairpin (RFC 4787 §6)')
     .option('--udp-timeout <s>', 'UDP mapping lifetime in seconds (default 120)', parseSeconds)
+    .option('--upnp <sites>', 'run a real miniupnpd (UPnP IGD v2, NAT-PMP, PCP) on the router of site a, b or a,b', parseSites)
     .option('--no-servers', 'do not start natkit\'s STUN (RFC 5780), TURN and rendezvous servers in the server namespace')
     .addOption(prefixOption())
     .option('--json', 'print one JSON document')
-    .action(async (opts: { natA: LabNatType, natB: LabNatType, hairpin?: boolean, udpTimeout?: number, servers: boolean, prefix: string, json?: boolean }) => {
+    .action(async (opts: { natA: LabNatType, natB: LabNatType, hairpin?: boolean, udpTimeout?: number, servers: boolean, upnp?: LabSite[], prefix: string, json?: boolean }) => {
       try {
-        const l = await Lab.up({ natA: opts.natA, natB: opts.natB, hairpin: opts.hairpin === true, udpTimeoutS: opts.udpTimeout, prefix: opts.prefix, servers: opts.servers })
+        const l = await Lab.up({ natA: opts.natA, natB: opts.natB, hairpin: opts.hairpin === true, udpTimeoutS: opts.udpTimeout, prefix: opts.prefix, servers: opts.servers, upnp: opts.upnp })
         const commands = tryCommands(l.info, l.services)
-        if (opts.json === true) printJson({ lab: l.info, services: l.services ?? null, upMs: l.upMs, try: commands })
+        if (opts.json === true) printJson({ lab: l.info, services: l.services ?? null, upnp: l.upnp, upMs: l.upMs, try: commands })
         else {
           process.stdout.write(table([...infoRows(l.info), ...serviceRows(l.services), ['up in', `${l.upMs} ms`]]))
           process.stdout.write(`\ntry:\n${commands.map((c) => `  ${c}\n`).join('')}`)

@@ -10,7 +10,7 @@
  * - rendezvous: ws://203.0.113.10:80/, authenticated with tokens from the lab's shared secret.
  */
 import { spawn } from 'node:child_process'
-import { openSync, closeSync, readFileSync } from 'node:fs'
+import { openSync, closeSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -18,7 +18,8 @@ import { LabError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { netnsExecArgv } from './netns.js'
 import { labStateDir } from './state.js'
-import type { LabInfo } from './types.js'
+import { miniupnpdConfig } from './miniupnpd.js'
+import type { LabInfo, LabSite } from './types.js'
 
 const log = createLogger('natcheck:lab:services')
 
@@ -39,14 +40,19 @@ export const LAB_RENDEZVOUS_PORT = 80
 
 /** One server process the lab started. */
 export interface LabServiceProcess {
-  readonly name: 'stun' | 'relay'
+  readonly name: 'stun' | 'relay' | 'miniupnpd-a' | 'miniupnpd-b'
   readonly pid: number
   /** Its stdout and stderr. */
   readonly logFile: string
+  /** A word of its command line (guards against PID reuse when stopping it). */
+  readonly match: string
+  /** Other files it owns (config, lease file), removed on down. */
+  readonly files?: string[]
 }
 
 /** What {@link startLabServices} started, as recorded in the lab's state file. */
 export interface LabServices {
+  /** The STUN server and relay (and miniupnpd on routers with `upnp`). */
   readonly processes: LabServiceProcess[]
   /** `HOST` for `natcheck --server` (RFC 5780 server on the default port 3478). */
   readonly stun: string
@@ -59,7 +65,7 @@ export interface LabServices {
 }
 
 /** The argv of each lab server (run inside the server namespace). */
-export function labServiceArgv (info: LabInfo): Record<LabServiceProcess['name'], string[]> {
+export function labServiceArgv (info: LabInfo): Record<'stun' | 'relay', string[]> {
   const { primaryIp, secondaryIp } = info.server
   return {
     stun: [process.execPath, CLI, 'server', '--listen', `${primaryIp}:${LAB_STUN_PORT}`, '--alternate', `${secondaryIp}:${LAB_STUN_ALT_PORT}`, '--tcp'],
@@ -70,10 +76,12 @@ export function labServiceArgv (info: LabInfo): Record<LabServiceProcess['name']
   }
 }
 
-/** The line each server prints on stderr once it serves. */
+/** The line each server prints once it serves. */
 const READY: Record<LabServiceProcess['name'], RegExp> = {
   stun: /natcheck server: STUN on UDP/,
-  relay: /natcheck relay: rendezvous /
+  relay: /natcheck relay: rendezvous /,
+  'miniupnpd-a': /Listening for NAT-PMP\/PCP traffic/,
+  'miniupnpd-b': /Listening for NAT-PMP\/PCP traffic/
 }
 
 /** How long the servers get to start (node start-up dominates: about 0.3-1 s each on a busy machine). */
@@ -84,38 +92,11 @@ const READY_TIMEOUT_MS = 15_000
  * @throws LabError when one exits or does not become ready in time (the ones started are stopped again).
  */
 export async function startLabServices (info: LabInfo): Promise<LabServices> {
-  const dir = labStateDir()
-  await mkdir(dir, { recursive: true, mode: 0o755 })
   const argv = labServiceArgv(info)
-  const processes: LabServiceProcess[] = []
-  try {
-    for (const name of ['stun', 'relay'] as const) {
-      const logFile = join(dir, `${info.prefix}${name}.log`)
-      const fd = openSync(logFile, 'w')
-      try {
-        const child = spawn('ip', netnsExecArgv(info.server.ns, argv[name]), { detached: true, stdio: ['ignore', fd, fd] })
-        child.on('error', (err) => { log.error('%s: %s', name, err.message) })
-        child.unref()
-        if (child.pid === undefined) throw new LabError(`cannot start the lab's ${name} server`)
-        processes.push({ name, pid: child.pid, logFile })
-      } finally {
-        closeSync(fd)
-      }
-    }
-    const deadline = Date.now() + READY_TIMEOUT_MS
-    for (const p of processes) {
-      for (let i = 0; ; i++) {
-        const text = readLog(p.logFile)
-        if (READY[p.name].test(text)) break
-        if (!alive(p.pid)) throw new LabError(`the lab's ${p.name} server exited: ${text.trim().slice(-500)}`)
-        if (Date.now() > deadline || i > READY_TIMEOUT_MS / 50) throw new LabError(`the lab's ${p.name} server did not start within ${READY_TIMEOUT_MS} ms: ${text.trim().slice(-500)}`)
-        await new Promise((resolve) => setTimeout(resolve, 50))
-      }
-    }
-  } catch (err) {
-    await stopLabServices(processes)
-    throw err
-  }
+  const processes = await startAll(info, [
+    { name: 'stun', ns: info.server.ns, argv: argv.stun, match: CLI },
+    { name: 'relay', ns: info.server.ns, argv: argv.relay, match: CLI }
+  ])
   const ip = info.server.primaryIp
   log('lab %s: servers up (%s)', info.prefix, processes.map((p) => `${p.name} pid ${p.pid}`).join(', '))
   return {
@@ -125,6 +106,63 @@ export async function startLabServices (info: LabInfo): Promise<LabServices> {
     rendezvous: `ws://${ip}:${LAB_RENDEZVOUS_PORT}/`,
     secret: LAB_SECRET
   }
+}
+
+/**
+ * Start miniupnpd on the router of each given site (its nftables chains must exist: see miniupnpd.ts).
+ * @throws LabError when miniupnpd is not installed, exits, or does not start in time.
+ */
+export async function startMiniupnpd (info: LabInfo, sites: readonly LabSite[]): Promise<LabServiceProcess[]> {
+  const dir = labStateDir()
+  await mkdir(dir, { recursive: true, mode: 0o755 })
+  const specs = sites.map((site) => {
+    const s = info[site]
+    const name = `miniupnpd-${site}` as const
+    const conf = join(dir, `${info.prefix}${name}.conf`)
+    const leases = join(dir, `${info.prefix}${name}.leases`)
+    const uuid = `6e6b6c61-6200-4000-8000-${Buffer.from(`${info.prefix}${site}`.padEnd(6, '-').slice(-6)).toString('hex')}`
+    writeFileSync(conf, miniupnpdConfig(s, { leaseFile: leases, uuid }))
+    return { name, ns: s.routerNs, argv: ['miniupnpd', '-f', conf, '-d', '-P', join(dir, `${info.prefix}${name}.pid`)], match: conf, files: [conf, leases, join(dir, `${info.prefix}${name}.pid`)] }
+  })
+  return await startAll(info, specs)
+}
+
+interface Spec { name: LabServiceProcess['name'], ns: string, argv: string[], match: string, files?: string[] }
+
+/** Start detached processes in namespaces and wait until each prints its ready line; stop them all on failure. */
+async function startAll (info: LabInfo, specs: Spec[]): Promise<LabServiceProcess[]> {
+  const dir = labStateDir()
+  await mkdir(dir, { recursive: true, mode: 0o755 })
+  const processes: LabServiceProcess[] = []
+  try {
+    for (const spec of specs) {
+      const logFile = join(dir, `${info.prefix}${spec.name}.log`)
+      const fd = openSync(logFile, 'w')
+      try {
+        const child = spawn('ip', netnsExecArgv(spec.ns, spec.argv), { detached: true, stdio: ['ignore', fd, fd] })
+        child.on('error', (err) => { log.error('%s: %s', spec.name, err.message) })
+        child.unref()
+        if (child.pid === undefined) throw new LabError(`cannot start the lab's ${spec.name}`)
+        processes.push({ name: spec.name, pid: child.pid, logFile, match: spec.match, files: spec.files })
+      } finally {
+        closeSync(fd)
+      }
+    }
+    const deadline = Date.now() + READY_TIMEOUT_MS
+    for (const p of processes) {
+      for (let i = 0; ; i++) {
+        const text = readLog(p.logFile)
+        if (READY[p.name].test(text)) break
+        if (!alive(p.pid)) throw new LabError(`the lab's ${p.name} exited: ${text.trim().slice(-500)}`)
+        if (Date.now() > deadline || i > READY_TIMEOUT_MS / 50) throw new LabError(`the lab's ${p.name} did not start within ${READY_TIMEOUT_MS} ms: ${text.trim().slice(-500)}`)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    }
+  } catch (err) {
+    await stopLabServices(processes)
+    throw err
+  }
+  return processes
 }
 
 function readLog (file: string): string {
@@ -141,10 +179,10 @@ function alive (pid: number): boolean {
   }
 }
 
-/** Whether the process is one of ours: its command line runs the natcheck CLI (guards against PID reuse). */
+/** Whether the process is one of ours: its command line has the recorded word (guards against PID reuse). */
 function isOurs (p: LabServiceProcess): boolean {
   try {
-    return readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0').includes(CLI)
+    return readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0').includes(p.match ?? CLI)
   } catch {
     return false
   }

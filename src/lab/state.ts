@@ -4,7 +4,7 @@
  */
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { LabServices } from './services.js'
+import type { LabServiceProcess, LabServices } from './services.js'
 import type { LabInfo } from './types.js'
 
 /** Version of the state-file layout. */
@@ -17,6 +17,8 @@ export interface LabState {
   info: LabInfo
   /** The servers `lab up` started in the server namespace (absent with `--no-servers`). */
   services?: LabServices
+  /** miniupnpd processes on site routers (`upnp`). */
+  upnp?: LabServiceProcess[]
 }
 
 /** The state directory in use. */
@@ -29,9 +31,9 @@ function fileFor (prefix: string): string {
 }
 
 /** Record a lab. */
-export async function writeLabState (info: LabInfo, services?: LabServices): Promise<void> {
+export async function writeLabState (info: LabInfo, services?: LabServices, upnp?: LabServiceProcess[]): Promise<void> {
   await mkdir(labStateDir(), { recursive: true, mode: 0o755 })
-  const state: LabState = { schemaVersion: LAB_STATE_SCHEMA_VERSION, createdAt: new Date().toISOString(), info, services }
+  const state: LabState = { schemaVersion: LAB_STATE_SCHEMA_VERSION, createdAt: new Date().toISOString(), info, services, upnp }
   await writeFile(fileFor(info.prefix), JSON.stringify(state, null, 2) + '\n')
 }
 

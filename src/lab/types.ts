@@ -91,6 +91,11 @@ export interface LabOptions {
    * by {@link Lab.down} / `labDown`. Default `false` (tests start their own); the CLI's `lab up` turns it on.
    */
   servers?: boolean
+  /**
+   * Sites whose router runs a real miniupnpd (UPnP IGD v2, NAT-PMP, PCP on the LAN side), e.g. `['a']`. NAT sites
+   * only. Default none. See miniupnpd.ts for what it can and cannot grant in the lab.
+   */
+  upnp?: LabSite[]
 }
 
 /** One site as built: its NAT behaviour, namespaces and addresses. */
@@ -98,6 +103,8 @@ export interface LabSiteInfo {
   readonly site: LabSite
   readonly nat: LabNatType
   readonly hairpin: boolean
+  /** Whether the site router runs miniupnpd. */
+  readonly upnp: boolean
   /** Namespace of the site router. */
   readonly routerNs: string
   /** Namespace of the host behind it. */

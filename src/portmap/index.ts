@@ -1,0 +1,12 @@
+/** natkit/portmap: NAT-PMP (RFC 6886), PCP (RFC 6887) and UPnP IGD v1/v2 clients and a gateway probe. */
+export { probePortMapping } from './probe.js'
+export type { PortMapProbeOptions, PortMapReport } from './probe.js'
+export { PORTMAP_PROTOCOLS, removeMapping, tryProtocol } from './client.js'
+export type { GatewayContext, GrantedMapping, MapRequest, PortMapProtocol, ProtocolOutcome } from './client.js'
+export { defaultGateway, localAddressTowards, parseProcNetRoute } from './gateway.js'
+export { decodeNatPmpResponse, encodeNatPmpExternalRequest, encodeNatPmpMapRequest, NATPMP_PORT, NATPMP_RESULT, natPmpResultName } from './natpmp.js'
+export type { NatPmpResponse } from './natpmp.js'
+export { decodePcpResponse, encodePcpMapRequest, PCP_OPCODE, PCP_PROTOCOL, PCP_VERSION, pcpEpochValid, pcpNonce, pcpResultName } from './pcp.js'
+export type { PcpMapRequest, PcpResponse } from './pcp.js'
+export { findWanService, IGD_SEARCH_TARGETS, parseSoapResponse, parseSsdpResponse, soapRequest, ssdpSearch, WAN_SERVICE_TYPES } from './upnp.js'
+export type { IgdService, SoapOutcome } from './upnp.js'
