@@ -80,3 +80,10 @@ export class PortMapDecodeError extends NatError {
     super(`malformed ${where}: ${detail}`, 'ERR_PORTMAP_DECODE')
   }
 }
+
+/** No gateway protocol granted a port mapping; `reasons` has each protocol's answer. */
+export class PortMapError extends NatError {
+  constructor (message: string, readonly reasons: Record<string, string>) {
+    super(message, 'ERR_PORTMAP')
+  }
+}

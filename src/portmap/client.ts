@@ -63,6 +63,8 @@ export interface GatewayContext {
   /** Our address on the gateway's LAN. */
   localIp: string
   timeoutMs: number
+  /** PCP / NAT-PMP server port (default 5351; tests use another). */
+  port?: number
 }
 
 /**
@@ -81,7 +83,7 @@ async function exchange<T> (ctx: GatewayContext, request: Uint8Array, decode: (d
     let rto = 250
     let timer: NodeJS.Timeout | undefined
     const send = (): void => {
-      s.send(request, NATPMP_PORT, ctx.gateway, () => {})
+      s.send(request, ctx.port ?? NATPMP_PORT, ctx.gateway, () => {})
       timer = setTimeout(send, rto)
       rto *= 2
     }
@@ -93,7 +95,7 @@ async function exchange<T> (ctx: GatewayContext, request: Uint8Array, decode: (d
     }
     s.on('error', () => { /* ICMP errors: keep waiting until the deadline */ })
     s.on('message', (d, rinfo) => {
-      if (rinfo.address !== ctx.gateway || rinfo.port !== NATPMP_PORT) return
+      if (rinfo.address !== ctx.gateway || rinfo.port !== (ctx.port ?? NATPMP_PORT)) return
       try {
         const v = decode(d)
         if (v !== undefined) done(v)

@@ -10,3 +10,5 @@ export { decodePcpResponse, encodePcpMapRequest, PCP_OPCODE, PCP_PROTOCOL, PCP_V
 export type { PcpMapRequest, PcpResponse } from './pcp.js'
 export { findWanService, IGD_SEARCH_TARGETS, parseSoapResponse, parseSsdpResponse, soapRequest, ssdpSearch, WAN_SERVICE_TYPES } from './upnp.js'
 export type { IgdService, SoapOutcome } from './upnp.js'
+export { PortMapper, removeOnSignals } from './mapper.js'
+export type { PortMapperEvents, PortMapperOptions } from './mapper.js'

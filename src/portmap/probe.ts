@@ -16,6 +16,8 @@ export interface PortMapProbeOptions {
   map?: MapRequest
   /** Protocols to try (default all). */
   protocols?: readonly PortMapProtocol[]
+  /** PCP / NAT-PMP port (default 5351). */
+  port?: number
 }
 
 /** What the gateway said, per protocol. */
@@ -38,7 +40,7 @@ export async function probePortMapping (o: PortMapProbeOptions = {}): Promise<Po
   if (gateway === undefined || localIp === undefined) {
     return { gateway: gateway ?? null, localIp: null, protocols: [], speaks: [], externalIp: null, ms: Math.round(performance.now() - t0) }
   }
-  const ctx: GatewayContext = { gateway, localIp, timeoutMs: o.timeoutMs ?? 2000 }
+  const ctx: GatewayContext = { gateway, localIp, timeoutMs: o.timeoutMs ?? 2000, port: o.port }
   const outcomes = await Promise.all((o.protocols ?? PORTMAP_PROTOCOLS).map(async (p) => await tryProtocol(p, ctx, o.map)))
   const protocols = await Promise.all(outcomes.map(async (r) => ({ ...r, removed: r.mapping === null ? null : await removeMapping(ctx, r.mapping) })))
   const speaks = protocols.filter((p) => p.speaks).map((p) => p.protocol)
