@@ -67,6 +67,7 @@ export function registerPair (program: Command): void {
         else {
           process.stdout.write(`${pa.type} + ${pb.type}: ${p.strategy}\n${p.reason}\n`)
           if (p.alternatives.length > 0) process.stdout.write(`also possible: ${p.alternatives.join(', ')}\n`)
+          for (const [s, c] of Object.entries(p.costs ?? {})) process.stdout.write(`  ${s}: ${c}\n`)
         }
       } catch (err) {
         reportError(err, flags.json === true)
@@ -75,7 +76,7 @@ export function registerPair (program: Command): void {
 }
 
 function loadProfile (file: string): PeerProfile {
-  let doc: { nat?: { type?: unknown, portAllocation?: PeerProfile['portAllocation'] }, tcp?: boolean | null, tls?: boolean | null }
+  let doc: { nat?: { type?: unknown, portAllocation?: PeerProfile['portAllocation'] }, tcp?: boolean | null, tls?: boolean | null, portMapping?: { protocols?: Array<{ mapping?: unknown }> } | null }
   try {
     doc = JSON.parse(readFileSync(file, 'utf8'))
   } catch (err) {
@@ -84,7 +85,8 @@ function loadProfile (file: string): PeerProfile {
   const type = doc?.nat?.type
   const types = ['open', 'full-cone', 'restricted-cone', 'port-restricted-cone', 'symmetric', 'symmetric-firewall', 'udp-blocked', 'unknown']
   if (typeof type !== 'string' || !types.includes(type)) throw new InvalidArgumentError(`${file} has no nat.type: is it a natcheck --json report?`)
-  return { type: type as PeerProfile['type'], portAllocation: doc.nat?.portAllocation, tcp: doc.tcp, tls: doc.tls }
+  const portMapped = Array.isArray(doc.portMapping?.protocols) ? doc.portMapping.protocols.some(p => p?.mapping !== null && p?.mapping !== undefined) : undefined
+  return { type: type as PeerProfile['type'], portAllocation: doc.nat?.portAllocation, tcp: doc.tcp, tls: doc.tls, portMapped }
 }
 
 function collect (value: string, previous: string[] | undefined): string[] {

@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process'
 import { openSync, closeSync, readFileSync, writeFileSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { LabError } from '../errors.js'
@@ -160,6 +160,7 @@ async function startAll (info: LabInfo, specs: Spec[]): Promise<LabServiceProces
     }
   } catch (err) {
     await stopLabServices(processes)
+    await Promise.all(processes.flatMap((p) => [p.logFile, ...(p.files ?? [])]).map(async (f) => { await rm(f, { force: true }) }))
     throw err
   }
   return processes

@@ -123,7 +123,7 @@ describe('discovery decisions (from recorded probe results)', () => {
       { a: 'full-cone', b: 'port-restricted-cone', want: 'punch' },
       { a: 'port-restricted-cone', b: 'port-restricted-cone', want: 'punch' },
       { a: 'symmetric', b: 'restricted-cone', aAlloc: rnd, want: 'punch' },
-      { a: 'symmetric', b: 'port-restricted-cone', aAlloc: rnd, want: 'relay-udp', alt: [] },
+      { a: 'symmetric', b: 'port-restricted-cone', aAlloc: rnd, want: 'relay-udp', alt: ['birthday-spray'] },
       { a: 'symmetric', b: 'port-restricted-cone', aAlloc: seq, want: 'relay-udp', alt: ['port-prediction'] },
       { a: 'symmetric', b: 'symmetric', aAlloc: seq, want: 'relay-udp' },
       { a: 'udp-blocked', b: 'full-cone', want: 'relay-tls' }
