@@ -6,9 +6,11 @@ import type { FilteringBehaviour, MappingBehaviour, NatType, PortAllocation, Ver
  * filtering. Address(-and-port)-dependent mapping: `symmetric`. Anything not measured: `unknown`. `tcpOpenPorts`: the
  * ports a plain TCP connect to the server reached (see tcp-reach.ts).
  */
-export function classicType (m: { udp: boolean, tcp?: boolean | null, tls?: boolean | null, tcpOpenPorts?: readonly number[] | null, behindNat: boolean | null, mapping: MappingBehaviour, filtering: FilteringBehaviour, variesByDestIp: boolean | null }): NatType {
+export function classicType (m: { udp: boolean, udpRefused?: boolean | null, tcp?: boolean | null, tls?: boolean | null, tcpOpenPorts?: readonly number[] | null, behindNat: boolean | null, mapping: MappingBehaviour, filtering: FilteringBehaviour, variesByDestIp: boolean | null }): NatType {
   // UDP is blocked only if something else got through (STUN over TCP/TLS, or a TCP connect that the server answered,
   // even with a refusal); if nothing answered at all, nothing is known (offline).
+  // UDP that came back as "port unreachable" is not blocked: no STUN server listens there.
+  if (!m.udp && m.udpRefused === true) return 'unknown'
   if (!m.udp) return m.tcp === true || m.tls === true || (m.tcpOpenPorts?.length ?? 0) > 0 ? 'udp-blocked' : 'unknown'
   if (m.behindNat === false) {
     if (m.filtering === 'endpoint-independent') return 'open'
@@ -39,7 +41,7 @@ export function reachableFrom (type: NatType): NatType[] {
 }
 
 /** The plain-language verdict and advice for a report. */
-export function verdictFor (r: { type: NatType, udp?: boolean, hairpinning: boolean | null, portAllocation: PortAllocation, tcp: boolean | null, tls: boolean | null, tcpOpenPorts?: readonly number[] | null, alg: boolean | null, mappingLifetimeS: number | null, lifetimeIsLowerBound: boolean }): Verdict {
+export function verdictFor (r: { type: NatType, udp?: boolean, udpRefused?: boolean | null, hairpinning: boolean | null, portAllocation: PortAllocation, tcp: boolean | null, tls: boolean | null, tcpOpenPorts?: readonly number[] | null, alg: boolean | null, mappingLifetimeS: number | null, lifetimeIsLowerBound: boolean }): Verdict {
   const advice: string[] = []
   let summary: string
   switch (r.type) {
@@ -80,6 +82,11 @@ export function verdictFor (r: { type: NatType, udp?: boolean, hairpinning: bool
       break
     }
     default:
+      if (r.udp === false && r.udpRefused === true) {
+        summary = 'No STUN server listens there: UDP reached the server\'s host (it answered "port unreachable"), so UDP is not blocked, but nothing could be measured.'
+        advice.push('Check the server address and port, or give a running STUN server with --server HOST[:PORT].')
+        break
+      }
       if (r.udp === false) {
         summary = r.tcpOpenPorts !== undefined && r.tcpOpenPorts !== null
           ? 'Offline: no STUN server answered over UDP, TCP or TLS, and plain TCP connections to the servers on ports 443 and 80 got no answer either.'

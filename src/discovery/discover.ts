@@ -10,11 +10,14 @@ import { testLifetime } from './lifetime.js'
 import { hasGlobalIPv6, localAddresses, sourceAddressFor } from './local-addresses.js'
 import { mappingFromServers, testMapping } from './mapping.js'
 import { classifyPortPattern } from './port-pattern.js'
-import { openTcpPorts, probeTcpPorts, type TcpPortProbe } from './tcp-reach.js'
+import { openTcpPorts, probeTcpPorts, probeUdpRefusal, type TcpPortProbe } from './tcp-reach.js'
 import { clientProbe, timingFromRtt, type ProbeTiming } from './probe.js'
 import type { FilteringBehaviour, MappingBehaviour, NatReport, PortAllocation, ServerReport } from './types.js'
 
 const log = createLogger('natcheck:discovery')
+
+/** A STUN Binding request header (RFC 8489 §5) for the UDP refusal probe; its reply, if any, is not read. */
+const STUN_PROBE = Uint8Array.of(0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
 
 /**
  * Public STUN servers natcheck asks by default: two large plain (RFC 5389) services and one RFC 5780-capable
@@ -137,6 +140,7 @@ export async function discoverNat (options: DiscoverOptions = {}): Promise<NatRe
     let tcp: boolean | null = null
     let tls: boolean | null = null
     let tcpPorts: TcpPortProbe[] | null = null
+    let udpRefused: boolean | null = null
 
     if (udp) {
       const rtt = Math.min(...answers.map(a => a.result.rttMs))
@@ -237,6 +241,8 @@ export async function discoverNat (options: DiscoverOptions = {}): Promise<NatRe
       }
       // A plain TCP connect on 443 and 80 too: a server that answers, even with a refusal, proves the path is open.
       const portsProbe = probeTcpPorts(hosts.map(h => h.address), { timeoutMs: Math.min(timeoutMs, 3000), localAddress: options.localAddress, signal })
+      // And whether UDP to the STUN port comes back as ICMP port unreachable: UDP gets there, no server listens.
+      const udpRefusal = Promise.all(hosts.map(async h => await probeUdpRefusal(h.address, h.port, STUN_PROBE, { timeoutMs: Math.min(timeoutMs, 1500), localAddress: options.localAddress })))
       const results = await Promise.all(hosts.flatMap(h => [
         attempt('tcp', h.port, h).then(ok => ({ kind: 'tcp', ok })),
         attempt('tcp', 443, h).then(ok => ({ kind: 'tcp', ok })),
@@ -246,6 +252,7 @@ export async function discoverNat (options: DiscoverOptions = {}): Promise<NatRe
       tcp = results.some(r => r.kind === 'tcp' && r.ok)
       tls = results.some(r => r.kind === 'tls' && r.ok)
       tcpPorts = await portsProbe
+      udpRefused = (await udpRefusal).includes('refused')
       mark('tcpTls')
       progress('tcp-tls', `TCP ${tcp ? 'got out' : 'blocked'}, TLS ${tls ? 'got out' : 'blocked'}, TCP connects: ${tcpPorts.map(p => `${p.port} ${p.outcome}`).join(', ') || 'none'}`)
     }
@@ -266,7 +273,7 @@ export async function discoverNat (options: DiscoverOptions = {}): Promise<NatRe
     }
 
     const tcpOpenPorts = tcpPorts === null ? null : openTcpPorts(tcpPorts)
-    const type = classicType({ udp, tcp, tls, tcpOpenPorts, behindNat, mapping, filtering, variesByDestIp })
+    const type = classicType({ udp, udpRefused, tcp, tls, tcpOpenPorts, behindNat, mapping, filtering, variesByDestIp })
     const totalMs = Math.round(performance.now() - started)
     progress('done', `${type} in ${totalMs} ms`)
     return {
@@ -276,9 +283,9 @@ export async function discoverNat (options: DiscoverOptions = {}): Promise<NatRe
       },
       publicAddress,
       localAddress,
-      udp, tcp, tls, tcpPorts, ipv6,
+      udp, udpRefused, tcp, tls, tcpPorts, ipv6,
       servers: serverReports,
-      verdict: verdictFor({ type, udp, hairpinning, portAllocation, tcp, tls, tcpOpenPorts, alg, mappingLifetimeS: lifetimeS, lifetimeIsLowerBound }),
+      verdict: verdictFor({ type, udp, udpRefused, hairpinning, portAllocation, tcp, tls, tcpOpenPorts, alg, mappingLifetimeS: lifetimeS, lifetimeIsLowerBound }),
       timings: { ...timings, totalMs }
     }
   } finally {

@@ -99,3 +99,36 @@ export async function probeTcpPorts (addresses: readonly string[], opts: TcpReac
   for (const p of ports) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new InvalidArgumentError(`TCP probe ports must be in 1..65535; got ${p}`)
   return await Promise.all([...new Set(addresses)].flatMap((a) => ports.map(async (p) => await probeTcpPort(a, p, opts))))
 }
+
+/**
+ * Whether UDP to a server gets an ICMP port unreachable back: a connected UDP socket sees it as ECONNREFUSED
+ * (RFC 1122 §4.1.3.3 passes it to the application). That proves UDP reaches the host and nothing listens there, so
+ * silence elsewhere is not "UDP blocked". Sends a few copies of `payload` (e.g. a STUN request); resolves 'refused',
+ * 'open' (something answered), or 'timeout'. Never rejects.
+ */
+export async function probeUdpRefusal (address: string, port: number, payload: Uint8Array, opts: { timeoutMs?: number, localAddress?: string } = {}): Promise<'refused' | 'open' | 'timeout'> {
+  const { createSocket } = await import('node:dgram')
+  const s = createSocket(address.includes(':') ? 'udp6' : 'udp4')
+  return await new Promise((resolve) => {
+    let settled = false
+    const timers: NodeJS.Timeout[] = []
+    const finish = (o: 'refused' | 'open' | 'timeout'): void => {
+      if (settled) return
+      settled = true
+      for (const t of timers) clearTimeout(t)
+      try { s.close() } catch { /* already closed */ }
+      resolve(o)
+    }
+    s.on('error', (err: NodeJS.ErrnoException) => { finish(err.code === 'ECONNREFUSED' ? 'refused' : 'timeout') })
+    s.on('message', () => { finish('open') })
+    const timeoutMs = opts.timeoutMs ?? 1500
+    timers.push(setTimeout(() => { finish('timeout') }, timeoutMs))
+    s.bind(0, opts.localAddress, () => {
+      s.connect(port, address, () => {
+        const send = (): void => { if (!settled) s.send(payload, () => {}) }
+        send()
+        timers.push(setTimeout(send, Math.min(250, timeoutMs / 3)), setTimeout(send, Math.min(750, timeoutMs * 2 / 3)))
+      })
+    })
+  })
+}

@@ -100,12 +100,13 @@ describe('natcheck lab up: servers and the commands to try', function () {
 })
 
 describe('natcheck lab up --help', function () {
-  it('lists every lab NAT type, including tcp-only, and --no-servers', async () => {
+  it('lists every lab NAT type, including tcp-only, --upnp and --no-servers', async () => {
     const r = await run(process.execPath, [CLI, 'lab', 'up', '--help'], { timeoutMs: 10_000 })
     expect(r.code).to.equal(0)
     const text = r.stdout.replace(/\s+/g, ' ')
     for (const t of LAB_NAT_TYPES) expect(text).to.include(`"${t}"`)
     expect(text).to.include('"tcp-only"')
     expect(text).to.include('--no-servers')
+    expect(text).to.include('--upnp <sites>')
   })
 })

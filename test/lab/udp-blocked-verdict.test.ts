@@ -10,6 +10,7 @@ import { requireLab } from './support/lab-helpers.js'
 
 interface Report {
   udp: boolean
+  udpRefused: boolean | null
   tcp: boolean | null
   nat: { type: string }
   tcpPorts: Array<{ address: string, port: number, outcome: string }> | null
@@ -46,6 +47,8 @@ describe('lab: natcheck behind a firewall that blocks UDP', function () {
     const { code, report } = await natcheckIn(lab)
     expect(code).to.equal(0)
     expect(report.tcp).to.equal(false)
+    // The firewall drops UDP silently: no "port unreachable" comes back to confuse it with a missing server.
+    expect(report.udpRefused).to.equal(false)
     expect(report.nat.type).to.equal('udp-blocked')
     expect(outcomes(report)).to.deep.equal(['443 refused', '80 refused'])
     expect(report.verdict.advice[0]).to.match(/TURN over TLS on port 443/)

@@ -110,6 +110,7 @@ describe('discovery decisions (from recorded probe results)', () => {
       { name: 'nothing answered at all', input: { ...base, udp: false, tcp: false, tls: false }, want: 'unknown' },
       { name: 'UDP blocked, STUN over TCP silent but a TCP connect to 443 answered', input: { ...base, udp: false, tcp: false, tls: false, tcpOpenPorts: [443] }, want: 'udp-blocked' },
       { name: 'offline: every TCP connect silent too', input: { ...base, udp: false, tcp: false, tls: false, tcpOpenPorts: [] }, want: 'unknown' },
+      { name: 'UDP answered "port unreachable": not blocked, just no server', input: { ...base, udp: false, udpRefused: true, tcp: false, tls: false, tcpOpenPorts: [443] }, want: 'unknown' },
       { name: 'EIM but filtering unknown', input: { ...base, filtering: 'unknown' }, want: 'unknown' }
     ]
     for (const c of cases) it(c.name, () => { expect(classicType(c.input)).to.equal(c.want) })

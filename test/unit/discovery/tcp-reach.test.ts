@@ -1,7 +1,8 @@
 import { expect } from 'chai'
 import { createServer, type Server } from 'node:net'
 import { verdictFor } from '../../../src/discovery/classify.js'
-import { openTcpPorts, outcomeForError, probeTcpPort, probeTcpPorts, type TcpPortProbe } from '../../../src/discovery/tcp-reach.js'
+import { openTcpPorts, outcomeForError, probeTcpPort, probeTcpPorts, probeUdpRefusal, type TcpPortProbe } from '../../../src/discovery/tcp-reach.js'
+import { createSocket } from 'node:dgram'
 import { InvalidArgumentError } from '../../../src/errors.js'
 
 const NO_ALLOC = { pattern: 'unknown' as const, delta: null, samples: [] }
@@ -42,6 +43,22 @@ describe('tcp-reach', () => {
       ac.abort()
       const p = await probeTcpPort('127.0.0.1', openPort, { signal: ac.signal, timeoutMs: 5000 })
       expect(p.ms).to.be.below(1000)
+    })
+
+    it('UDP to a closed port is refused (ICMP port unreachable); to a listener that answers, open', async () => {
+      const closed = createSocket('udp4')
+      await new Promise<void>((resolve) => closed.bind(0, '127.0.0.1', resolve))
+      const closedPort = closed.address().port
+      await new Promise<void>((resolve) => closed.close(() => { resolve() }))
+      expect(await probeUdpRefusal('127.0.0.1', closedPort, Uint8Array.of(1, 2, 3), { timeoutMs: 1500 })).to.equal('refused')
+      const echo = createSocket('udp4')
+      echo.on('message', (d, r) => { echo.send(d, r.port, r.address) })
+      await new Promise<void>((resolve) => echo.bind(0, '127.0.0.1', resolve))
+      try {
+        expect(await probeUdpRefusal('127.0.0.1', echo.address().port, Uint8Array.of(1, 2, 3), { timeoutMs: 1500 })).to.equal('open')
+      } finally {
+        await new Promise<void>((resolve) => echo.close(() => { resolve() }))
+      }
     })
 
     it('rejects a port outside 1..65535', async () => {
