@@ -26,10 +26,6 @@ export function registerDiscover (program: Command): void {
       try {
         const maxS = flags.lifetime === undefined ? undefined : flags.lifetime === true ? 120 : Number(flags.lifetime)
         if (maxS !== undefined && !(maxS > 0)) throw new InvalidArgumentError('--lifetime takes a number of seconds, e.g. --lifetime 300')
-        // Port mapping runs beside discovery: its own sockets, its own deadline; any mapping it gets is removed again.
-        const portMap = flags.portmap
-          ? probePortMapping({ timeoutMs: Math.min(flags.timeout, 2000), map: { transport: 'udp', internalPort: 49152 + Math.floor(Math.random() * 16000), lifetimeS: 60 } })
-          : Promise.resolve(null)
         const report = await discoverNat({
           servers: flags.server,
           timeoutMs: flags.timeout,
@@ -38,7 +34,16 @@ export function registerDiscover (program: Command): void {
           onProgress: (e) => { if (!json || process.stderr.isTTY) process.stderr.write(`natcheck: ${e.message}\n`) }
         })
         const nothingAnswered = !report.udp && report.tcp !== true && report.tls !== true && report.nat.type !== 'udp-blocked'
-        const portMapping = await portMap
+        // Port mapping after discovery, so a granted mapping can be checked from outside through the RFC 5780 server
+        // discovery found; any mapping is removed again. Its own sockets and deadline.
+        const via = report.servers.find(sv => sv.rfc5780 && sv.address !== null && sv.port !== null)
+        const portMapping = flags.portmap
+          ? await probePortMapping({
+            timeoutMs: Math.min(flags.timeout, 2000),
+            map: { transport: 'udp', internalPort: 49152 + Math.floor(Math.random() * 16000), lifetimeS: 60 },
+            verifyVia: via !== undefined ? { address: via.address as string, port: via.port as number } : undefined
+          })
+          : null
         if (json) printJson({ ...report, portMapping })
         else process.stdout.write(renderReport(report, useColor(process.stdout, flags.color)) + (portMapping !== null ? `\n${renderPortMap(portMapping)}` : ''))
         if (nothingAnswered) {

@@ -9,7 +9,7 @@ export function renderPortMap (r: PortMapReport): string {
   for (const p of r.protocols) {
     if (!p.speaks) continue
     const what = p.mapping !== null
-      ? `mapped ${p.mapping.transport} ${p.mapping.internalPort} → ${p.mapping.externalIp ?? '?'}:${p.mapping.externalPort} for ${p.mapping.lifetimeS} s${p.removed === true ? ', removed again' : p.removed === false ? ', REMOVAL FAILED' : ''}`
+      ? `mapped ${p.mapping.transport} ${p.mapping.internalPort} → ${p.mapping.externalIp ?? '?'}:${p.mapping.externalPort} for ${p.mapping.lifetimeS} s, ${p.reachable === null ? 'reachability not verified (no RFC 5780 server)' : p.reachable ? 'reachable from outside (verified through the STUN server)' : 'NOT reachable from outside'}${p.removed === true ? ', removed again' : p.removed === false ? ', REMOVAL FAILED' : ''}`
       : `no mapping (${p.error ?? 'refused'})`
     lines.push(`  ${NAMES[p.protocol]}${p.detail !== null ? ` (${p.detail})` : ''}: external address ${p.externalIp ?? 'not given'}; ${what}`)
   }

@@ -12,3 +12,5 @@ export { findWanService, IGD_SEARCH_TARGETS, parseSoapResponse, parseSsdpRespons
 export type { IgdService, SoapOutcome } from './upnp.js'
 export { PortMapper, removeOnSignals } from './mapper.js'
 export type { PortMapperEvents, PortMapperOptions } from './mapper.js'
+export { verifyMappingReachable } from './verify.js'
+export type { VerifyMappingOptions } from './verify.js'

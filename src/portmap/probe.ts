@@ -3,7 +3,9 @@
  * external address each reports and, when asked, whether it grants a mapping; mappings granted here are removed
  * again before the probe returns (a probe leaves nothing behind).
  */
+import type { Endpoint } from '../net/endpoint.js'
 import { defaultGateway, localAddressTowards } from './gateway.js'
+import { verifyMappingReachable } from './verify.js'
 import { PORTMAP_PROTOCOLS, removeMapping, tryProtocol, type GatewayContext, type MapRequest, type PortMapProtocol, type ProtocolOutcome } from './client.js'
 
 /** Options of {@link probePortMapping}. */
@@ -18,13 +20,17 @@ export interface PortMapProbeOptions {
   protocols?: readonly PortMapProtocol[]
   /** PCP / NAT-PMP port (default 5351). */
   port?: number
+  /** Check each granted mapping from outside through this RFC 5780 STUN server before removing it. */
+  verifyVia?: Endpoint
 }
 
 /** What the gateway said, per protocol. */
 export interface PortMapReport {
   gateway: string | null
   localIp: string | null
-  protocols: Array<ProtocolOutcome & { removed: boolean | null }>
+  /** Per protocol; `reachable` is whether the STUN server's changed-address answer came in through the mapping
+   * (null: no mapping, or no server to verify with); `removed` whether the mapping was removed again. */
+  protocols: Array<ProtocolOutcome & { reachable: boolean | null, removed: boolean | null }>
   /** The protocols the gateway answered in. */
   speaks: PortMapProtocol[]
   /** The first external address any protocol reported. */
@@ -42,7 +48,14 @@ export async function probePortMapping (o: PortMapProbeOptions = {}): Promise<Po
   }
   const ctx: GatewayContext = { gateway, localIp, timeoutMs: o.timeoutMs ?? 2000, port: o.port }
   const outcomes = await Promise.all((o.protocols ?? PORTMAP_PROTOCOLS).map(async (p) => await tryProtocol(p, ctx, o.map)))
-  const protocols = await Promise.all(outcomes.map(async (r) => ({ ...r, removed: r.mapping === null ? null : await removeMapping(ctx, r.mapping) })))
+  // Verify one at a time: every protocol mapped the same internal port, and the check binds it.
+  const reachable: Array<boolean | null> = []
+  for (const r of outcomes) {
+    reachable.push(r.mapping === null || o.verifyVia === undefined
+      ? null
+      : await verifyMappingReachable({ server: o.verifyVia, internalPort: r.mapping.internalPort, externalPort: r.mapping.externalPort, localAddress: localIp, timeoutMs: ctx.timeoutMs }))
+  }
+  const protocols = await Promise.all(outcomes.map(async (r, i) => ({ ...r, reachable: reachable[i] ?? null, removed: r.mapping === null ? null : await removeMapping(ctx, r.mapping) })))
   const speaks = protocols.filter((p) => p.speaks).map((p) => p.protocol)
   return { gateway, localIp, protocols, speaks, externalIp: protocols.find((p) => p.externalIp !== null)?.externalIp ?? null, ms: Math.round(performance.now() - t0) }
 }
