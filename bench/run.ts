@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: every benchmark, each running natkit and its reference side by side in one run and printing the
  * ratio (these 2-core machines are noisy, so only same-run ratios mean anything). `npm run bench -- NAME…` runs
- * only the named ones: codec, stun-server, discovery, relay, traversal.
+ * only the named ones: codec, stun-server, discovery, relay, traversal, portmap.
  */
 import { benchCodec } from './codec.js'
 import { benchDiscovery } from './discovery.js'
+import { benchPortmap } from './portmap.js'
 import { benchRelay } from './relay.js'
 import { benchTraversal } from './traversal.js'
 import { benchUdpIo } from './udp-io.js'
@@ -14,7 +15,8 @@ const benches: Record<string, () => Promise<unknown>> = {
   'stun-server': async () => await benchUdpIo({ seconds: 5, rounds: 3 }),
   discovery: async () => await benchDiscovery(),
   relay: async () => await benchRelay(),
-  traversal: async () => await benchTraversal()
+  traversal: async () => await benchTraversal(),
+  portmap: async () => await benchPortmap()
 }
 
 const wanted = process.argv.slice(2).filter(a => !a.startsWith('-'))
