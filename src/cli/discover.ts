@@ -7,7 +7,8 @@ import { ExitCode } from './exit-codes.js'
 import { printJson, reportError, useColor } from './output.js'
 import { renderReport } from './render-report.js'
 import { renderPortMap } from './render-portmap.js'
-import { probePortMapping } from '../portmap/probe.js'
+import { probePortMapping, type PortMapReport } from '../portmap/probe.js'
+import type { Endpoint } from '../net/endpoint.js'
 import { parseMs } from './stun.js'
 
 interface DiscoverFlags { server?: string[], json?: boolean, timeout: number, lifetime?: boolean | string, color?: boolean, tcpTls?: boolean, portmap: boolean }
@@ -23,9 +24,15 @@ export function registerDiscover (program: Command): void {
     .option('--no-portmap', 'do not ask the default gateway for PCP, NAT-PMP or UPnP IGD port mappings')
     .action(async (flags: DiscoverFlags) => {
       const json = flags.json === true
+      let foundServer: (server: Endpoint | undefined) => void = () => {}
+      let portMap: Promise<PortMapReport | null> = Promise.resolve(null)
       try {
         const maxS = flags.lifetime === undefined ? undefined : flags.lifetime === true ? 120 : Number(flags.lifetime)
         if (maxS !== undefined && !(maxS > 0)) throw new InvalidArgumentError('--lifetime takes a number of seconds, e.g. --lifetime 300')
+        // Port mapping runs beside discovery (its own sockets and deadline); a granted mapping waits for the RFC 5780
+        // server discovery finds, is checked from outside through it, and is removed again.
+        const verifyVia = new Promise<Endpoint | undefined>((resolve) => { foundServer = resolve })
+        if (flags.portmap) portMap = probePortMapping({ timeoutMs: Math.min(flags.timeout, 2000), map: { transport: 'udp', internalPort: 49152 + Math.floor(Math.random() * 16000), lifetimeS: 60 }, verifyVia })
         const report = await discoverNat({
           servers: flags.server,
           timeoutMs: flags.timeout,
@@ -34,16 +41,9 @@ export function registerDiscover (program: Command): void {
           onProgress: (e) => { if (!json || process.stderr.isTTY) process.stderr.write(`natcheck: ${e.message}\n`) }
         })
         const nothingAnswered = !report.udp && report.tcp !== true && report.tls !== true && report.nat.type !== 'udp-blocked'
-        // Port mapping after discovery, so a granted mapping can be checked from outside through the RFC 5780 server
-        // discovery found; any mapping is removed again. Its own sockets and deadline.
         const via = report.servers.find(sv => sv.rfc5780 && sv.address !== null && sv.port !== null)
-        const portMapping = flags.portmap
-          ? await probePortMapping({
-            timeoutMs: Math.min(flags.timeout, 2000),
-            map: { transport: 'udp', internalPort: 49152 + Math.floor(Math.random() * 16000), lifetimeS: 60 },
-            verifyVia: via !== undefined ? { address: via.address as string, port: via.port as number } : undefined
-          })
-          : null
+        foundServer(via !== undefined ? { address: via.address as string, port: via.port as number } : undefined)
+        const portMapping = await portMap
         if (json) printJson({ ...report, portMapping })
         else process.stdout.write(renderReport(report, useColor(process.stdout, flags.color)) + (portMapping !== null ? `\n${renderPortMap(portMapping)}` : ''))
         if (nothingAnswered) {
@@ -52,6 +52,9 @@ export function registerDiscover (program: Command): void {
           process.exitCode = ExitCode.Inconclusive
         }
       } catch (err) {
+        // Let the port-mapping probe finish: it removes any mapping it was granted.
+        foundServer(undefined)
+        await portMap.catch(() => null)
         reportError(err, json)
       }
     })

@@ -20,8 +20,11 @@ export interface PortMapProbeOptions {
   protocols?: readonly PortMapProtocol[]
   /** PCP / NAT-PMP port (default 5351). */
   port?: number
-  /** Check each granted mapping from outside through this RFC 5780 STUN server before removing it. */
-  verifyVia?: Endpoint
+  /**
+   * Check each granted mapping from outside through this RFC 5780 STUN server before removing it. A promise lets the
+   * probe run beside NAT discovery and wait for the server discovery finds (`undefined`: none, skip the check).
+   */
+  verifyVia?: Endpoint | Promise<Endpoint | undefined>
 }
 
 /** What the gateway said, per protocol. */
@@ -50,10 +53,11 @@ export async function probePortMapping (o: PortMapProbeOptions = {}): Promise<Po
   const outcomes = await Promise.all((o.protocols ?? PORTMAP_PROTOCOLS).map(async (p) => await tryProtocol(p, ctx, o.map)))
   // Verify one at a time: every protocol mapped the same internal port, and the check binds it.
   const reachable: Array<boolean | null> = []
+  const via = outcomes.some((r) => r.mapping !== null) ? await o.verifyVia : undefined
   for (const r of outcomes) {
-    reachable.push(r.mapping === null || o.verifyVia === undefined
+    reachable.push(r.mapping === null || via === undefined
       ? null
-      : await verifyMappingReachable({ server: o.verifyVia, internalPort: r.mapping.internalPort, externalPort: r.mapping.externalPort, localAddress: localIp, timeoutMs: ctx.timeoutMs }))
+      : await verifyMappingReachable({ server: via, internalPort: r.mapping.internalPort, externalPort: r.mapping.externalPort, localAddress: localIp, timeoutMs: ctx.timeoutMs }))
   }
   const protocols = await Promise.all(outcomes.map(async (r, i) => ({ ...r, reachable: reachable[i] ?? null, removed: r.mapping === null ? null : await removeMapping(ctx, r.mapping) })))
   const speaks = protocols.filter((p) => p.speaks).map((p) => p.protocol)

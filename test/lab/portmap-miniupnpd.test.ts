@@ -82,6 +82,24 @@ describe('lab: port mapping against a real miniupnpd', function () {
     expect(text.trim()).to.equal('')
   })
 
+  it('lab down stops miniupnpd by its recorded PID and removes its config, lease and log files', async () => {
+    const p = lab.upnp.find((x) => x.name === 'miniupnpd-a')
+    expect(p, 'miniupnpd recorded in the lab state').to.not.equal(undefined)
+    const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }
+    expect(alive(p!.pid)).to.equal(true)
+    const { existsSync } = await import('node:fs')
+    const second = `${prefix.slice(0, -1)}d-`
+    let q: { pid: number, logFile: string, files?: string[] } | undefined
+    try {
+      q = (await Lab.up({ natA: 'symmetric', natB: 'none', upnp: ['a'], prefix: second })).upnp[0]
+      expect(alive(q.pid)).to.equal(true)
+    } finally {
+      await labDown(second)
+    }
+    expect(alive(q.pid)).to.equal(false)
+    for (const f of [q.logFile, ...(q.files ?? [])]) expect(existsSync(f), f).to.equal(false)
+  })
+
   it('without miniupnpd the gateway speaks nothing, and natcheck still finishes within the deadline', async () => {
     const r = await lab.exec('b', [process.execPath, CLI, '--server', lab.info.server.primaryIp, '--json', '--timeout', '1500'], { timeoutMs: 30_000 })
     const pm = (JSON.parse(r.stdout) as { portMapping: PortMapping }).portMapping
