@@ -1,5 +1,6 @@
 /**
- * A leased port mapping: asked of every protocol at once (the first grant wins, the others' grants are removed),
+ * A leased port mapping: asked of every protocol at once (the most preferred grant wins, the others' distinct grants
+ * are removed),
  * renewed at half its lifetime (RFC 6886 §3.3, RFC 6887 §11.2.1), re-created when the gateway's epoch shows it
  * restarted (RFC 6887 §8.5, RFC 6886 §3.6), and removed on close or, with {@link removeOnSignals}, on SIGINT and
  * SIGTERM. If the process is killed outright, the gateway's own lease expiry removes it: keep lifetimes short.
@@ -72,7 +73,10 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
     const outcomes = await Promise.all(protocols.map(async (p) => await tryProtocol(p, ctx, request)))
     const granted = outcomes.filter((o) => o.mapping !== null)
     const [winner, ...extra] = granted
-    await Promise.all(extra.map(async (o) => await removeMapping(ctx, o.mapping as GrantedMapping)))
+    // A gateway that speaks several protocols keeps one table (miniupnpd does): a grant with the winner's transport and
+    // external port is the same entry, and removing it would remove the winner. Remove only distinct grants.
+    const distinct = extra.filter((o) => o.mapping?.transport !== winner?.mapping?.transport || o.mapping?.externalPort !== winner?.mapping?.externalPort)
+    await Promise.all(distinct.map(async (o) => await removeMapping(ctx, o.mapping as GrantedMapping)))
     if (winner === undefined) {
       const reasons = Object.fromEntries(outcomes.map((o) => [o.protocol, o.error ?? 'refused']))
       throw new PortMapError(`the gateway ${gateway} granted no mapping (${Object.entries(reasons).map(([p, r]) => `${p}: ${r}`).join('; ')})`, reasons)

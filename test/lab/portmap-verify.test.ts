@@ -39,3 +39,36 @@ describe('lab: a port mapping is verified through the STUN server', function () 
     expect(await verify(40500, 40601)).to.equal('false')
   })
 })
+
+describe('lab: natcheck with a gateway that grants and really forwards', function () {
+  this.timeout(60_000)
+  const prefix = `nkhn-g${process.pid % 10000}-`
+  let lab: Lab
+  before(async function () {
+    requireLab(this, false)
+    lab = await Lab.up({ natA: 'symmetric', natB: 'none', servers: true, prefix })
+  })
+  after(async function () { await labDown(prefix) })
+
+  it('reports the grant, verifies it from outside through the STUN server, and leaves the router table empty', async () => {
+    const gwScript = fileURLToPath(new URL('./support/forwarding-gateway.js', import.meta.url))
+    const gw = lab.spawn('router-a', [process.execPath, gwScript, JSON.stringify({ bind: lab.info.a.lanGateway, externalIp: lab.info.a.wanIp })], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    gw.stdout?.on('data', (d: Buffer) => { out += d.toString() })
+    gw.stderr?.on('data', (d: Buffer) => { out += d.toString() })
+    for (let i = 0; i < 100 && !out.includes('ready'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(out).to.include('ready')
+    const { CLI } = await import('../support/cli.js')
+    const r = await lab.exec('a', [process.execPath, CLI, '--server', lab.info.server.primaryIp, '--json', '--timeout', '1500'], { timeoutMs: 30_000 })
+    expect(r.code, r.stderr).to.equal(0)
+    const pm = (JSON.parse(r.stdout) as { portMapping: { speaks: string[], protocols: Array<{ protocol: string, mapping: { externalIp: string, externalPort: number } | null, reachable: boolean | null, removed: boolean | null }> } }).portMapping
+    expect(pm.speaks).to.deep.equal(['pcp', 'nat-pmp'])
+    for (const p of pm.protocols.filter((x) => x.protocol !== 'upnp')) {
+      expect(p.mapping?.externalIp, p.protocol).to.equal(lab.info.a.wanIp)
+      expect(p.reachable, p.protocol).to.equal(true)
+      expect(p.removed, p.protocol).to.equal(true)
+    }
+    const table = await lab.exec('router-a', ['nft', 'list', 'chain', 'ip', 'nkhn_pm', 'pre'])
+    expect(table.stdout).to.not.include('dnat')
+  })
+})

@@ -6,7 +6,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram'
 
-export interface FakeMapping { protocol: 'pcp' | 'nat-pmp', transport: number, internalPort: number, externalPort: number, expiresAt: number }
+export interface FakeMapping { protocol: 'pcp' | 'nat-pmp', transport: number, internalIp: string, internalPort: number, externalPort: number, expiresAt: number }
 
 export class FakeGateway {
   readonly table = new Map<string, FakeMapping>()
@@ -16,9 +16,9 @@ export class FakeGateway {
   onChange: (() => void) | undefined
   private constructor (readonly socket: Socket, readonly externalIp: string) {}
 
-  static async start (externalIp = '198.51.100.1'): Promise<FakeGateway> {
+  static async start (externalIp = '198.51.100.1', bind: { address: string, port: number } = { address: '127.0.0.1', port: 0 }): Promise<FakeGateway> {
     const s = createSocket('udp4')
-    await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve))
+    await new Promise<void>((resolve) => s.bind(bind.port, bind.address, resolve))
     const g = new FakeGateway(s, externalIp)
     s.on('message', (d, r) => { g.handle(d, r.address, r.port) })
     return g
@@ -29,12 +29,12 @@ export class FakeGateway {
   restart (): void { this.table.clear(); this.epochStart = Date.now(); this.onChange?.() }
   live (): FakeMapping[] { const now = Date.now(); return [...this.table.values()].filter((m) => m.expiresAt > now) }
 
-  private put (protocol: 'pcp' | 'nat-pmp', transport: number, internalPort: number, lifetimeS: number, suggested: number): FakeMapping | undefined {
+  private put (protocol: 'pcp' | 'nat-pmp', transport: number, internalIp: string, internalPort: number, lifetimeS: number, suggested: number): FakeMapping | undefined {
     const key = `${transport}/${internalPort}`
     if (lifetimeS === 0) { this.table.delete(key); this.onChange?.(); return undefined }
     const old = this.table.get(key)
     const externalPort = old?.externalPort ?? (suggested !== 0 ? suggested : this.nextPort++)
-    const m = { protocol, transport, internalPort, externalPort, expiresAt: Date.now() + lifetimeS * 1000 }
+    const m = { protocol, transport, internalIp, internalPort, externalPort, expiresAt: Date.now() + lifetimeS * 1000 }
     this.table.set(key, m)
     this.onChange?.()
     return m
@@ -49,14 +49,14 @@ export class FakeGateway {
     } else if (d[0] === 0 && d.length === 12 && (d[1] === 1 || d[1] === 2)) {
       const internalPort = d.readUInt16BE(4); const lifetimeS = d.readUInt32BE(8)
       this.requests.push({ protocol: 'nat-pmp', lifetimeS, internalPort })
-      const m = this.put('nat-pmp', d[1], internalPort, lifetimeS, d.readUInt16BE(6))
+      const m = this.put('nat-pmp', d[1] === 1 ? 17 : 6, address, internalPort, lifetimeS, d.readUInt16BE(6))
       const b = Buffer.alloc(16); b[1] = 128 + d[1]; b.writeUInt32BE(this.epoch(), 4); b.writeUInt16BE(internalPort, 8)
       b.writeUInt16BE(m?.externalPort ?? 0, 10); b.writeUInt32BE(lifetimeS, 12)
       reply(b)
     } else if (d[0] === 2 && d.length === 60 && d[1] === 1) {
       const lifetimeS = d.readUInt32BE(4); const internalPort = d.readUInt16BE(40)
       this.requests.push({ protocol: 'pcp', lifetimeS, internalPort })
-      const m = this.put('pcp', d[36], internalPort, lifetimeS, d.readUInt16BE(42))
+      const m = this.put('pcp', d[36], address, internalPort, lifetimeS, d.readUInt16BE(42))
       const b = Buffer.alloc(60); b[0] = 2; b[1] = 0x81; b.writeUInt32BE(lifetimeS, 4); b.writeUInt32BE(this.epoch(), 8)
       d.copy(b, 24, 24, 44) // nonce, protocol, reserved, internal port
       b.writeUInt16BE(m?.externalPort ?? d.readUInt16BE(42), 42)
