@@ -135,3 +135,17 @@ export class RelaySilentError extends NatError {
     super(message, ERROR_CODES.RELAY_SILENT, options)
   }
 }
+
+/** Bytes that are not a well-formed NAT-PMP, PCP or UPnP IGD message. `where` names the protocol part. */
+export class PortMapDecodeError extends NatError {
+  constructor (readonly where: string, detail: string) {
+    super(`malformed ${where}: ${detail}`, 'ERR_PORTMAP_DECODE')
+  }
+}
+
+/** No gateway protocol granted a port mapping; `reasons` has each protocol's answer. */
+export class PortMapError extends NatError {
+  constructor (message: string, readonly reasons: Record<string, string>) {
+    super(message, 'ERR_PORTMAP')
+  }
+}

@@ -31,3 +31,6 @@ export {
   ConnectError, PeerSession, candidateFromSdp, candidateToSdp, channelPair, connect, rendezvousChannel, roleFor,
   type Candidate, type ConnectOptions, type ConnectReport, type SignalChannel, type SignalMessage
 } from './traversal/index.js'
+export {
+  PortMapper, probePortMapping, type PortMapperEvents, type PortMapperOptions, type PortMapProbeOptions, type PortMapReport
+} from './portmap/index.js'

@@ -6,9 +6,12 @@ import { InvalidArgumentError } from '../errors.js'
 import { ExitCode } from './exit-codes.js'
 import { printJson, reportError, useColor } from './output.js'
 import { renderReport } from './render-report.js'
+import { renderPortMap } from './render-portmap.js'
+import { probePortMapping, type PortMapReport } from '../portmap/probe.js'
+import type { Endpoint } from '../net/endpoint.js'
 import { parseMs } from './stun.js'
 
-interface DiscoverFlags { server?: string[], json?: boolean, timeout: number, lifetime?: boolean | string, color?: boolean, tcpTls?: boolean }
+interface DiscoverFlags { server?: string[], json?: boolean, timeout: number, lifetime?: boolean | string, color?: boolean, tcpTls?: boolean, portmap: boolean }
 
 /** The root action: `natcheck [--server HOST[:PORT]]... [--json] [--timeout MS] [--lifetime[=MAX_S]]`. */
 export function registerDiscover (program: Command): void {
@@ -18,11 +21,18 @@ export function registerDiscover (program: Command): void {
     .option('--timeout <ms>', 'give up on servers that have not answered after this many ms', parseMs, 2500)
     .option('--lifetime [max-seconds]', 'also measure how long an idle UDP mapping lives (slow; default up to 120 s)')
     .option('--tcp-tls', 'test STUN over TCP and TLS even when UDP works')
+    .option('--no-portmap', 'do not ask the default gateway for PCP, NAT-PMP or UPnP IGD port mappings')
     .action(async (flags: DiscoverFlags) => {
       const json = flags.json === true
+      let foundServer: (server: Endpoint | undefined) => void = () => {}
+      let portMap: Promise<PortMapReport | null> = Promise.resolve(null)
       try {
         const maxS = flags.lifetime === undefined ? undefined : flags.lifetime === true ? 120 : Number(flags.lifetime)
         if (maxS !== undefined && !(maxS > 0)) throw new InvalidArgumentError('--lifetime takes a number of seconds, e.g. --lifetime 300')
+        // Port mapping runs beside discovery (its own sockets and deadline); a granted mapping waits for the RFC 5780
+        // server discovery finds, is checked from outside through it, and is removed again.
+        const verifyVia = new Promise<Endpoint | undefined>((resolve) => { foundServer = resolve })
+        if (flags.portmap) portMap = probePortMapping({ timeoutMs: Math.min(flags.timeout, 2000), map: { transport: 'udp', internalPort: 49152 + Math.floor(Math.random() * 16000), lifetimeS: 60 }, verifyVia })
         const report = await discoverNat({
           servers: flags.server,
           timeoutMs: flags.timeout,
@@ -30,15 +40,21 @@ export function registerDiscover (program: Command): void {
           tcpTls: flags.tcpTls === true ? 'always' : 'auto',
           onProgress: (e) => { if (!json || process.stderr.isTTY) process.stderr.write(`natcheck: ${e.message}\n`) }
         })
-        const nothingAnswered = !report.udp && report.tcp !== true && report.tls !== true
-        if (json) printJson({ ...report })
-        else process.stdout.write(renderReport(report, useColor(process.stdout, flags.color)))
+        const nothingAnswered = !report.udp && report.tcp !== true && report.tls !== true && report.nat.type !== 'udp-blocked'
+        const via = report.servers.find(sv => sv.rfc5780 && sv.address !== null && sv.port !== null)
+        foundServer(via !== undefined ? { address: via.address as string, port: via.port as number } : undefined)
+        const portMapping = await portMap
+        if (json) printJson({ ...report, portMapping })
+        else process.stdout.write(renderReport(report, useColor(process.stdout, flags.color)) + (portMapping !== null ? `\n${renderPortMap(portMapping)}` : ''))
         if (nothingAnswered) {
           process.stderr.write(`natcheck: no STUN server answered (${report.servers.map(s => `${s.server}: ${s.error ?? 'no answer'}`).join('; ')}). ` +
             'Check the network, or give a reachable server with --server HOST[:PORT].\n')
           process.exitCode = ExitCode.Inconclusive
         }
       } catch (err) {
+        // Let the port-mapping probe finish: it removes any mapping it was granted.
+        foundServer(undefined)
+        await portMap.catch(() => null)
         reportError(err, json)
       }
     })
@@ -59,6 +75,7 @@ export function registerPair (program: Command): void {
         else {
           process.stdout.write(`${pa.type} + ${pb.type}: ${p.strategy}\n${p.reason}\n`)
           if (p.alternatives.length > 0) process.stdout.write(`also possible: ${p.alternatives.join(', ')}\n`)
+          for (const [s, c] of Object.entries(p.costs ?? {})) process.stdout.write(`  ${s}: ${c}\n`)
         }
       } catch (err) {
         reportError(err, flags.json === true)
@@ -67,7 +84,7 @@ export function registerPair (program: Command): void {
 }
 
 function loadProfile (file: string): PeerProfile {
-  let doc: { nat?: { type?: unknown, portAllocation?: PeerProfile['portAllocation'] }, tcp?: boolean | null, tls?: boolean | null }
+  let doc: { nat?: { type?: unknown, portAllocation?: PeerProfile['portAllocation'] }, tcp?: boolean | null, tls?: boolean | null, portMapping?: { protocols?: Array<{ mapping?: unknown }> } | null }
   try {
     doc = JSON.parse(readFileSync(file, 'utf8'))
   } catch (err) {
@@ -76,7 +93,8 @@ function loadProfile (file: string): PeerProfile {
   const type = doc?.nat?.type
   const types = ['open', 'full-cone', 'restricted-cone', 'port-restricted-cone', 'symmetric', 'symmetric-firewall', 'udp-blocked', 'unknown']
   if (typeof type !== 'string' || !types.includes(type)) throw new InvalidArgumentError(`${file} has no nat.type: is it a natcheck --json report?`)
-  return { type: type as PeerProfile['type'], portAllocation: doc.nat?.portAllocation, tcp: doc.tcp, tls: doc.tls }
+  const portMapped = Array.isArray(doc.portMapping?.protocols) ? doc.portMapping.protocols.some(p => p?.mapping !== null && p?.mapping !== undefined) : undefined
+  return { type: type as PeerProfile['type'], portAllocation: doc.nat?.portAllocation, tcp: doc.tcp, tls: doc.tls, portMapped }
 }
 
 function collect (value: string, previous: string[] | undefined): string[] {

@@ -2,7 +2,7 @@
  * `natcheck lab …`: drive the NAT lab (real Linux kernel NATs in network namespaces; Linux, root).
  *
  * ```
- * natcheck lab up --nat-a port-restricted-cone --nat-b symmetric [--hairpin] [--udp-timeout 30]
+ * natcheck lab up --nat-a port-restricted-cone --nat-b symmetric [--hairpin] [--udp-timeout 30] [--no-servers]
  * natcheck lab exec a -- turnutils_natdiscovery -m -f 203.0.113.10
  * natcheck lab status
  * natcheck lab down
@@ -12,7 +12,7 @@
 import { type Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander'
 import { InvalidArgumentError } from '../errors.js'
 import { Lab, LAB_NAT_TYPES, LAB_NODES, labDown, listLabs } from '../lab/index.js'
-import type { LabInfo, LabNatType, LabNode } from '../lab/index.js'
+import type { LabInfo, LabNatType, LabNode, LabServices, LabSite } from '../lab/index.js'
 import { ExitCode } from './exit-codes.js'
 import { printJson, reportError, table } from './output.js'
 
@@ -25,6 +25,12 @@ function parseSeconds (text: string): number {
   return n
 }
 
+function parseSites (text: string): LabSite[] {
+  const sites = text.split(',').map((s) => s.trim())
+  if (sites.length === 0 || !sites.every((s) => s === 'a' || s === 'b')) throw new CommanderArgumentError(`expected a, b or a,b; got ${JSON.stringify(text)}`)
+  return sites as LabSite[]
+}
+
 function prefixOption (): Option {
   return new Option('--prefix <prefix>', 'namespace name prefix of the lab').default(CLI_LAB_PREFIX)
 }
@@ -35,11 +41,44 @@ function infoRows (info: LabInfo): Array<[string, string]> {
     ['server', `${info.server.primaryIp}, ${info.server.secondaryIp} (ns ${info.server.ns})`]
   ]
   for (const s of [info.a, info.b]) {
-    const nat = s.nat === 'none' ? 'none (public host)' : `${s.nat}${s.hairpin ? ', hairpin' : ''}`
+    const nat = s.nat === 'none' ? 'none (public host)' : `${s.nat}${s.hairpin ? ', hairpin' : ''}${s.upnp ? ', miniupnpd' : ''}`
     rows.push([`site ${s.site}`, `${nat}: host ${s.hostIp} (ns ${s.hostNs}) behind ${s.wanIp} (ns ${s.routerNs})`])
   }
   rows.push(['udp timeout', `${info.udpTimeoutS} s`])
   return rows
+}
+
+function serviceRows (services: LabServices | undefined): Array<[string, string]> {
+  if (services === undefined) return [['servers', 'none (--no-servers)']]
+  const pid = (name: string): string => `pid ${services.processes.find((p) => p.name === name)?.pid ?? '?'}`
+  return [
+    ['stun', `${services.stun} (RFC 5780, ports 3478/3479 on both addresses, ${pid('stun')})`],
+    ['turn', `${services.turn.join(', ')} (${pid('relay')})`],
+    ['rendezvous', services.rendezvous],
+    ['secret', `${services.secret} (--auth-secret)`]
+  ]
+}
+
+/** The commands to try on a fresh lab: classify from each site, predict the pair, connect the sites, take it down. */
+export function tryCommands (info: LabInfo, services: LabServices | undefined): string[] {
+  const p = info.prefix === CLI_LAB_PREFIX ? '' : ` --prefix ${info.prefix}`
+  const exec = (node: string): string => `natcheck lab exec${p} ${node} --`
+  if (services === undefined) {
+    return [`${exec('a')} ip addr`, `${exec('server')} natcheck server --listen ${info.server.primaryIp} --alternate ${info.server.secondaryIp}`, `natcheck lab down${p}`]
+  }
+  const turn = services.turn.map((t) => ` --turn '${t}'`).join('')
+  const connect = (me: string, peer: string): string =>
+    `${exec(me)} natcheck connect --rendezvous ${services.rendezvous} --id ${me} --peer ${peer} --auth-secret ${services.secret}${turn}`
+  return [
+    `${exec('a')} natcheck --server ${services.stun}`,
+    `${exec('b')} natcheck --server ${services.stun}`,
+    `${exec('a')} natcheck --server ${services.stun} --json > a.json`,
+    `${exec('b')} natcheck --server ${services.stun} --json > b.json`,
+    'natcheck pair a.json b.json',
+    `${connect('a', 'b')} &`,
+    connect('b', 'a'),
+    `natcheck lab down${p}`
+  ]
 }
 
 /** Add `lab up|exec|down|status` to a commander program. */
@@ -54,13 +93,19 @@ export function registerLabCommands (program: Command): void {
     .addOption(new Option('--nat-b <type>', 'NAT behaviour of site B').choices(LAB_NAT_TYPES).makeOptionMandatory())
     .option('--hairpin', 'site routers hairpin (RFC 4787 §6)')
     .option('--udp-timeout <s>', 'UDP mapping lifetime in seconds (default 120)', parseSeconds)
+    .option('--upnp <sites>', 'run a real miniupnpd (UPnP IGD v2, NAT-PMP, PCP) on the router of site a, b or a,b', parseSites)
+    .option('--no-servers', 'do not start natkit\'s STUN (RFC 5780), TURN and rendezvous servers in the server namespace')
     .addOption(prefixOption())
     .option('--json', 'print one JSON document')
-    .action(async (opts: { natA: LabNatType, natB: LabNatType, hairpin?: boolean, udpTimeout?: number, prefix: string, json?: boolean }) => {
+    .action(async (opts: { natA: LabNatType, natB: LabNatType, hairpin?: boolean, udpTimeout?: number, servers: boolean, upnp?: LabSite[], prefix: string, json?: boolean }) => {
       try {
-        const l = await Lab.up({ natA: opts.natA, natB: opts.natB, hairpin: opts.hairpin === true, udpTimeoutS: opts.udpTimeout, prefix: opts.prefix })
-        if (opts.json === true) printJson({ lab: l.info, upMs: l.upMs })
-        else process.stdout.write(table([...infoRows(l.info), ['up in', `${l.upMs} ms`]]))
+        const l = await Lab.up({ natA: opts.natA, natB: opts.natB, hairpin: opts.hairpin === true, udpTimeoutS: opts.udpTimeout, prefix: opts.prefix, servers: opts.servers, upnp: opts.upnp })
+        const commands = tryCommands(l.info, l.services)
+        if (opts.json === true) printJson({ lab: l.info, services: l.services ?? null, upnp: l.upnp, upMs: l.upMs, try: commands })
+        else {
+          process.stdout.write(table([...infoRows(l.info), ...serviceRows(l.services), ['up in', `${l.upMs} ms`]]))
+          process.stdout.write(`\ntry:\n${commands.map((c) => `  ${c}\n`).join('')}`)
+        }
       } catch (err) {
         reportError(err, opts.json === true)
       }
@@ -110,12 +155,13 @@ export function registerLabCommands (program: Command): void {
       try {
         const labs = await listLabs()
         if (opts.json === true) {
-          printJson({ labs: labs.map((s) => ({ ...s.info, createdAt: s.createdAt, complete: s.complete, namespacesPresent: s.namespacesPresent })) })
+          printJson({ labs: labs.map((s) => ({ ...s.info, services: s.services ?? null, createdAt: s.createdAt, complete: s.complete, namespacesPresent: s.namespacesPresent })) })
           return
         }
         if (labs.length === 0) { process.stdout.write('no labs\n'); return }
         process.stdout.write(labs.map((s) => table([
           ...infoRows(s.info),
+          ...serviceRows(s.services),
           ['created', s.createdAt],
           ['state', s.complete ? 'up' : `incomplete (${s.namespacesPresent.length} of ${LAB_NODES.length} namespaces)`]
         ])).join('\n'))

@@ -40,6 +40,7 @@ export function renderReport (r: NatReport, color: boolean): string {
     ['mapping lifetime', lifetime],
     ['UDP', yesNo(r.udp, 'gets out', 'blocked')],
     ['TCP / TLS', r.tcp === null ? 'not tested (UDP works)' : `${yesNo(r.tcp, 'TCP gets out', 'TCP blocked')}, ${yesNo(r.tls, 'TLS gets out', 'TLS blocked')}`],
+    ...(r.tcpPorts !== null ? [['TCP connects', r.tcpPorts.map(p => `${p.address}:${p.port} ${p.outcome}`).join(', ') || 'no server address'] as [string, string]] : []),
     ['IPv6', r.ipv6.available ? (r.ipv6.mapped !== null ? `works (${ep(r.ipv6.mapped)})` : 'global address, but no server answered') : 'no global IPv6 address'],
     ['time', `${r.timings.totalMs} ms`]
   ]).trimEnd())

@@ -3,11 +3,15 @@ import type { FilteringBehaviour, MappingBehaviour, NatType, PortAllocation, Ver
 /**
  * The classic RFC 3489 label from measured behaviours. UDP unanswered while TCP or TLS got out: `udp-blocked`. No NAT: `open` when unsolicited traffic gets in (endpoint-
  * independent filtering), `symmetric-firewall` when it does not. Endpoint-independent mapping: a cone, named by the
- * filtering. Address(-and-port)-dependent mapping: `symmetric`. Anything not measured: `unknown`.
+ * filtering. Address(-and-port)-dependent mapping: `symmetric`. Anything not measured: `unknown`. `tcpOpenPorts`: the
+ * ports a plain TCP connect to the server reached (see tcp-reach.ts).
  */
-export function classicType (m: { udp: boolean, tcp?: boolean | null, tls?: boolean | null, behindNat: boolean | null, mapping: MappingBehaviour, filtering: FilteringBehaviour, variesByDestIp: boolean | null }): NatType {
-  // UDP is blocked only if something else got through; if nothing answered at all, nothing is known.
-  if (!m.udp) return m.tcp === true || m.tls === true ? 'udp-blocked' : 'unknown'
+export function classicType (m: { udp: boolean, udpRefused?: boolean | null, tcp?: boolean | null, tls?: boolean | null, tcpOpenPorts?: readonly number[] | null, behindNat: boolean | null, mapping: MappingBehaviour, filtering: FilteringBehaviour, variesByDestIp: boolean | null }): NatType {
+  // UDP is blocked only if something else got through (STUN over TCP/TLS, or a TCP connect that the server answered,
+  // even with a refusal); if nothing answered at all, nothing is known (offline).
+  // UDP that came back as "port unreachable" is not blocked: no STUN server listens there.
+  if (!m.udp && m.udpRefused === true) return 'unknown'
+  if (!m.udp) return m.tcp === true || m.tls === true || (m.tcpOpenPorts?.length ?? 0) > 0 ? 'udp-blocked' : 'unknown'
   if (m.behindNat === false) {
     if (m.filtering === 'endpoint-independent') return 'open'
     if (m.filtering === 'unknown') return 'unknown'
@@ -37,7 +41,7 @@ export function reachableFrom (type: NatType): NatType[] {
 }
 
 /** The plain-language verdict and advice for a report. */
-export function verdictFor (r: { type: NatType, udp?: boolean, hairpinning: boolean | null, portAllocation: PortAllocation, tcp: boolean | null, tls: boolean | null, alg: boolean | null, mappingLifetimeS: number | null, lifetimeIsLowerBound: boolean }): Verdict {
+export function verdictFor (r: { type: NatType, udp?: boolean, udpRefused?: boolean | null, hairpinning: boolean | null, portAllocation: PortAllocation, tcp: boolean | null, tls: boolean | null, tcpOpenPorts?: readonly number[] | null, alg: boolean | null, mappingLifetimeS: number | null, lifetimeIsLowerBound: boolean }): Verdict {
   const advice: string[] = []
   let summary: string
   switch (r.type) {
@@ -66,15 +70,27 @@ export function verdictFor (r: { type: NatType, udp?: boolean, hairpinning: bool
     case 'symmetric-firewall':
       summary = 'No NAT, but a firewall drops unsolicited inbound UDP: peers reach you after you send to them first (hole punching works).'
       break
-    case 'udp-blocked':
-      summary = 'UDP is blocked: no STUN server answered over UDP, so peer-to-peer UDP is impossible from here.'
+    case 'udp-blocked': {
+      const open = r.tcpOpenPorts ?? []
+      summary = open.length > 0
+        ? `UDP blocked, TCP ${open.join(' and ')} open: no STUN server answered over UDP, but the server's host answered TCP connections, so UDP is blocked on the way (or no STUN server listens on the UDP port given); a relay over TCP is the way out.`
+        : 'UDP is blocked: no STUN server answered over UDP, so peer-to-peer UDP is impossible from here.'
+      if (open.includes(443)) advice.push('Use TURN over TLS on port 443 (turns:SERVER:443): TCP 443 gets out, and TLS there looks like HTTPS to firewalls.')
       if (r.tls === true) advice.push('Use TURN over TLS (port 443 looks like HTTPS to firewalls): it got out.')
       else if (r.tcp === true) advice.push('Use TURN over TCP: STUN over TCP got out.')
-      else advice.push('Neither TCP nor TLS to the STUN servers got out either: check the network, or give a server with --server.')
+      else if (open.length === 0) advice.push('Neither TCP nor TLS to the STUN servers got out either: check the network, or give a server with --server.')
       break
+    }
     default:
+      if (r.udp === false && r.udpRefused === true) {
+        summary = 'No STUN server listens there: UDP reached the server\'s host (it answered "port unreachable"), so UDP is not blocked, but nothing could be measured.'
+        advice.push('Check the server address and port, or give a running STUN server with --server HOST[:PORT].')
+        break
+      }
       if (r.udp === false) {
-        summary = 'No STUN server answered, over UDP, TCP or TLS: nothing could be measured.'
+        summary = r.tcpOpenPorts !== undefined && r.tcpOpenPorts !== null
+          ? 'Offline: no STUN server answered over UDP, TCP or TLS, and plain TCP connections to the servers on ports 443 and 80 got no answer either.'
+          : 'No STUN server answered, over UDP, TCP or TLS: nothing could be measured.'
         advice.push('Check that this host is online, or give a STUN server it can reach with --server HOST[:PORT].')
         break
       }

@@ -5,11 +5,29 @@ import { resolveServer } from '../net/resolve.js'
 import { stunBinding } from '../stun/client.js'
 import { withTimeout, type Resolved } from './discover-reach.js'
 import type { DiscoveryRun } from './discover-run.js'
+import { probeTcpPorts, probeUdpRefusal, type TcpPortProbe } from './tcp-reach.js'
 
 const log = createLogger('natcheck:discovery')
 
-/** Phase 6: does STUN over TCP or TLS get out (to each server's port and 443; TLS to 5349 and 443)? */
-export async function testTcpTls (run: DiscoveryRun, resolved: readonly Resolved[]): Promise<{ tcp: boolean, tls: boolean }> {
+/** A STUN Binding request header (RFC 8489 §5) for the UDP refusal probe; its reply, if any, is not read. */
+const STUN_PROBE = Uint8Array.of(0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
+
+/** What phase 6 found. */
+export interface TcpTlsReport {
+  readonly tcp: boolean
+  readonly tls: boolean
+  /** Plain TCP connects to each server on 443 and 80. */
+  readonly tcpPorts: TcpPortProbe[]
+  /** UDP to a server came back as ICMP port unreachable (UDP gets there; no STUN server listens). */
+  readonly udpRefused: boolean
+}
+
+/**
+ * Phase 6: does STUN over TCP or TLS get out (to each server's port and 443; TLS to 5349 and 443)? Also plain TCP
+ * connects on 443 and 80 (a server that answers, even with a refusal, proves the path open) and whether UDP to the
+ * STUN port comes back as ICMP port unreachable.
+ */
+export async function testTcpTls (run: DiscoveryRun, resolved: readonly Resolved[]): Promise<TcpTlsReport> {
   run.progress('tcp-tls', 'testing STUN over TCP and TLS')
   const hosts = resolved.filter(r => r.targets !== undefined).map(r => r.targets?.[0] as ResolvedServer)
   const attempt = async (transport: 'tcp' | 'tls', port: number, h: ResolvedServer): Promise<boolean> => {
@@ -23,6 +41,8 @@ export async function testTcpTls (run: DiscoveryRun, resolved: readonly Resolved
       return false
     }
   }
+  const portsProbe = probeTcpPorts(hosts.map(h => h.address), { timeoutMs: Math.min(run.timeoutMs, 3000), localAddress: run.options.localAddress, signal: run.signal })
+  const udpRefusal = Promise.all(hosts.map(async h => await probeUdpRefusal(h.address, h.port, STUN_PROBE, { timeoutMs: Math.min(run.timeoutMs, 1500), localAddress: run.options.localAddress })))
   const results = await Promise.all(hosts.flatMap(h => [
     attempt('tcp', h.port, h).then(ok => ({ kind: 'tcp', ok })),
     attempt('tcp', 443, h).then(ok => ({ kind: 'tcp', ok })),
@@ -31,9 +51,11 @@ export async function testTcpTls (run: DiscoveryRun, resolved: readonly Resolved
   ]))
   const tcp = results.some(r => r.kind === 'tcp' && r.ok)
   const tls = results.some(r => r.kind === 'tls' && r.ok)
+  const tcpPorts = await portsProbe
+  const udpRefused = (await udpRefusal).includes('refused')
   run.mark('tcpTls')
-  run.progress('tcp-tls', `TCP ${tcp ? 'got out' : 'blocked'}, TLS ${tls ? 'got out' : 'blocked'}`)
-  return { tcp, tls }
+  run.progress('tcp-tls', `TCP ${tcp ? 'got out' : 'blocked'}, TLS ${tls ? 'got out' : 'blocked'}, TCP connects: ${tcpPorts.map(p => `${p.port} ${p.outcome}`).join(', ') || 'none'}`)
+  return { tcp, tls, tcpPorts, udpRefused }
 }
 
 /** IPv6 as reported: whether the host has a global address, whether it was tested, the mapped address. */

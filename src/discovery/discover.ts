@@ -3,6 +3,7 @@ import { measureBehaviour, unknownBehaviour } from './discover-behaviour.js'
 import { reachServers, resolveServers } from './discover-reach.js'
 import { DiscoveryRun, type DiscoverOptions } from './discover-run.js'
 import { testIpv6, testTcpTls } from './discover-transports.js'
+import { openTcpPorts, type TcpPortProbe } from './tcp-reach.js'
 import type { NatReport } from './types.js'
 
 export type { DiscoverOptions, DiscoveryProgress } from './discover-run.js'
@@ -33,10 +34,13 @@ export async function discoverNat (options: DiscoverOptions = {}): Promise<NatRe
     const b = udp ? await measureBehaviour(run, reach) : unknownBehaviour()
     let tcp: boolean | null = null
     let tls: boolean | null = null
-    if (options.tcpTls === 'always' || (options.tcpTls !== 'never' && !udp)) ({ tcp, tls } = await testTcpTls(run, resolved))
+    let tcpPorts: TcpPortProbe[] | null = null
+    let udpRefused: boolean | null = null
+    if (options.tcpTls === 'always' || (options.tcpTls !== 'never' && !udp)) ({ tcp, tls, tcpPorts, udpRefused } = await testTcpTls(run, resolved))
     const ipv6 = await testIpv6(run)
 
-    const type = classicType({ udp, tcp, tls, behindNat: b.behindNat, mapping: b.mapping, filtering: b.filtering, variesByDestIp: b.variesByDestIp })
+    const tcpOpenPorts = tcpPorts === null ? null : openTcpPorts(tcpPorts)
+    const type = classicType({ udp, udpRefused, tcp, tls, tcpOpenPorts, behindNat: b.behindNat, mapping: b.mapping, filtering: b.filtering, variesByDestIp: b.variesByDestIp })
     const totalMs = Math.round(performance.now() - run.started)
     run.progress('done', `${type} in ${totalMs} ms`)
     return {
@@ -47,9 +51,9 @@ export async function discoverNat (options: DiscoverOptions = {}): Promise<NatRe
       },
       publicAddress: b.publicAddress,
       localAddress: b.localAddress,
-      udp, tcp, tls, ipv6,
+      udp, udpRefused, tcp, tls, tcpPorts, ipv6,
       servers: reach.serverReports,
-      verdict: verdictFor({ type, udp, hairpinning: b.hairpinning, portAllocation: b.portAllocation, tcp, tls, alg: b.alg, mappingLifetimeS: b.lifetimeS, lifetimeIsLowerBound: b.lifetimeIsLowerBound }),
+      verdict: verdictFor({ type, udp, udpRefused, hairpinning: b.hairpinning, portAllocation: b.portAllocation, tcp, tls, tcpOpenPorts, alg: b.alg, mappingLifetimeS: b.lifetimeS, lifetimeIsLowerBound: b.lifetimeIsLowerBound }),
       timings: { ...run.timings, totalMs }
     }
   } finally {

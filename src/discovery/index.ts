@@ -6,3 +6,4 @@ export { DEFAULT_SERVERS, discoverNat, type DiscoverOptions, type DiscoveryProgr
 export { classicType, reachableFrom, verdictFor } from './classify.js'
 export { predictPair, type PairPrediction, type PeerProfile, type Strategy } from './predict.js'
 export { LIFETIME_CHECKPOINTS_S } from './lifetime.js'
+export { probeTcpPorts, TCP_REACH_PORTS, type TcpPortProbe, type TcpReachOptions } from './tcp-reach.js'

@@ -1,7 +1,7 @@
 import type { NatType, PortAllocation } from './types.js'
 
 /** How two peers should connect. */
-export type Strategy = 'direct' | 'punch' | 'port-prediction' | 'relay-udp' | 'relay-tcp' | 'relay-tls'
+export type Strategy = 'direct' | 'punch' | 'port-prediction' | 'relay-udp' | 'relay-tcp' | 'relay-tls' | 'port-mapping' | 'birthday-spray' | 'tcp-simultaneous-open'
 
 /** What the pair predictor needs from each side's saved report. */
 export interface PeerProfile {
@@ -9,6 +9,8 @@ export interface PeerProfile {
   readonly portAllocation?: PortAllocation
   readonly tcp?: boolean | null
   readonly tls?: boolean | null
+  /** Whether the side's gateway granted a port mapping (PCP, NAT-PMP or UPnP IGD) when natcheck asked. */
+  readonly portMapped?: boolean
 }
 
 /** The predicted strategy, and why. */
@@ -17,6 +19,43 @@ export interface PairPrediction {
   /** Other strategies that could also work, most promising first. */
   readonly alternatives: Strategy[]
   readonly reason: string
+  /** For each alternative, what it costs and how likely it works. */
+  readonly costs?: Partial<Record<Strategy, string>>
+}
+
+/** Ports a NAT allocates from, for the birthday-spray estimate (1024..65535). */
+const PORT_SPACE = 64512
+
+/**
+ * Probability that a birthday spray connects: the symmetric side opens `sockets` new mappings (random ports), the
+ * cone side probes `probes` random ports of its public address; a hit needs one probed port to be one of the mapped
+ * ones: 1 − (1 − sockets/space)^probes.
+ */
+export function birthdaySprayProbability (sockets: number, probes: number, space = PORT_SPACE): number {
+  return 1 - Math.pow(1 - Math.min(sockets, space) / space, probes)
+}
+
+/** Add the hard-NAT techniques that could also work (natkit does not run them by itself yet), with their cost. */
+function withTechniques (p: PairPrediction, a: PeerProfile, b: PeerProfile): PairPrediction {
+  const alternatives = [...p.alternatives]
+  const costs: Partial<Record<Strategy, string>> = { ...p.costs }
+  const sides = [a, b]
+  if (p.strategy !== 'direct' && sides.some(s => s.portMapped === true)) {
+    alternatives.unshift('port-mapping')
+    costs['port-mapping'] = 'one request to the gateway (PCP, NAT-PMP or UPnP IGD) and a renewal per half lease: the mapped side becomes reachable like a full cone'
+  }
+  const symmetric = sides.filter(s => s.type === 'symmetric')
+  const other = a.type === 'symmetric' ? b : a
+  if (symmetric.length === 1 && other.type === 'port-restricted-cone' && symmetric[0].portAllocation?.pattern === 'random') {
+    alternatives.push('birthday-spray')
+    costs['birthday-spray'] = `256 sockets on the symmetric side × 1024 probes from the cone side: ${Math.round(birthdaySprayProbability(256, 1024) * 100)}% (256 × 256: ${Math.round(birthdaySprayProbability(256, 256) * 100)}%), paced over seconds`
+  }
+  if (p.alternatives.includes('port-prediction')) costs['port-prediction'] = 'a short paced burst to the next few predicted ports (a handful of packets when nothing else allocates ports meanwhile)'
+  if (sides.every(s => s.type === 'udp-blocked' && s.tcp === true)) {
+    alternatives.push('tcp-simultaneous-open')
+    costs['tcp-simultaneous-open'] = 'both sides connect() to each other\'s public TCP endpoint at once (RFC 9293 §3.5): works where outbound TCP to any port is allowed and the NAT keeps the source port'
+  }
+  return { ...p, alternatives: [...new Set(alternatives)], ...(Object.keys(costs).length > 0 ? { costs } : {}) }
 }
 
 const CONES: NatType[] = ['full-cone', 'restricted-cone']
@@ -26,9 +65,15 @@ const CONES: NatType[] = ['full-cone', 'restricted-cone']
  * NAT or filtering (open) is reached directly; two endpoint-independent mappings can always punch; a symmetric NAT can
  * punch to a peer whose filter admits any port of the sender's IP (open, full-cone, restricted-cone); against
  * port-restricted or symmetric peers it needs a relay, unless its ports are sequential (port prediction is then an
- * alternative); UDP blocked on either side means a relay over TCP or TLS.
+ * alternative); UDP blocked on either side means a relay over TCP or TLS. The hard-NAT techniques that could also
+ * work are added as alternatives with their cost: port mapping (a side's gateway granted one), birthday spray
+ * (symmetric with random ports × port-restricted cone), TCP simultaneous open (both sides UDP-blocked, TCP out).
  */
 export function predictPair (a: PeerProfile, b: PeerProfile): PairPrediction {
+  return withTechniques(predictStandard(a, b), a, b)
+}
+
+function predictStandard (a: PeerProfile, b: PeerProfile): PairPrediction {
   const sides = [a, b]
   if (sides.some(s => s.type === 'udp-blocked')) {
     const blocked = sides.filter(s => s.type === 'udp-blocked')

@@ -1,4 +1,5 @@
 import type { Endpoint } from '../net/endpoint.js'
+import type { TcpPortProbe } from './tcp-reach.js'
 
 /** NAT mapping behaviour (RFC 4787 §4.1, measured as in RFC 5780 §4.3). */
 export type MappingBehaviour = 'endpoint-independent' | 'address-dependent' | 'address-and-port-dependent' | 'unknown'
@@ -65,6 +66,10 @@ export interface NatReport {
   /** STUN over TCP got out (null: not tested, because UDP worked). */
   readonly tcp: boolean | null
   readonly tls: boolean | null
+  /** UDP to a server came back as ICMP port unreachable: UDP gets there, but no STUN server listens (null: not tested). */
+  readonly udpRefused: boolean | null
+  /** Plain TCP connects to each server on 443 and 80, made when UDP got no answer (null: not made). */
+  readonly tcpPorts: TcpPortProbe[] | null
   readonly ipv6: { readonly available: boolean, readonly tested: boolean, readonly mapped: Endpoint | null }
   readonly servers: ServerReport[]
   readonly verdict: Verdict

@@ -10,3 +10,5 @@ export { natRuleset, isEndpointIndependentMapping, NAT_TABLE } from './nat-rules
 export type { NatRulesetOptions } from './nat-rules.js'
 export { DEFAULT_UDP_TIMEOUT_S, planLab, resolveLabOptions } from './topology.js'
 export type { ResolvedLabOptions } from './topology.js'
+export { LAB_RENDEZVOUS_PORT, LAB_SECRET, LAB_STUN_ALT_PORT, LAB_STUN_PORT, LAB_TURN_PORT, labServiceArgv, startLabServices, stopLabServices } from './services.js'
+export type { LabServiceProcess, LabServices } from './services.js'

@@ -13,11 +13,15 @@
 import { spawn as spawnChild } from 'node:child_process'
 import type { ChildProcess, SpawnOptions } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { rm } from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
 import { InvalidArgumentError, LabError, NatError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { natRuleset } from './nat-rules.js'
 import { ipBatch, listNetns, netnsExecArgv, netnsNft, netnsPids, netnsSysctl, run, runOk } from './netns.js'
+import { miniupnpdTables } from './miniupnpd.js'
+import { startLabServices, startMiniupnpd, stopLabServices } from './services.js'
+import type { LabServiceProcess, LabServices } from './services.js'
 import { listLabStates, readLabState, removeLabState, writeLabState } from './state.js'
 import { conntrackSysctls, nodeBatch, nodeSysctls, planLab, resolveLabOptions, rootBatch, validatePrefix } from './topology.js'
 import { LAB_NODES } from './types.js'
@@ -48,6 +52,8 @@ export interface LabExecResult {
 /** A lab found by {@link listLabs}. */
 export interface LabStatus {
   readonly info: LabInfo
+  /** The servers `lab up` started, if any. */
+  readonly services: LabServices | undefined
   readonly createdAt: string
   /** Namespaces of the lab that exist right now. */
   readonly namespacesPresent: string[]
@@ -81,12 +87,18 @@ export class Lab {
   readonly info: LabInfo
   /** Milliseconds `up` took (0 for an attached lab). */
   readonly upMs: number
+  /** The natkit servers running in the server namespace, when the lab was built with `servers: true`. */
+  readonly services: LabServices | undefined
+  /** miniupnpd processes on site routers (`upnp` option). */
+  readonly upnp: LabServiceProcess[]
   readonly #children = new Set<ChildProcess>()
   #down: Promise<void> | undefined
 
-  private constructor (info: LabInfo, upMs: number) {
+  private constructor (info: LabInfo, upMs: number, services?: LabServices, upnp?: LabServiceProcess[]) {
     this.info = info
     this.upMs = upMs
+    this.services = services
+    this.upnp = upnp ?? []
   }
 
   /**
@@ -101,6 +113,8 @@ export class Lab {
     const t0 = performance.now()
     await labDown(o.prefix)
     const info = planLab(o)
+    let services: LabServices | undefined
+    let upnp: LabServiceProcess[] | undefined
     try {
       await ipBatch(rootBatch(info))
       await Promise.all(LAB_NODES.map(async (node) => {
@@ -109,7 +123,7 @@ export class Lab {
         await netnsSysctl(ns, nodeSysctls(node))
         if (node === 'router-a' || node === 'router-b') {
           const site = node === 'router-a' ? info.a : info.b
-          const rules = natRuleset({ nat: site.nat, wanIp: site.wanIp, hairpin: site.hairpin, udpTimeoutS: info.udpTimeoutS })
+          const rules = natRuleset({ nat: site.nat, wanIp: site.wanIp, hairpin: site.hairpin, udpTimeoutS: info.udpTimeoutS }) + (site.upnp ? miniupnpdTables() : '')
           if (rules !== '') {
             await netnsNft(ns, rules)
             await netnsSysctl(ns, conntrackSysctls(info.udpTimeoutS))
@@ -117,6 +131,14 @@ export class Lab {
         }
       }))
       await writeLabState(info)
+      if (o.servers) {
+        services = await startLabServices(info)
+        await writeLabState(info, services)
+      }
+      if (o.upnp.length > 0) {
+        upnp = await startMiniupnpd(info, o.upnp)
+        await writeLabState(info, services, upnp)
+      }
     } catch (err) {
       await labDown(o.prefix).catch((e: unknown) => { log.error('cleanup after failed up: %O', e) })
       if (err instanceof NatError) throw err
@@ -124,7 +146,7 @@ export class Lab {
     }
     const upMs = Math.round(performance.now() - t0)
     log('lab %s up in %d ms: A=%s B=%s hairpin=%s udp-timeout=%ds', o.prefix, upMs, o.natA, o.natB, o.hairpin, o.udpTimeoutS)
-    return new Lab(info, upMs)
+    return new Lab(info, upMs, services, upnp)
   }
 
   /**
@@ -138,7 +160,7 @@ export class Lab {
     const present = new Set(await listNetns())
     const missing = LAB_NODES.map((n) => state.info.namespaces[n]).filter((ns) => !present.has(ns))
     if (missing.length > 0) throw new LabError(`lab ${prefix} is incomplete (missing ${missing.join(', ')}); run lab down and lab up again`)
-    return new Lab(state.info, 0)
+    return new Lab(state.info, 0, state.services, state.upnp)
   }
 
   /** Namespace name of a node. */
@@ -211,6 +233,13 @@ export async function labDown (prefix?: string): Promise<void> {
     return
   }
   validatePrefix(prefix)
+  // The servers `lab up` started, by their recorded PIDs (gracefully first); then whatever else runs in the namespaces.
+  const recorded = await readLabState(prefix)
+  const processes = [...recorded?.services?.processes ?? [], ...recorded?.upnp ?? []]
+  if (processes.length > 0) {
+    await stopLabServices(processes)
+    await Promise.all(processes.flatMap((p) => [p.logFile, ...(p.files ?? [])]).map(async (f) => { await rm(f, { force: true }) }))
+  }
   const names = (await listNetns()).filter((n) => n.startsWith(prefix) && (LAB_NODES as readonly string[]).includes(n.slice(prefix.length)))
   for (const ns of names) {
     for (const pid of await netnsPids(ns)) {
@@ -231,7 +260,7 @@ export async function listLabs (): Promise<LabStatus[]> {
   return (await listLabStates()).map((s) => {
     const all = LAB_NODES.map((n) => s.info.namespaces[n])
     const namespacesPresent = all.filter((ns) => present.has(ns))
-    return { info: s.info, createdAt: s.createdAt, namespacesPresent, complete: namespacesPresent.length === all.length }
+    return { info: s.info, services: s.services, createdAt: s.createdAt, namespacesPresent, complete: namespacesPresent.length === all.length }
   })
 }
 

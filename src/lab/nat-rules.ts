@@ -18,6 +18,9 @@
  *   nft 1.0.x; the map yields ports in network order.)
  * - Hairpinning (RFC 4787 §6): LAN packets to the router's public address and a port in `eim_in` are
  *   DNATed to that mapping's internal endpoint and SNATed to the sender's own external mapping.
+ * - UDP blocked (`udp-blocked`, `tcp-only`): the forward chain passes only TCP out (to 80/443, or to any port),
+ *   and only conntrack-established packets in: a stateful firewall. Conntrack follows a TCP simultaneous open
+ *   (a SYN in the reply direction of a SYN_SENT entry), so two `tcp-only` sites can punch TCP.
  * - Unsolicited inbound packets are dropped in the filter hooks, before their conntrack entry is
  *   confirmed, so they leave no entry that could clash with (and move) a later outbound mapping.
  * - Mapping lifetime: the maps time out after `udpTimeoutS` and are refreshed by outbound packets
@@ -85,7 +88,7 @@ export function natRuleset (o: NatRulesetOptions): string {
 
   const nat = o.nat
   const ip = o.wanIp
-  const hairpin = (o.hairpin ?? false) && nat !== 'udp-blocked'
+  const hairpin = (o.hairpin ?? false) && nat !== 'udp-blocked' && nat !== 'tcp-only'
   const cone = CONE.has(nat)
   const recordIn = cone || hairpin
   const W = `"${wan}"`
@@ -128,6 +131,7 @@ export function natRuleset (o: NatRulesetOptions): string {
       break
     }
     case 'udp-blocked':
+    case 'tcp-only':
       out.push(`    oifname ${W} snat ip to ${ip}`)
       break
   }
@@ -151,6 +155,8 @@ export function natRuleset (o: NatRulesetOptions): string {
   out.push('    ct state established,related accept', '    ct state invalid drop')
   if (nat === 'udp-blocked') {
     out.push(`    iifname ${L} oifname ${W} tcp dport { 80, 443 } accept`)
+  } else if (nat === 'tcp-only') {
+    out.push(`    iifname ${L} oifname ${W} meta l4proto tcp accept`)
   } else {
     out.push(`    iifname ${L} accept`)
     out.push(`    iifname ${W} ct status dnat accept`)

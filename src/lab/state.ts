@@ -4,6 +4,7 @@
  */
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import type { LabServiceProcess, LabServices } from './services.js'
 import type { LabInfo } from './types.js'
 
 /** Version of the state-file layout. */
@@ -14,6 +15,10 @@ export interface LabState {
   schemaVersion: number
   createdAt: string
   info: LabInfo
+  /** The servers `lab up` started in the server namespace (absent with `--no-servers`). */
+  services?: LabServices
+  /** miniupnpd processes on site routers (`upnp`). */
+  upnp?: LabServiceProcess[]
 }
 
 /** The state directory in use. */
@@ -26,9 +31,9 @@ function fileFor (prefix: string): string {
 }
 
 /** Record a lab. */
-export async function writeLabState (info: LabInfo): Promise<void> {
+export async function writeLabState (info: LabInfo, services?: LabServices, upnp?: LabServiceProcess[]): Promise<void> {
   await mkdir(labStateDir(), { recursive: true, mode: 0o755 })
-  const state: LabState = { schemaVersion: LAB_STATE_SCHEMA_VERSION, createdAt: new Date().toISOString(), info }
+  const state: LabState = { schemaVersion: LAB_STATE_SCHEMA_VERSION, createdAt: new Date().toISOString(), info, services, upnp }
   await writeFile(fileFor(info.prefix), JSON.stringify(state, null, 2) + '\n')
 }
 

@@ -64,6 +64,8 @@ export interface ResolvedLabOptions {
   hairpin: boolean
   udpTimeoutS: number
   prefix: string
+  servers: boolean
+  upnp: LabSite[]
 }
 
 /**
@@ -82,11 +84,17 @@ export function resolveLabOptions (o: LabOptions, randomId: () => string): Resol
     throw new InvalidArgumentError(`udpTimeoutS must be an integer number of seconds in 1..86400; got ${String(o.udpTimeoutS)}`)
   }
   if (o.hairpin !== undefined && typeof o.hairpin !== 'boolean') throw new InvalidArgumentError('hairpin must be a boolean')
+  if (o.servers !== undefined && typeof o.servers !== 'boolean') throw new InvalidArgumentError('servers must be a boolean')
+  const upnp = o.upnp ?? []
+  if (!Array.isArray(upnp) || !upnp.every((x) => x === 'a' || x === 'b')) throw new InvalidArgumentError('upnp must be a list of sites, e.g. [\'a\']')
+  for (const site of upnp) {
+    if ((site === 'a' ? o.natA : o.natB) === 'none') throw new InvalidArgumentError(`upnp: site ${site} has no NAT (type none), so there is nothing to map; give it a NAT type`)
+  }
   const prefix = o.prefix ?? `nk-${randomId()}-`
   if (!PREFIX_RE.test(prefix)) {
     throw new InvalidArgumentError(`prefix must be 1-20 characters of letters, digits, '-', '_' or '.', starting with a letter or digit; got ${JSON.stringify(prefix)}`)
   }
-  return { natA: o.natA, natB: o.natB, hairpin: o.hairpin ?? false, udpTimeoutS, prefix }
+  return { natA: o.natA, natB: o.natB, hairpin: o.hairpin ?? false, udpTimeoutS, prefix, servers: o.servers ?? false, upnp: [...new Set(upnp)].sort() }
 }
 
 /** Check a namespace prefix (used by `down` and `exec`, which take a prefix alone). */
@@ -104,13 +112,14 @@ export function namespaceNames (prefix: string): Record<LabNode, string> {
   return out
 }
 
-function site (site: LabSite, nat: LabNatType, hairpin: boolean, ns: Record<LabNode, string>): LabSiteInfo {
+function site (site: LabSite, nat: LabNatType, hairpin: boolean, upnp: boolean, ns: Record<LabNode, string>): LabSiteInfo {
   const s = SITES[site]
   const lan = nat === 'none' ? s.publicLan : s.natLan
   return {
     site,
     nat,
     hairpin: nat === 'none' ? false : hairpin,
+    upnp,
     routerNs: ns[site === 'a' ? 'router-a' : 'router-b'],
     hostNs: ns[site],
     wanIp: s.wanIp,
@@ -129,8 +138,8 @@ export function planLab (o: ResolvedLabOptions): LabInfo {
     udpTimeoutS: o.udpTimeoutS,
     namespaces,
     server: { ns: namespaces.server, primaryIp: SERVER.primaryIp, secondaryIp: SERVER.secondaryIp },
-    a: site('a', o.natA, o.hairpin, namespaces),
-    b: site('b', o.natB, o.hairpin, namespaces)
+    a: site('a', o.natA, o.hairpin, o.upnp.includes('a'), namespaces),
+    b: site('b', o.natB, o.hairpin, o.upnp.includes('b'), namespaces)
   }
 }
 

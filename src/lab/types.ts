@@ -13,7 +13,8 @@ export const LAB_NAT_TYPES = [
   'port-restricted-cone',
   'symmetric',
   'symmetric-sequential',
-  'udp-blocked'
+  'udp-blocked',
+  'tcp-only'
 ] as const
 
 /**
@@ -25,6 +26,8 @@ export const LAB_NAT_TYPES = [
  * - `symmetric`: address-and-port-dependent mapping (APDM) with random external ports, APDF.
  * - `symmetric-sequential`: APDM with external ports allocated +1 per new mapping, APDF.
  * - `udp-blocked`: all UDP out is dropped; only TCP to ports 80 and 443 goes out (NATed).
+ * - `tcp-only`: all UDP is dropped; outbound TCP to any port goes out (NATed, source port kept when free) and a
+ *   stateful firewall lets in only packets of connections seen leaving (so TCP simultaneous open can work).
  */
 export type LabNatType = typeof LAB_NAT_TYPES[number]
 
@@ -36,7 +39,8 @@ export const LAB_NAT_MAPPING = {
   'port-restricted-cone': 'endpoint-independent',
   symmetric: 'address-and-port-dependent',
   'symmetric-sequential': 'address-and-port-dependent',
-  'udp-blocked': null
+  'udp-blocked': null,
+  'tcp-only': null
 } as const satisfies Record<LabNatType, string | null>
 
 /** The filtering behaviour (RFC 4787 §5) each NAT type implements, `null` when there is no UDP NAT. */
@@ -47,7 +51,8 @@ export const LAB_NAT_FILTERING = {
   'port-restricted-cone': 'address-and-port-dependent',
   symmetric: 'address-and-port-dependent',
   'symmetric-sequential': 'address-and-port-dependent',
-  'udp-blocked': null
+  'udp-blocked': null,
+  'tcp-only': null
 } as const satisfies Record<LabNatType, string | null>
 
 /** The lab's nodes, each one network namespace. `a` and `b` are the hosts behind the site routers. */
@@ -80,6 +85,17 @@ export interface LabOptions {
    * characters. Default `nk-` plus 4 random hex digits and `-`.
    */
   prefix?: string
+  /**
+   * Start natkit's servers in the server namespace: an RFC 5780 STUN server on both public addresses, a TURN
+   * relay and the rendezvous (see `services.ts` for the ports). They are recorded in the lab's state and stopped
+   * by {@link Lab.down} / `labDown`. Default `false` (tests start their own); the CLI's `lab up` turns it on.
+   */
+  servers?: boolean
+  /**
+   * Sites whose router runs a real miniupnpd (UPnP IGD v2, NAT-PMP, PCP on the LAN side), e.g. `['a']`. NAT sites
+   * only. Default none. See miniupnpd.ts for what it can and cannot grant in the lab.
+   */
+  upnp?: LabSite[]
 }
 
 /** One site as built: its NAT behaviour, namespaces and addresses. */
@@ -87,6 +103,8 @@ export interface LabSiteInfo {
   readonly site: LabSite
   readonly nat: LabNatType
   readonly hairpin: boolean
+  /** Whether the site router runs miniupnpd. */
+  readonly upnp: boolean
   /** Namespace of the site router. */
   readonly routerNs: string
   /** Namespace of the host behind it. */

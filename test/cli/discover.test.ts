@@ -13,10 +13,11 @@ describe('natcheck (discovery)', function () {
   after(async () => { await server?.close() })
 
   it('classifies loopback against natkit\'s RFC 5780 server as open, with every field of the JSON contract', async () => {
-    const r = await natcheck(['--server', `127.0.0.1:${server.addresses().udp[0].port}`, '--json'])
+    const r = await natcheck(['--server', `127.0.0.1:${server.addresses().udp[0].port}`, '--json', '--no-portmap'])
     expect(r.code, r.stderr).to.equal(0)
     const doc = JSON.parse(r.stdout)
     expect(doc.schemaVersion).to.equal(1)
+    expect(doc.portMapping, '--no-portmap asks no gateway').to.equal(null)
     expect(doc.nat).to.include({ type: 'open', behindNat: false, mapping: 'endpoint-independent', filtering: 'endpoint-independent', alg: false, portPreservation: true })
     expect(doc.nat.portAllocation).to.include({ pattern: 'preserving' })
     for (const key of ['hairpinning', 'mappingVariesByDestIp', 'mappingLifetimeS']) expect(doc.nat).to.have.property(key)
@@ -32,7 +33,7 @@ describe('natcheck (discovery)', function () {
   })
 
   it('prints the verdict on top of a human table, progress on stderr only', async () => {
-    const r = await natcheck(['--server', `127.0.0.1:${server.addresses().udp[0].port}`])
+    const r = await natcheck(['--server', `127.0.0.1:${server.addresses().udp[0].port}`, '--no-portmap'])
     expect(r.code, r.stderr).to.equal(0)
     expect(r.stdout.split('\n')[0]).to.equal('NAT type: open')
     expect(r.stdout).to.match(/^filtering\s+endpoint-independent$/m)
@@ -41,15 +42,30 @@ describe('natcheck (discovery)', function () {
   })
 
   it('exits 2 within a few seconds with a clear message when no server answers', async () => {
-    const port = await freePort()
-    const r = await natcheck(['--server', `127.0.0.1:${port}`, '--timeout', '1000', '--json'])
+    // RFC 6761: .invalid never resolves, so nothing can answer over UDP, TCP or TLS.
+    const r = await natcheck(['--server', 'natkit-test.invalid', '--timeout', '1000', '--json', '--no-portmap'])
     expect(r.code).to.equal(2)
     expect(r.ms).to.be.below(8000)
     expect(r.stderr).to.match(/no STUN server answered/)
     const doc = JSON.parse(r.stdout)
     expect(doc.udp).to.equal(false)
     expect(doc.nat.type).to.equal('unknown')
+    expect(doc.tcpPorts).to.deep.equal([])
+    expect(doc.verdict.summary).to.match(/^Offline/)
+  })
+
+  it('says no STUN server listens (not "UDP blocked") when UDP to the port comes back as port unreachable', async () => {
+    const port = await freePort()
+    const r = await natcheck(['--server', `127.0.0.1:${port}`, '--timeout', '1000', '--json', '--no-portmap'])
+    expect(r.code).to.equal(2)
+    const doc = JSON.parse(r.stdout)
+    expect(doc.udp).to.equal(false)
+    expect(doc.udpRefused).to.equal(true)
     expect(doc.servers[0].error).to.match(/no response/)
+    expect(doc.nat.type).to.equal('unknown')
+    // The TCP connects were refused too: the host is there, and nothing claims UDP is blocked.
+    expect(doc.tcpPorts.map((p: { port: number, outcome: string }) => `${p.port} ${p.outcome}`)).to.deep.equal(['443 refused', '80 refused'])
+    expect(doc.verdict.summary).to.match(/^No STUN server listens there/)
   })
 })
 
@@ -117,7 +133,7 @@ describe('natcheck with plain (non-RFC 5780) servers only', function () {
     const s1 = await StunServer.start({ listen: { address: '127.0.0.1', port: 0 } })
     const s2 = await StunServer.start({ listen: { address: '127.0.0.2', port: 0 } })
     try {
-      const r = await natcheck(['--server', `127.0.0.1:${s1.addresses().udp[0].port}`, '--server', `127.0.0.2:${s2.addresses().udp[0].port}`, '--json'])
+      const r = await natcheck(['--server', `127.0.0.1:${s1.addresses().udp[0].port}`, '--server', `127.0.0.2:${s2.addresses().udp[0].port}`, '--json', '--no-portmap'])
       expect(r.code, r.stderr).to.equal(0)
       const doc = JSON.parse(r.stdout)
       expect(doc.servers.map((s: { rfc5780: boolean }) => s.rfc5780)).to.deep.equal([false, false])

@@ -21,7 +21,8 @@ const EXPECTED: Record<LabNatType, { mapping?: Behaviour, filtering?: Behaviour,
   'port-restricted-cone': { mapping: EIM, filtering: APD },
   symmetric: { mapping: APD, filtering: APD },
   'symmetric-sequential': { mapping: APD, filtering: APD },
-  'udp-blocked': { udpBlocked: true }
+  'udp-blocked': { udpBlocked: true },
+  'tcp-only': { udpBlocked: true }
 }
 
 interface Case { natA: LabNatType, natB: LabNatType, hairpin: boolean }

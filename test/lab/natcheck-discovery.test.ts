@@ -25,7 +25,8 @@ const TRUTH: Record<LabNatType, Truth> = {
   'port-restricted-cone': { type: 'port-restricted-cone', mapping: 'endpoint-independent', filtering: 'address-and-port-dependent', pattern: 'preserving', hairpinTested: true },
   symmetric: { type: 'symmetric', mapping: 'address-and-port-dependent', filtering: 'address-and-port-dependent', pattern: 'random', hairpinTested: true },
   'symmetric-sequential': { type: 'symmetric', mapping: 'address-and-port-dependent', filtering: 'address-and-port-dependent', pattern: 'sequential', delta: 1, hairpinTested: true },
-  'udp-blocked': { type: 'udp-blocked', mapping: 'unknown', filtering: 'unknown', pattern: 'unknown', hairpinTested: false }
+  'udp-blocked': { type: 'udp-blocked', mapping: 'unknown', filtering: 'unknown', pattern: 'unknown', hairpinTested: false },
+  'tcp-only': { type: 'udp-blocked', mapping: 'unknown', filtering: 'unknown', pattern: 'unknown', hairpinTested: false }
 }
 
 interface Report {
@@ -88,7 +89,7 @@ function expectTruth (r: Report, nat: LabNatType, hairpin: boolean): void {
   expect(r.nat.portAllocation.pattern, where).to.equal(t.pattern)
   if (t.delta !== undefined) expect(r.nat.portAllocation.delta, where).to.equal(t.delta)
   expect(r.nat.hairpinning, where).to.equal(t.hairpinTested ? hairpin : null)
-  if (nat === 'udp-blocked') {
+  if (nat === 'udp-blocked' || nat === 'tcp-only') {
     expect(r.udp, where).to.equal(false)
     expect(r.tcp, where).to.equal(true)
   } else {

@@ -109,6 +109,9 @@ describe('discovery decisions (from recorded probe results)', () => {
       { name: 'symmetric firewall', input: { ...base, behindNat: false, filtering: 'address-and-port-dependent' }, want: 'symmetric-firewall' },
       { name: 'UDP blocked, TCP out', input: { ...base, udp: false, tcp: true, tls: false }, want: 'udp-blocked' },
       { name: 'nothing answered at all', input: { ...base, udp: false, tcp: false, tls: false }, want: 'unknown' },
+      { name: 'UDP blocked, STUN over TCP silent but a TCP connect to 443 answered', input: { ...base, udp: false, tcp: false, tls: false, tcpOpenPorts: [443] }, want: 'udp-blocked' },
+      { name: 'offline: every TCP connect silent too', input: { ...base, udp: false, tcp: false, tls: false, tcpOpenPorts: [] }, want: 'unknown' },
+      { name: 'UDP answered "port unreachable": not blocked, just no server', input: { ...base, udp: false, udpRefused: true, tcp: false, tls: false, tcpOpenPorts: [443] }, want: 'unknown' },
       { name: 'EIM but filtering unknown', input: { ...base, filtering: 'unknown' }, want: 'unknown' }
     ]
     for (const c of cases) it(c.name, () => { expect(classicType(c.input)).to.equal(c.want) })
@@ -122,7 +125,7 @@ describe('discovery decisions (from recorded probe results)', () => {
       { a: 'full-cone', b: 'port-restricted-cone', want: 'punch' },
       { a: 'port-restricted-cone', b: 'port-restricted-cone', want: 'punch' },
       { a: 'symmetric', b: 'restricted-cone', aAlloc: rnd, want: 'punch' },
-      { a: 'symmetric', b: 'port-restricted-cone', aAlloc: rnd, want: 'relay-udp', alt: [] },
+      { a: 'symmetric', b: 'port-restricted-cone', aAlloc: rnd, want: 'relay-udp', alt: ['birthday-spray'] },
       { a: 'symmetric', b: 'port-restricted-cone', aAlloc: seq, want: 'relay-udp', alt: ['port-prediction'] },
       { a: 'symmetric', b: 'symmetric', aAlloc: seq, want: 'relay-udp' },
       { a: 'udp-blocked', b: 'full-cone', want: 'relay-tls' }

@@ -29,7 +29,8 @@ describe('natRuleset', function () {
       },
       { nat: 'symmetric', has: ['snat ip to 198.51.100.1 fully-random'], hasNot: ['eim_out', 'eim_in', 'dnat ip to'] },
       { nat: 'symmetric-sequential', has: ['numgen inc mod 2048 map { 0 : 50000, 1 : 50001,', '2047 : 52047 }'], hasNot: ['eim_out', 'eim_in', 'fully-random'] },
-      { nat: 'udp-blocked', has: ['iifname "lan" oifname "wan" tcp dport { 80, 443 } accept', 'policy drop'], hasNot: ['iifname "lan" accept', 'dnat ip to'] }
+      { nat: 'udp-blocked', has: ['iifname "lan" oifname "wan" tcp dport { 80, 443 } accept', 'policy drop'], hasNot: ['iifname "lan" accept', 'dnat ip to'] },
+      { nat: 'tcp-only', has: ['iifname "lan" oifname "wan" meta l4proto tcp accept', 'ct state established,related accept', 'policy drop'], hasNot: ['iifname "lan" accept', 'dnat ip to', 'dport { 80, 443 }'] }
     ]
     for (const c of cases) {
       it(`${c.nat} uses ${c.has.length} characteristic rules`, function () {
@@ -58,6 +59,7 @@ describe('natRuleset', function () {
       expect(on).to.include('update @eim_in')
     }
     expect(natRuleset({ nat: 'udp-blocked', wanIp: WAN, hairpin: true })).to.not.include('dnat ip to')
+    expect(natRuleset({ nat: 'tcp-only', wanIp: WAN, hairpin: true })).to.not.include('dnat ip to')
   })
 
   it('uses the UDP timeout for every dynamic map and set', function () {

@@ -10,7 +10,7 @@ describe('lab topology', function () {
   describe('resolveLabOptions', function () {
     it('applies defaults', function () {
       expect(resolveLabOptions({ natA: 'full-cone', natB: 'symmetric' }, id)).to.deep.equal({
-        natA: 'full-cone', natB: 'symmetric', hairpin: false, udpTimeoutS: 120, prefix: 'nk-abcd-'
+        natA: 'full-cone', natB: 'symmetric', hairpin: false, udpTimeoutS: 120, prefix: 'nk-abcd-', servers: false, upnp: []
       })
     })
     const bad: Array<[string, unknown]> = [
@@ -18,6 +18,9 @@ describe('lab topology', function () {
       ['a missing natB', { natA: 'none' }],
       ['a fractional timeout', { natA: 'none', natB: 'none', udpTimeoutS: 1.5 }],
       ['a prefix with a slash', { natA: 'none', natB: 'none', prefix: 'nk/x' }],
+      ['servers that is not a boolean', { natA: 'none', natB: 'none', servers: 'yes' }],
+      ['upnp on a site without NAT', { natA: 'none', natB: 'symmetric', upnp: ['a'] }],
+      ['upnp naming no site', { natA: 'symmetric', natB: 'symmetric', upnp: ['c'] }],
       ['a prefix with a space', { natA: 'none', natB: 'none', prefix: 'nk x' }],
       ['a too long prefix', { natA: 'none', natB: 'none', prefix: 'n'.repeat(21) }],
       ['a non-boolean hairpin', { natA: 'none', natB: 'none', hairpin: 'yes' }]

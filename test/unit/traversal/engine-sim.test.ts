@@ -27,7 +27,7 @@ async function world (a: LabNatType, b: LabNatType): Promise<World> {
   const turn = await SimTurnServer.start(turnHost, { users: { sim: 'sim-pass' } })
   const site = (nat: LabNatType, publicIp: string, lan: string): SimHost => nat === 'none'
     ? net.addHost(publicIp.replace(/\.1$/, '.130'))
-    : net.addHost(lan, { behind: net.addNat(`nat-${publicIp}`, publicIp, natPreset(nat)) })
+    : net.addHost(lan, { behind: net.addNat(`nat-${publicIp}`, publicIp, natPreset(nat as Exclude<LabNatType, 'none' | 'tcp-only'>)) })
   return { net, turn, hosts: [site(a, '198.51.100.1', '10.0.1.10'), site(b, '192.0.2.1', '10.0.2.10')] }
 }
 

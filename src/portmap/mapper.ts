@@ -1,0 +1,150 @@
+/**
+ * A leased port mapping: asked of every protocol at once (the most preferred grant wins, the others' distinct grants
+ * are removed),
+ * renewed at half its lifetime (RFC 6886 §3.3, RFC 6887 §11.2.1), re-created when the gateway's epoch shows it
+ * restarted (RFC 6887 §8.5, RFC 6886 §3.6), and removed on close or, with {@link removeOnSignals}, on SIGINT and
+ * SIGTERM. If the process is killed outright, the gateway's own lease expiry removes it: keep lifetimes short.
+ */
+import { EventEmitter } from 'node:events'
+import { InvalidArgumentError, PortMapError } from '../errors.js'
+import { createLogger } from '../log.js'
+import { PORTMAP_PROTOCOLS, removeMapping, tryProtocol, type GatewayContext, type GrantedMapping, type MapRequest, type PortMapProtocol } from './client.js'
+import { defaultGateway, localAddressTowards } from './gateway.js'
+import { pcpEpochValid } from './pcp.js'
+
+const log = createLogger('natcheck:portmap:mapper')
+
+/** Options of {@link PortMapper.map}. */
+export interface PortMapperOptions {
+  /** Gateway (default: the IPv4 default gateway) and our address towards it (default: what the kernel picks). */
+  gateway?: string
+  localIp?: string
+  /** PCP / NAT-PMP port (default 5351). */
+  port?: number
+  /** Per-request deadline, ms (default 2000). */
+  timeoutMs?: number
+  /** Protocols to try, in order of preference when several grant (default PCP, NAT-PMP, UPnP). */
+  protocols?: readonly PortMapProtocol[]
+  /** Clock in ms (default `Date.now`): epochs are compared with it. */
+  now?: () => number
+}
+
+/** Events of a {@link PortMapper}. */
+export interface PortMapperEvents {
+  /** The lease was renewed; `restarted` when the gateway's epoch showed it had lost its state meanwhile. */
+  renewed: [mapping: GrantedMapping, restarted: boolean]
+  /** A renewal failed; the mapping may expire. Retried at the next renewal time. */
+  error: [err: Error]
+}
+
+/** A port mapping held on the gateway until {@link PortMapper.close}. */
+export class PortMapper extends EventEmitter<PortMapperEvents> {
+  #mapping: GrantedMapping
+  readonly #ctx: GatewayContext
+  readonly #request: MapRequest
+  readonly #now: () => number
+  #epochAt: number
+  #timer: NodeJS.Timeout | undefined
+  #closed: Promise<void> | undefined
+
+  private constructor (ctx: GatewayContext, request: MapRequest, mapping: GrantedMapping, now: () => number) {
+    super()
+    this.#ctx = ctx
+    this.#request = request
+    this.#mapping = mapping
+    this.#now = now
+    this.#epochAt = now()
+    this.#schedule()
+  }
+
+  /**
+   * Ask every protocol for the mapping at once; keep the most preferred grant, remove the others.
+   * @throws InvalidArgumentError for a bad request; PortMapError when no protocol granted it (with each reason).
+   */
+  static async map (request: MapRequest, options: PortMapperOptions = {}): Promise<PortMapper> {
+    if (!Number.isInteger(request.internalPort) || request.internalPort < 1 || request.internalPort > 65535) throw new InvalidArgumentError('internalPort must be 1..65535')
+    if (!Number.isInteger(request.lifetimeS) || request.lifetimeS < 1) throw new InvalidArgumentError('lifetimeS must be a positive whole number of seconds (0 would delete)')
+    const gateway = options.gateway ?? await defaultGateway()
+    if (gateway === undefined) throw new PortMapError('no IPv4 default gateway to ask for a port mapping', {})
+    const localIp = options.localIp ?? await localAddressTowards(gateway)
+    if (localIp === undefined) throw new PortMapError(`no local address reaches the gateway ${gateway}`, {})
+    const ctx: GatewayContext = { gateway, localIp, timeoutMs: options.timeoutMs ?? 2000, port: options.port }
+    const protocols = options.protocols ?? PORTMAP_PROTOCOLS
+    const outcomes = await Promise.all(protocols.map(async (p) => await tryProtocol(p, ctx, request)))
+    const granted = outcomes.filter((o) => o.mapping !== null)
+    const [winner, ...extra] = granted
+    // A gateway that speaks several protocols keeps one table (miniupnpd does): a grant with the winner's transport and
+    // external port is the same entry, and removing it would remove the winner. Remove only distinct grants.
+    const distinct = extra.filter((o) => o.mapping?.transport !== winner?.mapping?.transport || o.mapping?.externalPort !== winner?.mapping?.externalPort)
+    await Promise.all(distinct.map(async (o) => await removeMapping(ctx, o.mapping as GrantedMapping)))
+    if (winner === undefined) {
+      const reasons = Object.fromEntries(outcomes.map((o) => [o.protocol, o.error ?? 'refused']))
+      throw new PortMapError(`the gateway ${gateway} granted no mapping (${Object.entries(reasons).map(([p, r]) => `${p}: ${r}`).join('; ')})`, reasons)
+    }
+    log('mapped %s %d -> %s:%d by %s for %d s', request.transport, request.internalPort, winner.mapping?.externalIp, winner.mapping?.externalPort, winner.protocol, winner.mapping?.lifetimeS)
+    return new PortMapper(ctx, request, winner.mapping as GrantedMapping, options.now ?? Date.now)
+  }
+
+  /** The mapping as last granted. */
+  get mapping (): GrantedMapping { return this.#mapping }
+
+  #schedule (): void {
+    if (this.#closed !== undefined) return
+    // Half the granted lifetime (at least 1 s): RFC 6886 §3.3; RFC 6887 §11.2.1 asks for 1/2 to 5/8.
+    const ms = Math.max(1000, this.#mapping.lifetimeS * 500)
+    this.#timer = setTimeout(() => { void this.renew() }, ms)
+    this.#timer.unref()
+  }
+
+  /** Renew now (normally timer-driven). Emits `renewed` or `error`; never rejects. */
+  async renew (): Promise<void> {
+    clearTimeout(this.#timer)
+    if (this.#closed !== undefined) return
+    const prev = this.#mapping
+    const o = await tryProtocol(prev.protocol, this.#ctx, { ...this.#request, externalPort: prev.externalPort, ...(prev.nonce !== undefined ? { nonce: prev.nonce } : {}) } as MapRequest)
+    if (this.#closed !== undefined) {
+      if (o.mapping !== null) await removeMapping(this.#ctx, o.mapping)
+      return
+    }
+    if (o.mapping === null) {
+      this.emit('error', new PortMapError(`renewing the ${prev.protocol} mapping failed: ${o.error ?? 'refused'}`, { [prev.protocol]: o.error ?? 'refused' }))
+    } else {
+      const atS = this.#now() / 1000
+      const restarted = prev.epoch !== null && o.mapping.epoch !== null && !pcpEpochValid({ epoch: prev.epoch, atS: this.#epochAt / 1000 }, { epoch: o.mapping.epoch, atS })
+      if (restarted) log('gateway %s restarted (epoch %d -> %d): mapping re-created', this.#ctx.gateway, prev.epoch, o.mapping.epoch)
+      this.#mapping = { ...o.mapping, nonce: o.mapping.nonce ?? prev.nonce }
+      this.#epochAt = this.#now()
+      this.emit('renewed', this.#mapping, restarted)
+    }
+    this.#schedule()
+  }
+
+  /** Remove the mapping from the gateway. Idempotent; bounded by the request deadline. */
+  async close (): Promise<void> {
+    this.#closed ??= (async () => {
+      clearTimeout(this.#timer)
+      const ok = await removeMapping(this.#ctx, this.#mapping)
+      if (!ok) log('removing the %s mapping %d failed; the gateway lease (%d s) will end it', this.#mapping.protocol, this.#mapping.externalPort, this.#mapping.lifetimeS)
+    })()
+    return await this.#closed
+  }
+
+  async [Symbol.asyncDispose] (): Promise<void> { await this.close() }
+}
+
+/**
+ * Remove mappings when the process gets SIGINT or SIGTERM, then let the signal take its default course (the
+ * handlers are removed and the signal re-raised). Returns a function that uninstalls the handlers.
+ */
+export function removeOnSignals (mappers: readonly PortMapper[]): () => void {
+  const handler = (signal: NodeJS.Signals): void => {
+    uninstall()
+    void Promise.all(mappers.map(async (m) => await m.close())).finally(() => { process.kill(process.pid, signal) })
+  }
+  const onInt = (): void => { handler('SIGINT') }
+  const onTerm = (): void => { handler('SIGTERM') }
+  function uninstall (): void { process.off('SIGINT', onInt); process.off('SIGTERM', onTerm) }
+  process.once('SIGINT', onInt)
+  process.once('SIGTERM', onTerm)
+  return uninstall
+}
