@@ -8,10 +8,10 @@ import { printJson, reportError, useColor } from './output.js'
 import { renderReport } from './render-report.js'
 import { renderPortMap } from './render-portmap.js'
 import { probePortMapping, type PortMapReport } from '../portmap/probe.js'
-import type { Endpoint } from '../net/endpoint.js'
+import { ipFamily, parseHostPort, type Endpoint } from '../net/endpoint.js'
 import { parseMs } from './stun.js'
 
-interface DiscoverFlags { server?: string[], json?: boolean, timeout: number, lifetime?: boolean | string, color?: boolean, tcpTls?: boolean, portmap: boolean }
+interface DiscoverFlags { server?: string[], json?: boolean, timeout: number, lifetime?: boolean | string, color?: boolean, tcpTls?: boolean, portmap?: boolean }
 
 /** The root action: `natcheck [--server HOST[:PORT]]... [--json] [--timeout MS] [--lifetime[=MAX_S]]`. */
 export function registerDiscover (program: Command): void {
@@ -21,7 +21,8 @@ export function registerDiscover (program: Command): void {
     .option('--timeout <ms>', 'give up on servers that have not answered after this many ms', parseMs, 2500)
     .option('--lifetime [max-seconds]', 'also measure how long an idle UDP mapping lives (slow; default up to 120 s)')
     .option('--tcp-tls', 'test STUN over TCP and TLS even when UDP works')
-    .option('--no-portmap', 'do not ask the default gateway for PCP, NAT-PMP or UPnP IGD port mappings')
+    .option('--portmap', 'ask the default gateway for PCP, NAT-PMP or UPnP IGD port mappings (default: yes, unless every --server is on loopback)')
+    .option('--no-portmap', 'do not ask the default gateway for port mappings')
     .action(async (flags: DiscoverFlags) => {
       const json = flags.json === true
       let foundServer: (server: Endpoint | undefined) => void = () => {}
@@ -32,7 +33,9 @@ export function registerDiscover (program: Command): void {
         // Port mapping runs beside discovery (its own sockets and deadline); a granted mapping waits for the RFC 5780
         // server discovery finds, is checked from outside through it, and is removed again.
         const verifyVia = new Promise<Endpoint | undefined>((resolve) => { foundServer = resolve })
-        if (flags.portmap) portMap = probePortMapping({ timeoutMs: Math.min(flags.timeout, 2000), map: { transport: 'udp', internalPort: 49152 + Math.floor(Math.random() * 16000), lifetimeS: 60 }, verifyVia })
+        const probeGateway = flags.portmap ?? !allOnLoopback(flags.server)
+        if (!probeGateway && flags.portmap === undefined && (!json || process.stderr.isTTY)) process.stderr.write('natcheck: every server is on loopback, so the default gateway is not asked for port mappings (--portmap asks it)\n')
+        if (probeGateway) portMap = probePortMapping({ timeoutMs: Math.min(flags.timeout, 2000), map: { transport: 'udp', internalPort: 49152 + Math.floor(Math.random() * 16000), lifetimeS: 60 }, verifyVia })
         const report = await discoverNat({
           servers: flags.server,
           timeoutMs: flags.timeout,
@@ -102,3 +105,14 @@ function collect (value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value]
 }
 
+/**
+ * Whether every server given is a loopback address (127.0.0.0/8, ::1, localhost): then the run measures this host
+ * against local servers, and the default gateway (a real device on the user's network) has no part in it.
+ */
+export function allOnLoopback (servers: readonly string[] | undefined): boolean {
+  if (servers === undefined || servers.length === 0) return false
+  return servers.every((s) => {
+    const { host } = parseHostPort(s)
+    return host === 'localhost' || host === '::1' || (ipFamily(host) === 4 && host.startsWith('127.'))
+  })
+}

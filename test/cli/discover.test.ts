@@ -32,13 +32,16 @@ describe('natcheck (discovery)', function () {
     expect(doc.timings.totalMs).to.be.a('number')
   })
 
-  it('prints the verdict on top of a human table, progress on stderr only', async () => {
-    const r = await natcheck(['--server', `127.0.0.1:${server.addresses().udp[0].port}`, '--no-portmap'])
+  it('prints the verdict on top of a human table, progress on stderr only; asks no gateway when every server is on loopback', async () => {
+    // No --no-portmap here: loopback servers alone must keep the gateway (a real device on this machine's network) out.
+    const r = await natcheck(['--server', `127.0.0.1:${server.addresses().udp[0].port}`])
     expect(r.code, r.stderr).to.equal(0)
     expect(r.stdout.split('\n')[0]).to.equal('NAT type: open')
     expect(r.stdout).to.match(/^filtering\s+endpoint-independent$/m)
     expect(r.stderr).to.match(/RFC 5780 tests against/)
     expect(r.stdout).to.not.match(/natcheck: /)
+    expect(r.stderr).to.match(/every server is on loopback, so the default gateway is not asked/)
+    expect(r.stdout).to.not.match(/^port mapping/m)
   })
 
   it('exits 2 within a few seconds with a clear message when no server answers', async () => {
