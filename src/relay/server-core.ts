@@ -593,7 +593,7 @@ export class TurnServerCore {
     if (this.policy.checkAddress(peer.address) !== 'allowed') return 403
     return undefined
   }
-  // ---------------------------------------------------------------- peer → client (RFC 8656 §11.3, §12.6)
+  // ---------------------------------------------------------------- peer → client (RFC 8656 §11.3, §12.7)
 
   /** A datagram from a peer on a UDP relay socket (`data` may be a view: see handle). Never throws. */
   handlePeer (relayKey: string, data: Uint8Array, peer: Endpoint, now: number): RelayAction[] {
