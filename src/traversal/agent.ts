@@ -18,6 +18,7 @@ import { gatherRelay, gatherSrflx, hostAddresses, planRelayAttempts, type Gather
 import { choosePath, needsNomination } from './path-selection.js'
 import { RelaySocket } from './relay-socket.js'
 import { SocketMux } from './socket-mux.js'
+import { DEFAULT_MDNS_TIMEOUT_MS, isMdnsName, resolveMdns, type MdnsResolver } from './mdns.js'
 
 const log = createLogger('natcheck:traversal:agent')
 
@@ -65,7 +66,23 @@ export interface AgentOptions {
    * of its own, always controlled; a pair is used once the full peer nominates it (USE-CANDIDATE on a check).
    */
   readonly lite?: boolean
+  /**
+   * Resolves remote host candidates given as mDNS `.local` names (what browsers send). Default: multicast DNS
+   * (`resolveMdns`, RFC 6762). A seam for tests and for apps that resolve names their own way.
+   */
+  readonly mdnsResolver?: MdnsResolver
+  /** How long an mDNS name may take to resolve before its candidate is dropped (default 1000 ms). */
+  readonly mdnsTimeoutMs?: number
   readonly signal?: AbortSignal
+}
+
+/** What became of a remote candidate given as an mDNS name. */
+export interface MdnsResolution {
+  readonly name: string
+  readonly port: number
+  /** The address it resolved to, or null when it did not resolve in time (the pair is then learnt as prflx). */
+  readonly address: string | null
+  readonly ms: number
 }
 
 /** Events of Agent. */
@@ -324,11 +341,38 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.awaitingRemoteCredentials = false
   }
 
-  /** Add remote candidates (at once or trickled); new pairs join the check list. */
+  /** mDNS names among the remote candidates, and what each resolved to (filled as resolutions finish). */
+  readonly mdnsResolutions: MdnsResolution[] = []
+  private readonly mdnsAbort = new AbortController()
+
+  /**
+   * Add remote candidates (at once or trickled); new pairs join the check list. A host candidate named by an mDNS
+   * `.local` name is resolved first (draft-ietf-mmusic-mdns-ice-candidates §3.2.2, bounded by `mdnsTimeoutMs`) and
+   * joins with the address it resolved to; one that does not resolve is dropped, and the peer's checks from its real
+   * address make it a peer-reflexive candidate instead (RFC 8445 §7.3.1.3).
+   */
   addRemoteCandidates (candidates: Candidate[]): void {
-    const fresh = candidates.filter(c => !this.remote.some(r => r.address === c.address && r.port === c.port))
+    const named = candidates.filter(c => isMdnsName(c.address))
+    for (const c of named) void this.resolveRemote(c)
+    const fresh = candidates.filter(c => !isMdnsName(c.address) && !this.remote.some(r => r.address === c.address && r.port === c.port))
     this.remote.push(...fresh)
     this.checks.addPairs(this.local.filter(l => this.bases.has(candidateKey(l))), fresh, this.role === 'controlling')
+  }
+
+  private async resolveRemote (c: Candidate): Promise<void> {
+    const started = performance.now()
+    const resolver = this.options.mdnsResolver ?? resolveMdns
+    let address: string | undefined
+    try {
+      address = await resolver(c.address, { timeoutMs: this.options.mdnsTimeoutMs ?? DEFAULT_MDNS_TIMEOUT_MS, signal: this.mdnsAbort.signal })
+    } catch (err) {
+      log('mDNS resolution of %s failed: %s', c.address, (err as Error).message)
+    }
+    const family = address === undefined ? 0 : ipFamily(address)
+    this.mdnsResolutions.push({ name: c.address, port: c.port, address: family === 0 ? null : address as string, ms: Math.round(performance.now() - started) })
+    if (this.closing !== undefined) return
+    if (family === 0) { log('mDNS name %s did not resolve: its pair can only be learnt as peer-reflexive', c.address); return }
+    this.addRemoteCandidates([{ ...c, address: address as string }])
   }
 
   /** Start the paced checks (RFC 8445 §6.1.4.2), consent and keepalives. */
@@ -572,6 +616,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   close (): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.pacer)
+      this.mdnsAbort.abort()
       for (const t of this.timers) clearTimeout(t)
       for (const b of this.bases.values()) b.tx.close()
       await Promise.all([...this.bases.values()].map(async b => { await b.socket.close(); await b.turn?.close() }))

@@ -5,7 +5,8 @@ export {
 } from './candidate.js'
 export type { CandidatePair, CheckOutcome, PairState } from './check-list.js'
 export type { GatherAttempt, TurnServerConfig } from './gather.js'
-export { Agent, type AgentEvents, type AgentOptions, type PathInfo } from './agent.js'
+export { Agent, type AgentEvents, type AgentOptions, type MdnsResolution, type PathInfo } from './agent.js'
+export { DEFAULT_MDNS_TIMEOUT_MS, isMdnsName, resolveMdns, type MdnsResolveOptions, type MdnsResolver } from './mdns.js'
 export { channelPair, type SignalChannel, type SignalMessage } from './signal-channel.js'
 export {
   ConnectError, PeerSession, connect, type ConnectAttempt, type ConnectOptions, type ConnectReport, type PeerSessionEvents

@@ -22,6 +22,7 @@ export interface BriefPath { type: 'direct' | 'relay', local: BriefCandidate, re
 export type PeerDoc = { type: 'local', gen?: number, ufrag: string, pwd: string, candidates: string[] } |
 { type: 'connected', gen?: number, local?: [string, number], remote?: [string, number], path?: BriefPath } |
 { type: 'path', path: BriefPath } |
+{ type: 'mdns', resolutions: Array<{ name: string, port: number, address: string | null, ms: number }> } |
 { type: 'failed', gen?: number, error: string } | { type: 'recv', gen?: number, hex: string } |
 { type: 'closed', attempts?: unknown[], remote?: BriefCandidate[] }
 

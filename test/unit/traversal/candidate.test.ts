@@ -45,12 +45,18 @@ describe('candidates (RFC 8445 §5.1.2, RFC 8839)', () => {
     const c = candidateFromSdp('candidate:1 1 udp 100 192.0.2.1 9 typ host generation 0 ufrag abcd network-id 1')
     expect(c).to.include({ address: '192.0.2.1', port: 9, type: 'host', priority: 100 })
   })
+  it('takes a host candidate named by an mDNS .local name (draft-ietf-mmusic-mdns-ice-candidates), the name as its address', () => {
+    const c = candidateFromSdp('candidate:1 1 udp 2113937151 c2a0d0e8-1234-4c1b-9a3f-0123456789ab.local 60842 typ host generation 0')
+    expect(c).to.include({ address: 'c2a0d0e8-1234-4c1b-9a3f-0123456789ab.local', port: 60842, type: 'host' })
+  })
   const bad = [
     ['not a candidate', 'hello'],
     ['TCP candidates without a tcptype', 'candidate:1 1 TCP 100 192.0.2.1 9 typ host'],
     ['a bad tcptype', 'candidate:1 1 TCP 100 192.0.2.1 9 typ host tcptype sideways'],
     ['an SCTP candidate', 'candidate:1 1 SCTP 100 192.0.2.1 9 typ host'],
-    ['an mDNS name', 'candidate:1 1 UDP 100 abcd.local 9 typ host'],
+    ['an mDNS name on a non-host candidate', 'candidate:1 1 UDP 100 abcd.local 9 typ srflx raddr 0.0.0.0 rport 0'],
+    ['a DNS name that is not mDNS', 'candidate:1 1 UDP 100 host.example.org 9 typ host'],
+    ['a multi-label .local name', 'candidate:1 1 UDP 100 a.b.local 9 typ host'],
     ['an unknown type', 'candidate:1 1 UDP 100 192.0.2.1 9 typ weird'],
     ['a bad port', 'candidate:1 1 UDP 100 192.0.2.1 99999 typ host'],
     ['too few fields', 'candidate:1 1 UDP 100 192.0.2.1']
