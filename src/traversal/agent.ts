@@ -359,15 +359,20 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.checks.addPairs(this.local.filter(l => this.bases.has(candidateKey(l))), fresh, this.role === 'controlling')
   }
 
+  /** One resolution per name: a browser names its UDP and TCP host candidates alike. */
+  private readonly mdnsQueries = new Map<string, Promise<string | undefined>>()
+
   private async resolveRemote (c: Candidate): Promise<void> {
     const started = performance.now()
-    const resolver = this.options.mdnsResolver ?? resolveMdns
-    let address: string | undefined
-    try {
-      address = await resolver(c.address, { timeoutMs: this.options.mdnsTimeoutMs ?? DEFAULT_MDNS_TIMEOUT_MS, signal: this.mdnsAbort.signal })
-    } catch (err) {
-      log('mDNS resolution of %s failed: %s', c.address, (err as Error).message)
+    const key = c.address.toLowerCase()
+    let query = this.mdnsQueries.get(key)
+    if (query === undefined) {
+      const resolver = this.options.mdnsResolver ?? resolveMdns
+      query = resolver(c.address, { timeoutMs: this.options.mdnsTimeoutMs ?? DEFAULT_MDNS_TIMEOUT_MS, signal: this.mdnsAbort.signal })
+        .catch((err: Error) => { log('mDNS resolution of %s failed: %s', c.address, err.message); return undefined })
+      this.mdnsQueries.set(key, query)
     }
+    const address = await query
     const family = address === undefined ? 0 : ipFamily(address)
     this.mdnsResolutions.push({ name: c.address, port: c.port, address: family === 0 ? null : address as string, ms: Math.round(performance.now() - started) })
     if (this.closing !== undefined) return

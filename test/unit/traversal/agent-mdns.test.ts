@@ -68,6 +68,18 @@ describe('Agent and mDNS host candidates (draft-ietf-mmusic-mdns-ice-candidates)
     }
   })
 
+  it('asks once per name however many candidates carry it (a browser names its UDP and TCP host candidates alike)', async () => {
+    const asked: string[] = []
+    const a = await Agent.create({ bindAddress: '127.0.0.1', mdnsResolver: async (name) => { asked.push(name); return '127.0.0.1' } })
+    try {
+      const [host] = await a.gather()
+      a.addRemoteCandidates([{ ...host, port: 9, address: NAME }, { ...host, port: 10, address: NAME.toUpperCase() }])
+      await until(() => a.mdnsResolutions.length === 2)
+      expect(asked).to.deep.equal([NAME])
+      expect(a.remote.map(r => [r.address, r.port])).to.deep.equal([['127.0.0.1', 9], ['127.0.0.1', 10]])
+    } finally { await a.close() }
+  })
+
   it('closing the agent aborts a pending resolution', async () => {
     let signal: AbortSignal | undefined
     const a = await Agent.create({ bindAddress: '127.0.0.1', mdnsResolver: async (_n, o) => { signal = o.signal; return await new Promise(resolve => o.signal?.addEventListener('abort', () => { resolve(undefined) })) } })
