@@ -82,8 +82,8 @@ describe('interop: natkit Agent ↔ aioice (python3-aioice)', function () {
     } finally { await peer.stop(); await agent.close() }
   })
 
-  it('ICE restart (RFC 8445 §9): natkit restarts with new ufrag/pwd, data keeps flowing on the old path, then moves to the new one', async () => {
-    const { agent, peer } = await run('controlling')
+  for (const role of ['controlling', 'controlled'] as const) it(`ICE restart (RFC 8445 §9), natkit ${role}: new ufrag/pwd, data keeps flowing on the old path, then moves to the new one`, async () => {
+    const { agent, peer } = await run(role)
     try {
       const before = agent.path
       const oldUfrag = agent.ufrag
