@@ -354,6 +354,17 @@ export class Agent extends EventEmitter<AgentEvents> {
   addRemoteCandidates (candidates: Candidate[]): void {
     const named = candidates.filter(c => isMdnsName(c.address))
     for (const c of named) void this.resolveRemote(c)
+    // A signalled candidate already learnt as peer-reflexive (its checks came first, or its mDNS name resolved late)
+    // replaces the learnt one, so pairs and reports carry its real type and priority (libwebrtc does the same).
+    for (const c of candidates) {
+      if (c.type === 'prflx' || isMdnsName(c.address)) continue
+      const i = this.remote.findIndex(r => r.type === 'prflx' && r.address === c.address && r.port === c.port && r.transport === c.transport)
+      if (i < 0) continue
+      const learnt = this.remote[i]
+      this.remote[i] = c
+      this.checks.replaceRemote(learnt, c, this.role === 'controlling')
+      if (this.selected?.remote === c) log('peer-reflexive %s is the signalled %s candidate', formatEndpoint(c), c.type)
+    }
     const fresh = candidates.filter(c => !isMdnsName(c.address) && !this.remote.some(r => r.address === c.address && r.port === c.port))
     this.remote.push(...fresh)
     this.checks.addPairs(this.local.filter(l => this.bases.has(candidateKey(l))), fresh, this.role === 'controlling')

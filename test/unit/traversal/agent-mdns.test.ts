@@ -57,6 +57,19 @@ describe('Agent and mDNS host candidates (draft-ietf-mmusic-mdns-ice-candidates)
     })
   }
 
+  it('a name that resolves after the peer\'s checks made the pair peer-reflexive turns that candidate into the host candidate it is', async () => {
+    let answer: (address: string) => void = () => {}
+    const { a, b } = await pair(async () => await new Promise<string>(resolve => { answer = resolve }), 'controlled')
+    try {
+      await until(() => a.path !== undefined && b.path !== undefined)
+      expect(a.path?.remote.type).to.equal('prflx')
+      answer('127.0.0.1')
+      await until(() => a.mdnsResolutions.length > 0)
+      expect(a.path?.remote).to.include({ type: 'host', address: '127.0.0.1', port: b.path?.local.port })
+      expect(a.remote.filter(r => r.port === b.path?.local.port).map(r => r.type)).to.deep.equal(['host'])
+    } finally { await a.close(); await b.close() }
+  })
+
   it('a resolver that throws or answers garbage counts as unresolved and throws nothing out of the agent', async () => {
     for (const resolver of [async () => { throw new Error('boom') }, async () => 'not-an-address'] as MdnsResolver[]) {
       const { a, b } = await pair(resolver, 'controlled')

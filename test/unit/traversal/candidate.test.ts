@@ -67,6 +67,23 @@ describe('candidates (RFC 8445 §5.1.2, RFC 8839)', () => {
 })
 
 describe('check list (RFC 8445 §6.1.2)', () => {
+  it('replaceRemote: a peer-reflexive remote that is later signalled takes the signalled type and priority, state kept, re-sorted', () => {
+    const list = new CheckList()
+    const local = makeCandidate({ type: 'host', address: '10.0.0.2', port: 1 })
+    const learnt = makeCandidate({ type: 'prflx', address: '10.0.1.2', port: 4 })
+    const other = makeCandidate({ type: 'host', address: '10.0.1.3', port: 5, localPreference: 40000 })
+    list.addPairs([local], [learnt, other], true)
+    expect(list.pairs.map(p => p.remote.port)).to.deep.equal([5, 4])
+    list.pairs[1].state = 'succeeded'
+    const signalled = makeCandidate({ type: 'host', address: '10.0.1.2', port: 4 })
+    const changed = list.replaceRemote(learnt, signalled, true)
+    expect(changed).to.have.length(1)
+    expect(changed[0].remote).to.equal(signalled)
+    expect(list.pairs.map(p => [p.remote.port, p.remote.type])).to.deep.equal([[4, 'host'], [5, 'host']])
+    expect(list.pairs.map(p => p.state)).to.deep.equal(['succeeded', 'waiting'])
+    expect(list.replaceRemote(learnt, signalled, true)).to.deep.equal([])
+  })
+
   it('pairs host and relay bases with remote candidates of the same family, highest priority first, skipping srflx locals', () => {
     const list = new CheckList()
     const locals = [
