@@ -95,7 +95,11 @@ static ssize_t transact(int fd, const struct msg *m, uint8_t *resp, size_t cap) 
   return -1;
 }
 
+/* The ERROR-CODE of the last failed Allocate (0: none), so the caller can tell 437 (this 5-tuple already has one). */
+static int last_alloc_error = 0;
+
 static int setup_allocation(int fd, const char *user, const char *pass, const struct sockaddr_in *peer, const char **why) {
+  last_alloc_error = 0;
   uint8_t resp[2048];
   struct msg m;
   uint8_t transport[4] = { 17, 0, 0, 0 };
@@ -128,7 +132,7 @@ static int setup_allocation(int fd, const char *user, const char *pass, const st
     static char reason[64];
     size_t el = 0;
     const uint8_t *ec = attr_find(resp, (size_t)r, 0x0009, &el);
-    if (ec != NULL && el >= 4) snprintf(reason, sizeof reason, "Allocate failed: error %d", (ec[2] & 7) * 100 + ec[3]);
+    if (ec != NULL && el >= 4) { last_alloc_error = (ec[2] & 7) * 100 + ec[3]; snprintf(reason, sizeof reason, "Allocate failed: error %d", last_alloc_error); }
     else snprintf(reason, sizeof reason, "Allocate failed: type 0x%02x%02x", resp[0], resp[1]);
     *why = reason;
     return -1;
@@ -180,17 +184,24 @@ int main(int argc, char **argv) {
   static struct pollfd pfd[MAX_ALLOCS + 1];
   static struct slot slots[MAX_ALLOCS][MAX_INFLIGHT];
   int64_t setup_start = now_ns();
+  /* Sockets whose ephemeral port still has a live allocation from an earlier run (437 Allocation Mismatch: runs
+     leave their allocations to expire): held open until setup ends, so the next socket gets another port. */
+  static int stale[MAX_ALLOCS];
+  int nstale = 0;
   for (int a = 0; a < nalloc; a++) {
-    fds[a] = socket(AF_INET, SOCK_DGRAM, 0);
-    int buf = 1 << 20;
-    setsockopt(fds[a], SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-    if (connect(fds[a], (struct sockaddr *)&server, sizeof server) != 0) { perror("connect"); return 1; }
-    const char *why = "";
-    if (setup_allocation(fds[a], user, pass, &peer_addr, &why) != 0) {
+    for (int attempt = 0; ; attempt++) {
+      fds[a] = socket(AF_INET, SOCK_DGRAM, 0);
+      int buf = 1 << 20;
+      setsockopt(fds[a], SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+      if (connect(fds[a], (struct sockaddr *)&server, sizeof server) != 0) { perror("connect"); return 1; }
+      const char *why = "";
+      if (setup_allocation(fds[a], user, pass, &peer_addr, &why) == 0) break;
+      if (last_alloc_error == 437 && attempt < 8 && nstale < MAX_ALLOCS) { stale[nstale++] = fds[a]; continue; }
       printf("{\"error\":\"allocation %d: %s\"}\n", a, why);
       return 2;
     }
   }
+  for (int i = 0; i < nstale; i++) close(stale[i]);
   for (int a = 0; a < nalloc; a++) {
     if (fcntl(fds[a], F_SETFL, fcntl(fds[a], F_GETFL) | O_NONBLOCK) != 0) { perror("fcntl"); return 1; }
     pfd[a].fd = fds[a]; pfd[a].events = POLLIN;
