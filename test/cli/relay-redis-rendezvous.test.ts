@@ -32,6 +32,10 @@ describe('natcheck relay --redis --rendezvous: one rendezvous across relay nodes
   const started: Started[] = []
   const closers: Array<() => Promise<void>> = []
   let redis: Started | undefined
+  let redisPort = 0
+  const startRedis = async (): Promise<void> => {
+    redis = await start('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { ready: /Ready to accept connections/, timeoutMs: 10_000 })
+  }
   const nodes: Array<{ s: Started, url: string }> = []
 
   const peer = async (node: number, id: string): Promise<RendezvousClient> => {
@@ -42,8 +46,8 @@ describe('natcheck relay --redis --rendezvous: one rendezvous across relay nodes
 
   before(async function () {
     requireOrSkip(this, hasCommand('redis-server'), 'redis-server not installed (Debian package redis-server)')
-    const redisPort = await freePort()
-    redis = await start('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { ready: /Ready to accept connections/, timeoutMs: 10_000 })
+    redisPort = await freePort()
+    await startRedis()
     const port = await freePort()
     const rdv = await freePort()
     for (const ip of ['127.0.0.1', '127.0.0.2', '127.0.0.3']) {
@@ -104,13 +108,36 @@ describe('natcheck relay --redis --rendezvous: one rendezvous across relay nodes
     expect(await heard).to.equal('over the path the two nodes signalled')
   })
 
-  it('keeps delivering between peers of one node when Redis goes away, and says so', async () => {
+  it('takes the peers of a node killed with SIGKILL offline for watchers elsewhere', async () => {
+    await peer(2, 'kim')
+    const lee = await peer(1, 'lee')
+    const seen: boolean[] = []
+    lee.on('presence', (id, online) => { if (id === 'kim') seen.push(online) })
+    await lee.watch(['kim'])
+    expect(await eventually(() => seen.includes(true), 5000)).to.equal(true)
+    nodes[2].s.child.kill('SIGKILL')
+    // Node 3 said nothing on its way out: the others notice its silence (5 heartbeats) and take its peers offline.
+    expect(await eventually(() => seen.at(-1) === false, 10_000)).to.equal(true)
+  })
+
+  it('keeps delivering between peers of one node when Redis goes away, says so, and delivers what waited once it is back', async () => {
     const gina = await peer(0, 'gina')
     const hal = await peer(0, 'hal')
+    const ivan = await peer(1, 'ivan')
+    const forIvan: unknown[] = []
+    ivan.on('message', (from, data) => { if (from === 'gina') forIvan.push(data) })
+    await sleep(500) // node 1 has heard that ivan is at node 2
     await redis?.stop()
     const got = waitForMessage(hal, (from) => from === 'gina', { timeoutMs: 5000 })
     await gina.send('hal', 'still here')
     expect((await got).data).to.equal('still here')
     expect(await eventually(() => /rendezvous: Redis unreachable/.test(nodes[0].s.output()), 10_000), nodes[0].s.output()).to.equal(true)
+    // Messages for ivan at node 2 wait at node 1 (acked as queued), in order.
+    for (let i = 1; i <= 3; i++) await gina.send('ivan', { i })
+    expect(forIvan).to.deep.equal([])
+    await startRedis()
+    expect(await eventually(() => forIvan.length === 3, 20_000), `ivan got ${JSON.stringify(forIvan)}`).to.equal(true)
+    expect(forIvan).to.deep.equal([{ i: 1 }, { i: 2 }, { i: 3 }])
+    expect(nodes[0].s.output()).to.match(/rendezvous: Redis reachable again/)
   })
 })
