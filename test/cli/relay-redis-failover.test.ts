@@ -5,6 +5,8 @@ import { start, type Started } from '../support/process.js'
 import { echoPeer, freePort, roundTrip } from '../integration/relay/support.js'
 import { TurnClient } from '../../src/relay/turn-client.js'
 import { StunErrorResponse } from '../../src/errors.js'
+import { connect, type PeerSession } from '../../src/traversal/session.js'
+import { channelPair } from '../../src/traversal/signal-channel.js'
 
 const REALM = 'natkit.test'
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
@@ -28,13 +30,15 @@ describe('natcheck relay --redis: a node killed with SIGKILL (CLI)', function ()
     for (const ip of ['127.0.0.1', '127.0.0.2', '127.0.0.3']) {
       const base = 20000 + Math.floor(Math.random() * 20000)
       const s = await natcheckStart(['relay', '--listen', `${ip}:${port}`, '--ports', `${base}-${base + 99}`, '--realm', REALM, '--redis', `redis://127.0.0.1:${redisPort}`,
-        '--user', 'u1:p', '--user-quota', '2', '--allow-peer', '127.0.0.0/8', '--workers', '1'], /listening udp/)
+        '--user', 'u1:p', '--user', 'u2:p', '--user-quota', '2', '--allow-peer', '127.0.0.0/8', '--workers', '1'], /listening udp/)
       started.push(s)
       nodes.push({ s, server: `${ip}:${port}` })
     }
     peer = await echoPeer()
   })
+  const sessions: PeerSession[] = []
   after(async () => {
+    await Promise.all(sessions.map(async s => { await s.close() }))
     await Promise.all(clients.map(async c => { await c.close() }))
     for (const s of started.reverse()) await s.stop()
     await peer?.close()
@@ -92,4 +96,43 @@ describe('natcheck relay --redis: a node killed with SIGKILL (CLI)', function ()
     expect(await allocate(here)).to.be.instanceOf(TurnClient)
     expect(await allocate(here)).to.equal(486)
   })
+
+  it('keeps a PeerSession going over the relay when its node is killed: the relayed candidate moves and the peer is told', async () => {
+    const [ca, cb] = channelPair()
+    const common = { bindAddress: '127.0.0.1', includeLoopback: true, timeoutMs: 30_000 }
+    const turn = { server: nodes[1].server, credentials: { username: 'u2', password: 'p' }, failover: { servers: [nodes[2].server], checkIntervalS: 1, timeoutMs: 1000 } }
+    const [alice, bob] = await Promise.all([
+      connect({ ...common, channel: ca, role: 'controlling', policy: 'relay', turnServers: [turn] }),
+      connect({ ...common, channel: cb, role: 'controlled' })
+    ])
+    sessions.push(alice, bob)
+    expect(alice.path?.type).to.equal('relay')
+    expect(alice.path?.local.address).to.equal('127.0.0.2')
+    bob.on('message', (d) => { bob.send(d) })
+    const echoed: number[] = []
+    alice.on('message', () => { echoed.push(Date.now()) })
+    const ticker = setInterval(() => { alice.send(Buffer.from('session datagram')) }, 50)
+    try {
+      expect(await waitFor(() => echoed.length > 5, 5000)).to.equal(true)
+      nodes[1].s.child.kill('SIGKILL')
+      const killedAt = Date.now()
+      expect(await waitFor(() => echoed.some(t => t > killedAt + 500) && alice.path?.local.address === '127.0.0.3', 45_000), `path ${JSON.stringify(alice.path)}`).to.equal(true)
+      const first = echoed.find(t => t > killedAt + 500) as number
+      console.log(`      session: datagrams echoed again through node 3 ${first - killedAt} ms after SIGKILL of node 2`)
+      await sleep(1000)
+      expect(echoed.filter(t => t > first).length).to.be.greaterThan(5)
+    } finally {
+      clearInterval(ticker)
+    }
+  })
 })
+
+/** Poll (bounded) until `check` is true. */
+async function waitFor (check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    if (check()) return true
+    await sleep(100)
+  }
+  return check()
+}
