@@ -11,7 +11,8 @@ import { nativeUdpUnavailableReason, wantsNativeUdp } from '../net/native.js'
 import { AdminServer } from '../relay/admin-server.js'
 import type { PrometheusRelayMetrics } from '../relay/metrics.js'
 import type { TurnServer, TurnServerOptions } from '../relay/turn-server.js'
-import { RendezvousServer } from '../rendezvous/server.js'
+import type { RendezvousServer } from '../rendezvous/server.js'
+import { startRelayRendezvous } from './relay-rendezvous.js'
 import { ExitCode } from './exit-codes.js'
 import type { RelayLog } from './relay-log.js'
 
@@ -204,7 +205,7 @@ async function claimPort (ep: Endpoint, protocols: { udp: boolean, tcp: boolean 
 
 /** What the primary needs. */
 export interface RelayPrimaryOptions {
-  readonly options: TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint, drainTimeout: number }
+  readonly options: TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint, drainTimeout: number, redis?: string }
   readonly workers: number
   readonly say: RelayLog
   /** More health for /healthz (e.g. Redis): true, or why not. */
@@ -227,11 +228,7 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
   const aggregator = new AggregatorRegistry()
   // The rendezvous first: once the relay answers (a worker is up), peers may connect to it at once.
   let rendezvous: RendezvousServer | undefined
-  if (options.rendezvous !== undefined) {
-    rendezvous = await RendezvousServer.start({ listen: options.rendezvous, authSecret: options.authSecret as string | string[], maxTokenAheadS: options.restMaxTtlS })
-    const url = rendezvous.url ?? formatEndpoint(options.rendezvous)
-    say('info', 'rendezvous', `rendezvous ${url}`, { url })
-  }
+  rendezvous = await startRelayRendezvous(options, say)
   const byIndex = new Map<number, Worker>()
   const counts = new Map<number, { users: Map<string, number>, total: number }>()
   let stopping = false

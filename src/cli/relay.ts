@@ -4,7 +4,8 @@ import { InvalidArgumentError, NatError } from '../errors.js'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../net/endpoint.js'
 import { AdminServer } from '../relay/admin-server.js'
-import { RendezvousServer } from '../rendezvous/server.js'
+import type { RendezvousServer } from '../rendezvous/server.js'
+import { startRelayRendezvous } from './relay-rendezvous.js'
 import { parseUserPass, readSecretFile, warnIfWorldReadable } from './credentials.js'
 import { RELAY_CONNECTION_KEYS, addRelayConnectionOptions, relayConnectionConfig, relayConnectionEnv, relayConnectionOptions, type RelayConnectionSettings } from './connection-limits.js'
 import { createRelayLog, parseLogFormat, type RelayLog } from './relay-log.js'
@@ -332,11 +333,7 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     for (const proto of worker !== undefined ? [] : ['udp', 'tcp', 'tls'] as const) {
       for (const e of s.addresses[proto]) say('info', 'listening', `listening ${proto} ${formatEndpoint(e)}`, { protocol: proto, address: formatEndpoint(e) })
     }
-    if (options.rendezvous !== undefined && worker === undefined) {
-      rendezvous = await RendezvousServer.start({ listen: options.rendezvous, authSecret: options.authSecret as string | string[], maxTokenAheadS: options.restMaxTtlS })
-      const url = rendezvous.url ?? formatEndpoint(options.rendezvous)
-      say('info', 'rendezvous', `rendezvous ${url}`, { url })
-    }
+    if (worker === undefined) rendezvous = await startRelayRendezvous(options, say)
     if (options.admin !== undefined && worker === undefined) {
       admin = await AdminServer.start({ listen: options.admin, metrics: async () => await metrics.render(), contentType: metrics.contentType, healthy: () => s.core.draining ? false : redisHealth() })
       const url = `http://${formatEndpoint(admin.local)}/metrics`

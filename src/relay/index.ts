@@ -17,7 +17,7 @@ export {
   type RelayCounter, type RelayGauge, type RelayMetrics, type RelayMetricsSnapshot
 } from './metrics.js'
 export { AdminServer, type AdminServerOptions } from './admin-server.js'
-export { TurnClient, type TurnAllocation, type TurnClientEvents, type TurnClientOptions } from './turn-client.js'
+export { TurnClient, type TurnAllocation, type TurnClientEvents, type TurnClientOptions, type TurnFailoverOptions } from './turn-client.js'
 export { restCredentials, type TurnCredentials } from './turn-client-auth.js'
 export { parseTurnUri, type TurnUri } from './turn-uri.js'
 export { checkTurn, type TurnCheckOptions, type TurnCheckReport, type TurnCheckStep } from './turn-check.js'

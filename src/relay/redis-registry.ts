@@ -6,6 +6,9 @@ import type { TurnServer } from './turn-server.js'
 
 const log = createLogger('natcheck:relay:registry')
 
+/** A published state expires after this many publish intervals (a node that stops publishing drops out). */
+const EXPIRY_INTERVALS = 5
+
 /**
  * A registry of relay nodes in Redis, for several relays that share one realm (`natcheck relay --redis`): each
  * process publishes its state (allocations in total and per user, capacity, draining) under
@@ -16,8 +19,9 @@ const log = createLogger('natcheck:relay:registry')
  * - 300 Try Alternate: a draining or full node names the least-loaded healthy node (TurnServerCore.alternate), and
  *   clients that follow ALTERNATE-SERVER (natkit's TurnClient, browsers) allocate there.
  *
- * A node whose state has expired (killed, partitioned) drops out. When Redis is unreachable the last states read
- * are kept, and nothing is published.
+ * A node whose state has expired (killed, partitioned) drops out. When Redis is unreachable nothing is published and
+ * the last states read count as long as they would have lived in Redis (5 intervals from the last read); after that
+ * this node's quotas count its own allocations only, so a node that died meanwhile holds no quota forever.
  */
 export interface RedisNodeRegistryOptions {
   readonly url: string
@@ -43,6 +47,8 @@ export interface RelayNodeState {
 /** Relay nodes in Redis (see the file comment). */
 export class RedisNodeRegistry {
   private others: RelayNodeState[] = []
+  /** When `others` was last read from Redis (ms); they are dropped EXPIRY_INTERVALS intervals later. */
+  private readAt = 0
   private readonly users = new Map<string, number>()
   private readonly userOf = new Map<number, string>()
   private allocations = 0
@@ -102,19 +108,25 @@ export class RedisNodeRegistry {
     void this.tick()
   }
 
-  /** The other nodes' states last read. */
-  get nodes (): readonly RelayNodeState[] { return this.others }
+  /** The other nodes' states last read, while they would still live in Redis. */
+  get nodes (): readonly RelayNodeState[] {
+    if (this.others.length > 0 && Date.now() - this.readAt > EXPIRY_INTERVALS * (this.options.intervalMs ?? 1000)) {
+      log('the other nodes\' states are %d ms old (Redis unreachable): quotas count this node only', Date.now() - this.readAt)
+      this.others = []
+    }
+    return this.others
+  }
 
   private sum (f: (s: RelayNodeState) => number): number {
     let n = 0
-    for (const s of this.others) n += f(s)
+    for (const s of this.nodes) n += f(s)
     return n
   }
 
   /** The least-loaded other node that is not draining and below its capacity. */
   alternate (): Endpoint | undefined {
     const byNode = new Map<string, { allocations: number, capacity: number, draining: boolean }>()
-    for (const s of this.others) {
+    for (const s of this.nodes) {
       const n = byNode.get(s.node) ?? { allocations: 0, capacity: 0, draining: false }
       // Workers of one node each publish the node's total quota: the node's capacity is that, not their sum.
       byNode.set(s.node, { allocations: n.allocations + s.allocations, capacity: Math.max(n.capacity, s.capacity), draining: n.draining || s.draining })
@@ -142,7 +154,7 @@ export class RedisNodeRegistry {
         draining: core.draining,
         users: Object.fromEntries(this.users)
       }
-      await this.client.set(this.key, JSON.stringify(state), { PX: 5 * (this.options.intervalMs ?? 1000) })
+      await this.client.set(this.key, JSON.stringify(state), { PX: EXPIRY_INTERVALS * (this.options.intervalMs ?? 1000) })
       const keys: string[] = []
       for await (const k of this.client.scanIterator({ MATCH: `${this.prefix.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}*`, COUNT: 1000 })) keys.push(k)
       const values = keys.length === 0 ? [] : await this.client.mGet(keys)
@@ -155,6 +167,7 @@ export class RedisNodeRegistry {
         } catch { /* a foreign or broken entry: skip */ }
       }
       this.others = others
+      this.readAt = Date.now()
     } catch (err) {
       log('registry tick failed: %s', (err as Error).message)
     } finally {

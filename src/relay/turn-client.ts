@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
 import { AbortError, InvalidArgumentError, StunErrorResponse, StunIntegrityError, TransportError } from '../errors.js'
 import { createLogger } from '../log.js'
-import { endpointKey, formatEndpoint, type Endpoint } from '../net/endpoint.js'
+import { endpointKey, formatEndpoint, sameTransportAddress, type Endpoint } from '../net/endpoint.js'
 import { resolveServer, type Transport } from '../net/resolve.js'
 import { connectStream, type TlsClientOptions } from '../net/stream.js'
 import type { DatagramSocket } from '../net/udp.js'
@@ -57,7 +57,26 @@ export interface TurnClientOptions {
   readonly channelRefreshS?: number
   /** Timer seam for the refresh, permission, channel and reallocation timers (default: unref'ed Node timers). */
   readonly timers?: TurnClientTimers
+  /** Move the allocation to another server of the service when this one stops answering (see TurnFailoverOptions). */
+  readonly failover?: TurnFailoverOptions
   readonly signal?: AbortSignal
+}
+
+/**
+ * Failover between the relay nodes of one service (e.g. `natcheck relay --redis` nodes): the client probes its server
+ * with a Binding request (every TURN server answers Binding, RFC 8656 §4) and, when no answer comes in time, or the
+ * server loses the allocation or the connection and cannot allocate again, allocates on the next server of `servers`
+ * (following 300 ALTERNATE-SERVER), re-installs its permissions and channels there and emits `reallocated` with the
+ * new relayed address. Peers must learn that address (the application or ICE signals it); data the client sends
+ * goes out from it at once.
+ */
+export interface TurnFailoverOptions {
+  /** Other servers, `HOST[:PORT]`, tried in order (the failed one is tried last; it may come back). */
+  readonly servers: readonly string[]
+  /** Probe the current server this often (default 5 s; 0 disables the probe, failover then follows refresh failures). */
+  readonly checkIntervalS?: number
+  /** How long a probe, and an Allocate on another server, may take before it counts as failed (default 3000 ms). */
+  readonly timeoutMs?: number
 }
 
 /**
@@ -107,6 +126,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   private readonly pending = new Map<string, Buffer[]>()
   private nextChannel = CHANNEL_MIN
   private refreshTimer: unknown
+  private checkTimer: unknown
   private readonly timers: TurnClientTimers
   private closing: Promise<void> | undefined
   private reallocating: Promise<void> | undefined
@@ -124,12 +144,19 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     if (options.relayTransport === 'tcp' && (options.transport ?? 'udp') === 'udp') {
       throw new InvalidArgumentError('TCP relaying (RFC 6062) needs a TCP or TLS connection to the server: set transport to tcp or tls')
     }
+    if (options.failover !== undefined) {
+      const f = options.failover
+      if (!Array.isArray(f.servers) || f.servers.some(x => typeof x !== 'string' || x === '')) throw new InvalidArgumentError('failover.servers must be a list of HOST[:PORT] strings')
+      if (f.checkIntervalS !== undefined && !(f.checkIntervalS >= 0)) throw new InvalidArgumentError('failover.checkIntervalS must be a number of seconds >= 0')
+      if (f.timeoutMs !== undefined && !(f.timeoutMs > 0)) throw new InvalidArgumentError('failover.timeoutMs must be a positive number of milliseconds')
+    }
     const client = new TurnClient(options)
     const targets = await resolveServer(options.server, { transport: options.transport ?? 'udp', service: 'turn', family: undefined, signal: options.signal })
     let lastError: unknown
     for (const target of targets) {
       try {
         await client.connectAndAllocate(target, options.signal)
+        client.scheduleCheck()
         return client
       } catch (err) {
         lastError = err
@@ -179,7 +206,8 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
       signal
     })
     t.onLost = () => {
-      if (this.closing === undefined) void this.reallocate('the connection to the server was lost')
+      // Only the live transport's loss matters (a replaced one is closed on purpose).
+      if (this.closing === undefined && this.transport === t) void this.reallocate('the connection to the server was lost', true)
     }
     return t
   }
@@ -253,32 +281,83 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     }
   }
 
-  /** Allocate again after the server lost the allocation, re-install permissions and channels, and say so. */
-  private async reallocate (reason: string): Promise<void> {
+  /**
+   * Allocate again after the server lost the allocation (or stopped answering), re-install permissions and channels,
+   * and say so. Without failover, on the same server; with it, on the same server first (`away` false: it answered,
+   * but forgot the allocation) or the other servers first (`away` true: it stopped answering or hung up).
+   */
+  private async reallocate (reason: string, away = false): Promise<void> {
     this.reallocating ??= (async () => {
       log('reallocating: %s', reason)
+      const here: Endpoint = this.transport.server
+      const others = this.options.failover?.servers ?? []
+      const order: Array<Endpoint | string> = away ? [...others, here] : [here, ...others]
       for (let attempt = 0; attempt < 5 && this.closing === undefined; attempt++) {
-        try {
-          if (this.transport.kind !== 'udp') {
-            await this.transport.close()
-            this.transport = await this.openTransport(this.transport.server)
+        for (const where of order) {
+          if (this.closing !== undefined) return
+          try {
+            await this.allocateAt(where)
+            this.scheduleRefresh()
+            const peers = [...this.permissions.keys()]
+            this.permissions.clear()
+            for (const ip of peers) await this.createPermission({ address: ip, port: 0 })
+            for (const c of this.channels.values()) { c.bound = false; await this.bindChannelNumber(c.peer, c.channel) }
+            const moved = !sameTransportAddress(this.current.server, here)
+            if (moved) log('moved the allocation from %s to %s', formatEndpoint(here), formatEndpoint(this.current.server))
+            this.emit('reallocated', this.current, moved ? `${reason}; moved to ${formatEndpoint(this.current.server)}` : reason)
+            this.scheduleCheck()
+            return
+          } catch (err) {
+            // Reported to 'error' listeners; without one, only logged (an unheard 'error' would end the retries).
+            if (this.listenerCount('error') > 0) this.emit('error', err as Error)
+            else log('reallocation on %s failed: %s', typeof where === 'string' ? where : formatEndpoint(where), (err as Error).message)
           }
-          this.auth = new ClientAuth(this.options.credentials)
-          this.current = await this.allocateOn()
-          this.scheduleRefresh()
-          const peers = [...this.permissions.keys()]
-          this.permissions.clear()
-          for (const ip of peers) await this.createPermission({ address: ip, port: 0 })
-          for (const c of this.channels.values()) { c.bound = false; await this.bindChannelNumber(c.peer, c.channel) }
-          this.emit('reallocated', this.current, reason)
-          return
-        } catch (err) {
-          this.emit('error', err as Error)
-          await new Promise<void>(resolve => { this.timers.setTimeout(resolve, Math.min(10_000, 500 * 2 ** attempt)) })
         }
+        await new Promise<void>(resolve => { this.timers.setTimeout(resolve, Math.min(10_000, 500 * 2 ** attempt)) })
       }
     })().finally(() => { this.reallocating = undefined })
     await this.reallocating
+  }
+
+  /**
+   * Allocate on `where`: the current server (over the same UDP transport, or a new connection), or another one
+   * (a new transport; a name is resolved). With failover, each try is bounded by its timeoutMs.
+   */
+  private async allocateAt (where: Endpoint | string): Promise<void> {
+    const f = this.options.failover
+    const signal = f === undefined ? undefined : AbortSignal.timeout(f.timeoutMs ?? 3000)
+    this.auth = new ClientAuth(this.options.credentials)
+    if (typeof where !== 'string' && sameTransportAddress(where, this.transport.server) && this.transport.kind === 'udp') {
+      this.current = await this.allocateOn(signal)
+      return
+    }
+    const kind = this.options.transport ?? 'udp'
+    const [target] = typeof where === 'string' ? await resolveServer(where, { transport: kind, service: 'turn', family: undefined, signal }) : [where]
+    if (target === undefined) throw new TransportError(`cannot resolve TURN server ${String(where)}`)
+    try { await this.transport.close() } catch { /* already closed by a failed try */ }
+    await this.connectAndAllocate(target, signal)
+  }
+
+  /** With failover: probe the server with a Binding request after checkIntervalS. */
+  private scheduleCheck (): void {
+    const f = this.options.failover
+    this.timers.clearTimeout(this.checkTimer)
+    if (f === undefined || f.checkIntervalS === 0 || this.closing !== undefined) return
+    this.checkTimer = this.timers.setTimeout(() => { void this.check() }, (f.checkIntervalS ?? 5) * 1000)
+  }
+
+  private async check (): Promise<void> {
+    if (this.closing !== undefined) return
+    if (this.reallocating !== undefined) { this.scheduleCheck(); return }
+    const timeoutMs = this.options.failover?.timeoutMs ?? 3000
+    const server = this.transport.server
+    try {
+      await this.transport.request(new MessageBuilder(Method.Binding, MessageClass.Request).fingerprint().build(), { signal: AbortSignal.timeout(timeoutMs) })
+      this.scheduleCheck()
+    } catch {
+      if (this.closing !== undefined || !sameTransportAddress(server, this.transport.server)) return
+      await this.reallocate(`${formatEndpoint(server)} did not answer a Binding request within ${timeoutMs} ms`, true)
+    }
   }
 
   /** Install (or refresh) permissions for these peers' IP addresses (RFC 8656 §9). */
@@ -440,6 +519,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   close (): Promise<void> {
     this.closing ??= (async () => {
       this.timers.clearTimeout(this.refreshTimer)
+      this.timers.clearTimeout(this.checkTimer)
       for (const p of this.permissions.values()) this.timers.clearTimeout(p.timer)
       for (const c of this.channels.values()) this.timers.clearTimeout(c.timer)
       this.pending.clear()

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { InvalidArgumentError } from '../errors.js'
 import { DEFAULT_MAX_TOKEN_AHEAD_S, DEFAULT_TOKEN_SKEW_S } from './token.js'
 
@@ -22,6 +23,11 @@ export interface RendezvousCoreOptions {
   readonly authSecret?: string | readonly string[]
   /** Accept any `register` without checking the token (tests, demos). Default false: a secret is required. */
   readonly open?: boolean
+  /**
+   * This server's name among several rendezvous nodes that share peers through a RendezvousRemote (default: random).
+   * It breaks ties when one id registers at two nodes in the same millisecond.
+   */
+  readonly node?: string
   /** How long a message waits in an offline peer's queue (default 30000). */
   readonly queueTtlMs?: number
   /** How long a dropped session can be resumed with `resume` (default queueTtlMs). */
@@ -80,6 +86,7 @@ export interface RendezvousCoreOptions {
 export interface ResolvedRendezvousOptions {
   readonly secrets: readonly string[]
   readonly open: boolean
+  readonly node: string
   readonly queueTtlMs: number
   readonly sessionTtlMs: number
   readonly maxMessageBytes: number
@@ -131,9 +138,11 @@ export function resolveRendezvousOptions (o: RendezvousCoreOptions): ResolvedRen
         bytesPerSecond: num('rateLimit.bytesPerSecond', rl?.bytesPerSecond, 256 * 1024, 1),
         byteBurst: Math.max(maxMessageBytes, num('rateLimit.byteBurst', rl?.byteBurst, 1024 * 1024, 1))
       }
+  if (o.node !== undefined && (typeof o.node !== 'string' || o.node === '')) throw new InvalidArgumentError('rendezvous option node must be a non-empty string')
   return {
     secrets,
     open,
+    node: o.node ?? randomBytes(9).toString('base64url'),
     queueTtlMs,
     sessionTtlMs: num('sessionTtlMs', o.sessionTtlMs, queueTtlMs),
     maxMessageBytes,

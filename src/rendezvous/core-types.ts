@@ -8,13 +8,32 @@ export type ConnId = number
 
 /** Something that happened, for the server's events. */
 export type RendezvousEvent =
-  | { readonly type: 'online', readonly id: string, readonly session: string, readonly observed: ObservedAddress, readonly resumed: boolean }
+  | { readonly type: 'online', readonly id: string, readonly session: string, readonly observed: ObservedAddress, readonly resumed: boolean, readonly at: number }
   | { readonly type: 'offline', readonly id: string, readonly session: string }
   | { readonly type: 'auth-failure', readonly id: string, readonly reason: TokenFailure, readonly observed: ObservedAddress }
+
+/**
+ * A message on its way to the node where its recipient is online (a rendezvous spread over several servers, see
+ * RendezvousRemote). `json` is the `data` as JSON text; `expiresAt` is the original queue deadline, kept across hops
+ * so that a message cannot live longer by moving between nodes.
+ */
+export interface RemoteMessage {
+  readonly to: string
+  readonly from: string
+  readonly json: string
+  readonly seq?: number
+  readonly expiresAt: number
+}
 
 /** What the core asks its adapter to do. */
 export type RendezvousAction =
   | { readonly type: 'send', readonly conn: ConnId, readonly frame: ServerFrame }
+  /**
+   * Hand `message` to rendezvous node `node`, where its recipient is online. With `ack`, the sender waits for it:
+   * the adapter sends `{ type: 'ack', seq, queued: false }` to `ack.conn` once the node has taken the message, or
+   * calls RendezvousCore.forwardFailed when it could not be handed over.
+   */
+  | { readonly type: 'forward', readonly node: string, readonly message: RemoteMessage, readonly ack?: { readonly conn: ConnId, readonly seq: number } }
   | { readonly type: 'close', readonly conn: ConnId, readonly code: number, readonly reason: string }
   | { readonly type: 'event', readonly event: RendezvousEvent }
 
@@ -35,6 +54,10 @@ export interface RendezvousStats {
   readonly pendingRefused: number
   /** Messages handed to a recipient's connection (live or from its queue). */
   readonly messagesRelayed: number
+  /** Messages handed to other rendezvous nodes, where their recipients were online (RendezvousRemote). */
+  readonly messagesForwarded: number
+  /** Peers online at other rendezvous nodes, as last announced. */
+  readonly peersElsewhere: number
   /** Messages ever put in an offline queue. */
   readonly messagesQueued: number
   /** Messages waiting in offline queues now. */

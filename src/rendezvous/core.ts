@@ -7,7 +7,7 @@ import {
 } from './protocol.js'
 import { sourceKey } from './address.js'
 import { ByteBudget, OfflineQueues, heldSize } from './queue.js'
-import type { ConnId, DropReason, RendezvousAction, RendezvousStats } from './core-types.js'
+import type { ConnId, DropReason, RemoteMessage, RendezvousAction, RendezvousStats } from './core-types.js'
 import { verifyRendezvousToken } from './token.js'
 
 /** A delivered message kept for replay; `json` is its data as JSON text, `size` its heldSize. */
@@ -17,6 +17,8 @@ interface Session {
   readonly key: string
   readonly peerId: string
   conn: Conn | undefined
+  /** When the id registered on this connection: the newest registration of an id wins across nodes. */
+  registeredAt: number
   disconnectedAt: number
   readonly watches: Set<string>
   replay: Delivered[]
@@ -44,6 +46,9 @@ interface Conn {
 /** How many recent `seq`s per session are remembered to recognise retransmissions. */
 const SEEN_SEQS = 1024
 
+/** Where an id is online at another rendezvous node, and since when (that node's registration time). */
+interface Elsewhere { readonly node: string, readonly at: number }
+
 /**
  * The rendezvous server's protocol logic, sans-IO: the adapter reports connections opening (`open`), frames
  * (`handle`), connections closing (`closed`) and time (`tick`), and executes the returned actions. Never throws on
@@ -61,6 +66,9 @@ export class RendezvousCore {
   private readonly budget: ByteBudget
   private readonly queues: OfflineQueues
   private relayed = 0
+  private forwarded = 0
+  /** Ids online at other rendezvous nodes (fed by the adapter from its RendezvousRemote): id → where. */
+  private readonly elsewhere = new Map<string, Elsewhere>()
   private queuedTotal = 0
   private online = 0
   private readonly dropped: Record<DropReason, number> = { invalid: 0, too_large: 0, rate_limited: 0, queue_full: 0, unknown_recipient: 0, expired: 0, replay_evicted: 0 }
@@ -191,6 +199,12 @@ export class RendezvousCore {
       else this.trimReplay(session, now)
     }
     this.dropped.expired += this.queues.sweep(now)
+    // Messages queued here for an id that is online at another node (a hand-over failed, or arrived after the id
+    // moved) go on to that node, in order.
+    for (const id of this.queues.ids()) {
+      const where = this.elsewhere.get(id)
+      if (where !== undefined) out.push(...this.flushTo(id, where.node, now))
+    }
     return out
   }
 
@@ -215,6 +229,8 @@ export class RendezvousCore {
       pendingConnections: this.pending,
       pendingRefused: this.pendingRefused,
       messagesRelayed: this.relayed,
+      messagesForwarded: this.forwarded,
+      peersElsewhere: this.elsewhere.size,
       messagesQueued: this.queuedTotal,
       queuedNow: this.queues.size,
       queuedForUnknownNow: this.queues.unknownSize,
@@ -223,8 +239,106 @@ export class RendezvousCore {
     }
   }
 
-  /** Whether `id` is registered with a live connection. */
-  isOnline (id: string): boolean { return this.peers.get(id)?.conn !== undefined }
+  /** Whether `id` is registered with a live connection, here or (as last announced) at another rendezvous node. */
+  isOnline (id: string): boolean { return this.peers.get(id)?.conn !== undefined || this.elsewhere.has(id) }
+
+  // ---- several rendezvous nodes (RendezvousRemote): what the other nodes announce, and messages they hand over ----
+
+  /** The ids online here, with their registration times: what this node announces to the others. */
+  roster (): Array<{ id: string, at: number }> {
+    const out: Array<{ id: string, at: number }> = []
+    for (const s of this.peers.values()) if (s.conn !== undefined) out.push({ id: s.peerId, at: s.registeredAt })
+    return out
+  }
+
+  /**
+   * Node `node` says `id` registered there at `at`. The newest registration of an id wins, as on one node: if `id` is
+   * online here since before `at`, its connection here is closed with `replaced` (ties go to the greater node name).
+   * Messages queued here for `id` go to `node`, in order; watchers here see `id` come online.
+   */
+  remoteOnline (node: string, id: string, at: number, now: number): RendezvousAction[] {
+    const out: RendezvousAction[] = []
+    const local = this.peers.get(id)
+    if (local?.conn !== undefined) {
+      if (local.registeredAt > at || (local.registeredAt === at && this.options.node > node)) return out // ours is newer
+      out.push(...this.replace(local.conn))
+      this.forget(local)
+    }
+    const wasOnline = local?.conn !== undefined || this.elsewhere.has(id)
+    this.elsewhere.set(id, { node, at })
+    if (!wasOnline) out.push(...this.presence(id, true))
+    out.push(...this.flushTo(id, node, now))
+    return out
+  }
+
+  /** Node `node` says `id` went offline there (a later registration elsewhere is not affected). */
+  remoteOffline (node: string, id: string): RendezvousAction[] {
+    if (this.elsewhere.get(id)?.node !== node) return []
+    this.elsewhere.delete(id)
+    return this.isOnline(id) ? [] : this.presence(id, false)
+  }
+
+  /** Node `node` lists every id online there (after a (re)connect): ids of it not listed went offline. */
+  remoteRoster (node: string, entries: ReadonlyArray<{ id: string, at: number }>, now: number): RendezvousAction[] {
+    const listed = new Set(entries.map(e => e.id))
+    const out: RendezvousAction[] = []
+    for (const [id, where] of [...this.elsewhere]) if (where.node === node && !listed.has(id)) out.push(...this.remoteOffline(node, id))
+    for (const e of entries) out.push(...this.remoteOnline(node, e.id, e.at, now))
+    return out
+  }
+
+  /** Node `node` is gone (killed, partitioned: it stopped announcing itself): its ids are offline. */
+  remoteNodeGone (node: string): RendezvousAction[] {
+    const out: RendezvousAction[] = []
+    for (const [id, where] of [...this.elsewhere]) if (where.node === node) out.push(...this.remoteOffline(node, id))
+    return out
+  }
+
+  /**
+   * A message another node handed over for an id that it saw online here. Delivered if the id is online here; else
+   * queued under the same bounds as a local send (it goes on at the next tick if the id is online elsewhere now).
+   * A message that fits no queue is dropped and counted: its sender's node has acknowledged it already.
+   */
+  receiveRemote (m: RemoteMessage, now: number): RendezvousAction[] {
+    if (m.expiresAt <= now) { this.dropped.expired++; return [] }
+    const target = this.peers.get(m.to)
+    if (target?.conn !== undefined) {
+      let data: unknown
+      try { data = JSON.parse(m.json) } catch { this.dropped.invalid++; return [] }
+      return [this.deliver(target, m.from, data, m.json, m.seq, now)]
+    }
+    const refusal = this.queues.push(m.to, { from: m.from, json: m.json, seq: m.seq, size: heldSize(m.from, m.json), expiresAt: m.expiresAt, unknownRecipient: target === undefined && !this.elsewhere.has(m.to) }, now)
+    if (refusal === 'unknown-per-sender') this.dropped.unknown_recipient++
+    else if (refusal !== undefined) this.dropped.queue_full++
+    else this.queuedTotal++
+    return []
+  }
+
+  /**
+   * A `forward` action could not be handed over (the node did not take it, or the transport is down): the message is
+   * queued here, as for an offline peer, and goes on in order once the node is reachable. `ack` as in the action.
+   */
+  forwardFailed (m: RemoteMessage, ack: { conn: ConnId, seq: number } | undefined, now: number): RendezvousAction[] {
+    this.forwarded--
+    const conn = ack === undefined ? undefined : this.conns.get(ack.conn)
+    const refusal = this.queues.push(m.to, { from: m.from, json: m.json, seq: m.seq, size: heldSize(m.from, m.json), expiresAt: m.expiresAt, unknownRecipient: false }, now)
+    if (refusal !== undefined) this.dropped.queue_full++
+    else this.queuedTotal++
+    if (conn === undefined || ack === undefined) return []
+    const queued = refusal === undefined
+    if (conn.session !== undefined) conn.session.seen.set(ack.seq, queued)
+    if (queued) return [this.frame(conn, { type: 'ack', seq: ack.seq, queued: true })]
+    if (conn.session !== undefined) conn.session.seen.delete(ack.seq)
+    return this.error(conn, 'queue_full', `${JSON.stringify(m.to)} is at another node that cannot be reached now, and its queue here is full (${refusal})`, ack.seq)
+  }
+
+  /** Hand every message queued here for `id` to `node`, oldest first. */
+  private flushTo (id: string, node: string, now: number): RendezvousAction[] {
+    const { messages, expired } = this.queues.take(id, now)
+    this.dropped.expired += expired
+    this.forwarded += messages.length
+    return messages.map(m => ({ type: 'forward', node, message: remoteMessage(id, m.from, m.json, m.seq, m.expiresAt) }))
+  }
 
   private register (conn: Conn, f: RegisterFrame, now: number): RendezvousAction[] {
     const out: RendezvousAction[] = []
@@ -245,7 +359,7 @@ export class RendezvousCore {
     // 2. Find the session: the one named by `resume` (same id), else a new one replacing any session of the id.
     //    A live connection of the id is closed with `replaced` either way; the id stays online throughout.
     const existing = this.peers.get(f.id)
-    const wasOnline = existing?.conn !== undefined
+    const wasOnline = existing?.conn !== undefined || this.elsewhere.has(f.id)
     const resumed = f.resume !== undefined && existing !== undefined && existing.key === f.resume
     if (existing === undefined && this.peers.size >= this.options.maxPeers) {
       return this.fatal(conn, 'server_full', `the server has ${this.options.maxPeers} peers`)
@@ -261,6 +375,9 @@ export class RendezvousCore {
     // 3. Attach, answer `registered`, replay what an abrupt drop may have lost, then deliver the queue in order.
     this.setConn(session, conn)
     this.settle(conn)
+    // The newest registration wins: a connection of this id at another node is replaced when that node hears of it.
+    session.registeredAt = now
+    this.elsewhere.delete(f.id)
     out.push(this.frame(conn, { type: 'registered', id: f.id, session: session.key, resumed, observed: conn.observed, serverTime: now }))
     if (resumed) {
       const received = f.received
@@ -274,7 +391,7 @@ export class RendezvousCore {
     const { messages, expired } = this.queues.take(f.id, now)
     this.dropped.expired += expired
     for (const m of messages) out.push(this.deliver(session, m.from, JSON.parse(m.json) as unknown, m.json, m.seq, now))
-    out.push({ type: 'event', event: { type: 'online', id: f.id, session: session.key, observed: conn.observed, resumed } })
+    out.push({ type: 'event', event: { type: 'online', id: f.id, session: session.key, observed: conn.observed, resumed, at: now } })
     if (!wasOnline) out.push(...this.presence(f.id, true))
     return out
   }
@@ -285,6 +402,7 @@ export class RendezvousCore {
       key: randomBytes(18).toString('base64url'),
       peerId,
       conn: undefined,
+      registeredAt: now,
       disconnectedAt: now,
       watches: new Set(),
       replay: [],
@@ -309,15 +427,27 @@ export class RendezvousCore {
     const target = this.peers.get(f.to)
     let queued: boolean
     const out: RendezvousAction[] = []
+    const where = target?.conn === undefined ? this.elsewhere.get(f.to) : undefined
     if (target?.conn !== undefined) {
       out.push(this.deliver(target, session.peerId, f.data, undefined, f.seq, now))
       queued = false
+    } else if (where !== undefined && this.queues.lengthFor(f.to) === 0) {
+      // Online at another node: hand it over there; the ack waits for the hand-over (see the 'forward' action).
+      // With messages for the id still queued here, it queues behind them instead, keeping the sender's order.
+      this.forwarded++
+      const message = remoteMessage(f.to, session.peerId, JSON.stringify(f.data), f.seq, now + this.options.queueTtlMs)
+      out.push(f.seq === undefined ? { type: 'forward', node: where.node, message } : { type: 'forward', node: where.node, message, ack: { conn: conn.id, seq: f.seq } })
+      if (f.seq !== undefined) {
+        session.seen.set(f.seq, false)
+        if (session.seen.size > SEEN_SEQS) session.seen.delete(session.seen.keys().next().value as number)
+      }
+      return out
     } else {
       // Queued as JSON text, charged at its heap size. A recipient with no session at all (never registered, or gone
       // longer than sessionTtlMs) may still be about to register, so its messages are queued too, but only up to the
       // sender's small unknown-recipient share: ids nobody will ever register cannot absorb the server's memory.
       const json = JSON.stringify(f.data)
-      const held = { from: session.peerId, json, seq: f.seq, size: heldSize(session.peerId, json), expiresAt: now + this.options.queueTtlMs, unknownRecipient: target === undefined }
+      const held = { from: session.peerId, json, seq: f.seq, size: heldSize(session.peerId, json), expiresAt: now + this.options.queueTtlMs, unknownRecipient: target === undefined && where === undefined }
       const refusal = this.queues.push(f.to, held, now)
       if (refusal === 'unknown-per-sender') {
         this.dropped.unknown_recipient++
@@ -446,6 +576,11 @@ export class RendezvousCore {
     conn.closing = true
     return [this.frame(conn, { type: 'error', code, message }), { type: 'close', conn: conn.id, code: closeCodeFor(code), reason: code }]
   }
+}
+
+/** A RemoteMessage (`seq` only when the sender gave one). */
+function remoteMessage (to: string, from: string, json: string, seq: number | undefined, expiresAt: number): RemoteMessage {
+  return seq === undefined ? { to, from, json, expiresAt } : { to, from, json, seq, expiresAt }
 }
 
 /** A `message` frame (`seq` only when the sender gave one). */

@@ -14,8 +14,10 @@ export {
 } from './token.js'
 export type { RendezvousCoreOptions, RendezvousRateLimit } from './core-options.js'
 export {
-  DROP_REASONS, type ConnId, type DropReason, type RendezvousAction, type RendezvousEvent, type RendezvousStats
+  DROP_REASONS, type ConnId, type DropReason, type RemoteMessage, type RendezvousAction, type RendezvousEvent, type RendezvousStats
 } from './core-types.js'
+export type { RendezvousRemote, RendezvousRemoteHandlers } from './remote.js'
+export { RedisRendezvousRemote, type RedisRendezvousRemoteOptions } from './redis-remote.js'
 export { RendezvousCore } from './core.js'
 export type { OfflineQueueLimits } from './queue.js'
 export {

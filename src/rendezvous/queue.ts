@@ -76,6 +76,9 @@ export class OfflineQueues {
   /** Recipients with a queue. */
   get recipients (): number { return this.queues.size }
 
+  /** The recipients with a queue now. */
+  ids (): string[] { return [...this.queues.keys()] }
+
   /** Messages held for `id` (expired ones included until the next sweep). */
   lengthFor (id: string): number {
     const q = this.queues.get(id)

@@ -12,6 +12,7 @@ import { RendezvousCore } from './core.js'
 import type { ConnId, RendezvousAction, RendezvousEvent, RendezvousStats } from './core-types.js'
 import type { RendezvousCoreOptions } from './core-options.js'
 import { RENDEZVOUS_CLOSE_CODES, RENDEZVOUS_PATH } from './protocol.js'
+import type { RendezvousRemote } from './remote.js'
 
 const log = createLogger('natcheck:rendezvous:server')
 
@@ -39,6 +40,11 @@ export interface RendezvousServerOptions extends RendezvousCoreOptions {
   readonly heartbeatMs?: number
   /** Clock (ms since the epoch), for tests. */
   readonly now?: () => number
+  /**
+   * Other rendezvous nodes to share peers with (e.g. RedisRendezvousRemote): peers registered at different nodes
+   * find and signal each other. The server starts it, and closes it on close(). Its `node` names this server.
+   */
+  readonly remote?: RendezvousRemote
 }
 
 /** Events a RendezvousServer emits. */
@@ -86,7 +92,7 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
 
   /** Validate options, listen (or attach), and start the timers. Rejects with InvalidArgumentError or TransportError. */
   static async start (options: RendezvousServerOptions): Promise<RendezvousServer> {
-    const core = new RendezvousCore(options)
+    const core = new RendezvousCore(options.remote === undefined ? options : { ...options, node: options.remote.node })
     if (options.server === undefined && options.listen === undefined) throw new InvalidArgumentError('give listen: { address, port } or server: an http.Server to attach to')
     const http = options.server ?? createServer((req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain', connection: 'close', upgrade: 'websocket' })
@@ -109,6 +115,7 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
       if (options.trustProxy !== true) http.on('connection', server.connection)
     }
     http.on('upgrade', server.upgrade)
+    server.startRemote()
     const tick = setInterval(() => { server.execute(core.tick(server.now())) }, options.tickIntervalMs ?? 1000)
     tick.unref()
     server.timers.push(tick)
@@ -207,6 +214,36 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
     this.execute(this.core.open(id, observed, this.now()))
   }
 
+  /** Feed what the other nodes announce into the core. */
+  private startRemote (): void {
+    const remote = this.options.remote
+    if (remote === undefined) return
+    const core = this.core
+    remote.start({
+      message: (m) => { this.execute(core.receiveRemote(m, this.now())) },
+      online: (node, id, at) => { this.execute(core.remoteOnline(node, id, at, this.now())) },
+      offline: (node, id) => { this.execute(core.remoteOffline(node, id)) },
+      roster: (node, entries) => { this.execute(core.remoteRoster(node, entries, this.now())) },
+      nodeGone: (node) => { this.execute(core.remoteNodeGone(node)) },
+      localRoster: () => core.roster()
+    })
+  }
+
+  /** Hand a message to another node; ack the sender when it is there, else the core queues it here. */
+  private forward (a: Extract<RendezvousAction, { type: 'forward' }>): void {
+    const remote = this.options.remote
+    const done = (ok: boolean): void => {
+      if (ok) {
+        if (a.ack !== undefined) this.execute([{ type: 'send', conn: a.ack.conn, frame: { type: 'ack', seq: a.ack.seq, queued: false } }])
+        return
+      }
+      log('could not hand a message for %s to node %s: queued here', a.message.to, a.node)
+      this.execute(this.core.forwardFailed(a.message, a.ack, this.now()))
+    }
+    if (remote === undefined || this.closing !== undefined) { done(false); return }
+    remote.forward(a.node, a.message).then(done, () => { done(false) })
+  }
+
   private heartbeat (): void {
     for (const [id, ws] of this.sockets) {
       if (!this.alive.has(id)) { log.trace('connection %d missed a pong: terminated', id); ws.terminate(); continue }
@@ -235,10 +272,19 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
           if (ws !== undefined && ws.readyState === WebSocket.OPEN) ws.close(a.code, a.reason)
           break
         }
+        case 'forward':
+          this.forward(a)
+          break
         case 'event':
-          if (a.event.type === 'online') this.emit('online', a.event)
-          else if (a.event.type === 'offline') this.emit('offline', a.event)
-          else this.emit('auth-failure', a.event)
+          if (a.event.type === 'online') {
+            this.options.remote?.announce({ type: 'online', id: a.event.id, at: a.event.at })
+            this.emit('online', a.event)
+          } else if (a.event.type === 'offline') {
+            this.options.remote?.announce({ type: 'offline', id: a.event.id })
+            this.emit('offline', a.event)
+          } else {
+            this.emit('auth-failure', a.event)
+          }
           break
       }
     }
@@ -256,6 +302,7 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
     this.http.off('upgrade', this.upgrade)
     this.http.off('connection', this.connection)
     this.execute(this.core.shutdown(this.now()))
+    await this.options.remote?.close()
     if (this.sockets.size > 0) {
       const open = [...this.sockets.values()].map(ws => new Promise<void>((resolve) => { if (ws.readyState === WebSocket.CLOSED) resolve(); else ws.once('close', () => { resolve() }) }))
       let timer: NodeJS.Timeout | undefined

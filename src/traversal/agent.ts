@@ -89,6 +89,8 @@ export interface MdnsResolution {
 export interface AgentEvents {
   /** A local candidate gathered after gather() returned (trickle it to the peer). */
   candidate: [candidate: Candidate]
+  /** A local candidate stopped working (its relay moved elsewhere): tell the peer to drop it. */
+  'candidate-removed': [candidate: Candidate]
   /** Every gathering attempt has finished (signal end-of-candidates to the peer). */
   'gathering-complete': []
   /** The data path changed (first path, relay → direct upgrade, direct → relay fallback). */
@@ -101,7 +103,8 @@ export interface AgentEvents {
 }
 
 interface Base {
-  readonly candidate: Candidate
+  /** Changes when a relayed base's allocation moves (relayMoved). */
+  candidate: Candidate
   readonly socket: DatagramSocket
   readonly tx: StunTransactions
   readonly turn?: TurnClient
@@ -302,8 +305,11 @@ export class Agent extends EventEmitter<AgentEvents> {
         found(makeCandidate({ type: 'srflx', address: a.mapped.address, port: a.mapped.port, base: primary, server: config.server, related: { address: primary, port: socket.local.port } }))
       }
       const c = makeCandidate({ type: 'relay', address: a.relayed.address, port: a.relayed.port, server: `${config.server}/${config.transport}`, related: a.mapped, localPreference: config.transport === 'udp' ? 65535 : config.transport === 'tcp' ? 32767 : 16383 })
-      this.addBase(c, new RelaySocket(r.client), r.client)
-      r.client.on('reallocated', (alloc) => { log('relay reallocated at %s', formatEndpoint(alloc.relayed)) })
+      const base = this.addBase(c, new RelaySocket(r.client), r.client)
+      r.client.on('reallocated', (alloc) => {
+        log('relay reallocated at %s', formatEndpoint(alloc.relayed))
+        this.relayMoved(base, alloc.relayed, alloc.mapped, alloc.server)
+      })
       r.client.on('error', (err) => { log('relay: %s', err.message) })
       found(c)
     })
@@ -389,6 +395,38 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.closing !== undefined) return
     if (family === 0) { log('mDNS name %s did not resolve: its pair can only be learnt as peer-reflexive', c.address); return }
     this.addRemoteCandidates([{ ...c, address: address as string }])
+  }
+
+  /**
+   * The peer says one of its candidates is gone (its relay moved): pairs with it fail at once, instead of when consent
+   * runs out (RFC 7675), and it is not paired again. Not in RFC 8445/8838, which cannot remove a candidate.
+   */
+  removeRemoteCandidate (c: Endpoint): void {
+    const i = this.remote.findIndex(r => sameTransportAddress(r, c))
+    if (i < 0) return
+    this.remote.splice(i, 1)
+    for (const p of this.checks.pairs) if (sameTransportAddress(p.remote, c) && p.state !== 'failed') this.fail(p, 'cancelled', 'the peer removed this candidate')
+  }
+
+  /**
+   * A relayed base's allocation moved (TurnClient failover, or a new address after the server lost it): the old
+   * relayed candidate is gone (its pairs fail, `candidate-removed` tells the peer) and the new address is a new
+   * candidate, paired and trickled (`candidate`), so checks find the path through the new relay.
+   */
+  private relayMoved (base: Base, relayed: Endpoint, mapped: Endpoint, server: Endpoint): void {
+    const old = base.candidate
+    if (this.closing !== undefined || sameTransportAddress(old, relayed)) return
+    const c = makeCandidate({ type: 'relay', address: relayed.address, port: relayed.port, server: formatEndpoint(server), related: mapped, localPreference: (old.priority >> 8) & 0xffff })
+    this.bases.delete(candidateKey(old))
+    base.candidate = c
+    this.bases.set(candidateKey(c), base)
+    const i = this.local.findIndex(l => candidateKey(l) === candidateKey(old))
+    if (i >= 0) this.local.splice(i, 1)
+    for (const p of this.checks.pairs) {
+      if (candidateKey(p.local) === candidateKey(old) && p.state !== 'failed') this.fail(p, 'cancelled', `the relayed address moved to ${formatEndpoint(relayed)}`)
+    }
+    this.emit('candidate-removed', old)
+    if (this.addLocal(c)) this.emit('candidate', c)
   }
 
   /** Start the paced checks (RFC 8445 §6.1.4.2), consent and keepalives. */

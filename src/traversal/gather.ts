@@ -5,6 +5,7 @@ import type { TlsClientOptions } from '../net/stream.js'
 import type { DatagramSocket } from '../net/udp.js'
 import { TurnClient } from '../relay/turn-client.js'
 import type { TurnCredentials } from '../relay/turn-client-auth.js'
+import type { TurnFailoverOptions } from '../relay/turn-client.js'
 import { StunErrorResponse } from '../errors.js'
 import { buildBindingRequest, parseBindingResponse } from '../stun/client.js'
 import type { StunTransactions } from '../stun/index.js'
@@ -22,6 +23,11 @@ export interface TurnServerConfig {
   readonly tcpFallback?: boolean
   readonly credentials: TurnCredentials
   readonly tls?: TlsClientOptions
+  /**
+   * Other nodes of the same relay service: when this server stops answering, the allocation moves to one of them
+   * (TurnClient's failover) and the agent replaces its relayed candidate (the peer is told through signalling).
+   */
+  readonly failover?: TurnFailoverOptions
 }
 
 /** One gathering attempt, for the connect report. */
@@ -96,11 +102,18 @@ export async function gatherRelay (mux: SocketMux, config: TurnServerConfig, sig
   const finish = (ok: boolean, detail: string): GatherAttempt => ({ kind: 'relay', server: label, ok, ms: Math.round(performance.now() - started), detail })
   let route: DatagramSocket | undefined
   try {
-    const [target] = await resolveServer(config.server, { transport, service: 'turn', family: ipFamily(mux.socket.local.address) === 6 ? undefined : 4 })
-    if (transport === 'udp') route = mux.route(from => sameTransportAddress(from, target))
+    const family = ipFamily(mux.socket.local.address) === 6 ? undefined : 4
+    const [target] = await resolveServer(config.server, { transport, service: 'turn', family })
+    // The shared socket routes the servers' datagrams to the TURN client: this one's, and with failover the others'.
+    const servers = [target]
+    for (const other of config.failover?.servers ?? []) {
+      try { servers.push(...await resolveServer(other, { transport, service: 'turn', family })) } catch { /* unresolvable now: not routed */ }
+    }
+    if (transport === 'udp') route = mux.route(from => servers.some(s => sameTransportAddress(from, s)))
     const client = await TurnClient.allocate({
       server: formatEndpoint(target), transport, credentials: config.credentials, tls: config.tls, socket: route, signal,
-      retransmit: { rtoMs: 200, rc: 5, rm: 8 }
+      retransmit: { rtoMs: 200, rc: 5, rm: 8 },
+      failover: config.failover === undefined ? undefined : { ...config.failover, servers: servers.slice(1).map(formatEndpoint) }
     })
     return { client, attempt: finish(true, `relayed ${formatEndpoint(client.allocation.relayed)}`) }
   } catch (err) {

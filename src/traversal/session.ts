@@ -180,6 +180,13 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
       } catch (err) { log('bad trickled candidate: %s', (err as Error).message) }
       return
     }
+    if (m.t === 'natkit/candidate-removed' && ours) {
+      try {
+        const c = candidateFromSdp(m.candidate)
+        if (agent !== undefined && sid !== '' && remoteSet) agent.removeRemoteCandidate(c)
+      } catch (err) { log('bad removed candidate: %s', (err as Error).message) }
+      return
+    }
     if (m.t === 'natkit/ping' && (sid === '' || m.sid === sid)) { fire(options.channel, { t: 'natkit/pong', sid: m.sid, n: m.n }); return }
     inbox.push(m); wake()
   })
@@ -215,6 +222,7 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
   })
   const deadline = performance.now() + (options.timeoutMs ?? 15_000)
   agent.on('candidate', (c) => { trickle(sid => ({ t: 'natkit/candidate', sid, candidate: candidateToSdp(c) })) })
+  agent.on('candidate-removed', (c) => { trickle(sid => ({ t: 'natkit/candidate-removed', sid, candidate: candidateToSdp(c) })) })
   agent.on('gathering-complete', () => { trickle(sid => ({ t: 'natkit/end-of-candidates', sid })) })
   agent.on('path', (p) => {
     timings.firstPathFromStartMs ??= ms()

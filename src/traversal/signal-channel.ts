@@ -17,6 +17,8 @@ export type SignalMessage =
   | { t: 'natkit/pong', sid: string, n: number }
   | { t: 'natkit/go', sid: string, rttMs: number }
   | { t: 'natkit/candidate', sid: string, candidate: string }
+  /** A trickled or offered candidate that stopped working (a relayed one whose allocation moved). */
+  | { t: 'natkit/candidate-removed', sid: string, candidate: string }
   | { t: 'natkit/end-of-candidates', sid: string }
   | { t: 'natkit/bye', sid: string }
 
