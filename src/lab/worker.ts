@@ -18,6 +18,7 @@ import { rendezvousToken } from '../rendezvous/token.js'
 import { StunServer } from '../stun/server.js'
 import { echoExchange } from '../traversal/echo.js'
 import { rendezvousChannel, roleFor } from '../traversal/rendezvous-channel.js'
+import type { PortMappingOptions } from '../traversal/gather.js'
 import { connect, type PeerSession } from '../traversal/session.js'
 
 const log = createLogger('natcheck:lab:worker')
@@ -49,6 +50,8 @@ export interface PeerTask {
   readonly timeoutMs: number
   /** How long to wait for a direct path after connecting over the relay (ms). */
   readonly settleMs: number
+  /** Ask the site's gateway for a port-mapped candidate (the agent's `portMapping`; off when absent). */
+  readonly portMapping?: PortMappingOptions
 }
 
 /** `discover`: discoverNat against one STUN server. */
@@ -63,6 +66,8 @@ export interface PeerWorkerResult {
   readonly delivered: number
   readonly lost: number
   readonly error: { readonly code: string, readonly message: string } | null
+  /** The port-mapped candidate this peer offered (`ip:port`), when it asked for one and the gateway granted it. */
+  readonly portMapped?: string | null
 }
 
 /** What a `discover` worker reports. */
@@ -109,7 +114,8 @@ async function runPeer (t: PeerTask): Promise<void> {
       role: roleFor(t.id, t.peer),
       timeoutMs: t.timeoutMs,
       stunServers: turns.filter(u => u.transport === 'udp').map(u => u.server),
-      turnServers: turns.map(u => ({ server: u.server, transport: u.transport, tcpFallback: u.tcpFallback, credentials: { authSecret: t.secret, user: t.id } }))
+      turnServers: turns.map(u => ({ server: u.server, transport: u.transport, tcpFallback: u.tcpFallback, credentials: { authSecret: t.secret, user: t.id } })),
+      ...(t.portMapping !== undefined ? { portMapping: t.portMapping } : {})
     })
     // One hello datagram at once (as natcheck connect does): the peer's report then measures connect() → first datagram.
     session.send(Buffer.from([0x48, 0, 0, 0, 0]))
@@ -121,7 +127,8 @@ async function runPeer (t: PeerTask): Promise<void> {
       timings: r.timings,
       delivered: echo.delivered,
       lost: t.count - echo.delivered,
-      error: null
+      error: null,
+      ...(t.portMapping !== undefined ? { portMapped: session.agent.portMappedCandidate === undefined ? null : formatEndpoint(session.agent.portMappedCandidate) } : {})
     })
   } catch (err) {
     const e = err as { code?: string, message?: string }

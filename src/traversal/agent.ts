@@ -14,7 +14,11 @@ import { classifyIceDatagram } from './app-demux.js'
 import { candidatePriority, makeCandidate, type Candidate } from './candidate.js'
 import { buildCheckRequest, buildCheckResponse, buildUnauthenticated, isAuthenticCheck, resolveRoleConflict } from './check-messages.js'
 import { CheckList, candidateKey, isRelayed, type CandidatePair, type CheckOutcome } from './check-list.js'
-import { gatherRelay, gatherSrflx, hostAddresses, planRelayAttempts, type GatherAttempt, type TurnServerConfig } from './gather.js'
+import {
+  gatherPortMapped, gatherRelay, gatherSrflx, hostAddresses, planRelayAttempts, type GatherAttempt, type PortMappingOptions, type TurnServerConfig
+} from './gather.js'
+import type { GrantedMapping } from '../portmap/client.js'
+import type { PortMapper } from '../portmap/mapper.js'
 import { choosePath, needsNomination } from './path-selection.js'
 import { RelaySocket } from './relay-socket.js'
 import { SocketMux } from './socket-mux.js'
@@ -65,6 +69,14 @@ export interface AgentOptions {
    * of its own, always controlled; a pair is used once the full peer nominates it (USE-CANDIDATE on a check).
    */
   readonly lite?: boolean
+  /**
+   * Ask the gateway to forward a public port to this agent's UDP socket (PCP, NAT-PMP or UPnP IGD; src/portmap) and
+   * offer it as a server-reflexive candidate (RFC 8445 §5.1.1.2 lets an agent learn one by any means) with local
+   * preference 65535, so it ranks above the STUN-learned ones. Off by default: it sends to the default gateway.
+   * Bounded by the gathering budget; it never holds back the host candidates (it trickles), but checks wait for it up
+   * to `checksWaitMs` (see {@link PortMappingOptions}). The lease is renewed while the agent lives and removed on close.
+   */
+  readonly portMapping?: boolean | PortMappingOptions
   readonly signal?: AbortSignal
 }
 
@@ -119,6 +131,11 @@ export class Agent extends EventEmitter<AgentEvents> {
   private closing: Promise<void> | undefined
   private readonly startedAt = performance.now()
   private readonly early: Buffer[] = []
+  /** The port-mapping attempt while it runs (close waits for it, so a late grant is removed, not left behind). */
+  private portMapAttempt: Promise<void> | undefined
+  private portMapper: PortMapper | undefined
+  /** The current port-mapped candidate, if the gateway granted one. */
+  portMappedCandidate: Candidate | undefined
 
   private constructor (readonly mux: SocketMux, private readonly ownsSocket: boolean, private readonly options: AgentOptions) {
     super()
@@ -257,6 +274,28 @@ export class Agent extends EventEmitter<AgentEvents> {
         found(makeCandidate({ type: 'srflx', address: r.mapped.address, port: r.mapped.port, base: primary, server, related: { address: primary, port: socket.local.port } }))
       }
     })
+    const pm = this.options.portMapping
+    const pmOptions = pm === true ? {} : pm === false || pm === undefined ? undefined : pm
+    if (pmOptions !== undefined && !relayOnly && ipFamily(primary) === 4) {
+      const offer = (m: GrantedMapping): void => {
+        if (m.externalIp === null) { log('port mapping %d granted without an external address: no candidate', m.externalPort); return }
+        const c = makeCandidate({ type: 'srflx', address: m.externalIp, port: m.externalPort, base: primary, server: `portmap:${m.protocol}`, related: { address: primary, port: socket.local.port }, localPreference: 65535 })
+        this.portMappedCandidate = c
+        found(c)
+      }
+      this.portMapAttempt = (async () => {
+        const r = await gatherPortMapped(socket.local.port, pmOptions, budget)
+        this.gatherAttempts.push(r.attempt)
+        if (r.mapper === undefined) return
+        if (this.closing !== undefined) { await r.mapper.close(); return }
+        this.portMapper = r.mapper
+        r.mapper.on('renewed', (m) => { if (m.externalIp !== this.portMappedCandidate?.address || m.externalPort !== this.portMappedCandidate?.port) offer(m) })
+        r.mapper.on('error', (err) => { log('port mapping: %s', err.message) })
+        offer(r.mapper.mapping)
+      })()
+      const wait = pmOptions.checksWaitMs ?? 500
+      this.checksGate = Promise.race([this.portMapAttempt, new Promise<void>(resolve => { const t = setTimeout(resolve, wait); t.unref(); this.timers.push(t) })])
+    }
     const plan = planRelayAttempts(this.options.turnServers ?? [])
     let udpAllocated = false
     let udpPending = plan.filter(a => !a.delayed).length
@@ -290,12 +329,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       r.client.on('error', (err) => { log('relay: %s', err.message) })
       found(c)
     })
-    void Promise.all([...srflx, ...relays]).then(() => {
+    const portmap = this.portMapAttempt !== undefined ? [this.portMapAttempt] : []
+    void Promise.all([...srflx, ...relays, ...portmap]).then(() => {
       this.gatheringComplete = true
       this.emit('gathering-complete')
     })
     if (options.trickle === true) return [...this.local]
-    await Promise.all(srflx)
+    await Promise.all([...srflx, ...portmap])
     await Promise.race([Promise.all(relays), new Promise(resolve => { const t = setTimeout(resolve, budget); t.unref(); this.timers.push(t) })])
     announce = true
     return [...this.local]
@@ -337,9 +377,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.started = true
     // A lite agent only answers (RFC 8445 §2.5): no checks, consent requests or keepalives of its own.
     if (this.options.lite === true) return
-    const ta = this.options.checkIntervalMs ?? 10
-    this.pacer = setInterval(() => { this.tick() }, ta)
-    for (let i = 0; i < Math.max(1, this.options.initialBurst ?? 8); i++) this.tick()
+    const begin = (): void => {
+      if (this.closing !== undefined) return
+      const ta = this.options.checkIntervalMs ?? 10
+      this.pacer = setInterval(() => { this.tick() }, ta)
+      for (let i = 0; i < Math.max(1, this.options.initialBurst ?? 8); i++) this.tick()
+    }
+    if (this.checksGate === undefined) begin(); else void this.checksGate.then(begin)
     const consent = this.options.consentIntervalMs ?? 5000
     const consentTimer = setInterval(() => { this.checkConsent() }, consent * (0.8 + Math.random() * 0.4))
     consentTimer.unref()
@@ -347,6 +391,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     keepalive.unref()
     this.timers.push(consentTimer, keepalive)
   }
+
+  /** With port mapping on: checks start when the gateway has answered (bounded), so they leave through the mapping. */
+  private checksGate: Promise<void> | undefined
 
   private tick (): void {
     if (this.closing !== undefined || this.remoteKey === undefined || this.awaitingRemoteCredentials) return
@@ -568,13 +615,15 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Every pair with its outcome (for the connect report). */
   attempts (): CandidatePair[] { return [...this.checks.pairs] }
 
-  /** Stop checks and timers, release TURN allocations, close the socket if the agent bound it. Idempotent. */
+  /** Stop checks and timers, release TURN allocations and the port mapping, close the socket if the agent bound it. Idempotent. */
   close (): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.pacer)
       for (const t of this.timers) clearTimeout(t)
       for (const b of this.bases.values()) b.tx.close()
       await Promise.all([...this.bases.values()].map(async b => { await b.socket.close(); await b.turn?.close() }))
+      await this.portMapAttempt
+      await this.portMapper?.close()
       if (this.ownsSocket) await this.mux.socket.close()
       this.emit('closed')
     })()

@@ -4,7 +4,7 @@ export {
   type CandidateTransport, type CandidateType, type TcpType
 } from './candidate.js'
 export type { CandidatePair, CheckOutcome, PairState } from './check-list.js'
-export type { GatherAttempt, TurnServerConfig } from './gather.js'
+export type { GatherAttempt, PortMappingOptions, TurnServerConfig } from './gather.js'
 export { Agent, type AgentEvents, type AgentOptions, type PathInfo } from './agent.js'
 export { channelPair, type SignalChannel, type SignalMessage } from './signal-channel.js'
 export {
