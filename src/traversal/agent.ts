@@ -19,6 +19,7 @@ import {
 } from './gather.js'
 import type { GrantedMapping } from '../portmap/client.js'
 import type { PortMapper } from '../portmap/mapper.js'
+import { measurePortAllocation, predictedPortCount, predictPorts, type PortPrediction, type PortPredictionOptions } from './port-prediction.js'
 import { choosePath, needsNomination } from './path-selection.js'
 import { RelaySocket } from './relay-socket.js'
 import { SocketMux } from './socket-mux.js'
@@ -77,6 +78,15 @@ export interface AgentOptions {
    * to `checksWaitMs` (see {@link PortMappingOptions}). The lease is renewed while the agent lives and removed on close.
    */
   readonly portMapping?: boolean | PortMappingOptions
+  /**
+   * Port prediction for a NAT that gives each new destination the next port in a fixed step (opt-in): the agent
+   * measures its socket's mappings towards the STUN/TURN servers (all four addresses of an RFC 5780 server), and when
+   * the steps agree it offers the next ports as server-reflexive candidates (local preference below the STUN-learned
+   * ones), so a peer behind a port-restricted cone opens its filter for the port the flow towards it will get. The
+   * peer pays one paced check per port (see {@link PortPredictionOptions}). The outcome is a `prediction` gathering
+   * attempt with a reason code.
+   */
+  readonly portPrediction?: boolean | PortPredictionOptions
   readonly signal?: AbortSignal
 }
 
@@ -136,6 +146,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   private portMapper: PortMapper | undefined
   /** The current port-mapped candidate, if the gateway granted one. */
   portMappedCandidate: Candidate | undefined
+  /** What port prediction concluded (when it was asked for and has finished). */
+  portPrediction: PortPrediction | undefined
+  /** Checks start when these have settled: the port-mapping answer, the prediction measurement (each bounded). */
+  private readonly checkGates: Array<Promise<void>> = []
 
   private constructor (readonly mux: SocketMux, private readonly ownsSocket: boolean, private readonly options: AgentOptions) {
     super()
@@ -147,6 +161,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Bind the socket (unless given) and make an agent. */
   static async create (options: AgentOptions = {}): Promise<Agent> {
+    if (typeof options.portPrediction === 'object') predictedPortCount(options.portPrediction)
     const socket = options.socket ?? await bindDatagramSocket({ address: options.bindAddress ?? '0.0.0.0' })
     return new Agent(new SocketMux(socket), options.socket === undefined, options)
   }
@@ -293,8 +308,29 @@ export class Agent extends EventEmitter<AgentEvents> {
         r.mapper.on('error', (err) => { log('port mapping: %s', err.message) })
         offer(r.mapper.mapping)
       })()
-      const wait = pmOptions.checksWaitMs ?? 500
-      this.checksGate = Promise.race([this.portMapAttempt, new Promise<void>(resolve => { const t = setTimeout(resolve, wait); t.unref(); this.timers.push(t) })])
+      this.gateChecks(this.portMapAttempt, pmOptions.checksWaitMs ?? 500)
+    }
+    const pp = this.options.portPrediction
+    const ppOptions = pp === true ? {} : pp === false || pp === undefined ? undefined : pp
+    let prediction: Promise<void> | undefined
+    if (ppOptions !== undefined && !relayOnly && ipFamily(primary) === 4) {
+      const servers = [...(this.options.stunServers ?? []), ...(this.options.turnServers ?? []).filter(t => (t.transport ?? 'udp') === 'udp').map(t => t.server)]
+      prediction = (async () => {
+        const started = performance.now()
+        const samples = await measurePortAllocation(hostBase.tx, servers, budget, this.options.signal)
+        const p = predictPorts(samples, predictedPortCount(ppOptions))
+        this.portPrediction = p
+        const range = p.ports.length > 0 ? ` ${p.ports[0]}..${p.ports[p.ports.length - 1]}` : ''
+        this.gatherAttempts.push({
+          kind: 'prediction', server: servers.join(', '), ok: p.reason === 'predicted', ms: Math.round(performance.now() - started), reason: p.reason,
+          detail: `${p.reason}: mapped ports ${p.samples.join(', ') || 'none'}${p.delta !== null ? `, step ${p.delta}` : ''}${range !== '' ? `; offered ${p.ports.length} ports${range}` : ''}`
+        })
+        if (p.address === null || this.closing !== undefined) return
+        p.ports.forEach((port, k) => {
+          found(makeCandidate({ type: 'srflx', address: p.address as string, port, base: primary, server: 'port-prediction', related: { address: primary, port: socket.local.port }, localPreference: 32767 - k }))
+        })
+      })()
+      this.gateChecks(prediction, ppOptions.checksWaitMs ?? 500)
     }
     const plan = planRelayAttempts(this.options.turnServers ?? [])
     let udpAllocated = false
@@ -329,7 +365,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       r.client.on('error', (err) => { log('relay: %s', err.message) })
       found(c)
     })
-    const portmap = this.portMapAttempt !== undefined ? [this.portMapAttempt] : []
+    const portmap = [this.portMapAttempt, prediction].filter((p): p is Promise<void> => p !== undefined)
     void Promise.all([...srflx, ...relays, ...portmap]).then(() => {
       this.gatheringComplete = true
       this.emit('gathering-complete')
@@ -383,7 +419,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.pacer = setInterval(() => { this.tick() }, ta)
       for (let i = 0; i < Math.max(1, this.options.initialBurst ?? 8); i++) this.tick()
     }
-    if (this.checksGate === undefined) begin(); else void this.checksGate.then(begin)
+    if (this.checkGates.length === 0) begin(); else void Promise.all(this.checkGates).then(begin)
     const consent = this.options.consentIntervalMs ?? 5000
     const consentTimer = setInterval(() => { this.checkConsent() }, consent * (0.8 + Math.random() * 0.4))
     consentTimer.unref()
@@ -392,8 +428,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.timers.push(consentTimer, keepalive)
   }
 
-  /** With port mapping on: checks start when the gateway has answered (bounded), so they leave through the mapping. */
-  private checksGate: Promise<void> | undefined
+  /**
+   * Hold the checks until `p` settles, at most `maxMs`: with port mapping, so they leave through the mapping (a NAT
+   * keeps the port of a flow it already has); with prediction, so they do not take the ports being measured.
+   */
+  private gateChecks (p: Promise<void>, maxMs: number): void {
+    this.checkGates.push(Promise.race([p, new Promise<void>(resolve => { const t = setTimeout(resolve, maxMs); t.unref(); this.timers.push(t) })]))
+  }
 
   private tick (): void {
     if (this.closing !== undefined || this.remoteKey === undefined || this.awaitingRemoteCredentials) return

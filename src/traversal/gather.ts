@@ -9,6 +9,7 @@ import { StunErrorResponse } from '../errors.js'
 import { buildBindingRequest, parseBindingResponse } from '../stun/client.js'
 import type { StunTransactions } from '../stun/index.js'
 import { PortMapper, type PortMapperOptions } from '../portmap/mapper.js'
+import type { PredictionReason } from './port-prediction.js'
 import type { SocketMux } from './socket-mux.js'
 
 /** A TURN server to gather a relayed candidate from. */
@@ -27,11 +28,13 @@ export interface TurnServerConfig {
 
 /** One gathering attempt, for the connect report. */
 export interface GatherAttempt {
-  readonly kind: 'srflx' | 'relay' | 'portmap'
+  readonly kind: 'srflx' | 'relay' | 'portmap' | 'prediction'
   readonly server: string
   readonly ok: boolean
   readonly ms: number
   readonly detail: string
+  /** `prediction` only: why ports were or were not predicted. */
+  readonly reason?: PredictionReason
 }
 
 /** One TURN allocation attempt: a server with a concrete transport, started at once or after the happy-eyeballs delay. */

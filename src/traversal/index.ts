@@ -5,6 +5,9 @@ export {
 } from './candidate.js'
 export type { CandidatePair, CheckOutcome, PairState } from './check-list.js'
 export type { GatherAttempt, PortMappingOptions, TurnServerConfig } from './gather.js'
+export {
+  MAX_PREDICTED_PORTS, PREDICTED_PORTS, predictPorts, type AllocationSample, type PortPrediction, type PortPredictionOptions, type PredictionReason
+} from './port-prediction.js'
 export { Agent, type AgentEvents, type AgentOptions, type PathInfo } from './agent.js'
 export { channelPair, type SignalChannel, type SignalMessage } from './signal-channel.js'
 export {
