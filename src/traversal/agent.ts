@@ -19,7 +19,7 @@ import {
 } from './gather.js'
 import type { GrantedMapping } from '../portmap/client.js'
 import type { PortMapper } from '../portmap/mapper.js'
-import { measurePortAllocation, predictedPortCount, predictPorts, type PortPrediction, type PortPredictionOptions } from './port-prediction.js'
+import { gatherPredicted, predictedPortCount, type PortPrediction, type PortPredictionOptions } from './port-prediction.js'
 import { choosePath, needsNomination } from './path-selection.js'
 import { RelaySocket } from './relay-socket.js'
 import { SocketMux } from './socket-mux.js'
@@ -316,18 +316,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (ppOptions !== undefined && !relayOnly && ipFamily(primary) === 4) {
       const servers = [...(this.options.stunServers ?? []), ...(this.options.turnServers ?? []).filter(t => (t.transport ?? 'udp') === 'udp').map(t => t.server)]
       prediction = (async () => {
-        const started = performance.now()
-        const samples = await measurePortAllocation(hostBase.tx, servers, budget, this.options.signal)
-        const p = predictPorts(samples, predictedPortCount(ppOptions))
-        this.portPrediction = p
-        const range = p.ports.length > 0 ? ` ${p.ports[0]}..${p.ports[p.ports.length - 1]}` : ''
-        this.gatherAttempts.push({
-          kind: 'prediction', server: servers.join(', '), ok: p.reason === 'predicted', ms: Math.round(performance.now() - started), reason: p.reason,
-          detail: `${p.reason}: mapped ports ${p.samples.join(', ') || 'none'}${p.delta !== null ? `, step ${p.delta}` : ''}${range !== '' ? `; offered ${p.ports.length} ports${range}` : ''}`
-        })
-        if (p.address === null || this.closing !== undefined) return
-        p.ports.forEach((port, k) => {
-          found(makeCandidate({ type: 'srflx', address: p.address as string, port, base: primary, server: 'port-prediction', related: { address: primary, port: socket.local.port }, localPreference: 32767 - k }))
+        const r = await gatherPredicted(hostBase.tx, servers, budget, predictedPortCount(ppOptions), this.options.signal)
+        this.portPrediction = r.prediction
+        this.gatherAttempts.push(r.attempt)
+        const address = r.prediction.address
+        if (address === null || this.closing !== undefined) return
+        r.prediction.ports.forEach((port, k) => {
+          found(makeCandidate({ type: 'srflx', address, port, base: primary, server: 'port-prediction', related: { address: primary, port: socket.local.port }, localPreference: 32767 - k }))
         })
       })()
       this.gateChecks(prediction, ppOptions.checksWaitMs ?? 500)

@@ -12,6 +12,7 @@ import { sameTransportAddress, type Endpoint } from '../net/endpoint.js'
 import { resolveServer } from '../net/resolve.js'
 import { buildBindingRequest, parseBindingResponse } from '../stun/client.js'
 import type { StunTransactions } from '../stun/index.js'
+import type { GatherAttempt } from './gather.js'
 
 /**
  * Why prediction did or did not offer candidates (the connect report's reason code):
@@ -114,4 +115,22 @@ export async function measurePortAllocation (tx: StunTransactions, servers: read
     } catch { /* no answer from this destination: the next one */ }
   }
   return samples
+}
+
+/**
+ * Measure and predict within `budgetMs` (the agent's gathering step). Never throws: the outcome and its reason code
+ * are in the attempt.
+ */
+export async function gatherPredicted (tx: StunTransactions, servers: readonly string[], budgetMs: number, count: number, signal?: AbortSignal): Promise<{ prediction: PortPrediction, attempt: GatherAttempt }> {
+  const started = performance.now()
+  const samples = await measurePortAllocation(tx, servers, budgetMs, signal)
+  const p = predictPorts(samples, count)
+  const range = p.ports.length > 0 ? `; offered ${p.ports.length} ports ${p.ports[0]}..${p.ports[p.ports.length - 1]}` : ''
+  return {
+    prediction: p,
+    attempt: {
+      kind: 'prediction', server: servers.join(', '), ok: p.reason === 'predicted', ms: Math.round(performance.now() - started), reason: p.reason,
+      detail: `${p.reason}: mapped ports ${p.samples.join(', ') || 'none'}${p.delta !== null ? `, step ${p.delta}` : ''}${range}`
+    }
+  }
 }
