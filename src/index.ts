@@ -32,5 +32,5 @@ export {
   type Candidate, type ConnectOptions, type ConnectReport, type SignalChannel, type SignalMessage
 } from './traversal/index.js'
 export {
-  PortMapper, probePortMapping, type PortMapperEvents, type PortMapperOptions, type PortMapProbeOptions, type PortMapReport
+  PortMapper, probePortMapping, removeOnSignals, type PortMapperEvents, type PortMapperOptions, type PortMapProbeOptions, type PortMapReport
 } from './portmap/index.js'

@@ -122,7 +122,17 @@ static int setup_allocation(int fd, const char *user, const char *pass, const st
   msg_attr(&m, 0x0015, nonce_s, nl);
   msg_integrity(&m, key);
   r = transact(fd, &m, resp, sizeof resp);
-  if (r < 0 || resp[0] != 0x01 || resp[1] != 0x03) { *why = "Allocate failed"; return -1; }
+  if (r < 0) { *why = "no answer to the authenticated Allocate"; return -1; }
+  if (resp[0] != 0x01 || resp[1] != 0x03) {
+    /* ERROR-CODE (RFC 8489 section 14.8): class in byte 2, number in byte 3 of its value. */
+    static char reason[64];
+    size_t el = 0;
+    const uint8_t *ec = attr_find(resp, (size_t)r, 0x0009, &el);
+    if (ec != NULL && el >= 4) snprintf(reason, sizeof reason, "Allocate failed: error %d", (ec[2] & 7) * 100 + ec[3]);
+    else snprintf(reason, sizeof reason, "Allocate failed: type 0x%02x%02x", resp[0], resp[1]);
+    *why = reason;
+    return -1;
+  }
 
   uint8_t ch[4] = { 0x40, 0x00, 0, 0 };
   uint8_t xpeer[8] = { 0, 1 };

@@ -23,6 +23,7 @@ import { gatherPredicted, predictedPortCount, type PortPrediction, type PortPred
 import { choosePath, needsNomination } from './path-selection.js'
 import { RelaySocket } from './relay-socket.js'
 import { SocketMux } from './socket-mux.js'
+import { DEFAULT_MDNS_TIMEOUT_MS, isMdnsName, resolveMdns, type MdnsResolver } from './mdns.js'
 
 const log = createLogger('natcheck:traversal:agent')
 
@@ -87,7 +88,23 @@ export interface AgentOptions {
    * attempt with a reason code.
    */
   readonly portPrediction?: boolean | PortPredictionOptions
+  /**
+   * Resolves remote host candidates given as mDNS `.local` names (what browsers send). Default: multicast DNS
+   * (`resolveMdns`, RFC 6762). A seam for tests and for apps that resolve names their own way.
+   */
+  readonly mdnsResolver?: MdnsResolver
+  /** How long an mDNS name may take to resolve before its candidate is dropped (default 1000 ms). */
+  readonly mdnsTimeoutMs?: number
   readonly signal?: AbortSignal
+}
+
+/** What became of a remote candidate given as an mDNS name. */
+export interface MdnsResolution {
+  readonly name: string
+  readonly port: number
+  /** The address it resolved to, or null when it did not resolve in time (the pair is then learnt as prflx). */
+  readonly address: string | null
+  readonly ms: number
 }
 
 /** Events of Agent. */
@@ -395,11 +412,54 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.awaitingRemoteCredentials = false
   }
 
-  /** Add remote candidates (at once or trickled); new pairs join the check list. */
+  /** mDNS names among the remote candidates, and what each resolved to (filled as resolutions finish). */
+  readonly mdnsResolutions: MdnsResolution[] = []
+  private readonly mdnsAbort = new AbortController()
+
+  /**
+   * Add remote candidates (at once or trickled); new pairs join the check list. A host candidate named by an mDNS
+   * `.local` name is resolved first (draft-ietf-mmusic-mdns-ice-candidates §3.2.2, bounded by `mdnsTimeoutMs`) and
+   * joins with the address it resolved to; one that does not resolve is dropped, and the peer's checks from its real
+   * address make it a peer-reflexive candidate instead (RFC 8445 §7.3.1.3).
+   */
   addRemoteCandidates (candidates: Candidate[]): void {
-    const fresh = candidates.filter(c => !this.remote.some(r => r.address === c.address && r.port === c.port))
+    const named = candidates.filter(c => isMdnsName(c.address))
+    for (const c of named) void this.resolveRemote(c)
+    // A signalled candidate already learnt as peer-reflexive (its checks came first, or its mDNS name resolved late)
+    // replaces the learnt one, so pairs and reports carry its real type and priority (libwebrtc does the same).
+    for (const c of candidates) {
+      if (c.type === 'prflx' || isMdnsName(c.address)) continue
+      const i = this.remote.findIndex(r => r.type === 'prflx' && r.address === c.address && r.port === c.port && r.transport === c.transport)
+      if (i < 0) continue
+      const learnt = this.remote[i]
+      this.remote[i] = c
+      this.checks.replaceRemote(learnt, c, this.role === 'controlling')
+      if (this.selected?.remote === c) log('peer-reflexive %s is the signalled %s candidate', formatEndpoint(c), c.type)
+    }
+    const fresh = candidates.filter(c => !isMdnsName(c.address) && !this.remote.some(r => r.address === c.address && r.port === c.port))
     this.remote.push(...fresh)
     this.checks.addPairs(this.local.filter(l => this.bases.has(candidateKey(l))), fresh, this.role === 'controlling')
+  }
+
+  /** One resolution per name: a browser names its UDP and TCP host candidates alike. */
+  private readonly mdnsQueries = new Map<string, Promise<string | undefined>>()
+
+  private async resolveRemote (c: Candidate): Promise<void> {
+    const started = performance.now()
+    const key = c.address.toLowerCase()
+    let query = this.mdnsQueries.get(key)
+    if (query === undefined) {
+      const resolver = this.options.mdnsResolver ?? resolveMdns
+      query = resolver(c.address, { timeoutMs: this.options.mdnsTimeoutMs ?? DEFAULT_MDNS_TIMEOUT_MS, signal: this.mdnsAbort.signal })
+        .catch((err: Error) => { log('mDNS resolution of %s failed: %s', c.address, err.message); return undefined })
+      this.mdnsQueries.set(key, query)
+    }
+    const address = await query
+    const family = address === undefined ? 0 : ipFamily(address)
+    this.mdnsResolutions.push({ name: c.address, port: c.port, address: family === 0 ? null : address as string, ms: Math.round(performance.now() - started) })
+    if (this.closing !== undefined) return
+    if (family === 0) { log('mDNS name %s did not resolve: its pair can only be learnt as peer-reflexive', c.address); return }
+    this.addRemoteCandidates([{ ...c, address: address as string }])
   }
 
   /** Start the paced checks (RFC 8445 §6.1.4.2), consent and keepalives. */
@@ -655,6 +715,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   close (): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.pacer)
+      this.mdnsAbort.abort()
       for (const t of this.timers) clearTimeout(t)
       for (const b of this.bases.values()) b.tx.close()
       await Promise.all([...this.bases.values()].map(async b => { await b.socket.close(); await b.turn?.close() }))

@@ -2,6 +2,9 @@ import { createHash } from 'node:crypto'
 import { InvalidArgumentError } from '../errors.js'
 import { ipFamily, type Endpoint } from '../net/endpoint.js'
 
+/** An mDNS host name (draft-ietf-mmusic-mdns-ice-candidates §3.1.1): one label under `.local`. Same rule as mdns.ts. */
+const MDNS_NAME = /^[A-Za-z0-9-]{1,63}\.local\.?$/i
+
 /** Candidate types (RFC 8445 §5.1.1). */
 export type CandidateType = 'host' | 'srflx' | 'prflx' | 'relay'
 
@@ -98,7 +101,9 @@ export function candidateFromSdp (line: string): Candidate {
   const proto = transport.toLowerCase()
   if (proto !== 'udp' && proto !== 'tcp') throw new InvalidArgumentError(`candidate transport must be UDP or TCP, not ${transport}`)
   if (!['host', 'srflx', 'prflx', 'relay'].includes(type)) throw new InvalidArgumentError(`unknown candidate type ${JSON.stringify(type)}`)
-  if (ipFamily(address) === 0) throw new InvalidArgumentError(`candidate address ${JSON.stringify(address)} is not an IP literal (mDNS names are not supported)`)
+  // draft-ietf-mmusic-mdns-ice-candidates §3.1: a host candidate may be named by an mDNS `.local` name (the Agent
+  // resolves it); every other address must be an IP literal (RFC 8839 §5.1: no FQDNs).
+  if (ipFamily(address) === 0 && !(type === 'host' && MDNS_NAME.test(address))) throw new InvalidArgumentError(`candidate address ${JSON.stringify(address)} is neither an IP literal nor (for a host candidate) an mDNS .local name`)
   const num = (s: string, what: string, max: number): number => {
     if (!/^\d+$/.test(s) || Number(s) > max) throw new InvalidArgumentError(`bad ${what} ${JSON.stringify(s)} in candidate line`)
     return Number(s)

@@ -75,6 +75,18 @@ export class CheckList {
     this.pairs.sort((a, b) => (b.priority > a.priority ? 1 : b.priority < a.priority ? -1 : 0))
   }
 
+  /**
+   * A remote candidate learnt as peer-reflexive (§7.3.1.3) has now been signalled (or its mDNS name resolved): its pairs
+   * take the signalled candidate, with its type and priority, and are re-sorted. State, id and foundation stay.
+   * Returns the pairs changed.
+   */
+  replaceRemote (learnt: Candidate, signalled: Candidate, controlling: boolean): CandidatePair[] {
+    const changed = this.pairs.filter(p => p.remote === learnt)
+    for (const p of changed) (p as { remote: Candidate }).remote = signalled
+    if (changed.length > 0) this.reprioritise(controlling)
+    return changed
+  }
+
   /** Queue a triggered check (a check request arrived on this pair). */
   trigger (pair: CandidatePair): void {
     if (pair.state === 'in-progress' || pair.state === 'succeeded') return

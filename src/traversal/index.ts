@@ -8,7 +8,8 @@ export type { GatherAttempt, PortMappingOptions, TurnServerConfig } from './gath
 export {
   MAX_PREDICTED_PORTS, PREDICTED_PORTS, predictPorts, type AllocationSample, type PortPrediction, type PortPredictionOptions, type PredictionReason
 } from './port-prediction.js'
-export { Agent, type AgentEvents, type AgentOptions, type PathInfo } from './agent.js'
+export { Agent, type AgentEvents, type AgentOptions, type MdnsResolution, type PathInfo } from './agent.js'
+export { DEFAULT_MDNS_TIMEOUT_MS, isMdnsName, resolveMdns, type MdnsResolveOptions, type MdnsResolver } from './mdns.js'
 export { channelPair, type SignalChannel, type SignalMessage } from './signal-channel.js'
 export {
   ConnectError, PeerSession, connect, type ConnectAttempt, type ConnectOptions, type ConnectReport, type PeerSessionEvents

@@ -29,11 +29,11 @@ export interface ParsedIceSdp {
   readonly endOfCandidates: boolean
   readonly remoteCandidates: Array<Endpoint & { component: number }>
   /**
-   * Candidate lines not used. `mdns`: a host candidate named by an mDNS `.local` name (what browsers send to hide
-   * their addresses, draft-ietf-mmusic-mdns-ice-candidates); natkit does not resolve these: the peer's checks arrive
-   * from its real address and the pair is learnt as peer-reflexive (RFC 8445 §7.3.1.3). `invalid`: malformed.
+   * Candidate lines not used (`invalid`: malformed), with why. Host candidates named by an mDNS `.local` name (what
+   * browsers send, draft-ietf-mmusic-mdns-ice-candidates) are not skipped: they are in `candidates` with the name as
+   * their address, and the Agent resolves them (or learns the pair as peer-reflexive when they do not resolve).
    */
-  readonly skipped: Array<{ line: string, reason: 'mdns' | 'invalid', detail: string }>
+  readonly skipped: Array<{ line: string, reason: 'invalid', detail: string }>
 }
 
 const ICE_CHARS = /^[A-Za-z0-9+/]+$/
@@ -92,8 +92,6 @@ export function parseIceSdp (sdp: string, options: { section?: number } = {}): P
       case 'end-of-candidates': if (!inSession) endOfCandidates = true; break
       case 'candidate': {
         if (inSession) break
-        const address = value.split(/\s+/)[4] ?? ''
-        if (/\.local\.?$/i.test(address)) { skipped.push({ line, reason: 'mdns', detail: `mDNS name ${address} is not resolved; the pair is learnt as peer-reflexive` }); break }
         try { candidates.push(candidateFromSdp(line)) } catch (err) { skipped.push({ line, reason: 'invalid', detail: (err as Error).message }) }
         break
       }

@@ -1,3 +1,4 @@
+import { relayPortBase } from '../support/net.js'
 import { expect } from 'chai'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -29,7 +30,7 @@ describe('Chromium WebRTC through natkit\'s TURN relay (127.0.0.1 only)', functi
   before(async function () {
     requireOrSkip(this, existsSync(CHROMIUM), `${CHROMIUM} not installed (Debian package chromium)`)
     const port = await freePort()
-    const base = 20000 + Math.floor(Math.random() * 20000)
+    const base = relayPortBase()
     server = await TurnServer.start({
       realm: 'natkit.test', users: { web: 'webpass' }, listen: [{ address: '127.0.0.1', port }],
       allowPeer: ['127.0.0.0/8'], portRange: [base, base + 199]

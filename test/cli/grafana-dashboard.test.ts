@@ -1,3 +1,4 @@
+import { relayPortBase } from '../support/net.js'
 import { expect } from 'chai'
 import { readFileSync } from 'node:fs'
 import { get } from 'node:http'
@@ -84,7 +85,7 @@ describe('Grafana dashboard docs/grafana/natkit-relay.json', function () {
   it('references only metrics that a running relay\'s /metrics exposes, with labels they carry', async () => {
     const port = await freePort()
     const admin = await freePort()
-    const base = 20000 + Math.floor(Math.random() * 20000)
+    const base = relayPortBase()
     relay = await natcheckStart(['relay', '--listen', `127.0.0.1:${port}`, '--ports', `${base}-${base + 99}`, '--realm', 'r', '--user', 'u:p', '--admin', `127.0.0.1:${admin}`], /admin http:/)
     const body = await httpGet(admin, '/metrics')
     const exposed = new Set([...body.matchAll(/^# TYPE (\S+) /gm)].map(m => m[1]))

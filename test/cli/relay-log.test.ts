@@ -1,3 +1,4 @@
+import { relayPortBase } from '../support/net.js'
 import { expect } from 'chai'
 import { natcheck, natcheckStart } from '../support/cli.js'
 import { hasCommand, requireOrSkip } from '../support/env.js'
@@ -17,7 +18,7 @@ describe('natcheck relay --log-format json (CLI)', function () {
     requireOrSkip(this, hasCommand('turnutils_uclient') && hasCommand('turnutils_peer'), 'coturn utilities (turnutils_uclient, turnutils_peer) not installed')
     const port = await freePort()
     const peerPort = await freePort()
-    const base = 20000 + Math.floor(Math.random() * 20000)
+    const base = relayPortBase()
     const s = await natcheckStart(['relay', '--listen', `127.0.0.1:${port}`, '--ports', `${base}-${base + 99}`, '--realm', 'natkit.test', '--user', 'u:p',
       '--allow-peer', '127.0.0.0/8', '--user-quota', '1', '--drain-timeout', '1', '--log-format', 'json'], /"event":"listening"/)
     started.push(s)

@@ -1,3 +1,4 @@
+import { relayPortBase } from '../support/net.js'
 import { expect } from 'chai'
 import { natcheck, natcheckStart } from '../support/cli.js'
 import { hasCommand, requireOrSkip } from '../support/env.js'
@@ -37,7 +38,7 @@ describe('natcheck relay quotas (CLI, coturn turnutils_uclient)', function () {
 
   async function startRelay (args: string[]): Promise<{ s: Started, port: number }> {
     const port = await freePort()
-    const base = 20000 + Math.floor(Math.random() * 20000)
+    const base = relayPortBase()
     const s = await natcheckStart(['relay', '--listen', `127.0.0.1:${port}`, '--ports', `${base}-${base + 499}`, '--realm', 'natkit.test', '--allow-peer', '127.0.0.0/8', ...args], /listening udp 127\.0\.0\.1:\d+/)
     started.push(s)
     return { s, port }

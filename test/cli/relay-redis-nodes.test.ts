@@ -1,3 +1,4 @@
+import { relayPortBase } from '../support/net.js'
 import { expect } from 'chai'
 import { natcheckStart } from '../support/cli.js'
 import { hasCommand, requireOrSkip } from '../support/env.js'
@@ -23,7 +24,7 @@ describe('natcheck relay --redis: relay nodes sharing a realm (CLI)', function (
     started.push(await start('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { ready: /Ready to accept connections/, timeoutMs: 10_000 }))
     const port = await freePort()
     for (const ip of ['127.0.0.1', '127.0.0.2', '127.0.0.3']) {
-      const base = 20000 + Math.floor(Math.random() * 20000)
+      const base = relayPortBase()
       const s = await natcheckStart(['relay', '--listen', `${ip}:${port}`, '--ports', `${base}-${base + 199}`, '--realm', REALM, '--redis', `redis://127.0.0.1:${redisPort}`,
         '--user', 'u1:p', '--user', 'u2:p', '--user-quota', '3', '--workers', '1', '--drain-timeout', '60'], /listening udp/)
       started.push(s)

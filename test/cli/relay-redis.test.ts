@@ -1,3 +1,4 @@
+import { relayPortBase } from '../support/net.js'
 import { expect } from 'chai'
 import { createHash } from 'node:crypto'
 import { get } from 'node:http'
@@ -69,7 +70,7 @@ describe('natcheck relay --redis (coturn Redis user database, CLI)', function ()
     await cli('sadd', `turn/realm/${REALM}/secret`, 'logen', 'bloody9')
     const port = await freePort()
     const admin = await freePort()
-    const base = 20000 + Math.floor(Math.random() * 20000)
+    const base = relayPortBase()
     const s = await natcheckStart(['relay', '--listen', `127.0.0.1:${port}`, '--ports', `${base}-${base + 499}`, '--realm', REALM, '--redis', `redis://127.0.0.1:${redisPort}`,
       '--allow-peer', '127.0.0.0/8', '--admin', `127.0.0.1:${admin}`], /admin http:/)
     started.push(s)

@@ -1,3 +1,4 @@
+import { relayPortBase } from '../support/net.js'
 import { expect } from 'chai'
 import { get } from 'node:http'
 import { natcheckStart } from '../support/cli.js'
@@ -38,7 +39,7 @@ describe('natcheck relay --workers (CLI)', function () {
   async function startRelay (args: string[], env?: NodeJS.ProcessEnv): Promise<{ s: Started, port: number, admin: number }> {
     const port = await freePort()
     const admin = await freePort()
-    const base = 20000 + Math.floor(Math.random() * 20000)
+    const base = relayPortBase()
     const argv = ['relay', '--listen', `127.0.0.1:${port}`, '--ports', `${base}-${base + 999}`, '--realm', 'natkit.test', '--user', 'u:p',
       '--allow-peer', '127.0.0.0/8', '--admin', `127.0.0.1:${admin}`, ...args]
     const saved = { ...process.env }

@@ -1,3 +1,4 @@
+import { relayPortBase } from '../support/net.js'
 import { expect } from 'chai'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { get } from 'node:http'
@@ -56,7 +57,7 @@ describe('natcheck relay (CLI)', function () {
 
   async function startRelay (args: string[]): Promise<{ s: Started, port: number }> {
     const port = await freePort()
-    const base = 20000 + Math.floor(Math.random() * 20000)
+    const base = relayPortBase()
     const s = await natcheckStart(['relay', '--listen', `127.0.0.1:${port}`, '--ports', `${base}-${base + 499}`, ...args], /listening udp 127\.0\.0\.1:\d+/)
     started.push(s)
     return { s, port }

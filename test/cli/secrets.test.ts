@@ -1,3 +1,4 @@
+import { relayPortBase } from '../support/net.js'
 import { expect } from 'chai'
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -27,7 +28,7 @@ describe('secrets from files and the environment (CLI)', function () {
     writeFileSync(join(dir, 'secret'), 'rotated-old\nfile-secret\n')
     chmodSync(join(dir, 'secret'), 0o600)
     port = await freePort()
-    const base = 20000 + Math.floor(Math.random() * 20000)
+    const base = relayPortBase()
     relay = await natcheckStart(['relay', '--listen', `127.0.0.1:${port}`, '--ports', `${base}-${base + 99}`, '--realm', 'secrets.test',
       '--user-file', join(dir, 'users'), '--auth-secret-file', join(dir, 'secret'), '--allow-peer', '127.0.0.0/8'], /listening udp/)
   })

@@ -1,85 +1,14 @@
 import { expect } from 'chai'
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { TurnServer } from '../../src/relay/turn-server.js'
 import { Agent, buildIceSdp, parseIceSdp, type AgentOptions } from '../../src/traversal/index.js'
 import { requireOrSkip } from '../support/env.js'
+import { JsonPeer, PAYLOADS, PYTHON, aioiceAvailable, collect } from './support/json-peer.js'
 
-/** Debian's python (python3-aioice is installed for it), not whatever python3 is first on PATH. */
-const PYTHON = '/usr/bin/python3'
-const SCRIPT = fileURLToPath(new URL('../../../test/interop/aioice-peer.py', import.meta.url))
-
-function aioiceAvailable (): boolean {
-  return spawnSync(PYTHON, ['-c', 'import aioice'], { stdio: 'ignore', timeout: 10_000 }).status === 0
-}
-
-type PeerDoc = { type: 'local', ufrag: string, pwd: string, candidates: string[] } | { type: 'connected', local: [string, number], remote: [string, number] } |
-{ type: 'failed', error: string } | { type: 'recv', hex: string } | { type: 'closed' }
-
-/** The aioice peer process: JSON lines both ways (test/interop/aioice-peer.py). */
-class AioicePeer {
-  private readonly docs: PeerDoc[] = []
-  private buffer = ''
-  private stderr = ''
-  private readonly child: ChildProcessWithoutNullStreams
-  constructor (role: 'controlling' | 'controlled') {
-    this.child = spawn(PYTHON, [SCRIPT, role], { stdio: ['pipe', 'pipe', 'pipe'] })
-    this.child.stdout.on('data', (d: Buffer) => {
-      this.buffer += d.toString()
-      let nl: number
-      while ((nl = this.buffer.indexOf('\n')) >= 0) {
-        const line = this.buffer.slice(0, nl); this.buffer = this.buffer.slice(nl + 1)
-        try { this.docs.push(JSON.parse(line) as PeerDoc) } catch { this.stderr += `bad line: ${line}\n` }
-      }
-    })
-    this.child.stderr.on('data', (d: Buffer) => { this.stderr += d.toString() })
-    this.child.stdin.on('error', () => {})
-  }
-
-  write (doc: object): void { this.child.stdin.write(JSON.stringify(doc) + '\n') }
-
-  /** The next document of a type (bounded wait), removed from the queue. */
-  async next<T extends PeerDoc['type']> (type: T, timeoutMs = 15_000): Promise<Extract<PeerDoc, { type: T }>> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const i = this.docs.findIndex(d => d.type === type)
-      if (i >= 0) return this.docs.splice(i, 1)[0] as Extract<PeerDoc, { type: T }>
-      const failed = this.docs.find(d => d.type === 'failed')
-      if (failed !== undefined) throw new Error(`aioice: ${JSON.stringify(failed)}\n${this.stderr}`)
-      if (Date.now() > deadline || this.child.exitCode !== null) throw new Error(`no ${type} from aioice within ${timeoutMs} ms; stderr:\n${this.stderr}`)
-      await new Promise(resolve => setTimeout(resolve, 10))
-    }
-  }
-
-  /** Datagrams received so far (hex), taken from the queue. */
-  received (): string[] {
-    const out: string[] = []
-    for (let i = this.docs.length - 1; i >= 0; i--) if (this.docs[i].type === 'recv') out.unshift((this.docs.splice(i, 1)[0] as { hex: string }).hex)
-    return out
-  }
-
-  /** Ask it to close, then kill it by PID if it has not exited within 3 s. */
-  async stop (): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return
-    const exited = new Promise<void>(resolve => this.child.once('exit', () => { resolve() }))
-    try { this.write({ type: 'close' }) } catch { /* already gone */ }
-    const t = setTimeout(() => { this.child.kill('SIGKILL') }, 3000)
-    await exited
-    clearTimeout(t)
-  }
-}
-
-/** Datagrams chosen to cross every RFC 7983 range the app may use, and a natkit-era 0xFF one. */
-const PAYLOADS = [
-  '80e0000100000064cafebabe0102030405', // RTP, PT 96, marker
-  '81c80006cafebabe0000000000000000', // RTCP SR
-  '16fefd000000000000000000010203', // DTLS record
-  'ff00ff'
-]
+type AioicePeer = JsonPeer
 
 async function run (role: 'controlling' | 'controlled', extra: AgentOptions = {}): Promise<{ agent: Agent, peer: AioicePeer }> {
   const agent = await Agent.create({ bindAddress: '127.0.0.1', role, ...extra })
-  const peer = new AioicePeer(role === 'controlling' ? 'controlled' : 'controlling')
+  const peer = JsonPeer.aioice(role === 'controlling' ? 'controlled' : 'controlling')
   try {
     const local = await agent.gather()
     const theirs = await peer.next('local')
@@ -150,6 +79,50 @@ describe('interop: natkit Agent ↔ aioice (python3-aioice)', function () {
       expect(used.length).to.be.above(0)
       expect(used.every(p => p.nominated && p.checksSent === 0), 'natkit sent no checks of its own').to.equal(true)
       await exchange(agent, peer)
+    } finally { await peer.stop(); await agent.close() }
+  })
+
+  for (const role of ['controlling', 'controlled'] as const) it(`ICE restart (RFC 8445 §9), natkit ${role}: new ufrag/pwd, data keeps flowing on the old path, then moves to the new one`, async () => {
+    const { agent, peer } = await run(role)
+    try {
+      const before = agent.path
+      const oldUfrag = agent.ufrag
+      // aioice 0.8 has no restart: its side of the restart is a new aioice Connection (new credentials and sockets).
+      peer.write({ type: 'restart' })
+      const fresh = await peer.next('local')
+      expect(fresh.gen).to.equal(2)
+      const creds = agent.restart()
+      expect(creds.ufrag).to.not.equal(oldUfrag)
+      expect(agent.restarting).to.equal(true)
+      // While the restart runs, the old path carries data both ways (to and from the first aioice Connection).
+      expect(agent.send(Buffer.from(PAYLOADS[0], 'hex'))).to.equal(true)
+      const during = await collect(() => peer.receivedDocs(), 1)
+      expect(during.map(d => [d.gen, d.hex])).to.deep.equal([[1, PAYLOADS[0]]])
+      const back: string[] = []
+      agent.on('message', (d) => { back.push(d.toString('hex')) })
+      peer.write({ type: 'send', hex: PAYLOADS[1] })
+      expect(await collect(() => back.splice(0), 1)).to.deep.equal([PAYLOADS[1]])
+      // Both sides learn each other's new credentials; the new generation checks and natkit nominates a new pair.
+      const remote = parseIceSdp([`a=ice-ufrag:${fresh.ufrag}`, `a=ice-pwd:${fresh.pwd}`, ...fresh.candidates.map(c => `a=${c}`)].join('\r\n'))
+      agent.setRemoteCredentials(remote.ufrag as string, remote.pwd as string)
+      agent.addRemoteCandidates(remote.candidates)
+      peer.write({ type: 'remote', ufrag: creds.ufrag, pwd: creds.pwd, candidates: buildIceSdp({ ufrag: agent.ufrag, pwd: agent.pwd, candidates: agent.local.filter(c => c.type === 'host') }).filter(l => l.startsWith('a=candidate:')) })
+      const connected = await peer.next('connected', 20_000)
+      expect(connected.gen).to.equal(2)
+      const newPort = remote.candidates[0].port
+      const deadline = Date.now() + 5000
+      while ((agent.restarting || agent.path?.remote.port !== newPort) && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
+      expect(agent.restarting, 'restart completed').to.equal(false)
+      expect(agent.path?.remote.port, 'the path moved to the new aioice connection').to.equal(newPort)
+      expect(agent.path?.remote.port).to.not.equal(before?.remote.port)
+      // The old aioice connection is closed: everything now goes over the new path, both ways.
+      peer.write({ type: 'drop-old' })
+      for (const hex of PAYLOADS) expect(agent.send(Buffer.from(hex, 'hex'))).to.equal(true)
+      const got = await collect(() => peer.receivedDocs(), PAYLOADS.length)
+      expect(got.map(d => d.gen)).to.deep.equal(PAYLOADS.map(() => 2))
+      expect(got.map(d => d.hex).sort()).to.deep.equal([...PAYLOADS].sort())
+      for (const hex of PAYLOADS) peer.write({ type: 'send', hex })
+      expect((await collect(() => back.splice(0), PAYLOADS.length)).sort()).to.deep.equal([...PAYLOADS].sort())
     } finally { await peer.stop(); await agent.close() }
   })
 

@@ -1,3 +1,4 @@
+import { relayPortBase } from '../../support/net.js'
 import { expect } from 'chai'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -26,7 +27,7 @@ describe('TurnServer × coturn turnutils_uclient (127.0.0.1)', function () {
     requireOrSkip(this, hasCommand('turnutils_uclient') && hasCommand('turnutils_peer'), 'coturn utilities (turnutils_uclient, turnutils_peer) not installed')
     port = await freePort()
     peerPort = await freePort()
-    const base = 20000 + Math.floor(Math.random() * 20000)
+    const base = relayPortBase()
     server = await TurnServer.start({
       realm: 'natkit.test',
       users: { alice: 'secret' },

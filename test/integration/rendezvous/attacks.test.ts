@@ -1,3 +1,4 @@
+import { relayPortBase } from '../../support/net.js'
 import { expect } from 'chai'
 import { connect as tcpConnect, type Socket } from 'node:net'
 import { WebSocket } from 'ws'
@@ -109,7 +110,7 @@ describe('rendezvous attacks against a real natcheck relay --rendezvous process'
   before(async () => {
     turnPort = await freePort()
     const rdvPort = await freePort()
-    const base = 20000 + Math.floor(Math.random() * 20000)
+    const base = relayPortBase()
     relay = await natcheckStart(['relay', '--listen', `127.0.0.1:${turnPort}`, '--ports', `${base}-${base + 99}`, '--realm', REALM,
       '--auth-secret', SECRET, '--rendezvous', `127.0.0.1:${rdvPort}`], /rendezvous ws:\/\/127\.0\.0\.1:\d+/)
     url = `ws://127.0.0.1:${rdvPort}/`

@@ -1,3 +1,4 @@
+import { relayPortBase } from '../../support/net.js'
 import { expect } from 'chai'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -92,7 +93,7 @@ describe('attacks on natcheck relay (real process) while a legitimate client rel
 
   before(async function () {
     port = await freePort(); adminPort = await freePort(); rendezvousPort = await freePort()
-    const base = 20000 + Math.floor(Math.random() * 20000)
+    const base = relayPortBase()
     // A wildcard listener: the peer policy must treat 0.0.0.0 as every local address.
     relay = await natcheckStart(['relay', '--listen', `0.0.0.0:${port}`, '--listen', `[::1]:${port}`, '--relay-ip', '127.0.0.1',
       '--realm', REALM, '--user', `${USER.username}:${USER.password}`, '--auth-secret', SECRET, '--ports', `${base}-${base + 199}`,

@@ -6,7 +6,7 @@ import { TurnClient } from '../../../src/relay/turn-client.js'
 import { MessageBuilder, MessageClass, Method } from '../../../src/stun/index.js'
 import { expectRejection } from '../../support/assert.js'
 import { natcheckStart } from '../../support/cli.js'
-import { freePort } from '../../support/net.js'
+import { freePort, relayPortBase } from '../../support/net.js'
 import type { Started } from '../../support/process.js'
 import { makeTestCert, type TestCert } from '../../support/tls.js'
 import { Conns, metric, pumpNeverReading, sleep, tcpBinding, tlsIdle, waitUntil } from './support.js'
@@ -73,7 +73,7 @@ describe('relay: connection-level attacks on a natcheck relay process', function
     const port = await freePort()
     const tlsPort = await freePort()
     const admin = await freePort()
-    const base = 20000 + Math.floor(Math.random() * 20000)
+    const base = relayPortBase()
     const s = await natcheckStart(['relay', '--listen', `127.0.0.1:${port}`, '--realm', 'natkit.test', '--user', `${USER.username}:${USER.password}`,
       '--allow-peer', '127.0.0.0/8', '--ports', `${base}-${base + 199}`, '--admin', `127.0.0.1:${admin}`,
       '--tls-listen', `127.0.0.1:${tlsPort}`, '--tls-cert', cert.certFile, '--tls-key', cert.keyFile, ...flags], /admin http:\/\/127\.0\.0\.1:\d+\/metrics/)

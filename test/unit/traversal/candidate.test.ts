@@ -45,12 +45,18 @@ describe('candidates (RFC 8445 §5.1.2, RFC 8839)', () => {
     const c = candidateFromSdp('candidate:1 1 udp 100 192.0.2.1 9 typ host generation 0 ufrag abcd network-id 1')
     expect(c).to.include({ address: '192.0.2.1', port: 9, type: 'host', priority: 100 })
   })
+  it('takes a host candidate named by an mDNS .local name (draft-ietf-mmusic-mdns-ice-candidates), the name as its address', () => {
+    const c = candidateFromSdp('candidate:1 1 udp 2113937151 c2a0d0e8-1234-4c1b-9a3f-0123456789ab.local 60842 typ host generation 0')
+    expect(c).to.include({ address: 'c2a0d0e8-1234-4c1b-9a3f-0123456789ab.local', port: 60842, type: 'host' })
+  })
   const bad = [
     ['not a candidate', 'hello'],
     ['TCP candidates without a tcptype', 'candidate:1 1 TCP 100 192.0.2.1 9 typ host'],
     ['a bad tcptype', 'candidate:1 1 TCP 100 192.0.2.1 9 typ host tcptype sideways'],
     ['an SCTP candidate', 'candidate:1 1 SCTP 100 192.0.2.1 9 typ host'],
-    ['an mDNS name', 'candidate:1 1 UDP 100 abcd.local 9 typ host'],
+    ['an mDNS name on a non-host candidate', 'candidate:1 1 UDP 100 abcd.local 9 typ srflx raddr 0.0.0.0 rport 0'],
+    ['a DNS name that is not mDNS', 'candidate:1 1 UDP 100 host.example.org 9 typ host'],
+    ['a multi-label .local name', 'candidate:1 1 UDP 100 a.b.local 9 typ host'],
     ['an unknown type', 'candidate:1 1 UDP 100 192.0.2.1 9 typ weird'],
     ['a bad port', 'candidate:1 1 UDP 100 192.0.2.1 99999 typ host'],
     ['too few fields', 'candidate:1 1 UDP 100 192.0.2.1']
@@ -61,6 +67,23 @@ describe('candidates (RFC 8445 §5.1.2, RFC 8839)', () => {
 })
 
 describe('check list (RFC 8445 §6.1.2)', () => {
+  it('replaceRemote: a peer-reflexive remote that is later signalled takes the signalled type and priority, state kept, re-sorted', () => {
+    const list = new CheckList()
+    const local = makeCandidate({ type: 'host', address: '10.0.0.2', port: 1 })
+    const learnt = makeCandidate({ type: 'prflx', address: '10.0.1.2', port: 4 })
+    const other = makeCandidate({ type: 'host', address: '10.0.1.3', port: 5, localPreference: 40000 })
+    list.addPairs([local], [learnt, other], true)
+    expect(list.pairs.map(p => p.remote.port)).to.deep.equal([5, 4])
+    list.pairs[1].state = 'succeeded'
+    const signalled = makeCandidate({ type: 'host', address: '10.0.1.2', port: 4 })
+    const changed = list.replaceRemote(learnt, signalled, true)
+    expect(changed).to.have.length(1)
+    expect(changed[0].remote).to.equal(signalled)
+    expect(list.pairs.map(p => [p.remote.port, p.remote.type])).to.deep.equal([[4, 'host'], [5, 'host']])
+    expect(list.pairs.map(p => p.state)).to.deep.equal(['succeeded', 'waiting'])
+    expect(list.replaceRemote(learnt, signalled, true)).to.deep.equal([])
+  })
+
   it('pairs host and relay bases with remote candidates of the same family, highest priority first, skipping srflx locals', () => {
     const list = new CheckList()
     const locals = [

@@ -32,16 +32,15 @@ const CHROMIUM_OFFER = [
 
 describe('ICE in SDP (RFC 8839, RFC 8840)', () => {
   describe('parseIceSdp', () => {
-    it('reads a Chromium-shaped offer: credentials, trickle, candidates incl. TCP, end-of-candidates; the mDNS name is skipped', () => {
+    it('reads a Chromium-shaped offer: credentials, trickle, candidates incl. TCP and an mDNS host name, end-of-candidates', () => {
       const p = parseIceSdp(CHROMIUM_OFFER)
       expect(p).to.include({ ufrag: 'Gb5T', pwd: 'Jp0TeSjt0ZQ0Mv4I4R0uAm9V', lite: false, endOfCandidates: true })
       expect(p.options).to.deep.equal(['trickle'])
       expect(p.candidates.map(c => `${c.transport} ${c.type} ${c.address}:${c.port}${c.tcpType !== undefined ? ' ' + c.tcpType : ''}`)).to.deep.equal([
-        'udp host 192.168.1.5:56143', 'tcp host 192.168.1.5:9 active', 'udp srflx 203.0.113.5:56143'
+        'udp host 192.168.1.5:56143', 'udp host c2a0d0e8-1234-4c1b-9a3f-0123456789ab.local:60842', 'tcp host 192.168.1.5:9 active', 'udp srflx 203.0.113.5:56143'
       ])
-      expect(p.candidates[2].related).to.deep.equal({ address: '192.168.1.5', port: 56143 })
-      expect(p.skipped).to.have.length(1)
-      expect(p.skipped[0].reason).to.equal('mdns')
+      expect(p.candidates[3].related).to.deep.equal({ address: '192.168.1.5', port: 56143 })
+      expect(p.skipped).to.deep.equal([])
     })
 
     it('reads aioice-shaped lines (lower-case transport, hex md5 foundations) from an sdpfrag without m= lines', () => {
