@@ -2,11 +2,12 @@
  * `npm run bench`: every benchmark, each running natkit and its reference side by side in one run and printing the
  * ratio (these 2-core machines are noisy, so only same-run ratios mean anything). `npm run bench -- NAME…` runs
  * only the named ones: codec, stun-server, discovery, relay (includes relay-saturate), relay-saturate,
- * traversal, attacks, portmap.
+ * traversal, attacks, portmap, hardnat.
  */
 import { benchAttacks } from './attacks.js'
 import { benchCodec } from './codec.js'
 import { benchDiscovery } from './discovery.js'
+import { benchHardNat } from './hardnat.js'
 import { benchPortmap } from './portmap.js'
 import { benchRelay } from './relay.js'
 import { benchRelaySaturate } from './relay-saturate.js'
@@ -21,7 +22,8 @@ const benches: Record<string, () => Promise<unknown>> = {
   'relay-saturate': async () => await benchRelaySaturate(),
   traversal: async () => await benchTraversal(),
   attacks: async () => await benchAttacks(),
-  portmap: async () => await benchPortmap()
+  portmap: async () => await benchPortmap(),
+  hardnat: async () => await benchHardNat()
 }
 
 const wanted = process.argv.slice(2).filter(a => !a.startsWith('-'))

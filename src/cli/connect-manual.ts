@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline'
 import { ERROR_CODES, InvalidArgumentError, NatError } from '../errors.js'
 import { formatEndpoint } from '../net/endpoint.js'
 import { Agent } from '../traversal/agent.js'
-import type { TurnServerConfig } from '../traversal/gather.js'
+import type { PortMappingOptions, TurnServerConfig } from '../traversal/gather.js'
 import { buildIceSdp, parseIceSdp } from '../traversal/sdp.js'
 
 /** What `natcheck connect --manual` needs from the command line. */
@@ -16,6 +16,9 @@ export interface ManualOptions {
   readonly timeoutMs: number
   readonly count: number
   readonly lite: boolean
+  /** The agent's port mapping and port prediction (off when absent). */
+  readonly portMapping?: PortMappingOptions
+  readonly portPrediction?: boolean
   /** Where this side's ICE lines go (stdout for people, stderr with --json so stdout stays one document). */
   readonly printLines: (text: string) => void
   readonly progress: (line: string) => void
@@ -34,7 +37,7 @@ export interface ManualResult {
  * be equal on both sides: the RFC 8445 §7.3.1.1 tie-breaker settles them.
  */
 export async function connectManual (o: ManualOptions): Promise<ManualResult> {
-  const agent = await Agent.create({ bindAddress: o.bindAddress, includeLoopback: o.includeLoopback, policy: o.policy, stunServers: o.stunServers, turnServers: o.turnServers, role: o.role, lite: o.lite })
+  const agent = await Agent.create({ bindAddress: o.bindAddress, includeLoopback: o.includeLoopback, policy: o.policy, stunServers: o.stunServers, turnServers: o.turnServers, role: o.role, lite: o.lite, portMapping: o.portMapping, portPrediction: o.portPrediction })
   try {
     const local = await agent.gather()
     o.printLines(buildIceSdp({ ufrag: agent.ufrag, pwd: agent.pwd, candidates: local, endOfCandidates: true, lite: o.lite }).join('\n') + '\n')

@@ -1,10 +1,12 @@
 import { type Command, Option } from 'commander'
 import { InvalidArgumentError } from '../errors.js'
-import { formatEndpoint } from '../net/endpoint.js'
+import { formatEndpoint, ipFamily } from '../net/endpoint.js'
+import { PORTMAP_PROTOCOLS, type PortMapProtocol } from '../portmap/client.js'
 import { RendezvousClient } from '../rendezvous/client.js'
 import { rendezvousToken } from '../rendezvous/token.js'
 import type { TurnCredentials } from '../relay/turn-client-auth.js'
 import { parseTurnUri } from '../relay/turn-uri.js'
+import type { PortMappingOptions } from '../traversal/gather.js'
 import { connect, type ConnectReport, type PeerSession } from '../traversal/session.js'
 import { echoExchange } from '../traversal/echo.js'
 import { rendezvousChannel, roleFor } from '../traversal/rendezvous-channel.js'
@@ -18,6 +20,7 @@ interface ConnectFlags extends SecretFlags {
   rendezvous?: string, id?: string, peer?: string, manual?: boolean, role?: 'controlling' | 'controlled', lite?: boolean, token?: string, turn?: string[]
   turnTransport: 'udp' | 'tcp' | 'tls', stun?: string[], count: string, json?: boolean, timeout: number, relayOnly?: boolean
   localAddress?: string, includeLoopback?: boolean, insecure?: boolean, settle: number
+  portMapping?: boolean | string, gateway?: string, portPrediction?: boolean
 }
 
 /**
@@ -49,12 +52,16 @@ export function registerConnectCommand (program: Command): void {
     .option('--local-address <ip>', 'bind the peer socket to this address')
     .option('--include-loopback', 'offer loopback addresses too (two peers on one machine)')
     .option('--insecure', 'with --turn-transport tls: do not verify the certificate')
+    .option('--port-mapping [protocols]', `ask the gateway to forward a public port to this peer and offer it as a candidate; removed on exit (${PORTMAP_PROTOCOLS.join(',')} by default, or a comma-separated subset)`)
+    .option('--gateway <ip[:port]>', 'with --port-mapping: the gateway to ask (default: the default gateway, port 5351)')
+    .option('--port-prediction', 'when this NAT steps its ports by a constant, offer the next ones as candidates (a symmetric NAT with sequential ports; measured through an RFC 5780 --stun server)')
     .option('--json', 'print one JSON document')
     .action(async (flags: ConnectFlags) => {
       const json = flags.json === true
       const progress = (line: string): void => { if (!json || process.stderr.isTTY) process.stderr.write(`natcheck: ${line}\n`) }
       let client: RendezvousClient | undefined
       let session: PeerSession | undefined
+      let uninstallSignals = (): void => {}
       try {
         const count = Number(flags.count)
         if (!Number.isInteger(count) || count < 0 || count > 100_000) throw new InvalidArgumentError('--count takes a whole number from 0 to 100000')
@@ -69,11 +76,12 @@ export function registerConnectCommand (program: Command): void {
           ? []
           : turns.map(t => ({ server: t.server, transport: t.transport, tcpFallback: t.tcpFallback, credentials, tls: { rejectUnauthorized: flags.insecure !== true } }))
         const stunServers = flags.stun ?? turns.filter(t => t.transport === 'udp').map(t => t.server)
+        const hardNat = hardNatOptions(flags)
         if (flags.manual === true) {
           if (flags.rendezvous !== undefined) throw new InvalidArgumentError('--manual replaces --rendezvous: give one of them')
           const r = await connectManual({
             role: flags.role ?? 'controlling', bindAddress: flags.localAddress, includeLoopback: flags.includeLoopback === true, policy: flags.relayOnly === true ? 'relay' : 'all',
-            stunServers, turnServers, timeoutMs: flags.timeout, count, lite: flags.lite === true, progress,
+            stunServers, turnServers, timeoutMs: flags.timeout, count, lite: flags.lite === true, progress, ...hardNat,
             printLines: (text) => { (json ? process.stderr : process.stdout).write(text) }
           })
           try {
@@ -101,7 +109,16 @@ export function registerConnectCommand (program: Command): void {
         progress(`registered as ${flags.id} at ${flags.rendezvous} (seen as ${client.observed !== undefined ? `${client.observed.address}:${client.observed.port}` : '?'})`)
         const role = roleFor(flags.id, flags.peer)
         const started = performance.now()
-        session = await connect({
+        // A mapping on the gateway is released on SIGINT/SIGTERM too, not left to its lease: connecting is aborted (the
+        // agent closes and removes it) or the session closed, then the signal takes its course.
+        const abort = new AbortController()
+        let connecting: Promise<PeerSession> | undefined
+        if (hardNat.portMapping !== undefined) {
+          // connect() closes its agent (removing the mapping) before it rejects; wait for that, then for the session.
+          uninstallSignals = closeOnSignals(async () => { abort.abort(); await connecting?.catch(() => {}); await session?.close() })
+        }
+        connecting = connect({
+          signal: abort.signal,
           channel: rendezvousChannel(client, flags.peer),
           role,
           timeoutMs: flags.timeout,
@@ -109,8 +126,10 @@ export function registerConnectCommand (program: Command): void {
           includeLoopback: flags.includeLoopback === true,
           policy: flags.relayOnly === true ? 'relay' : 'all',
           stunServers,
-          turnServers
+          turnServers,
+          ...hardNat
         })
+        session = await connecting
         // One hello datagram at once (0x48 'H', not part of the echo): the peer's report then shows the time from its
         // connect() call to the first application datagram, even while this side waits for a direct path below.
         session.send(Buffer.from([0x48, 0, 0, 0, 0]))
@@ -134,10 +153,52 @@ export function registerConnectCommand (program: Command): void {
       } finally {
         await session?.close()
         await client?.close()
+        uninstallSignals()
       }
     })
 }
 
+/**
+ * Run `close` on the first SIGINT or SIGTERM, then let the signal take its default course (handlers removed, signal
+ * re-raised). Returns the uninstaller.
+ */
+function closeOnSignals (close: () => Promise<void>): () => void {
+  const handler = (signal: NodeJS.Signals): void => {
+    uninstall()
+    void close().catch(() => {}).finally(() => { process.kill(process.pid, signal) })
+  }
+  const onInt = (): void => { handler('SIGINT') }
+  const onTerm = (): void => { handler('SIGTERM') }
+  function uninstall (): void { process.off('SIGINT', onInt); process.off('SIGTERM', onTerm) }
+  process.once('SIGINT', onInt)
+  process.once('SIGTERM', onTerm)
+  return uninstall
+}
+
+/** `--port-mapping [protocols]`, `--gateway` and `--port-prediction` as agent options (absent when not asked for). */
+export function hardNatOptions (flags: Pick<ConnectFlags, 'portMapping' | 'gateway' | 'portPrediction'>): { portMapping?: PortMappingOptions, portPrediction?: true } {
+  const out: { portMapping?: PortMappingOptions, portPrediction?: true } = {}
+  if (flags.portPrediction === true) out.portPrediction = true
+  if (flags.portMapping === undefined || flags.portMapping === false) {
+    if (flags.gateway !== undefined) throw new InvalidArgumentError('--gateway goes with --port-mapping')
+    return out
+  }
+  let protocols: PortMapProtocol[] | undefined
+  if (typeof flags.portMapping === 'string') {
+    protocols = flags.portMapping.split(',').map(p => p.trim()).filter(p => p !== '') as PortMapProtocol[]
+    const bad = protocols.filter(p => !(PORTMAP_PROTOCOLS as readonly string[]).includes(p))
+    if (protocols.length === 0 || bad.length > 0) throw new InvalidArgumentError(`--port-mapping takes a comma-separated subset of ${PORTMAP_PROTOCOLS.join(', ')}${bad.length > 0 ? `, not ${bad.join(', ')}` : ''}`)
+  }
+  let gateway: { gateway: string, port?: number } | undefined
+  if (flags.gateway !== undefined) {
+    const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/.exec(flags.gateway)
+    const port = m?.[2] !== undefined ? Number(m[2]) : undefined
+    if (m === null || ipFamily(m[1]) !== 4 || (port !== undefined && (port < 1 || port > 65535))) throw new InvalidArgumentError(`--gateway takes an IPv4 address with an optional port (e.g. 192.168.1.1 or 192.168.1.1:5351), not ${JSON.stringify(flags.gateway)}`)
+    gateway = { gateway: m[1], ...(port !== undefined ? { port } : {}) }
+  }
+  out.portMapping = { ...(protocols !== undefined ? { protocols } : {}), ...gateway }
+  return out
+}
 
 function jsonReport (r: ConnectReport): Record<string, unknown> {
   return {
@@ -165,6 +226,10 @@ function renderConnect (r: ConnectReport, count: number, echo: { delivered: numb
     ['signalling RTT', r.timings.signallingRttMs === null ? '—' : `${r.timings.signallingRttMs} ms`],
     ['echo', `${echo.delivered}/${count} delivered${echo.medianRttMs !== null ? `, median RTT ${echo.medianRttMs} ms` : ''}`]
   ]).trimEnd())
+  for (const g of r.gathering) {
+    if (g.kind === 'portmap') lines.push(`port mapping: ${g.ok ? '' : 'none, '}${g.detail}`)
+    if (g.kind === 'prediction') lines.push(`port prediction: ${g.detail}`)
+  }
   lines.push('attempts:')
   for (const a of r.attempts) {
     lines.push(`  ${a.local.type.padEnd(5)} ${`${a.local.address}:${a.local.port}`.padEnd(22)} → ${a.remote.type.padEnd(5)} ${`${a.remote.address}:${a.remote.port}`.padEnd(22)} ${(a.outcome ?? a.state).padEnd(13)} ${a.rttMs !== null ? `${a.rttMs} ms` : ''}${a.detail !== null ? ` ${a.detail}` : ''}`)

@@ -18,6 +18,8 @@ import { rendezvousToken } from '../rendezvous/token.js'
 import { StunServer } from '../stun/server.js'
 import { echoExchange } from '../traversal/echo.js'
 import { rendezvousChannel, roleFor } from '../traversal/rendezvous-channel.js'
+import type { PortMappingOptions } from '../traversal/gather.js'
+import type { PortPrediction, PortPredictionOptions, PredictionReason } from '../traversal/port-prediction.js'
 import { connect, type PeerSession } from '../traversal/session.js'
 
 const log = createLogger('natcheck:lab:worker')
@@ -49,6 +51,12 @@ export interface PeerTask {
   readonly timeoutMs: number
   /** How long to wait for a direct path after connecting over the relay (ms). */
   readonly settleMs: number
+  /** Ask the site's gateway for a port-mapped candidate (the agent's `portMapping`; off when absent). */
+  readonly portMapping?: PortMappingOptions
+  /** The agent's `portPrediction` (off when absent). */
+  readonly portPrediction?: PortPredictionOptions
+  /** STUN servers (default: the TURN URIs' UDP servers). */
+  readonly stun?: readonly string[]
 }
 
 /** `discover`: discoverNat against one STUN server. */
@@ -63,6 +71,10 @@ export interface PeerWorkerResult {
   readonly delivered: number
   readonly lost: number
   readonly error: { readonly code: string, readonly message: string } | null
+  /** The port-mapped candidate this peer offered (`ip:port`), when it asked for one and the gateway granted it. */
+  readonly portMapped?: string | null
+  /** What port prediction concluded, when it was asked for. */
+  readonly prediction?: { readonly reason: PredictionReason, readonly delta: number | null, readonly samples: number[], readonly ports: number[] } | null
 }
 
 /** What a `discover` worker reports. */
@@ -108,8 +120,10 @@ async function runPeer (t: PeerTask): Promise<void> {
       channel: rendezvousChannel(client, t.peer),
       role: roleFor(t.id, t.peer),
       timeoutMs: t.timeoutMs,
-      stunServers: turns.filter(u => u.transport === 'udp').map(u => u.server),
-      turnServers: turns.map(u => ({ server: u.server, transport: u.transport, tcpFallback: u.tcpFallback, credentials: { authSecret: t.secret, user: t.id } }))
+      stunServers: t.stun ?? turns.filter(u => u.transport === 'udp').map(u => u.server),
+      turnServers: turns.map(u => ({ server: u.server, transport: u.transport, tcpFallback: u.tcpFallback, credentials: { authSecret: t.secret, user: t.id } })),
+      ...(t.portMapping !== undefined ? { portMapping: t.portMapping } : {}),
+      ...(t.portPrediction !== undefined ? { portPrediction: t.portPrediction } : {})
     })
     // One hello datagram at once (as natcheck connect does): the peer's report then measures connect() → first datagram.
     session.send(Buffer.from([0x48, 0, 0, 0, 0]))
@@ -121,7 +135,9 @@ async function runPeer (t: PeerTask): Promise<void> {
       timings: r.timings,
       delivered: echo.delivered,
       lost: t.count - echo.delivered,
-      error: null
+      error: null,
+      ...(t.portMapping !== undefined ? { portMapped: session.agent.portMappedCandidate === undefined ? null : formatEndpoint(session.agent.portMappedCandidate) } : {}),
+      ...(t.portPrediction !== undefined ? { prediction: predictionOf(session.agent.portPrediction) } : {})
     })
   } catch (err) {
     const e = err as { code?: string, message?: string }
@@ -130,6 +146,10 @@ async function runPeer (t: PeerTask): Promise<void> {
     await session?.close()
     await client?.close()
   }
+}
+
+function predictionOf (p: PortPrediction | undefined): PeerWorkerResult['prediction'] {
+  return p === undefined ? null : { reason: p.reason, delta: p.delta, samples: p.samples, ports: p.ports }
 }
 
 async function runDiscover (t: DiscoverTask): Promise<void> {

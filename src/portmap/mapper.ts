@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events'
 import { InvalidArgumentError, PortMapError } from '../errors.js'
 import { createLogger } from '../log.js'
-import { PORTMAP_PROTOCOLS, removeMapping, tryProtocol, type GatewayContext, type GrantedMapping, type MapRequest, type PortMapProtocol } from './client.js'
+import { PORTMAP_PROTOCOLS, removeMapping, tryProtocol, type GatewayContext, type GrantedMapping, type MapRequest, type PortMapProtocol, type ProtocolOutcome } from './client.js'
 import { defaultGateway, localAddressTowards } from './gateway.js'
 import { pcpEpochValid } from './pcp.js'
 
@@ -27,6 +27,13 @@ export interface PortMapperOptions {
   protocols?: readonly PortMapProtocol[]
   /** Clock in ms (default `Date.now`): epochs are compared with it. */
   now?: () => number
+  /**
+   * Resolve with the first grant instead of waiting for every protocol (default false, which keeps the most preferred
+   * grant). For callers that need a mapping quickly, e.g. an ICE agent gathering candidates: a silent UPnP search
+   * would otherwise hold the answer until `timeoutMs`. Later distinct grants are removed as they arrive, and
+   * {@link PortMapper.close} waits for that.
+   */
+  eager?: boolean
 }
 
 /** Events of a {@link PortMapper}. */
@@ -46,9 +53,12 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
   #epochAt: number
   #timer: NodeJS.Timeout | undefined
   #closed: Promise<void> | undefined
+  /** Removal of grants that arrived after an eager winner (awaited by close). */
+  readonly #lateCleanup: Promise<void>
 
-  private constructor (ctx: GatewayContext, request: MapRequest, mapping: GrantedMapping, now: () => number) {
+  private constructor (ctx: GatewayContext, request: MapRequest, mapping: GrantedMapping, now: () => number, lateCleanup: Promise<void> = Promise.resolve()) {
     super()
+    this.#lateCleanup = lateCleanup
     this.#ctx = ctx
     this.#request = request
     this.#mapping = mapping
@@ -70,13 +80,25 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
     if (localIp === undefined) throw new PortMapError(`no local address reaches the gateway ${gateway}`, {})
     const ctx: GatewayContext = { gateway, localIp, timeoutMs: options.timeoutMs ?? 2000, port: options.port }
     const protocols = options.protocols ?? PORTMAP_PROTOCOLS
-    const outcomes = await Promise.all(protocols.map(async (p) => await tryProtocol(p, ctx, request)))
-    const granted = outcomes.filter((o) => o.mapping !== null)
-    const [winner, ...extra] = granted
+    const pending = protocols.map(async (p) => await tryProtocol(p, ctx, request))
     // A gateway that speaks several protocols keeps one table (miniupnpd does): a grant with the winner's transport and
     // external port is the same entry, and removing it would remove the winner. Remove only distinct grants.
-    const distinct = extra.filter((o) => o.mapping?.transport !== winner?.mapping?.transport || o.mapping?.externalPort !== winner?.mapping?.externalPort)
-    await Promise.all(distinct.map(async (o) => await removeMapping(ctx, o.mapping as GrantedMapping)))
+    const removeDistinct = async (winner: GrantedMapping, others: readonly ProtocolOutcome[]): Promise<void> => {
+      const distinct = others.filter((o) => o.mapping !== null && o.mapping !== winner && (o.mapping.transport !== winner.transport || o.mapping.externalPort !== winner.externalPort))
+      await Promise.all(distinct.map(async (o) => await removeMapping(ctx, o.mapping as GrantedMapping)))
+    }
+    if (options.eager === true) {
+      const first = await firstGrant(pending)
+      if (first !== undefined) {
+        const mapping = first.mapping as GrantedMapping
+        log('mapped %s %d -> %s:%d by %s for %d s (first grant)', request.transport, request.internalPort, mapping.externalIp, mapping.externalPort, first.protocol, mapping.lifetimeS)
+        const late = Promise.all(pending).then(async (outs) => { await removeDistinct(mapping, outs) })
+        return new PortMapper(ctx, request, mapping, options.now ?? Date.now, late)
+      }
+    }
+    const outcomes = await Promise.all(pending)
+    const [winner, ...extra] = outcomes.filter((o) => o.mapping !== null)
+    if (winner?.mapping != null) await removeDistinct(winner.mapping, extra)
     if (winner === undefined) {
       const reasons = Object.fromEntries(outcomes.map((o) => [o.protocol, o.error ?? 'refused']))
       throw new PortMapError(`the gateway ${gateway} granted no mapping (${Object.entries(reasons).map(([p, r]) => `${p}: ${r}`).join('; ')})`, reasons)
@@ -123,6 +145,7 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
   async close (): Promise<void> {
     this.#closed ??= (async () => {
       clearTimeout(this.#timer)
+      await this.#lateCleanup
       const ok = await removeMapping(this.#ctx, this.#mapping)
       if (!ok) log('removing the %s mapping %d failed; the gateway lease (%d s) will end it', this.#mapping.protocol, this.#mapping.externalPort, this.#mapping.lifetimeS)
     })()
@@ -130,6 +153,20 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
   }
 
   async [Symbol.asyncDispose] (): Promise<void> { await this.close() }
+}
+
+/** The first outcome (in time) that carries a mapping, or `undefined` once every one has answered without. */
+async function firstGrant (pending: ReadonlyArray<Promise<ProtocolOutcome>>): Promise<ProtocolOutcome | undefined> {
+  return await new Promise((resolve) => {
+    let left = pending.length
+    if (left === 0) { resolve(undefined); return }
+    for (const p of pending) {
+      void p.then((o) => {
+        if (o.mapping !== null) resolve(o)
+        else if (--left === 0) resolve(undefined)
+      })
+    }
+  })
 }
 
 /**

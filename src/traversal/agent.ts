@@ -14,7 +14,12 @@ import { classifyIceDatagram } from './app-demux.js'
 import { candidatePriority, makeCandidate, type Candidate } from './candidate.js'
 import { buildCheckRequest, buildCheckResponse, buildUnauthenticated, isAuthenticCheck, resolveRoleConflict } from './check-messages.js'
 import { CheckList, candidateKey, isRelayed, type CandidatePair, type CheckOutcome } from './check-list.js'
-import { gatherRelay, gatherSrflx, hostAddresses, planRelayAttempts, type GatherAttempt, type TurnServerConfig } from './gather.js'
+import {
+  gatherPortMapped, gatherRelay, gatherSrflx, hostAddresses, planRelayAttempts, type GatherAttempt, type PortMappingOptions, type TurnServerConfig
+} from './gather.js'
+import type { GrantedMapping } from '../portmap/client.js'
+import type { PortMapper } from '../portmap/mapper.js'
+import { gatherPredicted, predictedPortCount, type PortPrediction, type PortPredictionOptions } from './port-prediction.js'
 import { choosePath, needsNomination } from './path-selection.js'
 import { RelaySocket } from './relay-socket.js'
 import { SocketMux } from './socket-mux.js'
@@ -66,6 +71,23 @@ export interface AgentOptions {
    * of its own, always controlled; a pair is used once the full peer nominates it (USE-CANDIDATE on a check).
    */
   readonly lite?: boolean
+  /**
+   * Ask the gateway to forward a public port to this agent's UDP socket (PCP, NAT-PMP or UPnP IGD; src/portmap) and
+   * offer it as a server-reflexive candidate (RFC 8445 §5.1.1.2 lets an agent learn one by any means) with local
+   * preference 65535, so it ranks above the STUN-learned ones. Off by default: it sends to the default gateway.
+   * Bounded by the gathering budget; it never holds back the host candidates (it trickles), but checks wait for it up
+   * to `checksWaitMs` (see {@link PortMappingOptions}). The lease is renewed while the agent lives and removed on close.
+   */
+  readonly portMapping?: boolean | PortMappingOptions
+  /**
+   * Port prediction for a NAT that gives each new destination the next port in a fixed step (opt-in): the agent
+   * measures its socket's mappings towards the STUN/TURN servers (all four addresses of an RFC 5780 server), and when
+   * the steps agree it offers the next ports as server-reflexive candidates (local preference below the STUN-learned
+   * ones), so a peer behind a port-restricted cone opens its filter for the port the flow towards it will get. The
+   * peer pays one paced check per port (see {@link PortPredictionOptions}). The outcome is a `prediction` gathering
+   * attempt with a reason code.
+   */
+  readonly portPrediction?: boolean | PortPredictionOptions
   /**
    * Resolves remote host candidates given as mDNS `.local` names (what browsers send). Default: multicast DNS
    * (`resolveMdns`, RFC 6762). A seam for tests and for apps that resolve names their own way.
@@ -139,6 +161,15 @@ export class Agent extends EventEmitter<AgentEvents> {
   private closing: Promise<void> | undefined
   private readonly startedAt = performance.now()
   private readonly early: Buffer[] = []
+  /** The port-mapping attempt while it runs (close waits for it, so a late grant is removed, not left behind). */
+  private portMapAttempt: Promise<void> | undefined
+  private portMapper: PortMapper | undefined
+  /** The current port-mapped candidate, if the gateway granted one. */
+  portMappedCandidate: Candidate | undefined
+  /** What port prediction concluded (when it was asked for and has finished). */
+  portPrediction: PortPrediction | undefined
+  /** Checks start when these have settled: the port-mapping answer, the prediction measurement (each bounded). */
+  private readonly checkGates: Array<Promise<void>> = []
 
   private constructor (readonly mux: SocketMux, private readonly ownsSocket: boolean, private readonly options: AgentOptions) {
     super()
@@ -150,6 +181,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Bind the socket (unless given) and make an agent. */
   static async create (options: AgentOptions = {}): Promise<Agent> {
+    if (typeof options.portPrediction === 'object') predictedPortCount(options.portPrediction)
     const socket = options.socket ?? await bindDatagramSocket({ address: options.bindAddress ?? '0.0.0.0' })
     return new Agent(new SocketMux(socket), options.socket === undefined, options)
   }
@@ -277,6 +309,44 @@ export class Agent extends EventEmitter<AgentEvents> {
         found(makeCandidate({ type: 'srflx', address: r.mapped.address, port: r.mapped.port, base: primary, server, related: { address: primary, port: socket.local.port } }))
       }
     })
+    const pm = this.options.portMapping
+    const pmOptions = pm === true ? {} : pm === false || pm === undefined ? undefined : pm
+    if (pmOptions !== undefined && !relayOnly && ipFamily(primary) === 4) {
+      const offer = (m: GrantedMapping): void => {
+        if (m.externalIp === null) { log('port mapping %d granted without an external address: no candidate', m.externalPort); return }
+        const c = makeCandidate({ type: 'srflx', address: m.externalIp, port: m.externalPort, base: primary, server: `portmap:${m.protocol}`, related: { address: primary, port: socket.local.port }, localPreference: 65535 })
+        this.portMappedCandidate = c
+        found(c)
+      }
+      this.portMapAttempt = (async () => {
+        const r = await gatherPortMapped(socket.local.port, pmOptions, budget)
+        this.gatherAttempts.push(r.attempt)
+        if (r.mapper === undefined) return
+        if (this.closing !== undefined) { await r.mapper.close(); return }
+        this.portMapper = r.mapper
+        r.mapper.on('renewed', (m) => { if (m.externalIp !== this.portMappedCandidate?.address || m.externalPort !== this.portMappedCandidate?.port) offer(m) })
+        r.mapper.on('error', (err) => { log('port mapping: %s', err.message) })
+        offer(r.mapper.mapping)
+      })()
+      this.gateChecks(this.portMapAttempt, pmOptions.checksWaitMs ?? 500)
+    }
+    const pp = this.options.portPrediction
+    const ppOptions = pp === true ? {} : pp === false || pp === undefined ? undefined : pp
+    let prediction: Promise<void> | undefined
+    if (ppOptions !== undefined && !relayOnly && ipFamily(primary) === 4) {
+      const servers = [...(this.options.stunServers ?? []), ...(this.options.turnServers ?? []).filter(t => (t.transport ?? 'udp') === 'udp').map(t => t.server)]
+      prediction = (async () => {
+        const r = await gatherPredicted(hostBase.tx, servers, budget, predictedPortCount(ppOptions), this.options.signal)
+        this.portPrediction = r.prediction
+        this.gatherAttempts.push(r.attempt)
+        const address = r.prediction.address
+        if (address === null || this.closing !== undefined) return
+        r.prediction.ports.forEach((port, k) => {
+          found(makeCandidate({ type: 'srflx', address, port, base: primary, server: 'port-prediction', related: { address: primary, port: socket.local.port }, localPreference: 32767 - k }))
+        })
+      })()
+      this.gateChecks(prediction, ppOptions.checksWaitMs ?? 500)
+    }
     const plan = planRelayAttempts(this.options.turnServers ?? [])
     let udpAllocated = false
     let udpPending = plan.filter(a => !a.delayed).length
@@ -313,12 +383,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       r.client.on('error', (err) => { log('relay: %s', err.message) })
       found(c)
     })
-    void Promise.all([...srflx, ...relays]).then(() => {
+    const portmap = [this.portMapAttempt, prediction].filter((p): p is Promise<void> => p !== undefined)
+    void Promise.all([...srflx, ...relays, ...portmap]).then(() => {
       this.gatheringComplete = true
       this.emit('gathering-complete')
     })
     if (options.trickle === true) return [...this.local]
-    await Promise.all(srflx)
+    await Promise.all([...srflx, ...portmap])
     await Promise.race([Promise.all(relays), new Promise(resolve => { const t = setTimeout(resolve, budget); t.unref(); this.timers.push(t) })])
     announce = true
     return [...this.local]
@@ -435,15 +506,27 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.started = true
     // A lite agent only answers (RFC 8445 §2.5): no checks, consent requests or keepalives of its own.
     if (this.options.lite === true) return
-    const ta = this.options.checkIntervalMs ?? 10
-    this.pacer = setInterval(() => { this.tick() }, ta)
-    for (let i = 0; i < Math.max(1, this.options.initialBurst ?? 8); i++) this.tick()
+    const begin = (): void => {
+      if (this.closing !== undefined) return
+      const ta = this.options.checkIntervalMs ?? 10
+      this.pacer = setInterval(() => { this.tick() }, ta)
+      for (let i = 0; i < Math.max(1, this.options.initialBurst ?? 8); i++) this.tick()
+    }
+    if (this.checkGates.length === 0) begin(); else void Promise.all(this.checkGates).then(begin)
     const consent = this.options.consentIntervalMs ?? 5000
     const consentTimer = setInterval(() => { this.checkConsent() }, consent * (0.8 + Math.random() * 0.4))
     consentTimer.unref()
     const keepalive = setInterval(() => { this.keepalive() }, this.options.keepaliveMs ?? 15_000)
     keepalive.unref()
     this.timers.push(consentTimer, keepalive)
+  }
+
+  /**
+   * Hold the checks until `p` settles, at most `maxMs`: with port mapping, so they leave through the mapping (a NAT
+   * keeps the port of a flow it already has); with prediction, so they do not take the ports being measured.
+   */
+  private gateChecks (p: Promise<void>, maxMs: number): void {
+    this.checkGates.push(Promise.race([p, new Promise<void>(resolve => { const t = setTimeout(resolve, maxMs); t.unref(); this.timers.push(t) })]))
   }
 
   private tick (): void {
@@ -666,7 +749,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Every pair with its outcome (for the connect report). */
   attempts (): CandidatePair[] { return [...this.checks.pairs] }
 
-  /** Stop checks and timers, release TURN allocations, close the socket if the agent bound it. Idempotent. */
+  /** Stop checks and timers, release TURN allocations and the port mapping, close the socket if the agent bound it. Idempotent. */
   close (): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.pacer)
@@ -674,6 +757,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       for (const t of this.timers) clearTimeout(t)
       for (const b of this.bases.values()) b.tx.close()
       await Promise.all([...this.bases.values()].map(async b => { await b.socket.close(); await b.turn?.close() }))
+      await this.portMapAttempt
+      await this.portMapper?.close()
       if (this.ownsSocket) await this.mux.socket.close()
       this.emit('closed')
     })()

@@ -9,6 +9,8 @@ import type { TurnFailoverOptions } from '../relay/turn-client.js'
 import { StunErrorResponse } from '../errors.js'
 import { buildBindingRequest, parseBindingResponse } from '../stun/client.js'
 import type { StunTransactions } from '../stun/index.js'
+import { PortMapper, type PortMapperOptions } from '../portmap/mapper.js'
+import type { PredictionReason } from './port-prediction.js'
 import type { SocketMux } from './socket-mux.js'
 
 /** A TURN server to gather a relayed candidate from. */
@@ -32,11 +34,13 @@ export interface TurnServerConfig {
 
 /** One gathering attempt, for the connect report. */
 export interface GatherAttempt {
-  readonly kind: 'srflx' | 'relay'
+  readonly kind: 'srflx' | 'relay' | 'portmap' | 'prediction'
   readonly server: string
   readonly ok: boolean
   readonly ms: number
   readonly detail: string
+  /** `prediction` only: why ports were or were not predicted. */
+  readonly reason?: PredictionReason
 }
 
 /** One TURN allocation attempt: a server with a concrete transport, started at once or after the happy-eyeballs delay. */
@@ -120,5 +124,42 @@ export async function gatherRelay (mux: SocketMux, config: TurnServerConfig, sig
     await route?.close()
     const detail = err instanceof StunErrorResponse ? `relay refused: ${err.errorCode} ${err.reason}` : (err as Error).message
     return { attempt: finish(false, detail) }
+  }
+}
+
+/**
+ * The agent's port-mapped candidate (off unless asked for): the gateway is asked (PCP, NAT-PMP, UPnP IGD; first grant
+ * wins) to forward a public port to the agent's UDP socket. All of {@link PortMapperOptions} apply.
+ */
+export interface PortMappingOptions extends Omit<PortMapperOptions, 'eager'> {
+  /** Lease asked for, seconds (default 120: short, so the gateway ends it soon if the process is killed; renewed at half). */
+  readonly lifetimeS?: number
+  /**
+   * Connectivity checks wait at most this long for the gateway's answer (default 500 ms). A NAT keeps the port it
+   * chose for a flow that already exists: checks to the peer sent before the mapping would leave a flow the mapping
+   * does not cover. A later grant is still offered (trickled).
+   */
+  readonly checksWaitMs?: number
+}
+
+/** Default lease of an agent's port mapping, seconds. */
+export const PORT_MAPPING_LIFETIME_S = 120
+
+/**
+ * Ask the gateway to map `internalPort` (UDP) within `budgetMs`. Never throws: a refusal or silence is reported in the
+ * attempt. The mapper holds the lease; close it to remove the mapping.
+ */
+export async function gatherPortMapped (internalPort: number, options: PortMappingOptions, budgetMs: number): Promise<{ mapper?: PortMapper, attempt: GatherAttempt }> {
+  const started = performance.now()
+  const timeoutMs = Math.min(options.timeoutMs ?? budgetMs, budgetMs)
+  const server = options.gateway ?? 'default gateway'
+  const finish = (ok: boolean, detail: string): GatherAttempt => ({ kind: 'portmap', server, ok, ms: Math.round(performance.now() - started), detail })
+  try {
+    const { lifetimeS, checksWaitMs, ...mapperOptions } = options
+    const mapper = await PortMapper.map({ transport: 'udp', internalPort, lifetimeS: lifetimeS ?? PORT_MAPPING_LIFETIME_S }, { ...mapperOptions, timeoutMs, eager: true })
+    const m = mapper.mapping
+    return { mapper, attempt: finish(true, `${m.protocol} mapped ${m.externalIp ?? '?'}:${m.externalPort} for ${m.lifetimeS} s`) }
+  } catch (err) {
+    return { attempt: finish(false, (err as Error).message) }
   }
 }

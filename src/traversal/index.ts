@@ -4,7 +4,10 @@ export {
   type CandidateTransport, type CandidateType, type TcpType
 } from './candidate.js'
 export type { CandidatePair, CheckOutcome, PairState } from './check-list.js'
-export type { GatherAttempt, TurnServerConfig } from './gather.js'
+export type { GatherAttempt, PortMappingOptions, TurnServerConfig } from './gather.js'
+export {
+  MAX_PREDICTED_PORTS, PREDICTED_PORTS, predictPorts, type AllocationSample, type PortPrediction, type PortPredictionOptions, type PredictionReason
+} from './port-prediction.js'
 export { Agent, type AgentEvents, type AgentOptions, type MdnsResolution, type PathInfo } from './agent.js'
 export { DEFAULT_MDNS_TIMEOUT_MS, isMdnsName, resolveMdns, type MdnsResolveOptions, type MdnsResolver } from './mdns.js'
 export { channelPair, type SignalChannel, type SignalMessage } from './signal-channel.js'
