@@ -106,6 +106,8 @@ export function onAllocate (core: TurnServerCore, req: StunMessage, from: Endpoi
     return alt === undefined ? undefined : err(300, (b) => b.add(AlternateServer, alt))
   }
   if (core.draining) return tryAlternate() ?? err(508)
+  // A listener removed by a reload takes no new allocations (its existing ones live on): 508, as when draining.
+  if (core.closedListeners.length > 0 && core.listenerClosed(transport)) return err(508)
   const elsewhere = core.quotaElsewhere
   const userCount = core.table.userCount(ctx.username) + (elsewhere?.user(ctx.username) ?? 0)
   const quota = userCount >= o.userQuota ? 'user' : core.table.size + (elsewhere?.total() ?? 0) >= o.totalQuota ? 'total' : undefined

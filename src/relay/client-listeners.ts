@@ -66,6 +66,8 @@ export class ClientListeners {
   /** The same listeners by their (stable) transport object: the per-packet lookup builds no key. */
   private readonly udpByTransport = new Map<ClientTransport, UdpListener>()
   private readonly sets = new Map<string, ListenerSet>()
+  /** UDP listeners of removed addresses, open while allocations made through them live (see retire). */
+  private readonly retiring = new Map<string, ListenerSet>()
   readonly addresses: ListenAddresses = { udp: [], tcp: [], tls: [] }
 
   constructor (
@@ -103,8 +105,14 @@ export class ClientListeners {
    */
   async open (ep: Endpoint, o: ListenOptions): Promise<void> {
     const set: ListenerSet = { key: listenerKey('listen', ep) }
+    // An address removed and given again while its UDP socket still serves allocations: that socket serves again.
+    const revived = this.retiring.get(set.key)?.udp
     try {
-      if (o.udp) {
+      if (revived !== undefined) {
+        this.retiring.delete(set.key)
+        set.udp = revived
+        this.addresses.udp.push(revived.socket.local)
+      } else if (o.udp) {
         const s = await bindDatagramSocket({ address: ep.address, port: ep.port, native: o.nativeIo, bufferSize: o.udpBufferSize, reusePort: o.reusePort })
         const listener: UdpListener = { socket: s, transport: { protocol: 'udp', local: s.local }, copiesOnSend: s instanceof BatchUdpSocket }
         if (listener.copiesOnSend) this.host.markNativeViews()
@@ -125,6 +133,12 @@ export class ClientListeners {
         this.addresses.tcp.push(local)
       }
     } catch (err) {
+      if (revived !== undefined && set.udp === revived) {
+        // Back to retiring: the allocations through it do not end because a TCP listener could not be opened.
+        set.udp = undefined
+        remove(this.addresses.udp, revived.socket.local)
+        this.retiring.set(set.key, { key: set.key, udp: revived })
+      }
       await this.closeSet(set)
       throw err
     }
@@ -148,10 +162,53 @@ export class ClientListeners {
     for (const s of this.sets.values()) (s.tls?.server as TlsServer | undefined)?.setSecureContext({ cert: credentials.cert, key: credentials.key })
   }
 
+  /**
+   * A configured address was removed: its TCP and TLS listeners close now (connections they accepted stay open);
+   * its UDP listener leaves `addresses` but stays open while `inUse` says allocations made through it live (then
+   * closeRetired closes it). Returns the listeners that take no new allocations from now on.
+   */
+  async retire (key: string, inUse: (udp: UdpListener) => boolean): Promise<Array<{ protocol: ClientProtocol, local: Endpoint }>> {
+    const set = this.sets.get(key)
+    if (set === undefined) return []
+    this.sets.delete(key)
+    const closed: Array<{ protocol: ClientProtocol, local: Endpoint }> = []
+    if (set.tcp !== undefined) closed.push({ protocol: 'tcp', local: set.tcp.local })
+    if (set.tls !== undefined) closed.push({ protocol: 'tls', local: set.tls.local })
+    const udp = set.udp
+    if (udp !== undefined) {
+      closed.push({ protocol: 'udp', local: udp.socket.local })
+      set.udp = undefined
+      if (inUse(udp)) {
+        remove(this.addresses.udp, udp.socket.local)
+        this.retiring.set(key, { key, udp })
+      } else {
+        set.udp = udp
+      }
+    }
+    await this.closeSet(set)
+    return closed
+  }
+
+  /** Close the retired UDP listeners that `inUse` says no allocation uses any more; returns their addresses. */
+  async closeRetired (inUse: (udp: UdpListener) => boolean): Promise<Endpoint[]> {
+    const done: ListenerSet[] = []
+    for (const [key, set] of this.retiring) {
+      if (set.udp !== undefined && inUse(set.udp)) continue
+      this.retiring.delete(key)
+      done.push(set)
+    }
+    await Promise.all(done.map(async s => { await this.closeSet(s, false) }))
+    return done.flatMap(s => s.udp === undefined ? [] : [s.udp.socket.local])
+  }
+
+  /** Retired UDP listeners still open. */
+  get retiringCount (): number { return this.retiring.size }
+
   /** Close every listener; resolves once they are closed. */
   async closeAll (): Promise<void> {
-    const sets = [...this.sets.values()]
+    const sets = [...this.sets.values(), ...this.retiring.values()]
     this.sets.clear()
+    this.retiring.clear()
     // The addresses stay as they were: they say where the server listened.
     await Promise.all(sets.map(async s => { await this.closeSet(s, false) }))
   }

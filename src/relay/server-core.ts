@@ -27,6 +27,19 @@ import type { ClientTransport, RelayIgnoreReason, RelayAction, RelayOpenResult }
 
 const log = createLogger('natcheck:relay:core')
 
+/** @internal A client-facing listener that takes no new allocations: its protocol and local address (a wildcard matches any). */
+export interface ClosedListener {
+  readonly protocol: ClientTransport['protocol']
+  readonly local: Endpoint
+}
+
+/** @internal Whether a client transport came in through `listener`. */
+export function throughListener (transport: ClientTransport, listener: ClosedListener): boolean {
+  if (transport.protocol !== listener.protocol || transport.local.port !== listener.local.port) return false
+  const a = listener.local.address
+  return a === transport.local.address || a === '0.0.0.0' || a === '::'
+}
+
 /** A snapshot of the core's state sizes. */
 export interface CoreStats {
   readonly allocations: number
@@ -74,6 +87,11 @@ export class TurnServerCore {
   private nextId = 1
   /** When true, new allocations are refused with 508 (graceful drain); existing ones continue. */
   draining = false
+  /**
+   * @internal Client-facing listeners a reload removed (set by the adapter): Allocate requests that arrive through them are
+   * refused with 508, while the allocations made through them before live on (see TurnServer.reload).
+   */
+  readonly closedListeners: ClosedListener[] = []
   /**
    * Allocations held elsewhere (the relay's other worker processes), added to this core's own counts when the
    * per-user and total quotas are checked. Set by the adapter; undefined: this core is the whole relay.
@@ -454,6 +472,19 @@ export class TurnServerCore {
 
   /** Allocations held (for drain). */
   get allocationCount (): number { return this.table.size }
+
+  /** @internal Allocations made through a client-facing listener (the adapter closes a removed listener when none is left). */
+  allocationsThrough (listener: ClosedListener): number {
+    let n = 0
+    for (const a of this.table.byId.values()) if (throughListener(a.transport, listener)) n++
+    return n
+  }
+
+  /** @internal Whether Allocate requests through this transport are refused (its listener was removed). */
+  listenerClosed (transport: ClientTransport): boolean {
+    for (const l of this.closedListeners) if (throughListener(transport, l)) return true
+    return false
+  }
 
   /** @internal */
   updateGauges (now: number): void {

@@ -3,13 +3,13 @@ import { networkInterfaces } from 'node:os'
 import type { Socket } from 'node:net'
 import { InvalidArgumentError } from '../errors.js'
 import { createLogger } from '../log.js'
-import { formatEndpoint, ipFamily, type Endpoint } from '../net/endpoint.js'
+import { endpointKey, formatEndpoint, ipFamily, sameEndpoint, type Endpoint } from '../net/endpoint.js'
 import { StreamGuard } from '../net/stream-guard.js'
 import { readTlsFiles } from '../net/tls-files.js'
 import { encodeChannelData } from '../stun/index.js'
 import type { AdapterHost } from './adapter-host.js'
 import { ClientConnections } from './client-connections.js'
-import { ClientListeners, type ListenAddresses, type UdpListener } from './client-listeners.js'
+import { ClientListeners, listenerKey, type ListenAddresses, type UdpListener } from './client-listeners.js'
 import { ClientSendQueue } from './client-send-queue.js'
 import type { TurnServerCoreOptions } from './core-options.js'
 import { InMemoryRelayMetrics, PrometheusRelayMetrics, type RelayMetrics, type RelayMetricsSnapshot } from './metrics.js'
@@ -142,6 +142,14 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
   private readonly clientQueue = new ClientSendQueue()
   private timer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
+  /** Reloads run one after the other. */
+  private reloading: Promise<void> = Promise.resolve()
+  /**
+   * Every address and endpoint the relay listened or relayed on since it started: never peers, also after a reload
+   * moved off them (allocations made before may still use them).
+   */
+  private readonly formerAddresses = new Set<string>()
+  private readonly formerEndpoints = new Map<string, Endpoint>()
   private readonly now: () => number
   readonly metrics: RelayMetrics
   /** Addresses the server actually listens on. */
@@ -207,7 +215,10 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
       throw err
     }
     const interval = options.tickInterval ?? 1000
-    server.timer = setInterval(() => { server.execute(server.core.tick(server.now())) }, interval)
+    server.timer = setInterval(() => {
+      server.execute(server.core.tick(server.now()))
+      server.sweepRetired()
+    }, interval)
     server.timer.unref()
     return server
   }
@@ -291,6 +302,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
       case 'refresh': this.emit('refresh', e); break
       case 'deallocation':
         log('allocation %d ended (%s)', e.id, e.reason)
+        this.sweepRetired()
         this.emit('deallocation', e); break
       case 'auth-failure': this.emit('auth-failure', e); break
       case 'quota-refused': this.emit('quota-refused', e); break
@@ -320,16 +332,85 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
   }
 
   /**
-   * Apply new credentials, realm, limits and policy, and re-read the TLS certificate and key, without dropping
-   * allocations. Listener addresses and relayIp cannot change this way (restart for that).
+   * Apply new options without dropping allocations: credentials, realm, limits and policy; the TLS certificate and
+   * key (re-read); the listeners; the relay and external addresses.
+   * - Listeners (`listen` and `tls.listen`, compared by the configured address): new ones open. A removed one takes
+   *   no new clients and no new allocations from then on: its TCP or TLS listener closes at once (connections it
+   *   accepted stay open), and Allocate requests through it are refused with 508; allocations made through it
+   *   before go on until they end (expiry, Refresh with lifetime 0, their connection closing). A removed UDP
+   *   listener stays open for them and closes when the last one ends.
+   * - `relayIp`/`externalIp` (and the IPv6 ones): new allocations bind and advertise the new addresses; existing
+   *   ones keep theirs. Addresses the relay used before stay protected from being peers.
+   * - `udp`, `tcp`, `nativeIo`, `udpBufferSize` and `reusePort` apply to listeners opened from now on.
+   * Rejects with TransportError (a new listener cannot be bound) or InvalidArgumentError; then the listeners it
+   * opened are closed again and nothing else changes.
    */
   async reload (options: Partial<TurnServerOptions>): Promise<void> {
+    const run = this.reloading.then(async () => { await this.doReload(options) })
+    this.reloading = run.catch(() => {})
+    await run
+  }
+
+  private async doReload (options: Partial<TurnServerOptions>): Promise<void> {
+    if (this.closing !== undefined) return
     const merged = { ...this.options, ...options }
-    const tls = merged.tls !== undefined && this.clientListeners.tlsCount > 0 ? await readTlsFiles(merged.tls) : undefined
-    this.core.reconfigure(coreOptions(merged, this.ownEndpoints(), this.metrics))
+    const want = new Map<string, { kind: 'listen' | 'tls', ep: Endpoint }>()
+    for (const ep of merged.listen ?? DEFAULT_LISTEN) want.set(listenerKey('listen', ep), { kind: 'listen', ep })
+    for (const ep of merged.tls?.listen ?? []) want.set(listenerKey('tls', ep), { kind: 'tls', ep })
+    if (want.size === 0) throw new InvalidArgumentError('nothing to listen on: give listen or tls.listen')
+    const added = [...want].filter(([key]) => !this.clientListeners.has(key))
+    const removed = this.clientListeners.keys().filter(key => !want.has(key))
+    const needTls = this.clientListeners.tlsCount > 0 || added.some(([, a]) => a.kind === 'tls')
+    const tls = merged.tls !== undefined && needTls ? await readTlsFiles(merged.tls) : undefined
+    const inUse = (udp: UdpListener): boolean => this.core.allocationsThrough({ protocol: 'udp', local: udp.socket.local }) > 0
+    const opened: string[] = []
+    try {
+      for (const [key, a] of added) {
+        if (a.kind === 'listen') await this.clientListeners.open(a.ep, listenOptions(merged))
+        else if (tls !== undefined) await this.clientListeners.openTls(a.ep, tls, merged.reusePort === true)
+        opened.push(key)
+      }
+      this.core.reconfigure(this.coreOptionsFor(merged))
+    } catch (err) {
+      for (const key of opened) await this.clientListeners.retire(key, inUse)
+      throw err
+    }
+    for (const key of removed) {
+      this.core.closedListeners.push(...await this.clientListeners.retire(key, inUse))
+      log('listener %s removed', key)
+    }
+    // A listener given again takes allocations again.
+    const open = [
+      ...this.addresses.udp.map(local => ({ protocol: 'udp', local })), ...this.addresses.tcp.map(local => ({ protocol: 'tcp', local })),
+      ...this.addresses.tls.map(local => ({ protocol: 'tls', local }))
+    ]
+    const closed = this.core.closedListeners.filter(c => !open.some(o => o.protocol === c.protocol && sameEndpoint(o.local, c.local)))
+    this.core.closedListeners.splice(0, this.core.closedListeners.length, ...closed)
     if (tls !== undefined) this.clientListeners.setSecureContext(tls)
     this.options = merged
+    this.sweepRetired()
     log('configuration reloaded')
+  }
+
+  /** The core's options for `o`: this server's listeners, and every address and endpoint it used before, are not peers. */
+  private coreOptionsFor (o: TurnServerOptions): TurnServerCoreOptions {
+    for (const e of this.ownEndpoints()) this.formerEndpoints.set(endpointKey(e), e)
+    const c = coreOptions(o, [...this.formerEndpoints.values()], this.metrics)
+    for (const a of c.ownAddresses ?? []) this.formerAddresses.add(a)
+    return { ...c, ownAddresses: [...this.formerAddresses] }
+  }
+
+  /** Close the removed UDP listeners whose last allocation ended. */
+  private sweepRetired (): void {
+    if (this.clientListeners.retiringCount === 0 || this.closing !== undefined) return
+    const inUse = (udp: UdpListener): boolean => this.core.allocationsThrough({ protocol: 'udp', local: udp.socket.local }) > 0
+    this.clientListeners.closeRetired(inUse).then((closed) => {
+      for (const local of closed) {
+        const i = this.core.closedListeners.findIndex(c => c.protocol === 'udp' && sameEndpoint(c.local, local))
+        if (i >= 0) this.core.closedListeners.splice(i, 1)
+        log('removed UDP listener %s closed: its last allocation ended', formatEndpoint(local))
+      }
+    }, (err: Error) => { log.error('closing removed listeners failed: %O', err) })
   }
 
   /**
