@@ -111,20 +111,45 @@ export class RelayWorker {
   }
 
   private leaving = false
+  /** Configured listen address → the one the primary bound (its port 0 resolved), learnt on the first apply. */
+  private readonly resolvedBy: { listen?: Map<string, Endpoint>, tls?: Map<string, Endpoint> } = {}
 
-  /** The relay options of this worker: shared listeners, the shared nonce secret, its slice of the relay ports. */
+  /**
+   * The relay options of this worker: shared listeners, the shared nonce secret, its slice of the relay ports. On a
+   * reload, listen addresses the primary resolved keep their resolved port; a new one needs a fixed port (port 0 would
+   * pick a different port in every worker): InvalidArgumentError otherwise.
+   */
   apply<T extends TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint }> (options: T): T {
+    const listen = this.resolve('listen', options.listen ?? [{ address: '127.0.0.1', port: 3478 }])
+    const tlsListen = options.tls === undefined ? undefined : this.resolve('tls', options.tls.listen)
     return {
       ...options,
-      listen: this.resolved.listen ?? options.listen,
+      listen,
       tcp: this.index === 0 ? options.tcp : false,
-      tls: this.index !== 0 ? undefined : options.tls !== undefined && this.resolved.tls !== undefined ? { ...options.tls, listen: this.resolved.tls } : options.tls,
+      tls: this.index !== 0 || options.tls === undefined || tlsListen === undefined ? undefined : { ...options.tls, listen: tlsListen },
       reusePort: options.udp !== false,
       nonceSecret: this.secret,
       portRange: portSlice(options.portRange ?? [49152, 65535], this.index, this.count),
       admin: undefined,
       rendezvous: undefined
     }
+  }
+
+  private resolve (kind: 'listen' | 'tls', configured: readonly Endpoint[]): Endpoint[] {
+    const resolved = this.resolved[kind]
+    if (resolved === undefined) return [...configured]
+    let map = this.resolvedBy[kind]
+    if (map === undefined) {
+      map = new Map(configured.map((e, i) => [formatEndpoint(e), resolved[i] ?? e]))
+      this.resolvedBy[kind] = map
+    }
+    const known = map
+    return configured.map((e) => {
+      const r = known.get(formatEndpoint(e))
+      if (r !== undefined) return r
+      if (e.port === 0) throw new InvalidArgumentError(`${kind === 'tls' ? '--tls-listen' : '--listen'} ${formatEndpoint(e)}: with --workers, a listener added on reload needs a port (port 0 would differ between workers)`)
+      return e
+    })
   }
 
   /** Wire the server: quotas count the other workers' allocations; this worker's counts go to them. */
@@ -262,7 +287,8 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
         if (!isWorkerMessage(m)) return
         if (m.natkit === 'ready') {
           ready.add(index)
-          first ??= m.addresses
+          // TCP and TLS listen in worker 0 only: its addresses are the whole set.
+          if (index === 0 || first === undefined) first = m.addresses
           // A replacement learns the others' counts.
           for (const [other, c] of counts) if (other !== index) for (const [user, n] of c.users) w.send({ natkit: 'count', worker: other, user, n, total: c.total }, ignoreSendError)
           if (!allReady && ready.size === count) void onAllReady()

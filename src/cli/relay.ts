@@ -19,7 +19,8 @@ import { TurnServer, type TurnServerOptions } from '../relay/turn-server.js'
  * `natcheck relay`: run the TURN server in the foreground. Settings come from, lowest precedence first, a JSON
  * config file (`--config`), NATKIT_RELAY_* environment variables, and flags. stdout stays empty; stderr gets the
  * listening addresses and one line per allocation event. SIGINT stops; SIGTERM drains (new allocations get 508,
- * existing ones run until they end or the drain deadline); SIGHUP re-reads the config and TLS files.
+ * existing ones run until they end or the drain deadline); SIGHUP re-reads the config and TLS files, and opens and
+ * closes listeners and moves the relay address as they say (see TurnServer.reload).
  * Exit codes: 0 stopped cleanly, 1 usage or config error, 3 internal error.
  */
 
@@ -377,8 +378,17 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
       const onTerm = (): void => { stop('SIGTERM') }
       const onHup = (): void => {
         loadSettings(flags, (line) => { say('warn', 'secrets', line, {}) }).then(relayOptions).then(async (next) => {
-          current = next
+          const before = { udp: [...s.addresses.udp], tcp: [...s.addresses.tcp], tls: [...s.addresses.tls] }
           await s.reload(forServer(next))
+          current = next
+          // Every worker opens and closes the same UDP listeners; worker 0 (TCP and TLS too) speaks for them.
+          if (worker === undefined || worker.index === 0) {
+            for (const proto of ['udp', 'tcp', 'tls'] as const) {
+              const had = new Set(before[proto].map(formatEndpoint)); const has = new Set(s.addresses[proto].map(formatEndpoint))
+              for (const a of has) if (!had.has(a)) say('info', 'listening', `listening ${proto} ${a}`, { protocol: proto, address: a })
+              for (const a of had) if (!has.has(a)) say('info', 'listener-removed', `stopped listening ${proto} ${a} (allocations made through it go on until they end)`, { protocol: proto, address: a })
+            }
+          }
           say('info', 'reloaded', 'configuration reloaded')
         }).catch((err: Error) => { say('error', 'reload-failed', `reload failed, keeping the old configuration: ${err.message}`, { error: err.message }) })
       }

@@ -1,17 +1,18 @@
 import { EventEmitter } from 'node:events'
-import { readFileSync } from 'node:fs'
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
-import { InvalidArgumentError, TransportError } from '../errors.js'
+import { InvalidArgumentError } from '../errors.js'
 import { createLogger } from '../log.js'
 import type { ConnectionCloseReason } from '../net/connection-guard.js'
 import { endpointKey, formatEndpoint, type Endpoint } from '../net/endpoint.js'
+import { closeStream, listenStream } from '../net/listen.js'
 import { StreamGuard } from '../net/stream-guard.js'
 import { bindDatagramSocket } from '../net/native.js'
+import { readTlsFiles } from '../net/tls-files.js'
 import type { DatagramSocket } from '../net/udp.js'
 import { HEADER_LENGTH } from './constants.js'
-import { classifyPacket, readStreamFrame } from './demux.js'
 import { StunServerCore, type StunServerStats } from './server-core.js'
+import { StreamFramer } from './stream-framer.js'
 
 const log = createLogger('natcheck:stun:server')
 
@@ -173,26 +174,14 @@ export class StunServer extends EventEmitter<StunServerEvents> {
     const onConnection = (socket: Socket): void => { this.serveConnection(socket, local) }
     let server: Server
     if (kind === 'tls') {
-      const tls = this.options.tls as StunTlsOptions
-      let cert: Buffer, key: Buffer
-      try {
-        cert = readFileSync(tls.certFile); key = readFileSync(tls.keyFile)
-      } catch (err) {
-        throw new InvalidArgumentError(`cannot read the TLS certificate or key: ${(err as Error).message}`, { cause: err })
-      }
+      const { cert, key } = await readTlsFiles(this.options.tls as StunTlsOptions)
       server = createTlsServer({ cert, key }, onConnection)
     } else {
       server = createTcpServer(onConnection)
     }
     server.maxConnections = this.options.maxConnections ?? 1024
     this.guard.watch(server)
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => { reject(new TransportError(`cannot listen on ${kind.toUpperCase()} ${formatEndpoint(local)}: ${err.message}`, { cause: err })) })
-      server.listen(local.port, local.address, () => { resolve() })
-    })
-    server.on('error', (err) => { log.error('%s listener error: %s', kind, err.message) })
-    const info = server.address()
-    const bound = typeof info === 'object' && info !== null ? { address: info.address, port: info.port } : local
+    const bound = await listenStream(server, local, { exclusive: false, label: kind.toUpperCase() })
     this.streamServers.push({ server, local: bound, kind })
   }
 
@@ -202,28 +191,27 @@ export class StunServer extends EventEmitter<StunServerEvents> {
     if (!this.guard.adopt(socket)) { socket.destroy(); return }
     this.connections.add(socket)
     const from = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }
-    let buffer: Buffer = Buffer.alloc(0)
+    const framer = new StreamFramer('stun')
     socket.on('close', () => { this.connections.delete(socket) })
     socket.on('data', (chunk: Buffer) => {
-      buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer, chunk])
+      framer.push(chunk)
       for (let n = 0; n < 1000; n++) {
         // A STUN-only stream carries nothing but STUN: any other first byte (ChannelData included) ends it now,
         // rather than waiting for a length that was never meant as one.
-        const frame = buffer.length > 0 && classifyPacket(buffer) !== 'stun' ? { kind: 'invalid' as const } : readStreamFrame(buffer)
+        const frame = framer.next()
         if (frame.kind === 'incomplete') break
-        if (frame.kind === 'invalid' || frame.kind === 'channel-data') {
+        if (frame.kind !== 'stun') {
           // Not STUN: the stream cannot be re-synchronised, so close it.
           this.core.stats.ignored['not-stun']++
           socket.destroy()
           return
         }
-        buffer = buffer.subarray(frame.length)
         this.guard.message(socket)
         const action = this.core.handle(frame.frame, from, local, true)
         // A peer that does not read its answers is closed once they pass the queue bound.
         if (action.type === 'send' && !this.guard.write(socket, action.data)) return
       }
-      if (buffer.length > HEADER_LENGTH + 0xffff) socket.destroy()
+      if (framer.buffered > HEADER_LENGTH + 0xffff) socket.destroy()
     })
   }
 
@@ -234,7 +222,7 @@ export class StunServer extends EventEmitter<StunServerEvents> {
       for (const c of this.connections) c.destroy()
       await Promise.all([
         ...[...this.udp.values()].map(async s => { await s.close() }),
-        ...this.streamServers.map(async s => { await new Promise<void>(resolve => { s.server.close(() => { resolve() }) }) })
+        ...this.streamServers.map(async s => { await closeStream(s.server) })
       ])
     })()
     return this.closing

@@ -3,13 +3,13 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { createServer, type Server } from 'node:net'
 import type { Endpoint } from '../../../src/net/endpoint.js'
 import { TurnClient } from '../../../src/relay/turn-client.js'
-import { MessageBuilder, MessageClass, Method } from '../../../src/stun/index.js'
+import { ErrorCode, MessageBuilder, MessageClass, Method, Nonce, Realm, Username, longTermKey } from '../../../src/stun/index.js'
 import { expectRejection } from '../../support/assert.js'
 import { natcheckStart } from '../../support/cli.js'
 import { freePort, relayPortBase } from '../../support/net.js'
 import type { Started } from '../../support/process.js'
 import { makeTestCert, type TestCert } from '../../support/tls.js'
-import { Conns, metric, pumpNeverReading, sleep, tcpBinding, tlsIdle, waitUntil } from './support.js'
+import { Conns, metric, pumpNeverReading, sleep, tcpBinding, tcpRequest, tlsIdle, waitUntil } from './support.js'
 
 /**
  * Connection-level attacks on a real `natcheck relay` process (TCP and TLS listeners on 127.0.0.1), each while
@@ -147,6 +147,30 @@ describe('relay: connection-level attacks on a natcheck relay process', function
       data.write('after the bound')
       expect(await waitUntil(() => echoed === 'after the bound', 3000)).to.equal(true)
       data.destroy()
+    })
+
+    it('closes a connection that authenticates but never allocates (its authenticated Refresh requests answered 437) after --tcp-auth-timeout', async () => {
+      const before = await metric(relay.admin, 'natkit_relay_connections_closed_total', '{reason="auth-timeout"}')
+      const c = await conns.open(relay.port)
+      if (c === undefined) throw new Error('cannot connect')
+      const challenge = await tcpRequest(c.socket, new MessageBuilder(Method.Refresh, MessageClass.Request).build(), 1000)
+      expect(challenge?.get(ErrorCode)?.code).to.equal(401)
+      const realm = challenge?.get(Realm) ?? ''
+      const nonce = challenge?.get(Nonce) ?? ''
+      const key = longTermKey(USER.username, realm, USER.password, 'md5')
+      let mismatches = 0
+      for (let i = 0; i < 40 && c.closedAt === undefined; i++) {
+        const req = new MessageBuilder(Method.Refresh, MessageClass.Request)
+          .add(Username, USER.username).add(Realm, realm).add(Nonce, nonce).integrity(key).build()
+        const res = await tcpRequest(c.socket, req, 1000)
+        // 437 Allocation Mismatch: the credentials passed (else 401), there is just no allocation to refresh.
+        if (res !== undefined) { expect(res.get(ErrorCode)?.code).to.equal(437); mismatches++ }
+        await sleep(200)
+      }
+      expect(c.closedAt, 'the connection that never allocated was never closed').to.not.equal(undefined)
+      expect(mismatches).to.be.at.least(5)
+      expect((c.closedAt as number) - c.openedAt).to.be.within(2500, 6000)
+      expect(await metric(relay.admin, 'natkit_relay_connections_closed_total', '{reason="auth-timeout"}')).to.equal(before + 1)
     })
   })
 

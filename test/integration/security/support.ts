@@ -75,7 +75,11 @@ export async function tlsIdle (port: number, ca: Buffer): Promise<Conn> {
 
 /** A Binding request over TCP on `socket`: resolves with the response, or undefined after `timeoutMs`. */
 export async function tcpBinding (socket: Socket, timeoutMs = 2000): Promise<StunMessage | undefined> {
-  const req = new MessageBuilder(Method.Binding, MessageClass.Request).build()
+  return await tcpRequest(socket, new MessageBuilder(Method.Binding, MessageClass.Request).build(), timeoutMs)
+}
+
+/** A STUN request over TCP on `socket`: resolves with the response, or undefined after `timeoutMs` or a close. */
+export async function tcpRequest (socket: Socket, req: Buffer, timeoutMs = 2000): Promise<StunMessage | undefined> {
   return await new Promise((resolve) => {
     let buffer = Buffer.alloc(0)
     const done = (m: StunMessage | undefined): void => { clearTimeout(t); socket.off('data', onData); socket.off('close', onClose); resolve(m) }

@@ -243,6 +243,24 @@ describe('TurnServerCore', () => {
       expect(codeOf(new Harness(d).allocate())).to.equal(508)
     })
 
+    it('answers 508 to Allocate through a listener a reload removed (a wildcard one matches every address), while the allocations made through it before live on and are counted', () => {
+      const core = newCore()
+      const before = new Harness(core)
+      expect(before.allocate().res?.cls).to.equal(MessageClass.SuccessResponse)
+      core.closedListeners.push({ protocol: 'udp', local: SERVER })
+      expect(core.allocationsThrough({ protocol: 'udp', local: SERVER })).to.equal(1)
+      expect(codeOf(new Harness(core, { address: '198.51.100.7', port: 2 }).allocate())).to.equal(508)
+      // The allocation made before still refreshes.
+      expect(before.request(Method.Refresh, (b) => b.add(Lifetime, 600)).res?.cls).to.equal(MessageClass.SuccessResponse)
+      // Another listener, or another protocol on the same address, still allocates.
+      const other = { address: '192.0.2.1', port: 3479 }
+      expect(new Harness(core, undefined, { protocol: 'udp', local: other }).allocate().res?.cls).to.equal(MessageClass.SuccessResponse)
+      expect(new Harness(core, undefined, { protocol: 'tcp', local: SERVER, connection: 'c1' }).allocate().res?.cls).to.equal(MessageClass.SuccessResponse)
+      core.closedListeners.push({ protocol: 'tcp', local: { address: '0.0.0.0', port: 3478 } })
+      expect(codeOf(new Harness(core, { address: '198.51.100.8', port: 1 }, { protocol: 'tcp', local: SERVER, connection: 'c2' }).allocate())).to.equal(508)
+      expect(core.allocationsThrough({ protocol: 'tcp', local: { address: '0.0.0.0', port: 3478 } })).to.equal(1)
+    })
+
     it('tries another port when the OS says the chosen one is in use', () => {
       const core = newCore()
       const h = new Harness(core)
