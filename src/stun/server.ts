@@ -16,6 +16,17 @@ import { StreamFramer } from './stream-framer.js'
 
 const log = createLogger('natcheck:stun:server')
 
+/** How many times StunServer.start picks a fresh port set when a picked port is taken for TCP. */
+const PORT_PICK_ATTEMPTS = 8
+
+/** Whether `err` (or its cause) is EADDRINUSE. */
+function addressInUse (err: unknown): boolean {
+  for (let e = err as { code?: string, cause?: unknown } | undefined, depth = 0; e !== undefined && e !== null && depth < 4; e = e.cause as typeof e, depth++) {
+    if (e.code === 'EADDRINUSE') return true
+  }
+  return false
+}
+
 /** TLS listener settings. */
 export interface StunTlsOptions {
   /** Where to listen (default: the primary IP on port 5349). */
@@ -102,12 +113,37 @@ export class StunServer extends EventEmitter<StunServerEvents> {
     })
   }
 
-  /** Bind every socket and start serving. Rejects with TransportError when an address cannot be bound. */
+  /**
+   * Bind every socket and start serving. Rejects with TransportError when an address cannot be bound.
+   *
+   * With port 0 the OS picks the UDP port and the TCP listener takes the same number, which another TCP socket may
+   * hold (a client connection's ephemeral port): then every socket is closed and the whole set picked again, at most
+   * {@link PORT_PICK_ATTEMPTS} times.
+   */
   static async start (options: StunServerOptions): Promise<StunServer> {
+    const picked = options.listen.port === 0 || options.alternate?.port === 0
+    // The UDP sockets of a failed attempt stay bound until the end, so the OS does not hand out their ports again.
+    const held: DatagramSocket[] = []
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await StunServer.bindAll(options, picked ? held : undefined)
+        } catch (err) {
+          if (!picked || attempt >= PORT_PICK_ATTEMPTS || !addressInUse(err)) throw err
+          log('a port the OS picked is taken for TCP (%s); picking again (%d/%d)', (err as Error).message, attempt, PORT_PICK_ATTEMPTS)
+        }
+      }
+    } finally {
+      await Promise.all(held.map(async s => { await s.close() }))
+    }
+  }
+
+  private static async bindAll (options: StunServerOptions, holdOnPortClash?: DatagramSocket[]): Promise<StunServer> {
     const bufferSize = options.bufferSize ?? 4 * 1024 * 1024
     const bind = async (address: string, port: number): Promise<DatagramSocket> => await bindDatagramSocket({ address, port, bufferSize, native: options.nativeIo })
     const primarySocket = await bind(options.listen.address, options.listen.port)
     const sockets: DatagramSocket[] = [primarySocket]
+    let server: StunServer | undefined
     try {
       const primary = primarySocket.local
       let alternate: Endpoint | undefined
@@ -123,7 +159,7 @@ export class StunServer extends EventEmitter<StunServerEvents> {
         sockets.push(await bind(alternate.address, alternate.port))
       }
       const core = new StunServerCore({ primary, alternate, software: options.software })
-      const server = new StunServer(core, options)
+      server = new StunServer(core, options)
       for (const s of sockets) server.attachUdp(s)
       if (options.tcp === true) {
         for (const local of core.localAddresses()) await server.listenStream('tcp', local)
@@ -133,7 +169,10 @@ export class StunServer extends EventEmitter<StunServerEvents> {
       }
       return server
     } catch (err) {
-      await Promise.all(sockets.map(async s => { await s.close() }))
+      // TCP/TLS listeners opened before the failure close again (the UDP sockets too, unless held for a new pick).
+      await Promise.all((server?.streamServers ?? []).map(async x => { await closeStream(x.server) }))
+      if (holdOnPortClash !== undefined && addressInUse(err)) holdOnPortClash.push(...sockets)
+      else await Promise.all(sockets.map(async s => { await s.close() }))
       throw err
     }
   }
