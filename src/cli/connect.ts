@@ -12,6 +12,7 @@ import { echoExchange } from '../traversal/echo.js'
 import { rendezvousChannel, roleFor } from '../traversal/rendezvous-channel.js'
 import { connectManual } from './connect-manual.js'
 import { parseUserPass, resolveClientSecrets, type SecretFlags } from './credentials.js'
+import { closeOnSignals } from '../util/close-on-signals.js'
 import { ExitCode } from './exit-codes.js'
 import { printJson, reportError, table } from './output.js'
 import { parseMs } from './stun.js'
@@ -156,23 +157,6 @@ export function registerConnectCommand (program: Command): void {
         uninstallSignals()
       }
     })
-}
-
-/**
- * Run `close` on the first SIGINT or SIGTERM, then let the signal take its default course (handlers removed, signal
- * re-raised). Returns the uninstaller.
- */
-function closeOnSignals (close: () => Promise<void>): () => void {
-  const handler = (signal: NodeJS.Signals): void => {
-    uninstall()
-    void close().catch(() => {}).finally(() => { process.kill(process.pid, signal) })
-  }
-  const onInt = (): void => { handler('SIGINT') }
-  const onTerm = (): void => { handler('SIGTERM') }
-  function uninstall (): void { process.off('SIGINT', onInt); process.off('SIGTERM', onTerm) }
-  process.once('SIGINT', onInt)
-  process.once('SIGTERM', onTerm)
-  return uninstall
 }
 
 /** `--port-mapping [protocols]`, `--gateway` and `--port-prediction` as agent options (absent when not asked for). */

@@ -8,6 +8,7 @@
 import { EventEmitter } from 'node:events'
 import { InvalidArgumentError, PortMapError } from '../errors.js'
 import { createLogger } from '../log.js'
+import { closeOnSignals } from '../util/close-on-signals.js'
 import { PORTMAP_PROTOCOLS, removeMapping, tryProtocol, type GatewayContext, type GrantedMapping, type MapRequest, type PortMapProtocol, type ProtocolOutcome } from './client.js'
 import { defaultGateway, localAddressTowards } from './gateway.js'
 import { pcpEpochValid } from './pcp.js'
@@ -174,14 +175,5 @@ async function firstGrant (pending: ReadonlyArray<Promise<ProtocolOutcome>>): Pr
  * handlers are removed and the signal re-raised). Returns a function that uninstalls the handlers.
  */
 export function removeOnSignals (mappers: readonly PortMapper[]): () => void {
-  const handler = (signal: NodeJS.Signals): void => {
-    uninstall()
-    void Promise.all(mappers.map(async (m) => await m.close())).finally(() => { process.kill(process.pid, signal) })
-  }
-  const onInt = (): void => { handler('SIGINT') }
-  const onTerm = (): void => { handler('SIGTERM') }
-  function uninstall (): void { process.off('SIGINT', onInt); process.off('SIGTERM', onTerm) }
-  process.once('SIGINT', onInt)
-  process.once('SIGTERM', onTerm)
-  return uninstall
+  return closeOnSignals(async () => await Promise.all(mappers.map(async (m) => { await m.close() })))
 }
