@@ -20,6 +20,7 @@ import {
 import type { GrantedMapping } from '../portmap/client.js'
 import type { PortMapper } from '../portmap/mapper.js'
 import { gatherPredicted, predictedPortCount, type PortPrediction, type PortPredictionOptions } from './port-prediction.js'
+import { BirthdaySpray, resolveSprayOptions, type BirthdaySprayOptions, type SprayHost } from './birthday-spray.js'
 import { choosePath, needsNomination } from './path-selection.js'
 import { RelaySocket } from './relay-socket.js'
 import { SocketMux } from './socket-mux.js'
@@ -88,6 +89,15 @@ export interface AgentOptions {
    * attempt with a reason code.
    */
   readonly portPrediction?: boolean | PortPredictionOptions
+  /**
+   * Birthday spray for a symmetric NAT with random ports × an endpoint-independent mapping behind a port-restricted
+   * filter (opt-in, at both ends; see birthday-spray.ts): each side measures its mapping like port prediction does and
+   * announces it (`natkit/spray` through the session's signalling); the symmetric side then opens N sockets towards
+   * the cone's public endpoint and the cone side probes M random ports of the symmetric side's address, paced and
+   * capped (see {@link BirthdaySprayOptions}); the first socket reached becomes an ordinary checked pair. The outcome,
+   * with the success probability computed beforehand, is a `spray` gathering attempt with a reason code.
+   */
+  readonly birthdaySpray?: boolean | BirthdaySprayOptions
   /**
    * Resolves remote host candidates given as mDNS `.local` names (what browsers send). Default: multicast DNS
    * (`resolveMdns`, RFC 6762). A seam for tests and for apps that resolve names their own way.
@@ -168,6 +178,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   portMappedCandidate: Candidate | undefined
   /** What port prediction concluded (when it was asked for and has finished). */
   portPrediction: PortPrediction | undefined
+  /** The birthday spray, when asked for (created by gather()). */
+  birthdaySpray: BirthdaySpray | undefined
   /** Checks start when these have settled: the port-mapping answer, the prediction measurement (each bounded). */
   private readonly checkGates: Array<Promise<void>> = []
 
@@ -182,6 +194,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Bind the socket (unless given) and make an agent. */
   static async create (options: AgentOptions = {}): Promise<Agent> {
     if (typeof options.portPrediction === 'object') predictedPortCount(options.portPrediction)
+    if (typeof options.birthdaySpray === 'object') resolveSprayOptions(options.birthdaySpray)
     const socket = options.socket ?? await bindDatagramSocket({ address: options.bindAddress ?? '0.0.0.0' })
     return new Agent(new SocketMux(socket), options.socket === undefined, options)
   }
@@ -346,6 +359,12 @@ export class Agent extends EventEmitter<AgentEvents> {
         })
       })()
       this.gateChecks(prediction, ppOptions.checksWaitMs ?? 500)
+    }
+    const bs = this.options.birthdaySpray
+    if (bs !== undefined && bs !== false && !relayOnly && ipFamily(primary) === 4) {
+      const servers = [...(this.options.stunServers ?? []), ...(this.options.turnServers ?? []).filter(t => (t.transport ?? 'udp') === 'udp').map(t => t.server)]
+      this.birthdaySpray = new BirthdaySpray(bs === true ? {} : bs, this.sprayHost(hostBase, primary), socket.local.address)
+      void this.birthdaySpray.measure(hostBase.tx, servers, budget, this.options.signal, prediction?.then(() => this.portPrediction))
     }
     const plan = planRelayAttempts(this.options.turnServers ?? [])
     let udpAllocated = false
@@ -513,6 +532,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       for (let i = 0; i < Math.max(1, this.options.initialBurst ?? 8); i++) this.tick()
     }
     if (this.checkGates.length === 0) begin(); else void Promise.all(this.checkGates).then(begin)
+    this.birthdaySpray?.start()
     const consent = this.options.consentIntervalMs ?? 5000
     const consentTimer = setInterval(() => { this.checkConsent() }, consent * (0.8 + Math.random() * 0.4))
     consentTimer.unref()
@@ -755,6 +775,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       clearInterval(this.pacer)
       this.mdnsAbort.abort()
       for (const t of this.timers) clearTimeout(t)
+      await this.birthdaySpray?.close()
       for (const b of this.bases.values()) b.tx.close()
       await Promise.all([...this.bases.values()].map(async b => { await b.socket.close(); await b.turn?.close() }))
       await this.portMapAttempt
@@ -766,6 +787,36 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   async [Symbol.asyncDispose] (): Promise<void> { await this.close() }
+
+  /**
+   * The birthday spray's view of this agent: its ICE socket, checks with its credentials, its direct path, and the
+   * adoption of the spray socket that got through: a new base (a host candidate on that port, never signalled: the
+   * peer learns it as peer-reflexive), paired with the peer's endpoint and checked at once (RFC 8445 §7.3.1.4).
+   */
+  private sprayHost (hostBase: Base, primary: string): SprayHost {
+    return {
+      socket: hostBase.socket,
+      check: () => this.remoteKey === undefined || this.closing !== undefined
+        ? undefined
+        : buildCheckRequest({ localUfrag: this.ufrag, remoteUfrag: this.remoteUfrag ?? '', remoteKey: this.remoteKey, priority: candidatePriority('prflx', 65534), role: this.role, tiebreaker: this.tiebreaker, nominate: false }),
+      direct: () => { const p = this.path; return p?.type === 'direct' ? p.remote : undefined },
+      adopt: (socket, from, first) => {
+        if (this.closing !== undefined) { void socket.close(); return }
+        const c = makeCandidate({ type: 'host', address: primary, port: socket.local.port, server: 'birthday-spray', localPreference: 0 })
+        const base = this.addBase(c, socket)
+        this.local.push(c)
+        let remote = this.remote.find(r => sameTransportAddress(r, from))
+        if (remote === undefined) {
+          remote = makeCandidate({ type: 'prflx', address: from.address, port: from.port })
+          this.remote.push(remote)
+        }
+        const [pair] = this.checks.addPairs([c], [remote], this.role === 'controlling')
+        this.onPacket(base, first, from)
+        if (pair !== undefined) this.checks.trigger(pair)
+      },
+      report: (attempt) => { this.gatherAttempts.push(attempt) }
+    }
+  }
 }
 
 function pathOf (p: CandidatePair): PathInfo {

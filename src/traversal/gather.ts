@@ -11,6 +11,7 @@ import { buildBindingRequest, parseBindingResponse } from '../stun/client.js'
 import type { StunTransactions } from '../stun/index.js'
 import { PortMapper, type PortMapperOptions } from '../portmap/mapper.js'
 import type { PredictionReason } from './port-prediction.js'
+import type { SprayReason } from './birthday-spray.js'
 import type { SocketMux } from './socket-mux.js'
 
 /** A TURN server to gather a relayed candidate from. */
@@ -34,13 +35,15 @@ export interface TurnServerConfig {
 
 /** One gathering attempt, for the connect report. */
 export interface GatherAttempt {
-  readonly kind: 'srflx' | 'relay' | 'portmap' | 'prediction'
+  readonly kind: 'srflx' | 'relay' | 'portmap' | 'prediction' | 'spray'
   readonly server: string
   readonly ok: boolean
   readonly ms: number
   readonly detail: string
-  /** `prediction` only: why ports were or were not predicted. */
-  readonly reason?: PredictionReason
+  /** `prediction`: why ports were or were not predicted; `spray`: how the birthday spray ended. */
+  readonly reason?: PredictionReason | SprayReason
+  /** `spray` only: the success probability computed before spraying, 1 − (1 − N/R)^M. */
+  readonly probability?: number
 }
 
 /** One TURN allocation attempt: a server with a concrete transport, started at once or after the happy-eyeballs delay. */

@@ -164,6 +164,12 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
   // from the offer) wait here and go out right after the answer.
   const outbox: Array<(sid: string) => SignalMessage> = []
   const trickle = (make: (sid: string) => SignalMessage): void => { if (sid !== '') fire(options.channel, make(sid)); else outbox.push(make) }
+  // The peer's birthday-spray announcement goes to the agent's spray once the session id is known.
+  const peerSpray: Array<{ sid: string, spray: unknown }> = []
+  const giveSpray = (): void => {
+    if (sid === '' || !remoteSet) return
+    for (const m of peerSpray.splice(0)) if (m.sid === sid) agent?.birthdaySpray?.setPeer(m.spray)
+  }
   const unsubscribe = options.channel.subscribe((raw) => {
     const m = raw as SignalMessage
     if (typeof m !== 'object' || m === null || typeof m.t !== 'string' || !m.t.startsWith('natkit/')) return
@@ -187,6 +193,7 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
       } catch (err) { log('bad removed candidate: %s', (err as Error).message) }
       return
     }
+    if (m.t === 'natkit/spray' && ours) { peerSpray.push(m); giveSpray(); return }
     if (m.t === 'natkit/ping' && (sid === '' || m.sid === sid)) { fire(options.channel, { t: 'natkit/pong', sid: m.sid, n: m.n }); return }
     inbox.push(m); wake()
   })
@@ -237,6 +244,7 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
     // they are found, and checks on the host pairs do not wait for them.
     const localCandidates = await agent.gather({ trickle: true })
     timings.gatherMs = ms()
+    agent.birthdaySpray?.onAnnounce((spray) => { trickle(sid => ({ t: 'natkit/spray', sid, spray })) })
     const lines = localCandidates.map(candidateToSdp)
     if (options.role === 'controlling') {
       await options.channel.send({ t: 'natkit/offer', sid, ufrag: agent.ufrag, pwd: agent.pwd, candidates: lines })
@@ -270,6 +278,7 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
       timings.signalledMs = ms()
     }
     timings.checksAt = performance.now() - t0
+    giveSpray()
     agent.start()
     await new Promise<void>((resolve, reject) => {
       if (agent.path !== undefined) { resolve(); return }

@@ -1,3 +1,5 @@
+import type { SprayAnnouncement } from './birthday-spray.js'
+
 /**
  * What the traversal engine needs from signalling: deliver small JSON messages to one peer and receive its messages.
  * The rendezvous client provides one (`rendezvousChannel`); apps with their own signalling (SIP offer/answer, a chat
@@ -20,6 +22,8 @@ export type SignalMessage =
   /** A trickled or offered candidate that stopped working (a relayed one whose allocation moved). */
   | { t: 'natkit/candidate-removed', sid: string, candidate: string }
   | { t: 'natkit/end-of-candidates', sid: string }
+  /** A side's mapping and caps for the birthday spray (birthday-spray.ts), sent once it has measured them. */
+  | { t: 'natkit/spray', sid: string, spray: SprayAnnouncement }
   | { t: 'natkit/bye', sid: string }
 
 /** Two connected in-memory channels (tests, and two peers in one process), with an optional one-way delay. */

@@ -1,0 +1,491 @@
+/**
+ * Birthday spray for a symmetric NAT with random ports (address-and-port-dependent mapping, RFC 4787 §4.1) facing an
+ * endpoint-independent mapping behind a port-restricted filter (the pair no standard punching opens). The symmetric
+ * side opens N sockets and sends one connectivity check from each to the cone side's public endpoint: its NAT makes N
+ * mappings on random ports of its public address (the cone's filter drops those packets). The cone side, whose one
+ * mapping every destination shares, sends M checks from its ICE socket to random ports of the symmetric side's public
+ * address: each opens its filter for that port. When a probed port is one of the N mapped ones, the probe passes the
+ * symmetric NAT into the socket that owns the mapping (or that socket's check passes the cone's filter): that socket
+ * becomes an agent base and the pair an ordinary checked ICE pair (RFC 8445 §7.2), so path selection, nomination and
+ * consent (RFC 7675) apply unchanged.
+ *
+ * The odds are those of the birthday problem: with R ports in the symmetric NAT's range,
+ * P = 1 − (1 − N/R)^M (probes with repetition; natkit probes distinct ports, which is slightly better). N = 256,
+ * M = 2048, R = 64512 gives 99.97 %; the expected number of probes before the hit is about R/N = 252.
+ *
+ * Coordination: each side measures its own mapping (the port-prediction measurement of port-prediction.ts, shared when
+ * both are on) and announces it with its caps in a `natkit/spray` signalling message; `planSpray` (pure) gives each
+ * side its role from the two announcements. Both sides must opt in. Bounded: sockets, probes, packets per second and
+ * time are capped; every spray socket that did not win is closed when the spray ends.
+ */
+import { birthdaySprayProbability } from '../discovery/predict.js'
+import { InvalidArgumentError } from '../errors.js'
+import { createLogger } from '../log.js'
+import { formatEndpoint, ipFamily, type Endpoint } from '../net/endpoint.js'
+import { bindDatagramSocket } from '../net/native.js'
+import type { DatagramSocket } from '../net/udp.js'
+import type { StunTransactions } from '../stun/index.js'
+import type { GatherAttempt } from './gather.js'
+import { measurePortAllocation, predictPorts, type PortPrediction } from './port-prediction.js'
+
+const log = createLogger('natcheck:traversal:spray')
+
+/**
+ * How a spray ended (the connect report's reason code):
+ * - `spray-hit`: a probed port was a mapped one; the pair it found was handed to the agent's checks.
+ * - `spray-exhausted`: every socket and probe was spent (and the wait for late hits ran out) without a hit.
+ * - `spray-not-applicable`: the pair is not symmetric-random × endpoint-independent, or the peer did not take part
+ *   (the detail says why).
+ * - `spray-superseded`: another pair went direct first (e.g. the cone's filter admitted the ordinary checks); the
+ *   spray stopped there.
+ * - `spray-aborted`: the agent closed while the spray ran.
+ */
+export type SprayReason = 'spray-hit' | 'spray-exhausted' | 'spray-not-applicable' | 'spray-superseded' | 'spray-aborted'
+
+/** A side's mapping behaviour as the spray sees it (from the port-prediction measurement's reason code). */
+export type SprayMapping = 'random' | 'endpoint-independent' | 'sequential' | 'unknown'
+
+/** The part a side plays: `sockets` (the symmetric side, N mappings) or `probes` (the cone side, M probes). */
+export type SprayRole = 'sockets' | 'probes'
+
+/** Options of the agent's birthday spray (opt-in; both peers must turn it on). */
+export interface BirthdaySprayOptions {
+  /** N: sockets the symmetric side opens, one mapping each (default 256, at most 1024). */
+  readonly sockets?: number
+  /** M: ports the cone side probes (default 2048, at most 8192). */
+  readonly probes?: number
+  /** Spray packets per second this side sends at most (default 1000, 10-10000). */
+  readonly rate?: number
+  /** The ports this side's NAT allocates from, when known (default 1024-65535: Linux, most routers). */
+  readonly portRange?: readonly [number, number]
+  /** How long after checks start to wait for the peer's announcement (default 3000 ms). */
+  readonly waitMs?: number
+  /** Bind one spray socket (default: a UDP socket on the agent's bind address). A seam for the simulator. */
+  readonly bind?: () => Promise<DatagramSocket>
+}
+
+/** Default N. */
+export const SPRAY_SOCKETS = 256
+/** Upper bound of N: file descriptors, and the burst the symmetric side sends. */
+export const MAX_SPRAY_SOCKETS = 1024
+/** Default M. */
+export const SPRAY_PROBES = 2048
+/** Upper bound of M. */
+export const MAX_SPRAY_PROBES = 8192
+/** Default pace, packets per second (about 1 Mbit/s of ~100-byte checks). */
+export const SPRAY_RATE = 1000
+const MAX_SPRAY_RATE = 10_000
+/** The port range a NAT allocates from when nothing better is known: 1024-65535 (R = 64512). */
+export const SPRAY_PORT_RANGE: readonly [number, number] = [1024, 65535]
+/** After its last packet a side waits this long for a late hit (a probe still in flight, the check it triggers). */
+const LATE_HIT_MS = 1000
+/** The sockets side holds its mappings at most this long. */
+const MAX_HOLD_MS = 20_000
+const TICK_MS = 10
+
+/** What a side signals to its peer in `natkit/spray`. */
+export interface SprayAnnouncement {
+  readonly mapping: SprayMapping
+  /** The side's public address (null when the measurement got no answer). */
+  readonly address: string | null
+  /** The public port every destination sees, for an endpoint-independent mapping; null otherwise. */
+  readonly port: number | null
+  readonly sockets: number
+  readonly probes: number
+  readonly rate: number
+  readonly portRange: readonly [number, number]
+}
+
+/** What the two announcements mean for this side. */
+export type SprayPlan =
+  | {
+    readonly applicable: true
+    readonly role: SprayRole
+    /** sockets: the cone side's public endpoint; probes: the symmetric side's public address (port 0). */
+    readonly target: Endpoint
+    readonly sockets: number
+    readonly probes: number
+    /** This side's pace. */
+    readonly rate: number
+    readonly portRange: readonly [number, number]
+    /** P = 1 − (1 − N/R)^M. */
+    readonly probability: number
+    /** The peer's pace and count, for how long the sockets side holds its mappings. */
+    readonly peerProbes: number
+    readonly peerRate: number
+  }
+  | { readonly applicable: false, readonly why: string }
+
+/** The live state and outcome of a spray (the agent's `birthdaySpray.report`). */
+export interface BirthdaySprayReport {
+  /** `waiting` until both announcements are in, `running` while it sprays, then the reason code. */
+  readonly state: 'waiting' | 'running' | SprayReason
+  readonly role: SprayRole | null
+  readonly detail: string
+  /** The success probability computed beforehand. */
+  readonly probability: number | null
+  /** N and M of the plan. */
+  readonly plannedSockets: number | null
+  readonly plannedProbes: number | null
+  /** Sockets this side opened. */
+  readonly socketsOpened: number
+  /** Distinct ports of the peer's address this side probed. */
+  readonly portsProbed: number
+  /** Spray packets this side sent (checks from the spray sockets, or probes). */
+  readonly packets: number
+  /** sockets: the winning socket's local port; probes: the peer's public port that answered. */
+  readonly hitPort: number | null
+  /** From the spray's start to its end (the hit, exhaustion, …). */
+  readonly ms: number | null
+  readonly self: SprayAnnouncement | null
+}
+
+/** What the spray needs from the agent. */
+export interface SprayHost {
+  /** The agent's ICE socket (the probes side sends from it: its one mapping is the one the peer targets). */
+  readonly socket: DatagramSocket
+  /** An authentic connectivity check with the agent's credentials, or undefined while the peer's are unknown. */
+  check (): Buffer | undefined
+  /** The remote end of the agent's direct path, if one works. */
+  direct (): Endpoint | undefined
+  /** Make `socket` an agent base paired with `remote`; `first` is the datagram that hit (handled as if received there). */
+  adopt (socket: DatagramSocket, remote: Endpoint, first: Buffer): void
+  /** The outcome, for the connect report. */
+  report (attempt: GatherAttempt): void
+}
+
+/** Check the options (throws InvalidArgumentError saying how to fix them) and fill the defaults. */
+export function resolveSprayOptions (o: BirthdaySprayOptions): Required<Omit<BirthdaySprayOptions, 'bind'>> & Pick<BirthdaySprayOptions, 'bind'> {
+  const int = (v: number | undefined, def: number, min: number, max: number, name: string): number => {
+    const n = v ?? def
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`birthdaySpray.${name} must be a whole number from ${min} to ${max}, got ${String(v)}`)
+    return n
+  }
+  const range = o.portRange ?? SPRAY_PORT_RANGE
+  if (!Array.isArray(range) || range.length !== 2 || !range.every(p => Number.isInteger(p) && p >= 1 && p <= 65535) || range[0] > range[1]) {
+    throw new InvalidArgumentError(`birthdaySpray.portRange must be [low, high] within 1-65535, got ${JSON.stringify(o.portRange)}`)
+  }
+  return {
+    sockets: int(o.sockets, SPRAY_SOCKETS, 1, MAX_SPRAY_SOCKETS, 'sockets'),
+    probes: int(o.probes, SPRAY_PROBES, 1, MAX_SPRAY_PROBES, 'probes'),
+    rate: int(o.rate, SPRAY_RATE, 10, MAX_SPRAY_RATE, 'rate'),
+    portRange: [range[0], range[1]],
+    waitMs: int(o.waitMs, 3000, 0, 60_000, 'waitMs'),
+    bind: o.bind
+  }
+}
+
+/** A side's mapping from the port-prediction measurement's reason code. */
+export function sprayMappingOf (p: Pick<PortPrediction, 'reason'>): SprayMapping {
+  switch (p.reason) {
+    case 'endpoint-independent': return 'endpoint-independent'
+    case 'not-sequential': return 'random'
+    case 'predicted': return 'sequential'
+    case 'too-few-samples': return 'unknown'
+  }
+}
+
+/**
+ * Validate a peer's `natkit/spray` announcement (untrusted signalling input): undefined when malformed. Numbers
+ * outside natkit's caps are clamped to them, so a peer cannot make this side hold sockets longer than the caps allow.
+ */
+export function parseSprayAnnouncement (raw: unknown): SprayAnnouncement | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined
+  const r = raw as Record<string, unknown>
+  const mappings: readonly string[] = ['random', 'endpoint-independent', 'sequential', 'unknown']
+  if (typeof r.mapping !== 'string' || !mappings.includes(r.mapping)) return undefined
+  const address = r.address === null ? null : typeof r.address === 'string' && ipFamily(r.address) !== 0 ? r.address : undefined
+  const port = r.port === null ? null : Number.isInteger(r.port) && (r.port as number) >= 1 && (r.port as number) <= 65535 ? r.port as number : undefined
+  if (address === undefined || port === undefined) return undefined
+  const count = (v: unknown, max: number): number | undefined => Number.isInteger(v) && (v as number) >= 1 ? Math.min(v as number, max) : undefined
+  const sockets = count(r.sockets, MAX_SPRAY_SOCKETS)
+  const probes = count(r.probes, MAX_SPRAY_PROBES)
+  const rate = count(r.rate, MAX_SPRAY_RATE)
+  const range = r.portRange
+  if (sockets === undefined || probes === undefined || rate === undefined || !Array.isArray(range) || range.length !== 2) return undefined
+  const [lo, hi] = range as unknown[]
+  if (!Number.isInteger(lo) || !Number.isInteger(hi) || (lo as number) < 1 || (hi as number) > 65535 || (lo as number) > (hi as number)) return undefined
+  return { mapping: r.mapping as SprayMapping, address, port, sockets, probes, rate, portRange: [lo as number, hi as number] }
+}
+
+/**
+ * Decide this side's part from both announcements (pure): the symmetric-random side opens sockets towards the
+ * endpoint-independent side's public endpoint, which probes the other's address. Anything else is not applicable,
+ * with the reason.
+ */
+export function planSpray (self: SprayAnnouncement, peer: SprayAnnouncement): SprayPlan {
+  const no = (why: string): SprayPlan => ({ applicable: false, why })
+  const kinds = [self.mapping, peer.mapping]
+  if (kinds.includes('unknown')) return no(`${self.mapping === 'unknown' ? 'this side\'s' : 'the peer\'s'} mapping is unknown (fewer than three STUN answers; an RFC 5780 server gives four)`)
+  if (kinds.includes('sequential')) return no('sequential ports: port prediction (portPrediction) opens this pair with a handful of packets')
+  if (kinds.every(k => k === 'endpoint-independent')) return no('both mappings are endpoint-independent: ordinary hole punching opens this pair')
+  if (kinds.every(k => k === 'random')) return no('both sides are symmetric with random ports: neither side has one port the other could probe, so a spray cannot meet (relay)')
+  if (self.address === null || peer.address === null) return no('a public address is unknown')
+  if (ipFamily(self.address) !== 4 || ipFamily(peer.address) !== 4) return no('IPv6: no NAT to spray through')
+  const sockets = self.mapping === 'random' ? self : peer
+  const probes = self.mapping === 'random' ? peer : self
+  if (probes.port === null) return no('the endpoint-independent side announced no public port')
+  const portRange = sockets.portRange
+  const probability = birthdaySprayProbability(sockets.sockets, probes.probes, portRange[1] - portRange[0] + 1)
+  const common = { sockets: sockets.sockets, probes: probes.probes, rate: self.rate, portRange, probability, peerProbes: peer.probes, peerRate: peer.rate }
+  return self.mapping === 'random'
+    ? { applicable: true, role: 'sockets', target: { address: peer.address, port: probes.port }, ...common }
+    : { applicable: true, role: 'probes', target: { address: peer.address, port: 0 }, ...common }
+}
+
+/**
+ * `count` distinct ports from `range`, in random order (a partial Fisher-Yates shuffle over a sparse map, so memory
+ * is O(count), not O(range)). `random` returns [0, 1).
+ */
+export function samplePorts (range: readonly [number, number], count: number, random: () => number = Math.random): number[] {
+  const size = range[1] - range[0] + 1
+  const n = Math.min(count, size)
+  const swapped = new Map<number, number>()
+  const out: number[] = []
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(random() * (size - i))
+    const vi = swapped.get(i) ?? i
+    const vj = swapped.get(j) ?? j
+    swapped.set(j, vi)
+    out.push(range[0] + vj)
+  }
+  return out
+}
+
+/** The percentage with two decimals, for report lines. */
+function pct (p: number): string { return `${(Math.round(p * 10_000) / 100).toString()}%` }
+
+/**
+ * One agent's birthday spray: announce (after the measurement), plan (when the peer's announcement arrives), spray
+ * (when checks start), stop at the first hit or at the caps. Owned by the agent, closed with it.
+ */
+export class BirthdaySpray {
+  private readonly o: ReturnType<typeof resolveSprayOptions>
+  private self: SprayAnnouncement | undefined
+  private peer: SprayAnnouncement | undefined
+  private announceTo: ((a: SprayAnnouncement) => void) | undefined
+  private started = false
+  private startedAt = 0
+  private sprayStartedAt = 0
+  private timer: NodeJS.Timeout | undefined
+  private plan: SprayPlan | undefined
+  private readonly sockets: DatagramSocket[] = []
+  private adopted: DatagramSocket | undefined
+  private ports: number[] = []
+  private readonly probed = new Set<number>()
+  private finished = false
+  private closed = false
+  private binding: Promise<void> | undefined
+  private state: BirthdaySprayReport['state'] = 'waiting'
+  private detail = 'waiting for both sides\' announcements'
+  private packets = 0
+  private hitPort: number | null = null
+  private endedMs: number | null = null
+
+  constructor (options: BirthdaySprayOptions, private readonly host: SprayHost, private readonly bindAddress: string) {
+    this.o = resolveSprayOptions(options)
+  }
+
+  /** The live report. */
+  get report (): BirthdaySprayReport {
+    const p = this.plan?.applicable === true ? this.plan : undefined
+    return {
+      state: this.state,
+      role: p?.role ?? null,
+      detail: this.detail,
+      probability: p?.probability ?? null,
+      plannedSockets: p?.sockets ?? null,
+      plannedProbes: p?.probes ?? null,
+      socketsOpened: this.sockets.length + (this.adopted !== undefined && !this.sockets.includes(this.adopted) ? 1 : 0),
+      portsProbed: this.probed.size,
+      packets: this.packets,
+      hitPort: this.hitPort,
+      ms: this.endedMs,
+      self: this.self ?? null
+    }
+  }
+
+  /**
+   * Measure this side's mapping through the STUN servers (the port-prediction measurement), or take the port
+   * prediction's own when it runs (`shared`: measuring twice would move a sequential NAT's ports). Never throws.
+   */
+  async measure (tx: StunTransactions, servers: readonly string[], budgetMs: number, signal?: AbortSignal, shared?: Promise<PortPrediction | undefined>): Promise<void> {
+    let p: PortPrediction | undefined
+    try {
+      p = shared !== undefined ? await shared : predictPorts(await measurePortAllocation(tx, servers, budgetMs, signal), 1)
+    } catch (err) { log('measurement failed: %s', (err as Error).message) }
+    this.measured(p)
+  }
+
+  /** This side's own measurement is in (the port-prediction outcome of the agent's socket). */
+  measured (p: PortPrediction | undefined): void {
+    if (this.self !== undefined || this.closed) return
+    const mapping = p === undefined ? 'unknown' : sprayMappingOf(p)
+    this.self = {
+      mapping,
+      address: p?.address ?? null,
+      port: mapping === 'endpoint-independent' ? p?.samples[0] ?? null : null,
+      sockets: this.o.sockets,
+      probes: this.o.probes,
+      rate: this.o.rate,
+      portRange: this.o.portRange
+    }
+    log('measured: %s mapping at %s', mapping, this.self.address ?? '?')
+    this.announceTo?.(this.self)
+    this.maybeRun()
+  }
+
+  /** Where to send this side's announcement (the session's signalling); called at once if it is ready. */
+  onAnnounce (send: (a: SprayAnnouncement) => void): void {
+    this.announceTo = send
+    if (this.self !== undefined) send(this.self)
+  }
+
+  /** The peer's announcement (malformed ones are ignored). */
+  setPeer (raw: unknown): void {
+    const a = parseSprayAnnouncement(raw)
+    if (a === undefined) { log('ignored a malformed spray announcement'); return }
+    if (this.peer !== undefined) return
+    this.peer = a
+    this.maybeRun()
+  }
+
+  /** Checks have started: spray as soon as both announcements are in, or give up after `waitMs`. */
+  start (): void {
+    if (this.started || this.closed) return
+    this.started = true
+    this.startedAt = performance.now()
+    this.maybeRun()
+    if (this.plan === undefined) {
+      const t = setTimeout(() => {
+        if (this.plan !== undefined || this.finished) return
+        this.finish('spray-not-applicable', this.self === undefined
+          ? `this side's mapping was not measured within ${this.o.waitMs} ms`
+          : `the peer announced no spray within ${this.o.waitMs} ms (is birthdaySpray on at both ends?)`)
+      }, this.o.waitMs)
+      t.unref()
+      this.timer = t
+    }
+  }
+
+  private maybeRun (): void {
+    if (!this.started || this.finished || this.closed || this.plan !== undefined || this.self === undefined || this.peer === undefined) return
+    clearTimeout(this.timer)
+    const plan = this.plan = planSpray(this.self, this.peer)
+    if (!plan.applicable) { this.finish('spray-not-applicable', plan.why); return }
+    this.state = 'running'
+    this.sprayStartedAt = performance.now()
+    const R = plan.portRange[1] - plan.portRange[0] + 1
+    this.detail = `${plan.role === 'sockets' ? `opening ${plan.sockets} sockets towards ${formatEndpoint(plan.target)}` : `probing ${plan.probes} ports of ${plan.target.address}`}: P = 1 − (1 − ${plan.sockets}/${R})^${plan.probes} = ${pct(plan.probability)}`
+    log('%s', this.detail)
+    if (plan.role === 'sockets') this.binding = this.runSockets(plan)
+    else this.runProbes(plan)
+  }
+
+  private async runSockets (plan: Extract<SprayPlan, { applicable: true }>): Promise<void> {
+    const bind = this.o.bind ?? (async () => await bindDatagramSocket({ address: this.bindAddress }))
+    // Bind in small batches: the kernel is quick, and the first checks leave while later sockets are still binding.
+    let next = 0
+    const holdMs = Math.min(MAX_HOLD_MS, Math.ceil(plan.sockets / plan.rate * 1000) + Math.ceil(plan.peerProbes / plan.peerRate * 1000) + LATE_HIT_MS)
+    const deadline = this.sprayStartedAt + holdMs
+    this.timer = setInterval(() => {
+      if (this.finished) return
+      const direct = this.host.direct()
+      if (direct !== undefined) { this.finish('spray-superseded', `a direct path to ${formatEndpoint(direct)} worked first; spray stopped`); return }
+      const budget = Math.floor((performance.now() - this.sprayStartedAt) * plan.rate / 1000) - this.packets
+      for (let k = 0; k < budget && next < this.sockets.length; k++) {
+        const check = this.host.check()
+        if (check === undefined) break
+        this.sockets[next++].send(check, plan.target)
+        this.packets++
+      }
+      if (performance.now() > deadline) {
+        this.finish('spray-exhausted', `${this.packets} checks from ${this.sockets.length} sockets, no probe of the peer reached one within ${holdMs} ms (P was ${pct(plan.probability)})`)
+      }
+    }, TICK_MS)
+    this.timer.unref()
+    for (let i = 0; i < plan.sockets && !this.finished; i += 16) {
+      const batch = await Promise.allSettled(Array.from({ length: Math.min(16, plan.sockets - i) }, async () => await bind()))
+      for (const r of batch) {
+        if (r.status === 'rejected') { log('a spray socket did not bind: %s', (r.reason as Error).message); continue }
+        const s = r.value
+        if (this.finished) { void s.close(); continue }
+        this.sockets.push(s)
+        s.onMessage((data, from) => { this.onSocketData(s, data, from, plan.target) })
+      }
+    }
+  }
+
+  /** A datagram on a spray socket: from the cone's endpoint it is the hit. */
+  private onSocketData (s: DatagramSocket, data: Buffer, from: Endpoint, target: Endpoint): void {
+    if (this.finished || from.address !== target.address || from.port !== target.port) return
+    this.adopted = s
+    this.hitPort = s.local.port
+    this.finish('spray-hit', `socket ${this.sockets.indexOf(s) + 1} of ${this.sockets.length} (local port ${s.local.port}) got through to ${formatEndpoint(from)} after ${this.packets} checks; checking the pair`)
+    try { this.host.adopt(s, from, data) } catch (err) { log.error('adopting the spray socket failed: %O', err) }
+  }
+
+  private runProbes (plan: Extract<SprayPlan, { applicable: true }>): void {
+    this.ports = samplePorts(plan.portRange, plan.probes)
+    let lastSentAt = 0
+    this.timer = setInterval(() => {
+      if (this.finished) return
+      const direct = this.host.direct()
+      if (direct !== undefined) {
+        if (direct.address === plan.target.address && this.probed.has(direct.port)) {
+          this.hitPort = direct.port
+          this.finish('spray-hit', `port ${direct.port} of ${plan.target.address} answered after ${this.probed.size} probes`)
+        } else this.finish('spray-superseded', `a direct path to ${formatEndpoint(direct)} worked first; spray stopped`)
+        return
+      }
+      const budget = Math.floor((performance.now() - this.sprayStartedAt) * plan.rate / 1000) - this.packets
+      for (let k = 0; k < budget && this.probed.size < this.ports.length; k++) {
+        const check = this.host.check()
+        if (check === undefined) break
+        const port = this.ports[this.probed.size]
+        this.host.socket.send(check, { address: plan.target.address, port })
+        this.probed.add(port)
+        this.packets++
+        lastSentAt = performance.now()
+      }
+      if (this.probed.size >= this.ports.length && performance.now() - lastSentAt > LATE_HIT_MS) {
+        this.finish('spray-exhausted', `${this.probed.size} ports of ${plan.target.address} probed without a hit (P was ${pct(plan.probability)})`)
+      }
+    }, TICK_MS)
+    this.timer.unref()
+  }
+
+  private finish (reason: SprayReason, detail: string): void {
+    if (this.finished) return
+    this.finished = true
+    clearInterval(this.timer)
+    clearTimeout(this.timer)
+    this.state = reason
+    this.detail = detail
+    this.endedMs = this.sprayStartedAt > 0 ? Math.round(performance.now() - this.sprayStartedAt) : null
+    for (const s of this.sockets) if (s !== this.adopted) void s.close()
+    log('%s: %s', reason, detail)
+    const p = this.plan?.applicable === true ? this.plan : undefined
+    this.host.report({
+      kind: 'spray',
+      server: p === undefined ? '' : p.role === 'sockets' ? formatEndpoint(p.target) : p.target.address,
+      ok: reason === 'spray-hit',
+      ms: Math.round(performance.now() - (this.startedAt > 0 ? this.startedAt : performance.now())),
+      reason,
+      ...(p !== undefined ? { probability: p.probability } : {}),
+      detail: `${reason}: ${detail}${p !== undefined ? `; ${this.packets} packets, ${p.role === 'sockets' ? `${this.sockets.length} sockets` : `${this.probed.size} ports`}` : ''}`
+    })
+  }
+
+  /** Stop spraying and close every spray socket the agent did not adopt. Idempotent. */
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (!this.finished && this.state === 'running') this.finish('spray-aborted', 'the agent closed')
+    this.finished = true
+    clearInterval(this.timer)
+    clearTimeout(this.timer)
+    await this.binding
+    await Promise.all(this.sockets.filter(s => s !== this.adopted).map(async s => { await s.close() }))
+  }
+}
