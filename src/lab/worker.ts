@@ -20,6 +20,7 @@ import { echoExchange } from '../traversal/echo.js'
 import { rendezvousChannel, roleFor } from '../traversal/rendezvous-channel.js'
 import type { PortMappingOptions } from '../traversal/gather.js'
 import type { PortPrediction, PortPredictionOptions, PredictionReason } from '../traversal/port-prediction.js'
+import type { BirthdaySprayOptions, BirthdaySprayReport } from '../traversal/birthday-spray.js'
 import { connect, type PeerSession } from '../traversal/session.js'
 
 const log = createLogger('natcheck:lab:worker')
@@ -55,6 +56,8 @@ export interface PeerTask {
   readonly portMapping?: PortMappingOptions
   /** The agent's `portPrediction` (off when absent). */
   readonly portPrediction?: PortPredictionOptions
+  /** The agent's `birthdaySpray` (off when absent; `bind` cannot cross JSON). */
+  readonly birthdaySpray?: Omit<BirthdaySprayOptions, 'bind'>
   /** STUN servers (default: the TURN URIs' UDP servers). */
   readonly stun?: readonly string[]
 }
@@ -75,6 +78,8 @@ export interface PeerWorkerResult {
   readonly portMapped?: string | null
   /** What port prediction concluded, when it was asked for. */
   readonly prediction?: { readonly reason: PredictionReason, readonly delta: number | null, readonly samples: number[], readonly ports: number[] } | null
+  /** The birthday spray's report, when it was asked for, and its `spray` gathering attempt's line. */
+  readonly spray?: (BirthdaySprayReport & { readonly attempt: string | null }) | null
 }
 
 /** What a `discover` worker reports. */
@@ -123,7 +128,8 @@ async function runPeer (t: PeerTask): Promise<void> {
       stunServers: t.stun ?? turns.filter(u => u.transport === 'udp').map(u => u.server),
       turnServers: turns.map(u => ({ server: u.server, transport: u.transport, tcpFallback: u.tcpFallback, credentials: { authSecret: t.secret, user: t.id } })),
       ...(t.portMapping !== undefined ? { portMapping: t.portMapping } : {}),
-      ...(t.portPrediction !== undefined ? { portPrediction: t.portPrediction } : {})
+      ...(t.portPrediction !== undefined ? { portPrediction: t.portPrediction } : {}),
+      ...(t.birthdaySpray !== undefined ? { birthdaySpray: t.birthdaySpray } : {})
     })
     // One hello datagram at once (as natcheck connect does): the peer's report then measures connect() → first datagram.
     session.send(Buffer.from([0x48, 0, 0, 0, 0]))
@@ -137,7 +143,8 @@ async function runPeer (t: PeerTask): Promise<void> {
       lost: t.count - echo.delivered,
       error: null,
       ...(t.portMapping !== undefined ? { portMapped: session.agent.portMappedCandidate === undefined ? null : formatEndpoint(session.agent.portMappedCandidate) } : {}),
-      ...(t.portPrediction !== undefined ? { prediction: predictionOf(session.agent.portPrediction) } : {})
+      ...(t.portPrediction !== undefined ? { prediction: predictionOf(session.agent.portPrediction) } : {}),
+      ...(t.birthdaySpray !== undefined ? { spray: sprayOf(session) } : {})
     })
   } catch (err) {
     const e = err as { code?: string, message?: string }
@@ -150,6 +157,11 @@ async function runPeer (t: PeerTask): Promise<void> {
 
 function predictionOf (p: PortPrediction | undefined): PeerWorkerResult['prediction'] {
   return p === undefined ? null : { reason: p.reason, delta: p.delta, samples: p.samples, ports: p.ports }
+}
+
+function sprayOf (session: PeerSession): PeerWorkerResult['spray'] {
+  const r = session.agent.birthdaySpray?.report
+  return r === undefined ? null : { ...r, attempt: session.report().gathering.find(g => g.kind === 'spray')?.detail ?? null }
 }
 
 async function runDiscover (t: DiscoverTask): Promise<void> {
