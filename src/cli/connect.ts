@@ -7,6 +7,7 @@ import { rendezvousToken } from '../rendezvous/token.js'
 import type { TurnCredentials } from '../relay/turn-client-auth.js'
 import { parseTurnUri } from '../relay/turn-uri.js'
 import type { PortMappingOptions } from '../traversal/gather.js'
+import { MAX_SPRAY_PROBES, MAX_SPRAY_SOCKETS, resolveSprayOptions, type BirthdaySprayOptions } from '../traversal/birthday-spray.js'
 import { connect, type ConnectReport, type PeerSession } from '../traversal/session.js'
 import { echoExchange } from '../traversal/echo.js'
 import { rendezvousChannel, roleFor } from '../traversal/rendezvous-channel.js'
@@ -21,7 +22,7 @@ interface ConnectFlags extends SecretFlags {
   rendezvous?: string, id?: string, peer?: string, manual?: boolean, role?: 'controlling' | 'controlled', lite?: boolean, token?: string, turn?: string[]
   turnTransport: 'udp' | 'tcp' | 'tls', stun?: string[], count: string, json?: boolean, timeout: number, relayOnly?: boolean
   localAddress?: string, includeLoopback?: boolean, insecure?: boolean, settle: number
-  portMapping?: boolean | string, gateway?: string, portPrediction?: boolean
+  portMapping?: boolean | string, gateway?: string, portPrediction?: boolean, birthdaySpray?: boolean | string, sprayRate?: string
 }
 
 /**
@@ -56,6 +57,8 @@ export function registerConnectCommand (program: Command): void {
     .option('--port-mapping [protocols]', `ask the gateway to forward a public port to this peer and offer it as a candidate; removed on exit (${PORTMAP_PROTOCOLS.join(',')} by default, or a comma-separated subset)`)
     .option('--gateway <ip[:port]>', 'with --port-mapping: the gateway to ask (default: the default gateway, port 5351)')
     .option('--port-prediction', 'when this NAT steps its ports by a constant, offer the next ones as candidates (a symmetric NAT with sequential ports; measured through an RFC 5780 --stun server)')
+    .option('--birthday-spray [N:M]', `with --rendezvous, both peers: a symmetric NAT with random ports × a port-restricted cone; the symmetric side opens N sockets, the cone side probes M random ports (default 256:2048, at most ${MAX_SPRAY_SOCKETS}:${MAX_SPRAY_PROBES}); the success probability is reported`)
+    .option('--spray-rate <pps>', 'with --birthday-spray: spray packets per second at most (default 1000)')
     .option('--json', 'print one JSON document')
     .action(async (flags: ConnectFlags) => {
       const json = flags.json === true
@@ -79,6 +82,7 @@ export function registerConnectCommand (program: Command): void {
         const stunServers = flags.stun ?? turns.filter(t => t.transport === 'udp').map(t => t.server)
         const hardNat = hardNatOptions(flags)
         if (flags.manual === true) {
+          if (hardNat.birthdaySpray !== undefined) throw new InvalidArgumentError('--birthday-spray needs --rendezvous: the peers announce their mappings to each other through signalling')
           if (flags.rendezvous !== undefined) throw new InvalidArgumentError('--manual replaces --rendezvous: give one of them')
           const r = await connectManual({
             role: flags.role ?? 'controlling', bindAddress: flags.localAddress, includeLoopback: flags.includeLoopback === true, policy: flags.relayOnly === true ? 'relay' : 'all',
@@ -159,10 +163,24 @@ export function registerConnectCommand (program: Command): void {
     })
 }
 
-/** `--port-mapping [protocols]`, `--gateway` and `--port-prediction` as agent options (absent when not asked for). */
-export function hardNatOptions (flags: Pick<ConnectFlags, 'portMapping' | 'gateway' | 'portPrediction'>): { portMapping?: PortMappingOptions, portPrediction?: true } {
-  const out: { portMapping?: PortMappingOptions, portPrediction?: true } = {}
+/** `--port-mapping [protocols]`, `--gateway`, `--port-prediction` and `--birthday-spray [N:M]` as agent options (absent when not asked for). */
+export function hardNatOptions (flags: Pick<ConnectFlags, 'portMapping' | 'gateway' | 'portPrediction' | 'birthdaySpray' | 'sprayRate'>): { portMapping?: PortMappingOptions, portPrediction?: true, birthdaySpray?: BirthdaySprayOptions } {
+  const out: { portMapping?: PortMappingOptions, portPrediction?: true, birthdaySpray?: BirthdaySprayOptions } = {}
   if (flags.portPrediction === true) out.portPrediction = true
+  if (flags.birthdaySpray !== undefined && flags.birthdaySpray !== false) {
+    let spray: BirthdaySprayOptions = {}
+    if (typeof flags.birthdaySpray === 'string') {
+      const m = /^(\d{1,5}):(\d{1,5})$/.exec(flags.birthdaySpray)
+      if (m === null) throw new InvalidArgumentError(`--birthday-spray takes N:M (sockets:probes, e.g. 256:2048), not ${JSON.stringify(flags.birthdaySpray)}`)
+      spray = { sockets: Number(m[1]), probes: Number(m[2]) }
+    }
+    if (flags.sprayRate !== undefined) {
+      if (!/^\d{1,6}$/.test(flags.sprayRate)) throw new InvalidArgumentError(`--spray-rate takes packets per second, not ${JSON.stringify(flags.sprayRate)}`)
+      spray = { ...spray, rate: Number(flags.sprayRate) }
+    }
+    try { resolveSprayOptions(spray) } catch (err) { throw new InvalidArgumentError(`--birthday-spray: ${(err as Error).message.replace(/^birthdaySpray\./, '')}`) }
+    out.birthdaySpray = spray
+  } else if (flags.sprayRate !== undefined) throw new InvalidArgumentError('--spray-rate goes with --birthday-spray')
   if (flags.portMapping === undefined || flags.portMapping === false) {
     if (flags.gateway !== undefined) throw new InvalidArgumentError('--gateway goes with --port-mapping')
     return out
@@ -213,6 +231,7 @@ function renderConnect (r: ConnectReport, count: number, echo: { delivered: numb
   for (const g of r.gathering) {
     if (g.kind === 'portmap') lines.push(`port mapping: ${g.ok ? '' : 'none, '}${g.detail}`)
     if (g.kind === 'prediction') lines.push(`port prediction: ${g.detail}`)
+    if (g.kind === 'spray') lines.push(`birthday spray: ${g.detail}${g.probability !== undefined ? ` (P computed beforehand: ${(g.probability * 100).toFixed(2)}%)` : ''}`)
   }
   lines.push('attempts:')
   for (const a of r.attempts) {
