@@ -79,6 +79,7 @@ export function registerPair (program: Command): void {
           process.stdout.write(`${pa.type} + ${pb.type}: ${p.strategy}\n${p.reason}\n`)
           if (p.alternatives.length > 0) process.stdout.write(`also possible: ${p.alternatives.join(', ')}\n`)
           for (const [s, c] of Object.entries(p.costs ?? {})) process.stdout.write(`  ${s}: ${c}\n`)
+          if (p.direct !== undefined) process.stdout.write(`direct with: ${p.direct.strategy} (${p.direct.enable})\n`)
         }
       } catch (err) {
         reportError(err, flags.json === true)

@@ -4,6 +4,8 @@ export type {
 } from './types.js'
 export { DEFAULT_SERVERS, discoverNat, type DiscoverOptions, type DiscoveryProgress } from './discover.js'
 export { classicType, reachableFrom, verdictFor } from './classify.js'
-export { predictPair, type PairPrediction, type PeerProfile, type Strategy } from './predict.js'
+export {
+  birthdaySprayProbability, estimateBirthdaySpray, predictPair, type DirectTechnique, type PairPrediction, type PeerProfile, type SprayEstimate, type Strategy
+} from './predict.js'
 export { LIFETIME_CHECKPOINTS_S } from './lifetime.js'
 export { probeTcpPorts, TCP_REACH_PORTS, type TcpPortProbe, type TcpReachOptions } from './tcp-reach.js'

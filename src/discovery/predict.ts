@@ -21,10 +21,71 @@ export interface PairPrediction {
   readonly reason: string
   /** For each alternative, what it costs and how likely it works. */
   readonly costs?: Partial<Record<Strategy, string>>
+  /**
+   * When the standard strategy relays but an opt-in technique of natkit's agent opens the pair directly: which one
+   * (the most likely to work, then the cheapest), how to turn it on, and for the birthday spray its numbers.
+   */
+  readonly direct?: DirectTechnique
+}
+
+/** An opt-in technique that makes a relayed pair direct. */
+export interface DirectTechnique {
+  readonly strategy: 'port-mapping' | 'port-prediction' | 'birthday-spray'
+  /** The agent option and `natcheck connect` flag that turn it on. */
+  readonly enable: string
+  /** The birthday spray's estimate (the default caps), when that is the technique. */
+  readonly spray?: SprayEstimate
 }
 
 /** Ports a NAT allocates from, for the birthday-spray estimate (1024..65535). */
 const PORT_SPACE = 64512
+
+/** The birthday spray's odds and cost for given caps (see birthday-spray.ts in the traversal layer). */
+export interface SprayEstimate {
+  /** N: sockets (mappings) the symmetric side opens. */
+  readonly sockets: number
+  /** M: ports the cone side probes at most. */
+  readonly probes: number
+  /** R: the symmetric NAT's port range. */
+  readonly portRange: number
+  /** P = 1 − (1 − N/R)^M. */
+  readonly probability: number
+  /** Probes the cone side is expected to send, E[min(K, M)] = (1 − (1 − N/R)^M)·R/N (K: the probe that hits). */
+  readonly expectedProbes: number
+  /** Packets both sides send: expected (N + expected probes) and at most (N + M), connectivity checks excluded. */
+  readonly packets: { readonly expected: number, readonly max: number }
+  /** Time spraying at `rate` packets per second per side: expected and at most (both sides send at once), ms. */
+  readonly timeMs: { readonly expected: number, readonly max: number }
+  readonly rate: number
+}
+
+/** natkit's default spray caps (traversal/birthday-spray.ts: SPRAY_SOCKETS, SPRAY_PROBES, SPRAY_RATE). */
+const SPRAY_DEFAULTS = { sockets: 256, probes: 2048, rate: 1000 }
+
+/**
+ * Estimate a birthday spray (pure): probability, expected and worst-case packets and time, for N sockets, M probes,
+ * a port range of R ports and a pace of `rate` packets per second on each side.
+ */
+export function estimateBirthdaySpray (o: { sockets?: number, probes?: number, portRange?: number, rate?: number } = {}): SprayEstimate {
+  const sockets = o.sockets ?? SPRAY_DEFAULTS.sockets
+  const probes = o.probes ?? SPRAY_DEFAULTS.probes
+  const R = o.portRange ?? PORT_SPACE
+  const rate = o.rate ?? SPRAY_DEFAULTS.rate
+  const probability = birthdaySprayProbability(sockets, probes, R)
+  const p = Math.min(sockets, R) / R
+  const expectedProbes = p === 0 ? probes : Math.min(probes, probability / p)
+  const ms = (n: number): number => Math.round(n / rate * 1000)
+  return {
+    sockets,
+    probes,
+    portRange: R,
+    probability,
+    expectedProbes: Math.round(expectedProbes),
+    packets: { expected: Math.round(sockets + expectedProbes), max: sockets + probes },
+    timeMs: { expected: ms(expectedProbes), max: ms(Math.max(sockets, probes)) },
+    rate
+  }
+}
 
 /**
  * Probability that a birthday spray connects: the symmetric side opens `sockets` new mappings (random ports), the
@@ -46,16 +107,37 @@ function withTechniques (p: PairPrediction, a: PeerProfile, b: PeerProfile): Pai
   }
   const symmetric = sides.filter(s => s.type === 'symmetric')
   const other = a.type === 'symmetric' ? b : a
-  if (symmetric.length === 1 && other.type === 'port-restricted-cone' && symmetric[0].portAllocation?.pattern === 'random') {
+  let spray: SprayEstimate | undefined
+  // Random ports (or not measured: sequential ones would be named) against an endpoint-independent mapping whose
+  // filter keys on ports: the pair the spray is for. Against a (restricted) cone, punching works already.
+  const pattern = symmetric[0]?.portAllocation?.pattern
+  if (symmetric.length === 1 && other.type === 'port-restricted-cone' && (pattern === 'random' || pattern === 'unknown' || pattern === undefined)) {
+    spray = estimateBirthdaySpray()
     alternatives.push('birthday-spray')
-    costs['birthday-spray'] = `256 sockets on the symmetric side × 1024 probes from the cone side: ${Math.round(birthdaySprayProbability(256, 1024) * 100)}% (256 × 256: ${Math.round(birthdaySprayProbability(256, 256) * 100)}%), paced over seconds`
+    const pct = (x: number): string => `${(Math.round(x * 10_000) / 100).toString()}%`
+    const m1024 = estimateBirthdaySpray({ probes: 1024 })
+    costs['birthday-spray'] = `${pattern === 'random' ? '' : 'if the symmetric side\'s ports are random: '}${spray.sockets} sockets on the symmetric side × up to ${spray.probes} probes of random ports from the cone side (R = ${spray.portRange}): P = 1 − (1 − N/R)^M = ${pct(spray.probability)} (${pct(m1024.probability)} with 1024 probes); ` +
+      `expected ${spray.expectedProbes} probes (${spray.packets.expected} packets with the sockets' checks, ~${spray.timeMs.expected} ms at ${spray.rate}/s), at most ${spray.packets.max} packets and ${spray.sockets} ports on the symmetric NAT, ${spray.timeMs.max} ms`
   }
-  if (p.alternatives.includes('port-prediction')) costs['port-prediction'] = 'a short paced burst to the next few predicted ports (a handful of packets when nothing else allocates ports meanwhile)'
+  if (p.alternatives.includes('port-prediction')) costs['port-prediction'] = 'a short paced burst to the next few predicted ports (12 by default: at most 12 checks, a handful when nothing else allocates ports meanwhile)'
   if (sides.every(s => s.type === 'udp-blocked' && s.tcp === true)) {
     alternatives.push('tcp-simultaneous-open')
     costs['tcp-simultaneous-open'] = 'both sides connect() to each other\'s public TCP endpoint at once (RFC 9293 §3.5): works where outbound TCP to any port is allowed and the NAT keeps the source port'
   }
-  return { ...p, alternatives: [...new Set(alternatives)], ...(Object.keys(costs).length > 0 ? { costs } : {}) }
+  const unique = [...new Set(alternatives)]
+  const direct = p.strategy.startsWith('relay') ? directTechnique(unique, spray) : undefined
+  return { ...p, alternatives: unique, ...(Object.keys(costs).length > 0 ? { costs } : {}), ...(direct !== undefined ? { direct } : {}) }
+}
+
+/**
+ * Of the alternatives natkit's agent runs that open a relayed pair, the one to use: deterministic ones first, then
+ * the spray. (TCP simultaneous open is named as an alternative but the agent does not run it.)
+ */
+function directTechnique (alternatives: Strategy[], spray: SprayEstimate | undefined): DirectTechnique | undefined {
+  if (alternatives.includes('port-mapping')) return { strategy: 'port-mapping', enable: 'portMapping / natcheck connect --port-mapping' }
+  if (alternatives.includes('port-prediction')) return { strategy: 'port-prediction', enable: 'portPrediction / natcheck connect --port-prediction (on the sequential side)' }
+  if (alternatives.includes('birthday-spray') && spray !== undefined) return { strategy: 'birthday-spray', enable: 'birthdaySpray / natcheck connect --birthday-spray (at both ends)', spray }
+  return undefined
 }
 
 const CONES: NatType[] = ['full-cone', 'restricted-cone']

@@ -97,6 +97,18 @@ describe('natcheck pair', function () {
     expect(r.stdout).to.match(/also possible: port-prediction/)
   })
 
+  it('names the birthday spray, its probability and cost, for symmetric with random ports against port-restricted', async () => {
+    const r = await natcheck(['pair', save('r.json', 'symmetric', 'random'), save('q.json', 'port-restricted-cone')])
+    expect(r.code, r.stderr).to.equal(0)
+    expect(r.stdout).to.match(/^symmetric \+ port-restricted-cone: relay-udp$/m)
+    expect(r.stdout).to.match(/^ {2}birthday-spray: 256 sockets .*P = 1 − \(1 − N\/R\)\^M = 99\.97%.*at most 2304 packets/m)
+    expect(r.stdout).to.match(/^direct with: birthday-spray \(birthdaySpray \/ natcheck connect --birthday-spray \(at both ends\)\)$/m)
+    const j = await natcheck(['pair', join(dir, 'r.json'), join(dir, 'q.json'), '--json'])
+    const doc = JSON.parse(j.stdout) as { direct?: { strategy: string, spray?: { probability: number, packets: { max: number } } } }
+    expect(doc.direct?.strategy).to.equal('birthday-spray')
+    expect(doc.direct?.spray?.packets.max).to.equal(2304)
+  })
+
   it('exits 1 for a file that is not a report', async () => {
     const bad = join(dir, 'bad.json')
     writeFileSync(bad, '{"hello": 1}')

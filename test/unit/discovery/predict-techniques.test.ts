@@ -1,5 +1,5 @@
 import { expect } from 'chai'
-import { birthdaySprayProbability, predictPair } from '../../../src/discovery/predict.js'
+import { birthdaySprayProbability, estimateBirthdaySpray, predictPair } from '../../../src/discovery/predict.js'
 
 const rnd = { pattern: 'random' as const, delta: null, samples: [] }
 const seq = { pattern: 'sequential' as const, delta: 1, samples: [] }
@@ -11,11 +11,48 @@ describe('pair predictor: hard-NAT techniques', () => {
     expect(birthdaySprayProbability(0, 1000)).to.equal(0)
     expect(birthdaySprayProbability(64512, 1)).to.equal(1)
   })
-  it('offers a birthday spray, with its odds, for symmetric (random ports) × port-restricted cone', () => {
+  it('offers a birthday spray, with its odds and cost, for symmetric (random ports) × port-restricted cone', () => {
     const p = predictPair({ type: 'symmetric', portAllocation: rnd }, { type: 'port-restricted-cone' })
     expect(p.strategy).to.equal('relay-udp')
     expect(p.alternatives).to.deep.equal(['birthday-spray'])
-    expect(p.costs?.['birthday-spray']).to.match(/256 sockets .* 1024 probes .*: 98%/)
+    expect(p.costs?.['birthday-spray']).to.match(/^256 sockets .* up to 2048 probes .*R = 64512.*: P = 1 − \(1 − N\/R\)\^M = 99\.97% \(98\.29% with 1024 probes\)/)
+    expect(p.costs?.['birthday-spray']).to.match(/expected 252 probes \(508 packets .* ~252 ms at 1000\/s\), at most 2304 packets and 256 ports .* 2048 ms$/)
+    expect(p.direct?.strategy).to.equal('birthday-spray')
+    expect(p.direct?.enable).to.match(/--birthday-spray \(at both ends\)/)
+    expect(p.direct?.spray?.probability).to.be.closeTo(0.99970, 0.00005)
+  })
+  it('the spray works the same whichever side is symmetric, and hedges when the port pattern was not measured', () => {
+    const p = predictPair({ type: 'port-restricted-cone' }, { type: 'symmetric' })
+    expect(p.direct?.strategy).to.equal('birthday-spray')
+    expect(p.costs?.['birthday-spray']).to.match(/^if the symmetric side's ports are random: /)
+  })
+  it('offers no spray where punching works already (symmetric × restricted cone) or for sequential ports', () => {
+    const r = predictPair({ type: 'symmetric', portAllocation: rnd }, { type: 'restricted-cone' })
+    expect(r.strategy).to.equal('punch')
+    expect(r.alternatives).to.not.include('birthday-spray')
+    expect(r.direct).to.equal(undefined)
+    const s = predictPair({ type: 'symmetric', portAllocation: seq }, { type: 'port-restricted-cone' })
+    expect(s.alternatives).to.not.include('birthday-spray')
+    expect(s.direct?.strategy).to.equal('port-prediction')
+  })
+  it('names no direct technique where none can work (symmetric × symmetric, random ports)', () => {
+    const p = predictPair({ type: 'symmetric', portAllocation: rnd }, { type: 'symmetric', portAllocation: rnd })
+    expect(p.strategy).to.equal('relay-udp')
+    expect(p.direct).to.equal(undefined)
+  })
+  it('estimates the spray: probability, expected probes (truncated geometric), packets and time', () => {
+    const e = estimateBirthdaySpray({ sockets: 256, probes: 2048, portRange: 64512, rate: 1000 })
+    const p = 256 / 64512
+    expect(e.probability).to.be.closeTo(1 - Math.pow(1 - p, 2048), 1e-12)
+    expect(e.expectedProbes).to.equal(Math.round((1 - Math.pow(1 - p, 2048)) / p))
+    expect(e.packets).to.deep.equal({ expected: 256 + e.expectedProbes, max: 2304 })
+    expect(e.timeMs).to.deep.equal({ expected: e.expectedProbes, max: 2048 })
+    // A hopeless spray spends all its probes.
+    const poor = estimateBirthdaySpray({ sockets: 1, probes: 100, portRange: 64512 })
+    expect(poor.expectedProbes).to.equal(100)
+    expect(poor.probability).to.be.closeTo(100 / 64512, 1e-5)
+    // Sockets covering the whole range hit on the first probe.
+    expect(estimateBirthdaySpray({ sockets: 1000, probes: 50, portRange: 1000 })).to.include({ probability: 1, expectedProbes: 1 })
   })
   it('offers no spray for symmetric × symmetric', () => {
     expect(predictPair({ type: 'symmetric', portAllocation: rnd }, { type: 'symmetric', portAllocation: rnd }).alternatives).to.deep.equal([])
