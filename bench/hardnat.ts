@@ -16,14 +16,29 @@ interface Run { direct: boolean, directMs: number | null, connectToFirstDatagram
  *   and which predicted port the NAT gave (1 = the first predicted: the ports the peer spent checking before the hit);
  * - port mapping: symmetric × port-restricted cone, the symmetric side's router granting PCP/NAT-PMP mappings
  *   (support/forwarding-gateway), the agent with `portMapping`; how often direct and how fast.
+ * - birthday spray: symmetric (random ports, `fully-random`) × port-restricted cone, both agents with `birthdaySpray`
+ *   (256 sockets × up to 2048 probes at 2000/s); over `sprayRuns` runs the success rate against the probability computed
+ *   beforehand, the time to the direct path, and the packets, probed ports and sockets spent per success.
  * Each run is a fresh pair of processes in the same lab.
  */
-export async function benchHardNat (options: { runs?: number } = {}): Promise<Record<string, unknown>> {
+export async function benchHardNat (options: { runs?: number, sprayRuns?: number } = {}): Promise<Record<string, unknown>> {
   const why = canRunLab()
   if (why !== undefined) return { skipped: why }
   const runs = options.runs ?? 5
+  const sprayRuns = options.sprayRuns ?? 20
   const prediction: Run[] = []
   const mapping: Run[] = []
+  const spray: SprayRun[] = []
+  {
+    const lab = await Lab.up({ natA: 'symmetric', natB: 'port-restricted-cone', servers: true })
+    try {
+      const opts = { birthdaySpray: { sockets: SPRAY.sockets, probes: SPRAY.probes, rate: SPRAY.rate } }
+      for (let i = 0; i < sprayRuns; i++) {
+        const [a, b] = await peers(lab, `s${i}`, opts, opts)
+        spray.push({ ...runOf(a, b, null), a: a.spray ?? null, b: b.spray ?? null })
+      }
+    } finally { await lab.down() }
+  }
   {
     const lab = await Lab.up({ natA: 'symmetric-sequential', natB: 'port-restricted-cone', servers: true })
     try {
@@ -53,7 +68,35 @@ export async function benchHardNat (options: { runs?: number } = {}): Promise<Re
     runs,
     portPrediction: { pair: 'symmetric-sequential × port-restricted-cone', ...summary(prediction), predictedPortUsed: stats(prediction.map(r => r.portUsed)), portsOffered: 12 },
     portMapping: { pair: 'symmetric (router maps ports) × port-restricted-cone', ...summary(mapping) },
-    note: 'without the technique both pairs relay (test/lab/port-prediction, test/lab/portmap-candidate); lab round trips are ~0.1-1 ms'
+    birthdaySpray: spraySummary(spray),
+    note: 'without the technique every pair relays (test/lab/port-prediction, test/lab/portmap-candidate, test/lab/birthday-spray); lab round trips are ~0.1-1 ms'
+  }
+}
+
+/** The spray's caps in the bench (the agent's defaults, at twice the default pace). */
+const SPRAY = { sockets: 256, probes: 2048, rate: 2000 }
+
+interface SprayRun extends Run { a: PeerWorkerResult['spray'] | null, b: PeerWorkerResult['spray'] | null }
+
+function spraySummary (rs: SprayRun[]): Record<string, unknown> {
+  const hits = rs.filter(r => r.direct && r.a?.state === 'spray-hit')
+  const per = (f: (r: SprayRun) => number | null | undefined): { median: number, max: number } | null => stats(hits.map(r => f(r) ?? null))
+  return {
+    pair: 'symmetric (random ports) × port-restricted-cone',
+    caps: { ...SPRAY, portRange: 64512 },
+    probabilityComputed: rs.find(r => r.a?.probability != null)?.a?.probability ?? null,
+    successRate: `${hits.length}/${rs.length}`,
+    outcomes: rs.map(r => `${r.a?.state ?? 'none'}/${r.b?.state ?? 'none'}`),
+    directMs: per(r => r.directMs),
+    connectToFirstDatagramMs: per(r => r.connectToFirstDatagramMs),
+    sprayMs: per(r => r.b?.ms),
+    perSuccess: {
+      packets: per(r => (r.a?.packets ?? 0) + (r.b?.packets ?? 0)),
+      portsProbed: per(r => r.b?.portsProbed),
+      socketsOpened: per(r => r.a?.socketsOpened),
+      symmetricSideChecks: per(r => r.a?.packets)
+    },
+    expectedProbes: Math.round((1 - Math.pow(1 - SPRAY.sockets / 64512, SPRAY.probes)) * 64512 / SPRAY.sockets)
   }
 }
 
