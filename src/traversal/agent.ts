@@ -19,7 +19,9 @@ import {
 } from './gather.js'
 import type { GrantedMapping } from '../portmap/client.js'
 import type { PortMapper } from '../portmap/mapper.js'
-import { gatherPredicted, predictedPortCount, type PortPrediction, type PortPredictionOptions } from './port-prediction.js'
+import {
+  PREDICTED_LOCAL_PREFERENCE, gatherPredicted, isPredictedCandidate, predictedBurst, predictedPortCount, type PortPrediction, type PortPredictionOptions
+} from './port-prediction.js'
 import { BirthdaySpray, resolveSprayOptions, type BirthdaySprayOptions, type SprayHost } from './birthday-spray.js'
 import { choosePath, needsNomination } from './path-selection.js'
 import { RelaySocket } from './relay-socket.js'
@@ -180,6 +182,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   portPrediction: PortPrediction | undefined
   /** The birthday spray, when asked for (created by gather()). */
   birthdaySpray: BirthdaySpray | undefined
+  /** Sends the first checks of a sequential × sequential pair, in order (port-prediction.ts predictedBurst). */
+  private predictionBurst: (() => void) | undefined
   /** Checks start when these have settled: the port-mapping answer, the prediction measurement (each bounded). */
   private readonly checkGates: Array<Promise<void>> = []
 
@@ -355,10 +359,13 @@ export class Agent extends EventEmitter<AgentEvents> {
         const address = r.prediction.address
         if (address === null || this.closing !== undefined) return
         r.prediction.ports.forEach((port, k) => {
-          found(makeCandidate({ type: 'srflx', address, port, base: primary, server: 'port-prediction', related: { address: primary, port: socket.local.port }, localPreference: 32767 - k }))
+          found(makeCandidate({ type: 'srflx', address, port, base: primary, server: 'port-prediction', related: { address: primary, port: socket.local.port }, localPreference: PREDICTED_LOCAL_PREFERENCE - k }))
         })
       })()
       this.gateChecks(prediction, ppOptions.checksWaitMs ?? 500)
+      this.predictionBurst = () => {
+        for (const to of predictedBurst(this.portPrediction, this.remote)) { const c = this.rawCheck(); if (c !== undefined) hostBase.socket.send(c, to) }
+      }
     }
     const bs = this.options.birthdaySpray
     if (bs !== undefined && bs !== false && !relayOnly && ipFamily(primary) === 4) {
@@ -527,10 +534,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.options.lite === true) return
     const begin = (): void => {
       if (this.closing !== undefined) return
+      this.predictionBurst?.()
       const ta = this.options.checkIntervalMs ?? 10
       this.pacer = setInterval(() => { this.tick() }, ta)
       for (let i = 0; i < Math.max(1, this.options.initialBurst ?? 8); i++) this.tick()
     }
+    // Predicting at both ends: the burst goes to the peer's predicted ports, so wait (bounded) until they are known.
+    if (this.predictionBurst !== undefined) this.gateChecks(this.peerPredictionKnown(), 1000)
     if (this.checkGates.length === 0) begin(); else void Promise.all(this.checkGates).then(begin)
     this.birthdaySpray?.start()
     const consent = this.options.consentIntervalMs ?? 5000
@@ -788,6 +798,24 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   async [Symbol.asyncDispose] (): Promise<void> { await this.close() }
 
+  /** A check request sent outside any transaction (spray, prediction burst): its answer is not awaited; the peer's triggered check proves the pair. */
+  private rawCheck (): Buffer | undefined {
+    if (this.remoteKey === undefined || this.closing !== undefined) return undefined
+    return buildCheckRequest({ localUfrag: this.ufrag, remoteUfrag: this.remoteUfrag ?? '', remoteKey: this.remoteKey, priority: candidatePriority('prflx', 65534), role: this.role, tiebreaker: this.tiebreaker, nominate: false })
+  }
+
+  /** Resolves when this side's prediction is in and, if it predicted, the peer's predicted candidates (or its end-of-candidates) are too. */
+  private async peerPredictionKnown (): Promise<void> {
+    // Bounded like the gate that waits for it; trickled predicted candidates come together, so one more poll takes them all.
+    let seen = false
+    for (const until = performance.now() + 1000; this.closing === undefined && performance.now() < until;) {
+      const own = this.portPrediction
+      if (own !== undefined && (own.reason !== 'predicted' || this.remoteGatheringComplete || seen)) return
+      seen = this.remote.some(isPredictedCandidate)
+      await new Promise(resolve => { const t = setTimeout(resolve, 5); t.unref() })
+    }
+  }
+
   /**
    * The birthday spray's view of this agent: its ICE socket, checks with its credentials, its direct path, and the
    * adoption of the spray socket that got through: a new base (a host candidate on that port, never signalled: the
@@ -796,9 +824,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private sprayHost (hostBase: Base, primary: string): SprayHost {
     return {
       socket: hostBase.socket,
-      check: () => this.remoteKey === undefined || this.closing !== undefined
-        ? undefined
-        : buildCheckRequest({ localUfrag: this.ufrag, remoteUfrag: this.remoteUfrag ?? '', remoteKey: this.remoteKey, priority: candidatePriority('prflx', 65534), role: this.role, tiebreaker: this.tiebreaker, nominate: false }),
+      check: () => this.rawCheck(),
       direct: () => { const p = this.path; return p?.type === 'direct' ? p.remote : undefined },
       adopt: (socket, from, first) => {
         if (this.closing !== undefined) { void socket.close(); return }

@@ -12,6 +12,7 @@ import { sameTransportAddress, type Endpoint } from '../net/endpoint.js'
 import { resolveServer } from '../net/resolve.js'
 import { buildBindingRequest, parseBindingResponse } from '../stun/client.js'
 import type { StunTransactions } from '../stun/index.js'
+import type { Candidate } from './candidate.js'
 import type { GatherAttempt } from './gather.js'
 
 /**
@@ -35,6 +36,11 @@ export interface PortPredictionOptions {
 export const PREDICTED_PORTS = 12
 /** Upper bound of predicted ports: the burst the peer sends stays small. */
 export const MAX_PREDICTED_PORTS = 64
+/**
+ * Local preference of the first predicted candidate; the k-th gets PREDICTED_LOCAL_PREFERENCE − k: below the
+ * STUN-learned server-reflexive ones (65534), and recognisable by a natkit peer (see isPredictedCandidate).
+ */
+export const PREDICTED_LOCAL_PREFERENCE = 32767
 /** Destinations measured at most (an RFC 5780 server's four transport addresses). */
 const MAX_SAMPLES = 4
 
@@ -133,4 +139,22 @@ export async function gatherPredicted (tx: StunTransactions, servers: readonly s
       detail: `${p.reason}: mapped ports ${p.samples.join(', ') || 'none'}${p.delta !== null ? `, step ${p.delta}` : ''}${range}`
     }
   }
+}
+
+/** Whether a remote candidate is one a natkit peer offered by port prediction (srflx, local preference in the predicted band). */
+export function isPredictedCandidate (c: Pick<Candidate, 'type' | 'priority'>): boolean {
+  const preference = Math.floor(c.priority / 256) % 65536
+  return c.type === 'srflx' && preference <= PREDICTED_LOCAL_PREFERENCE && preference > PREDICTED_LOCAL_PREFERENCE - MAX_PREDICTED_PORTS
+}
+
+/**
+ * Two sequential symmetric NATs facing each other (both sides predicting): the port a NAT gives a flow is the next in
+ * line when the flow starts, so each side's k-th new flow after its measurement must go to the peer's k-th predicted
+ * port. Then A's flow (a+k → b+k) and B's flow (b+k → a+k) are each other's reply, and the first check that crosses
+ * opens the pair. The agent sends these checks first, in this order, before any check to another new destination
+ * (which would take a port out of turn). Returns the peer's predicted endpoints in order, when this side predicted.
+ */
+export function predictedBurst (own: Pick<PortPrediction, 'reason'> | undefined, remote: readonly Candidate[]): Endpoint[] {
+  if (own?.reason !== 'predicted') return []
+  return remote.filter(isPredictedCandidate).sort((x, y) => y.priority - x.priority).map(c => ({ address: c.address, port: c.port }))
 }
