@@ -119,7 +119,11 @@ function withTechniques (p: PairPrediction, a: PeerProfile, b: PeerProfile): Pai
     costs['birthday-spray'] = `${pattern === 'random' ? '' : 'if the symmetric side\'s ports are random: '}${spray.sockets} sockets on the symmetric side × up to ${spray.probes} probes of random ports from the cone side (R = ${spray.portRange}): P = 1 − (1 − N/R)^M = ${pct(spray.probability)} (${pct(m1024.probability)} with 1024 probes); ` +
       `expected ${spray.expectedProbes} probes (${spray.packets.expected} packets with the sockets' checks, ~${spray.timeMs.expected} ms at ${spray.rate}/s), at most ${spray.packets.max} packets and ${spray.sockets} ports on the symmetric NAT, ${spray.timeMs.max} ms`
   }
-  if (p.alternatives.includes('port-prediction')) costs['port-prediction'] = 'a short paced burst to the next few predicted ports (12 by default: at most 12 checks, a handful when nothing else allocates ports meanwhile)'
+  if (p.alternatives.includes('port-prediction')) {
+    costs['port-prediction'] = symmetric.length === 2
+      ? 'both sides measure their step (4 STUN requests each) and offer their next 12 ports; each sends its first checks to the other\'s predicted ports in order: at most 12 checks per side, works when nothing else takes a port on either NAT meanwhile'
+      : 'a short paced burst to the next few predicted ports (12 by default: at most 12 checks, a handful when nothing else allocates ports meanwhile)'
+  }
   if (sides.every(s => s.type === 'udp-blocked' && s.tcp === true)) {
     alternatives.push('tcp-simultaneous-open')
     costs['tcp-simultaneous-open'] = 'both sides connect() to each other\'s public TCP endpoint at once (RFC 9293 §3.5): works where outbound TCP to any port is allowed and the NAT keeps the source port'
@@ -135,7 +139,7 @@ function withTechniques (p: PairPrediction, a: PeerProfile, b: PeerProfile): Pai
  */
 function directTechnique (alternatives: Strategy[], spray: SprayEstimate | undefined): DirectTechnique | undefined {
   if (alternatives.includes('port-mapping')) return { strategy: 'port-mapping', enable: 'portMapping / natcheck connect --port-mapping' }
-  if (alternatives.includes('port-prediction')) return { strategy: 'port-prediction', enable: 'portPrediction / natcheck connect --port-prediction (on the sequential side)' }
+  if (alternatives.includes('port-prediction')) return { strategy: 'port-prediction', enable: 'portPrediction / natcheck connect --port-prediction (on each sequential side)' }
   if (alternatives.includes('birthday-spray') && spray !== undefined) return { strategy: 'birthday-spray', enable: 'birthdaySpray / natcheck connect --birthday-spray (at both ends)', spray }
   return undefined
 }
@@ -185,5 +189,8 @@ function predictStandard (a: PeerProfile, b: PeerProfile): PairPrediction {
   if (symmetric.length === 1 && sequential) {
     return { strategy: 'relay-udp', alternatives: ['port-prediction'], reason: `A symmetric NAT with sequential ports against a ${other.type} NAT: standard punching cannot open the filter; port prediction may, a relay will.` }
   }
-  return { strategy: 'relay-udp', alternatives: [], reason: symmetric.length === 2 ? 'Both sides are symmetric: neither can learn the other\'s port for a new destination, so a relay is needed.' : `A symmetric NAT with unpredictable ports against a ${other.type} NAT: a relay is needed.` }
+  if (symmetric.length === 2 && sequential) {
+    return { strategy: 'relay-udp', alternatives: ['port-prediction'], reason: 'Both sides are symmetric with sequential ports: standard punching cannot open the pair; port prediction at both ends can (each side\'s first new flows go to the other\'s predicted ports, in order), a relay will.' }
+  }
+  return { strategy: 'relay-udp', alternatives: [], reason: symmetric.length === 2 ? 'Both sides are symmetric (not both with sequential ports): neither can learn the other\'s port for a new destination, so a relay is needed.' : `A symmetric NAT with unpredictable ports against a ${other.type} NAT: a relay is needed.` }
 }

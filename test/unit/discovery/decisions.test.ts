@@ -127,7 +127,8 @@ describe('discovery decisions (from recorded probe results)', () => {
       { a: 'symmetric', b: 'restricted-cone', aAlloc: rnd, want: 'punch' },
       { a: 'symmetric', b: 'port-restricted-cone', aAlloc: rnd, want: 'relay-udp', alt: ['birthday-spray'] },
       { a: 'symmetric', b: 'port-restricted-cone', aAlloc: seq, want: 'relay-udp', alt: ['port-prediction'] },
-      { a: 'symmetric', b: 'symmetric', aAlloc: seq, want: 'relay-udp' },
+      { a: 'symmetric', b: 'symmetric', aAlloc: seq, want: 'relay-udp', alt: ['port-prediction'] },
+      { a: 'symmetric', b: 'symmetric', aAlloc: rnd, want: 'relay-udp', alt: [] },
       { a: 'udp-blocked', b: 'full-cone', want: 'relay-tls' }
     ]
     for (const c of cases) {

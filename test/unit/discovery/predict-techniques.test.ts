@@ -40,6 +40,13 @@ describe('pair predictor: hard-NAT techniques', () => {
     expect(p.strategy).to.equal('relay-udp')
     expect(p.direct).to.equal(undefined)
   })
+  it('names port prediction at both ends for two sequential symmetric NATs, and none when one of them is random', () => {
+    const p = predictPair({ type: 'symmetric', portAllocation: seq }, { type: 'symmetric', portAllocation: seq })
+    expect(p.alternatives).to.deep.equal(['port-prediction'])
+    expect(p.direct?.strategy).to.equal('port-prediction')
+    expect(p.costs?.['port-prediction']).to.match(/in order: at most 12 checks per side/)
+    expect(predictPair({ type: 'symmetric', portAllocation: seq }, { type: 'symmetric', portAllocation: rnd }).direct).to.equal(undefined)
+  })
   it('estimates the spray: probability, expected probes (truncated geometric), packets and time', () => {
     const e = estimateBirthdaySpray({ sockets: 256, probes: 2048, portRange: 64512, rate: 1000 })
     const p = 256 / 64512

@@ -1,6 +1,9 @@
 import { expect } from 'chai'
 import { InvalidArgumentError } from '../../../src/errors.js'
-import { predictedPortCount, predictPorts, type AllocationSample } from '../../../src/traversal/port-prediction.js'
+import { makeCandidate } from '../../../src/traversal/candidate.js'
+import {
+  PREDICTED_LOCAL_PREFERENCE, isPredictedCandidate, predictedBurst, predictedPortCount, predictPorts, type AllocationSample
+} from '../../../src/traversal/port-prediction.js'
 
 const at = (ports: number[], address = '198.51.100.1', local = 40000): AllocationSample[] => ports.map(external => ({ local, external, address }))
 
@@ -42,4 +45,25 @@ describe('predictedPortCount', () => {
       expect(() => predictedPortCount({ ports })).to.throw(InvalidArgumentError)
     })
   }
+})
+
+describe('predictedBurst', () => {
+  const predicted = (port: number, k: number) => makeCandidate({ type: 'srflx', address: '192.0.2.1', port, base: '10.0.2.10', server: 'port-prediction', localPreference: PREDICTED_LOCAL_PREFERENCE - k })
+  // Trickled out of order, with the peer's other candidates in between.
+  const remote = [
+    predicted(50007, 2), makeCandidate({ type: 'host', address: '10.0.2.10', port: 4000 }), predicted(50005, 0),
+    makeCandidate({ type: 'srflx', address: '192.0.2.1', port: 50000 }), makeCandidate({ type: 'relay', address: '203.0.113.10', port: 6000, localPreference: PREDICTED_LOCAL_PREFERENCE }), predicted(50006, 1)
+  ]
+  it('recognises a natkit peer\'s predicted candidates by their local preference band', () => {
+    expect(remote.map(isPredictedCandidate)).to.deep.equal([true, false, true, false, false, true])
+  })
+  it('sends to the peer\'s predicted ports in the order the peer predicted them, when this side predicted too', () => {
+    expect(predictedBurst({ reason: 'predicted' }, remote).map(e => e.port)).to.deep.equal([50005, 50006, 50007])
+  })
+  for (const reason of ['endpoint-independent', 'not-sequential', 'too-few-samples'] as const) {
+    it(`sends nothing ahead of the checks when this side's measurement says ${reason}`, () => {
+      expect(predictedBurst({ reason }, remote)).to.deep.equal([])
+    })
+  }
+  it('sends nothing without a measurement', () => { expect(predictedBurst(undefined, remote)).to.deep.equal([]) })
 })
