@@ -14,6 +14,8 @@ interface Run { direct: boolean, directMs: number | null, connectToFirstDatagram
  * - port prediction: symmetric-sequential × port-restricted cone, both agents with `portPrediction` (12 ports);
  *   how often it goes direct, the time to the direct path (ms from the checks' start, and connect() → first datagram),
  *   and which predicted port the NAT gave (1 = the first predicted: the ports the peer spent checking before the hit);
+ * - port prediction at both ends: symmetric-sequential × symmetric-sequential, both predicting (each side's first checks
+ *   go to the other's predicted ports in order); direct share, time, and which predicted port pair was used;
  * - port mapping: symmetric × port-restricted cone, the symmetric side's router granting PCP/NAT-PMP mappings
  *   (support/forwarding-gateway), the agent with `portMapping`; how often direct and how fast.
  * - birthday spray: symmetric (random ports, `fully-random`) × port-restricted cone, both agents with `birthdaySpray`
@@ -50,6 +52,18 @@ export async function benchHardNat (options: { runs?: number, sprayRuns?: number
       }
     } finally { await lab.down() }
   }
+  const both: Run[] = []
+  {
+    const lab = await Lab.up({ natA: 'symmetric-sequential', natB: 'symmetric-sequential', servers: true })
+    try {
+      for (let i = 0; i < runs; i++) {
+        const [a, b] = await peers(lab, `q${i}`, { portPrediction: { ports: 12 } }, { portPrediction: { ports: 12 } })
+        const port = Number((b.path?.remote.split(' ')[1] ?? '').split(':')[1])
+        const used = a.prediction?.ports.indexOf(port) ?? -1
+        both.push(runOf(a, b, used >= 0 ? used + 1 : null))
+      }
+    } finally { await lab.down() }
+  }
   {
     const lab = await Lab.up({ natA: 'symmetric', natB: 'port-restricted-cone', servers: true })
     let gw: ChildProcess | undefined
@@ -67,6 +81,7 @@ export async function benchHardNat (options: { runs?: number, sprayRuns?: number
   return {
     runs,
     portPrediction: { pair: 'symmetric-sequential × port-restricted-cone', ...summary(prediction), predictedPortUsed: stats(prediction.map(r => r.portUsed)), portsOffered: 12 },
+    portPredictionBothEnds: { pair: 'symmetric-sequential × symmetric-sequential', ...summary(both), predictedPortUsed: stats(both.map(r => r.portUsed)), portsOffered: 12 },
     portMapping: { pair: 'symmetric (router maps ports) × port-restricted-cone', ...summary(mapping) },
     birthdaySpray: spraySummary(spray),
     note: 'without the technique every pair relays (test/lab/port-prediction, test/lab/portmap-candidate, test/lab/birthday-spray); lab round trips are ~0.1-1 ms'
