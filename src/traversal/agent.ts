@@ -826,6 +826,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       socket: hostBase.socket,
       check: () => this.rawCheck(),
       direct: () => { const p = this.path; return p?.type === 'direct' ? p.remote : undefined },
+      remotes: () => this.remote,
       adopt: (socket, from, first) => {
         if (this.closing !== undefined) { void socket.close(); return }
         const c = makeCandidate({ type: 'host', address: primary, port: socket.local.port, server: 'birthday-spray', localPreference: 0 })

@@ -148,6 +148,8 @@ export interface SprayHost {
   check (): Buffer | undefined
   /** The remote end of the agent's direct path, if one works. */
   direct (): Endpoint | undefined
+  /** The peer's candidates the agent knows, signalled or learnt from its checks (peer-reflexive). */
+  remotes (): readonly Endpoint[]
   /** Make `socket` an agent base paired with `remote`; `first` is the datagram that hit (handled as if received there). */
   adopt (socket: DatagramSocket, remote: Endpoint, first: Buffer): void
   /** The outcome, for the connect report. */
@@ -299,10 +301,20 @@ export class BirthdaySpray {
       socketsOpened: this.sockets.length + (this.adopted !== undefined && !this.sockets.includes(this.adopted) ? 1 : 0),
       portsProbed: this.probed.size,
       packets: this.packets,
-      hitPort: this.hitPort,
+      hitPort: this.finalHitPort(p),
       ms: this.endedMs,
       self: this.self ?? null
     }
+  }
+
+  /**
+   * The probes side may hear from several probed ports (every spray socket whose port it probed sends it a check), and
+   * the peer keeps only the first socket that was reached: once the direct path works, its port is the hit.
+   */
+  private finalHitPort (p: Extract<SprayPlan, { applicable: true }> | undefined): number | null {
+    if (p?.role !== 'probes' || this.state !== 'spray-hit') return this.hitPort
+    const d = this.host.direct()
+    return d !== undefined && d.address === p.target.address && this.probed.has(d.port) ? d.port : this.hitPort
   }
 
   /**
@@ -430,6 +442,14 @@ export class BirthdaySpray {
     let lastSentAt = 0
     this.timer = setInterval(() => {
       if (this.finished) return
+      // A check from a probed port (the peer's winning socket, learnt as peer-reflexive) ends the spray a round trip
+      // before the pair is proven: the agent's checks take it from there.
+      const reached = this.host.remotes().find(r => r.address === plan.target.address && this.probed.has(r.port))
+      if (reached !== undefined) {
+        this.hitPort = reached.port
+        this.finish('spray-hit', `a check came from probed port ${reached.port} of ${plan.target.address} after ${this.probed.size} probes`)
+        return
+      }
       const direct = this.host.direct()
       if (direct !== undefined) {
         if (direct.address === plan.target.address && this.probed.has(direct.port)) {
