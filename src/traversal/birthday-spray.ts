@@ -394,24 +394,35 @@ export class BirthdaySpray {
     else this.runProbes(plan)
   }
 
+  /**
+   * Whether the address the peer announced is one of its signalled candidates' (a spray goes nowhere else: a peer must
+   * not turn this side's sockets or probes on a third party). False for `waitMs` at most, then the spray ends.
+   */
+  private targetConfirmed (plan: Extract<SprayPlan, { applicable: true }>): boolean {
+    if (this.host.remotes().some(r => r.address === plan.target.address)) return true
+    if (performance.now() - this.sprayStartedAt > this.o.waitMs) this.finish('spray-not-applicable', `the peer announced ${plan.target.address}, which none of its candidates has`)
+    return false
+  }
+
   private async runSockets (plan: Extract<SprayPlan, { applicable: true }>): Promise<void> {
     const bind = this.o.bind ?? (async () => await bindDatagramSocket({ address: this.bindAddress }))
     // Bind in small batches: the kernel is quick, and the first checks leave while later sockets are still binding.
     let next = 0
+    let since: number | undefined
     const holdMs = Math.min(MAX_HOLD_MS, Math.ceil(plan.sockets / plan.rate * 1000) + Math.ceil(plan.peerProbes / plan.peerRate * 1000) + LATE_HIT_MS)
-    const deadline = this.sprayStartedAt + holdMs
     this.timer = setInterval(() => {
       if (this.finished) return
       const direct = this.host.direct()
       if (direct !== undefined) { this.finish('spray-superseded', `a direct path to ${formatEndpoint(direct)} worked first; spray stopped`); return }
-      const budget = Math.floor((performance.now() - this.sprayStartedAt) * plan.rate / 1000) - this.packets
+      if (since === undefined) { if (!this.targetConfirmed(plan)) return; since = performance.now() }
+      const budget = Math.floor((performance.now() - since) * plan.rate / 1000) - this.packets
       for (let k = 0; k < budget && next < this.sockets.length; k++) {
         const check = this.host.check()
         if (check === undefined) break
         this.sockets[next++].send(check, plan.target)
         this.packets++
       }
-      if (performance.now() > deadline) {
+      if (performance.now() > since + holdMs) {
         this.finish('spray-exhausted', `${this.packets} checks from ${this.sockets.length} sockets, no probe of the peer reached one within ${holdMs} ms (P was ${pct(plan.probability)})`)
       }
     }, TICK_MS)
@@ -440,6 +451,7 @@ export class BirthdaySpray {
   private runProbes (plan: Extract<SprayPlan, { applicable: true }>): void {
     this.ports = samplePorts(plan.portRange, plan.probes)
     let lastSentAt = 0
+    let since: number | undefined
     this.timer = setInterval(() => {
       if (this.finished) return
       // A check from a probed port (the peer's winning socket, learnt as peer-reflexive) ends the spray a round trip
@@ -458,7 +470,8 @@ export class BirthdaySpray {
         } else this.finish('spray-superseded', `a direct path to ${formatEndpoint(direct)} worked first; spray stopped`)
         return
       }
-      const budget = Math.floor((performance.now() - this.sprayStartedAt) * plan.rate / 1000) - this.packets
+      if (since === undefined) { if (!this.targetConfirmed(plan)) return; since = performance.now() }
+      const budget = Math.floor((performance.now() - since) * plan.rate / 1000) - this.packets
       for (let k = 0; k < budget && this.probed.size < this.ports.length; k++) {
         const check = this.host.check()
         if (check === undefined) break

@@ -180,6 +180,30 @@ describe('birthday spray on the NAT simulator', function () {
     expect(bound.every(b => b.closed)).to.equal(true)
   })
 
+  it('sprays nowhere but at the peer: an announced address none of its candidates has ends it unsent', async () => {
+    const w = await world()
+    const [ca, cb] = channelPair(3)
+    // Signalling rewrites every announcement to a third party's address.
+    const lie = (c: typeof ca): typeof ca => ({ subscribe: c.subscribe, send: (m) => c.send(m.t === 'natkit/spray' ? { ...m, spray: { ...m.spray, address: '203.0.113.99' } } : m) })
+    const [sa0, sb0] = await Promise.all([w.hosts[0].bind(), w.hosts[1].bind()])
+    const common: Partial<ConnectOptions> = {
+      stunServers: ['203.0.113.20:3478'], turnServers: [{ server: `${TURN_IP}:3478`, credentials: { username: 'sim', password: 'sim-pass' } }], gatherTimeoutMs: 800, timeoutMs: 8000
+    }
+    const [sa, sb] = await Promise.all([
+      connect({ ...common, birthdaySpray: { sockets: 16, waitMs: 300, bind: async () => await w.hosts[0].bind() }, socket: sa0, channel: lie(ca), role: 'controlling' }),
+      connect({ ...common, birthdaySpray: { waitMs: 300 }, socket: sb0, channel: lie(cb), role: 'controlled' })
+    ])
+    try {
+      for (let i = 0; i < 100 && [sa, sb].some(s => !s.report().gathering.some(g => g.kind === 'spray')); i++) await new Promise(resolve => setTimeout(resolve, 20))
+      for (const s of [sa, sb]) {
+        const g = s.report().gathering.find(x => x.kind === 'spray')
+        expect(g?.reason, JSON.stringify(g)).to.equal('spray-not-applicable')
+        expect(g?.detail).to.match(/announced 203\.0\.113\.99, which none of its candidates has/)
+        expect(s.agent.birthdaySpray?.report.packets).to.equal(0)
+      }
+    } finally { await sa.close(); await sb.close(); await w.close() }
+  })
+
   it('says not applicable, and sends nothing, when only one side turns it on', async () => {
     const w = await world()
     const [sa, sb] = await connectBoth(w.hosts, (h) => h === w.hosts[0] ? { birthdaySpray: { waitMs: 300 } } : {})
