@@ -1,0 +1,73 @@
+/**
+ * Port prediction at both ends on real kernel NATs (symmetric-sequential × symmetric-sequential). The one-sided case
+ * (symmetric-sequential × port-restricted cone) is test/lab/port-prediction.
+ */
+import { expect } from 'chai'
+import { Lab, labDown, LAB_STUN_PORT } from '../../src/lab/index.js'
+import { WORKER_PATH, type PeerWorkerResult, type PeerTask } from '../../src/lab/worker.js'
+import { requireLab } from './support/lab-helpers.js'
+
+const COUNT = 10
+
+/**
+ * Two sequential symmetric NATs, both peers predicting: each side's first new flows after its measurement go to the
+ * other's predicted ports in order (the agent's prediction burst), so A's flow a+k → b+k and B's flow b+k → a+k are
+ * each other's reply and the pair opens without a relay. Without prediction it relays.
+ */
+describe('lab: port prediction at both ends (symmetric-sequential × symmetric-sequential)', function () {
+  this.timeout(180_000)
+  const prefix = `nksq-p${process.pid % 10000}-`
+  let lab: Lab
+
+  before(async function () {
+    requireLab(this, false)
+    lab = await Lab.up({ natA: 'symmetric-sequential', natB: 'symmetric-sequential', servers: true, prefix })
+  })
+  after(async () => { await labDown(prefix) })
+
+  const run = async (tag: string, predict: boolean): Promise<[PeerWorkerResult, PeerWorkerResult]> => {
+    const s = lab.services
+    if (s === undefined) throw new Error('the lab has no servers')
+    const task = (me: string, peer: string): PeerTask => ({
+      task: 'peer', rendezvous: s.rendezvous, id: me, peer, secret: s.secret, turn: [s.turn[0]], count: COUNT, timeoutMs: 20_000, settleMs: 4000,
+      stun: [`${lab.info.server.primaryIp}:${LAB_STUN_PORT}`],
+      ...(predict ? { portPrediction: { ports: 12 } } : {})
+    })
+    const one = async (site: 'a' | 'b', t: PeerTask): Promise<PeerWorkerResult> => {
+      const r = await lab.exec(site, [process.execPath, WORKER_PATH, JSON.stringify(t)], { timeoutMs: 60_000 })
+      try { return JSON.parse(r.stdout) as PeerWorkerResult } catch { throw new Error(`peer ${site} printed no result: ${r.stderr.slice(-600)}`) }
+    }
+    return await Promise.all([one('a', task(`${tag}-a`, `${tag}-b`)), one('b', task(`${tag}-b`, `${tag}-a`))])
+  }
+
+  it('relays with prediction off', async () => {
+    const [a, b] = await run('off', false)
+    const where = JSON.stringify({ a, b })
+    expect(a.error, where).to.equal(null)
+    expect(a.path?.type, where).to.equal('relay')
+    expect(b.path?.type, where).to.equal('relay')
+    expect(a.delivered + b.delivered, where).to.equal(2 * COUNT)
+  })
+
+  it('goes direct with prediction at both ends, between ports both sides predicted', async () => {
+    const [a, b] = await run('on', true)
+    const where = JSON.stringify({ a, b })
+    expect(a.error, where).to.equal(null)
+    expect(b.error, where).to.equal(null)
+    expect(a.prediction?.reason, where).to.equal('predicted')
+    expect(b.prediction?.reason, where).to.equal('predicted')
+    expect(a.path?.type, where).to.equal('direct')
+    expect(b.path?.type, where).to.equal('direct')
+    const remote = (r: PeerWorkerResult): [string, number] => { const [ip, port] = (r.path?.remote.split(' ')[1] ?? '').split(':'); return [ip, Number(port)] }
+    const [aSeesIp, aSeesPort] = remote(a)
+    const [bSeesIp, bSeesPort] = remote(b)
+    expect(aSeesIp, where).to.equal(lab.info.b.wanIp)
+    expect(bSeesIp, where).to.equal(lab.info.a.wanIp)
+    // Each reaches the other on a port the other predicted: the k-th on both sides.
+    expect(b.prediction?.ports, where).to.include(aSeesPort)
+    expect(a.prediction?.ports, where).to.include(bSeesPort)
+    expect(a.prediction?.ports.indexOf(bSeesPort), where).to.equal(b.prediction?.ports.indexOf(aSeesPort))
+    expect(a.delivered, where).to.equal(COUNT)
+    expect(b.delivered, where).to.equal(COUNT)
+  })
+})
