@@ -20,7 +20,8 @@ import { echoExchange } from '../traversal/echo.js'
 import { rendezvousChannel, roleFor } from '../traversal/rendezvous-channel.js'
 import type { PortMappingOptions } from '../traversal/gather.js'
 import type { PortPrediction, PortPredictionOptions, PredictionReason } from '../traversal/port-prediction.js'
-import type { BirthdaySprayOptions, BirthdaySprayReport } from '../traversal/birthday-spray.js'
+import type { BirthdaySprayReport } from '../traversal/birthday-spray.js'
+import type { BirthdaySprayOptions } from '../traversal/spray-plan.js'
 import { connect, type PeerSession } from '../traversal/session.js'
 
 const log = createLogger('natcheck:lab:worker')

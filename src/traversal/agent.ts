@@ -22,7 +22,8 @@ import type { PortMapper } from '../portmap/mapper.js'
 import {
   PREDICTED_LOCAL_PREFERENCE, gatherPredicted, isPredictedCandidate, predictedBurst, predictedPortCount, type PortPrediction, type PortPredictionOptions
 } from './port-prediction.js'
-import { BirthdaySpray, resolveSprayOptions, type BirthdaySprayOptions, type SprayHost } from './birthday-spray.js'
+import { BirthdaySpray, type SprayHost } from './birthday-spray.js'
+import { resolveSprayOptions, type BirthdaySprayOptions } from './spray-plan.js'
 import { choosePath, needsNomination } from './path-selection.js'
 import { RelaySocket } from './relay-socket.js'
 import { SocketMux } from './socket-mux.js'

@@ -11,7 +11,7 @@ import { buildBindingRequest, parseBindingResponse } from '../stun/client.js'
 import type { StunTransactions } from '../stun/index.js'
 import { PortMapper, type PortMapperOptions } from '../portmap/mapper.js'
 import type { PredictionReason } from './port-prediction.js'
-import type { SprayReason } from './birthday-spray.js'
+import type { SprayReason } from './spray-plan.js'
 import type { SocketMux } from './socket-mux.js'
 
 /** A TURN server to gather a relayed candidate from. */

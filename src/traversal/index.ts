@@ -8,10 +8,11 @@ export type { GatherAttempt, PortMappingOptions, TurnServerConfig } from './gath
 export {
   MAX_PREDICTED_PORTS, PREDICTED_PORTS, predictPorts, type AllocationSample, type PortPrediction, type PortPredictionOptions, type PredictionReason
 } from './port-prediction.js'
+export type { BirthdaySpray, BirthdaySprayReport } from './birthday-spray.js'
 export {
-  MAX_SPRAY_PROBES, MAX_SPRAY_SOCKETS, SPRAY_PORT_RANGE, SPRAY_PROBES, SPRAY_RATE, SPRAY_SOCKETS, planSpray, type BirthdaySpray,
-  type BirthdaySprayOptions, type BirthdaySprayReport, type SprayAnnouncement, type SprayMapping, type SprayPlan, type SprayReason, type SprayRole
-} from './birthday-spray.js'
+  MAX_SPRAY_PROBES, MAX_SPRAY_SOCKETS, SPRAY_PORT_RANGE, SPRAY_PROBES, SPRAY_RATE, SPRAY_SOCKETS, planSpray, type BirthdaySprayOptions,
+  type SprayAnnouncement, type SprayMapping, type SprayPlan, type SprayReason, type SprayRole
+} from './spray-plan.js'
 export { Agent, type AgentEvents, type AgentOptions, type MdnsResolution, type PathInfo } from './agent.js'
 export { DEFAULT_MDNS_TIMEOUT_MS, isMdnsName, resolveMdns, type MdnsResolveOptions, type MdnsResolver } from './mdns.js'
 export { channelPair, type SignalChannel, type SignalMessage } from './signal-channel.js'

@@ -1,4 +1,4 @@
-import type { SprayAnnouncement } from './birthday-spray.js'
+import type { SprayAnnouncement } from './spray-plan.js'
 
 /**
  * What the traversal engine needs from signalling: deliver small JSON messages to one peer and receive its messages.

@@ -3,7 +3,7 @@ import { InvalidArgumentError } from '../../../src/errors.js'
 import { SimNetwork, SimStunServer, SimTurnServer, natPreset, type SimHost } from '../../../src/sim/index.js'
 import {
   parseSprayAnnouncement, planSpray, resolveSprayOptions, samplePorts, sprayMappingOf, type SprayAnnouncement
-} from '../../../src/traversal/birthday-spray.js'
+} from '../../../src/traversal/spray-plan.js'
 import { channelPair, connect, type ConnectOptions, type PeerSession, type SignalMessage } from '../../../src/traversal/index.js'
 
 const announce = (o: Partial<SprayAnnouncement>): SprayAnnouncement => ({
