@@ -8,8 +8,8 @@ import { expect } from 'chai'
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { Lab, labDown } from '../../src/lab/index.js'
-import { WORKER_PATH, type PeerWorkerResult, type PeerTask } from '../../src/lab/worker.js'
-import { requireLab } from './support/lab-helpers.js'
+import type { PeerWorkerResult } from '../../src/lab/worker.js'
+import { requireLab, runLabPeers } from './support/lab-helpers.js'
 
 const GATEWAY = fileURLToPath(new URL('./support/forwarding-gateway.js', import.meta.url))
 const COUNT = 10
@@ -42,19 +42,8 @@ describe('lab: port-mapped candidate (symmetric + mapping gateway × port-restri
   })
 
   /** Both peers through the lab's rendezvous and relay; A asks its gateway for a mapping when `mapA`. */
-  const run = async (tag: string, mapA: boolean): Promise<[PeerWorkerResult, PeerWorkerResult]> => {
-    const s = lab.services
-    if (s === undefined) throw new Error('the lab has no servers')
-    const task = (me: string, peer: string, portMapping: boolean): PeerTask => ({
-      task: 'peer', rendezvous: s.rendezvous, id: me, peer, secret: s.secret, turn: [s.turn[0]], count: COUNT, timeoutMs: 20_000, settleMs: 4000,
-      ...(portMapping ? { portMapping: { gateway: lab.info.a.lanGateway, protocols: ['pcp', 'nat-pmp'] as const } } : {})
-    })
-    const one = async (site: 'a' | 'b', t: PeerTask): Promise<PeerWorkerResult> => {
-      const r = await lab.exec(site, [process.execPath, WORKER_PATH, JSON.stringify(t)], { timeoutMs: 60_000 })
-      try { return JSON.parse(r.stdout) as PeerWorkerResult } catch { throw new Error(`peer ${site} printed no result: ${r.stderr.slice(-600)}`) }
-    }
-    return await Promise.all([one('a', task(`${tag}-a`, `${tag}-b`, mapA)), one('b', task(`${tag}-b`, `${tag}-a`, false))])
-  }
+  const run = async (tag: string, mapA: boolean): Promise<[PeerWorkerResult, PeerWorkerResult]> =>
+    await runLabPeers(lab, tag, COUNT, mapA ? { a: { portMapping: { gateway: lab.info.a.lanGateway, protocols: ['pcp', 'nat-pmp'] } } } : {})
 
   const mappingRules = async (): Promise<string> => {
     const r = await lab.exec('router-a', ['nft', 'list', 'table', 'ip', 'nkhn_pm'])
