@@ -85,3 +85,65 @@ for (const [natB, tag] of [['tcp-only', 't'], ['port-restricted-cone', 'c']] as 
     })
   })
 }
+
+/** Both peers with the TCP punch (TURN over UDP and TCP available), in a fresh lab of the given pair. */
+async function punchPair (lab: Lab, tag: string, settleMs: number): Promise<[PeerWorkerResult, PeerWorkerResult]> {
+  const s = lab.services
+  if (s === undefined) throw new Error('the lab has no servers')
+  const task = (me: string, peer: string): PeerTask => ({
+    task: 'peer', rendezvous: s.rendezvous, id: me, peer, secret: s.secret, turn: s.turn, count: COUNT, timeoutMs: 20_000, settleMs,
+    stun: [`${lab.info.server.primaryIp}:${LAB_STUN_PORT}`], tcpSimultaneousOpen: true
+  })
+  const one = async (site: 'a' | 'b', t: PeerTask): Promise<PeerWorkerResult> => {
+    const r = await lab.exec(site, [process.execPath, WORKER_PATH, JSON.stringify(t)], { timeoutMs: 60_000 })
+    try { return JSON.parse(r.stdout) as PeerWorkerResult } catch { throw new Error(`peer ${site} printed no result: ${r.stderr.slice(-600)}`) }
+  }
+  return await Promise.all([one('a', task(`${tag}-a`, `${tag}-b`)), one('b', task(`${tag}-b`, `${tag}-a`))])
+}
+
+describe('lab: TCP simultaneous open against the other cones and an open host', function () {
+  this.timeout(120_000)
+  for (const [natB, tag] of [['full-cone', 'f'], ['restricted-cone', 'r'], ['none', 'n']] as Array<[LabNatType, string]>) {
+    it(`tcp-only × ${natB} goes direct over TCP`, async function () {
+      requireLab(this, false)
+      const prefix = `nktp-${tag}${process.pid % 10000}-`
+      try {
+        const lab = await Lab.up({ natA: 'tcp-only', natB, servers: true, prefix })
+        const [a, b] = await punchPair(lab, 'x', 6000)
+        const where = JSON.stringify({ a, b })
+        expect(a.error, where).to.equal(null)
+        expect(b.error, where).to.equal(null)
+        expect(a.transport, where).to.equal('tcp')
+        expect(b.transport, where).to.equal('tcp')
+        expect(a.path?.remote, where).to.equal(`srflx ${b.tcpPunch?.mapping?.mapped ?? '?'}`)
+        expect(b.path?.remote, where).to.equal(`srflx ${lab.info.a.wanIp}:${(a.tcpPunch?.mapping?.mapped ?? '').split(':')[1]}`)
+        expect(a.delivered + b.delivered, where).to.equal(2 * COUNT)
+      } finally { await labDown(prefix) }
+    })
+  }
+})
+
+describe('lab: TCP simultaneous open cannot open tcp-only × symmetric', function () {
+  this.timeout(120_000)
+  const prefix = `nktp-s${process.pid % 10000}-`
+  after(async () => { await labDown(prefix) })
+
+  it('times out every attempt (the symmetric NAT gives the punch connection a port the peer never learnt) and relays', async function () {
+    requireLab(this, false)
+    const lab = await Lab.up({ natA: 'tcp-only', natB: 'symmetric', servers: true, prefix })
+    // Settle long enough for all three attempts (3 × 2.5 s and the pacing between them) to end.
+    const [a, b] = await punchPair(lab, 'sym', 15_000)
+    const where = JSON.stringify({ a, b })
+    expect(a.error, where).to.equal(null)
+    expect(b.error, where).to.equal(null)
+    expect(a.path?.type, where).to.equal('relay')
+    expect(b.path?.type, where).to.equal('relay')
+    for (const me of [a, b]) {
+      expect(me.tcpPunch?.attempts.map(x => `${x.n} ${x.outcome}`), where).to.deep.equal(['1 tcp-so-timeout', '2 tcp-so-timeout', '3 tcp-so-timeout'])
+      expect(me.tcpPunch?.result, where).to.equal('tcp-so-timeout')
+    }
+    // B's STUN/TCP mapping came from another connection than its punch: fully random ports differ per connection.
+    expect(b.tcpPunch?.mapping?.mapped.startsWith(`${lab.info.b.wanIp}:`), where).to.equal(true)
+    expect(a.delivered + b.delivered, where).to.equal(2 * COUNT)
+  })
+})
