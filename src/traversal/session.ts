@@ -83,6 +83,7 @@ export interface ConnectOptions extends AgentOptions {
    * connect() to the peer's from the same port at the moment the checks start, retried at freshly timed moments. A
    * connected stream is authenticated with an ICE check and carries datagrams framed per RFC 4571. It runs beside the
    * UDP checks and the relay: a direct UDP path is preferred, then the TCP path, then the relay. Both peers must ask.
+   * The offer/answer waits for the TCP mapping, at most `mappingTimeoutMs` (1.5 s) when STUN over TCP is silent.
    */
   readonly tcpSimultaneousOpen?: boolean | TcpSimultaneousOpenOptions
 }

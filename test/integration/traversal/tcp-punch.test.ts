@@ -208,6 +208,9 @@ describe('TCP simultaneous open: building blocks on loopback', function () {
           for (const x of t?.attempts ?? []) expect(['tcp-so-refused', 'tcp-so-timeout', 'tcp-so-reset']).to.include(x.outcome)
         }
       }
+      // Stopped sessions keep nothing open: the STUN/TCP connections that held the mappings are closed.
+      for (let i = 0; i < 50 && stun.connectionStats.open > 0; i++) await new Promise(resolve => setTimeout(resolve, 20))
+      expect(stun.connectionStats.open).to.equal(0)
     })
   })
 })
