@@ -202,6 +202,9 @@ export interface TcpIcePathEvents {
   closed: [reason: string]
 }
 
+/** Idle time before TCP keepalives on a TCP path: the agent's keepalive interval, below common NAT TCP timeouts. */
+const KEEPALIVE_MS = 15_000
+
 /** Packets kept until the path's owner listens. */
 const EARLY_MAX = 256
 
@@ -245,6 +248,8 @@ export class TcpIcePath extends EventEmitter<TcpIcePathEvents> {
     this.local = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 }
     this.remote = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }
     socket.setNoDelay(true)
+    // TCP keepalives refresh the NATs' state while the path is idle (the agent keeps UDP paths alive with Binding indications).
+    socket.setKeepAlive(true, KEEPALIVE_MS)
     socket.on('data', (chunk: Buffer) => { this.onData(chunk) })
     socket.on('error', (err) => { this.end(`error: ${err.message}`) })
     socket.on('close', () => { this.end('closed') })
