@@ -21,7 +21,7 @@ interface ConnectFlags extends SecretFlags {
   rendezvous?: string, id?: string, peer?: string, manual?: boolean, role?: 'controlling' | 'controlled', lite?: boolean, token?: string, turn?: string[]
   turnTransport: 'udp' | 'tcp' | 'tls', stun?: string[], count: string, json?: boolean, timeout: number, relayOnly?: boolean
   localAddress?: string, includeLoopback?: boolean, insecure?: boolean, settle: number
-  portMapping?: boolean | string, gateway?: string, portPrediction?: boolean
+  portMapping?: boolean | string, gateway?: string, portPrediction?: boolean, tcpPunch?: boolean
 }
 
 /**
@@ -56,6 +56,7 @@ export function registerConnectCommand (program: Command): void {
     .option('--port-mapping [protocols]', `ask the gateway to forward a public port to this peer and offer it as a candidate; removed on exit (${PORTMAP_PROTOCOLS.join(',')} by default, or a comma-separated subset)`)
     .option('--gateway <ip[:port]>', 'with --port-mapping: the gateway to ask (default: the default gateway, port 5351)')
     .option('--port-prediction', 'when this NAT steps its ports by a constant, offer the next ones as candidates (a symmetric NAT with sequential ports; measured through an RFC 5780 --stun server)')
+    .option('--tcp-punch', 'TCP simultaneous open where UDP is blocked but TCP gets out: offer this side\'s public TCP endpoint (learnt over STUN/TCP from --stun, else the TURN servers) and connect() to the peer\'s at the same moment (RFC 6544 so candidates); the peer must ask too (not with --manual)')
     .option('--json', 'print one JSON document')
     .action(async (flags: ConnectFlags) => {
       const json = flags.json === true
@@ -79,6 +80,7 @@ export function registerConnectCommand (program: Command): void {
         const stunServers = flags.stun ?? turns.filter(t => t.transport === 'udp').map(t => t.server)
         const hardNat = hardNatOptions(flags)
         if (flags.manual === true) {
+          if (flags.tcpPunch === true) throw new InvalidArgumentError('--tcp-punch needs --rendezvous: its retries are timed over the signalling')
           if (flags.rendezvous !== undefined) throw new InvalidArgumentError('--manual replaces --rendezvous: give one of them')
           const r = await connectManual({
             role: flags.role ?? 'controlling', bindAddress: flags.localAddress, includeLoopback: flags.includeLoopback === true, policy: flags.relayOnly === true ? 'relay' : 'all',
@@ -128,7 +130,8 @@ export function registerConnectCommand (program: Command): void {
           policy: flags.relayOnly === true ? 'relay' : 'all',
           stunServers,
           turnServers,
-          ...hardNat
+          ...hardNat,
+          ...(flags.tcpPunch === true ? { tcpSimultaneousOpen: true } : {})
         })
         session = await connecting
         // One hello datagram at once (0x48 'H', not part of the echo): the peer's report then shows the time from its
@@ -192,7 +195,8 @@ function jsonReport (r: ConnectReport): Record<string, unknown> {
     gathering: r.gathering,
     localCandidates: r.localCandidates.map(candidateJson),
     remoteCandidates: r.remoteCandidates.map(candidateJson),
-    attempts: r.attempts
+    attempts: r.attempts,
+    ...(r.tcpPunch !== null ? { tcpPunch: r.tcpPunch } : {})
   }
 }
 
@@ -213,6 +217,11 @@ function renderConnect (r: ConnectReport, count: number, echo: { delivered: numb
   for (const g of r.gathering) {
     if (g.kind === 'portmap') lines.push(`port mapping: ${g.ok ? '' : 'none, '}${g.detail}`)
     if (g.kind === 'prediction') lines.push(`port prediction: ${g.detail}`)
+  }
+  const t = r.tcpPunch
+  if (t !== null) {
+    lines.push(`TCP punch: ${t.result ?? 'running'}${t.mapping !== null ? `, public TCP ${t.mapping.mapped} (from ${t.mapping.local})` : t.mappingError !== null ? ` (${t.mappingError})` : ''}${t.connectedMs !== null ? `, direct after ${t.connectedMs} ms` : ''}`)
+    for (const a of t.attempts) lines.push(`  attempt ${a.n} → ${a.remote}: ${a.outcome} in ${a.ms} ms${a.detail !== null ? ` (${a.detail})` : ''}`)
   }
   lines.push('attempts:')
   for (const a of r.attempts) {

@@ -79,7 +79,8 @@ export function labServiceArgv (info: LabInfo): Record<'stun' | 'relay', string[
 /** The line each server prints once it serves. */
 const READY: Record<LabServiceProcess['name'], RegExp> = {
   stun: /natcheck server: STUN on UDP/,
-  relay: /natcheck relay: rendezvous /,
+  // Both: with relay workers the primary prints the rendezvous line seconds before a worker listens for TURN.
+  relay: /^(?=[\s\S]*natcheck relay: rendezvous )(?=[\s\S]*natcheck relay: listening tcp )/,
   'miniupnpd-a': /Listening for NAT-PMP\/PCP traffic/,
   'miniupnpd-b': /Listening for NAT-PMP\/PCP traffic/
 }

@@ -21,6 +21,7 @@ import { rendezvousChannel, roleFor } from '../traversal/rendezvous-channel.js'
 import type { PortMappingOptions } from '../traversal/gather.js'
 import type { PortPrediction, PortPredictionOptions, PredictionReason } from '../traversal/port-prediction.js'
 import { connect, type PeerSession } from '../traversal/session.js'
+import type { TcpPunchReport, TcpSimultaneousOpenOptions } from '../traversal/tcp-punch-link.js'
 
 const log = createLogger('natcheck:lab:worker')
 
@@ -57,6 +58,8 @@ export interface PeerTask {
   readonly portPrediction?: PortPredictionOptions
   /** STUN servers (default: the TURN URIs' UDP servers). */
   readonly stun?: readonly string[]
+  /** The session's `tcpSimultaneousOpen` (off when absent). */
+  readonly tcpSimultaneousOpen?: boolean | TcpSimultaneousOpenOptions
 }
 
 /** `discover`: discoverNat against one STUN server. */
@@ -75,6 +78,10 @@ export interface PeerWorkerResult {
   readonly portMapped?: string | null
   /** What port prediction concluded, when it was asked for. */
   readonly prediction?: { readonly reason: PredictionReason, readonly delta: number | null, readonly samples: number[], readonly ports: number[] } | null
+  /** The TCP simultaneous open's report, when it was asked for. */
+  readonly tcpPunch?: TcpPunchReport | null
+  /** The path's transport (`tcp` for the punched TCP path). */
+  readonly transport?: 'udp' | 'tcp'
 }
 
 /** What a `discover` worker reports. */
@@ -123,21 +130,26 @@ async function runPeer (t: PeerTask): Promise<void> {
       stunServers: t.stun ?? turns.filter(u => u.transport === 'udp').map(u => u.server),
       turnServers: turns.map(u => ({ server: u.server, transport: u.transport, tcpFallback: u.tcpFallback, credentials: { authSecret: t.secret, user: t.id } })),
       ...(t.portMapping !== undefined ? { portMapping: t.portMapping } : {}),
-      ...(t.portPrediction !== undefined ? { portPrediction: t.portPrediction } : {})
+      ...(t.portPrediction !== undefined ? { portPrediction: t.portPrediction } : {}),
+      ...(t.tcpSimultaneousOpen !== undefined ? { tcpSimultaneousOpen: t.tcpSimultaneousOpen } : {})
     })
     // One hello datagram at once (as natcheck connect does): the peer's report then measures connect() → first datagram.
     session.send(Buffer.from([0x48, 0, 0, 0, 0]))
     if (t.settleMs > 0 && session.path.type !== 'direct') await session.settle(t.settleMs)
+    // With the TCP punch, the path the exchange runs on: a TCP path ends when the peer, done first, closes its session.
+    const ran = t.tcpSimultaneousOpen !== undefined ? session.path : undefined
     const echo = await echoExchange(session, client, t.peer, t.count)
     const r = session.report()
+    const p = ran ?? r.path
     print({
-      path: r.path === null ? null : { type: r.path.type, local: `${r.path.local.type} ${formatEndpoint(r.path.local)}`, remote: `${r.path.remote.type} ${formatEndpoint(r.path.remote)}`, rttMs: r.path.rttMs },
+      path: p === null ? null : { type: p.type, local: `${p.local.type} ${formatEndpoint(p.local)}`, remote: `${p.remote.type} ${formatEndpoint(p.remote)}`, rttMs: p.rttMs },
       timings: r.timings,
       delivered: echo.delivered,
       lost: t.count - echo.delivered,
       error: null,
       ...(t.portMapping !== undefined ? { portMapped: session.agent.portMappedCandidate === undefined ? null : formatEndpoint(session.agent.portMappedCandidate) } : {}),
-      ...(t.portPrediction !== undefined ? { prediction: predictionOf(session.agent.portPrediction) } : {})
+      ...(t.portPrediction !== undefined ? { prediction: predictionOf(session.agent.portPrediction) } : {}),
+      ...(t.tcpSimultaneousOpen !== undefined ? { tcpPunch: r.tcpPunch, transport: p?.local.transport ?? 'udp' } : {})
     })
   } catch (err) {
     const e = err as { code?: string, message?: string }

@@ -17,4 +17,7 @@ export {
 export { rendezvousChannel, roleFor } from './rendezvous-channel.js'
 export type { IceRole } from './check-messages.js'
 export { classifyIceDatagram, isStunDatagram, type IceDatagramKind } from './app-demux.js'
+export { RFC4571_MAX_FRAME, Rfc4571Decoder, frameRfc4571 } from './rfc4571.js'
+export type { TcpPunchOutcome } from './tcp-punch.js'
+export type { TcpPunchAttempt, TcpPunchReport, TcpPunchResult, TcpSimultaneousOpenOptions } from './tcp-punch-link.js'
 export { buildIceSdp, formatSdpLines, parseIceSdp, type IceSdpSection, type ParsedIceSdp } from './sdp.js'
