@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Lab, labDown, LAB_STUN_PORT } from '../../src/lab/index.js'
 import type { LabNatType } from '../../src/lab/index.js'
-import { WORKER_PATH, type PeerWorkerResult, type PeerTask } from '../../src/lab/worker.js'
+import type { PeerWorkerResult } from '../../src/lab/worker.js'
 import { CLI } from '../support/cli.js'
-import { requireLab } from './support/lab-helpers.js'
+import { requireLab, runLabPeers } from './support/lab-helpers.js'
 
 const COUNT = 10
 
@@ -31,18 +31,8 @@ for (const [natB, tag] of [['tcp-only', 't'], ['port-restricted-cone', 'c']] as 
 
     /** Both peers through the lab's rendezvous, with TURN (UDP and TCP) or none, the TCP punch on or off. */
     const run = async (run: string, punch: boolean, turn: boolean): Promise<[PeerWorkerResult, PeerWorkerResult]> => {
-      const s = lab.services
-      if (s === undefined) throw new Error('the lab has no servers')
-      const task = (me: string, peer: string): PeerTask => ({
-        task: 'peer', rendezvous: s.rendezvous, id: me, peer, secret: s.secret, turn: turn ? s.turn : [], count: COUNT, timeoutMs: 20_000, settleMs: 6000,
-        stun: [`${lab.info.server.primaryIp}:${LAB_STUN_PORT}`],
-        ...(punch ? { tcpSimultaneousOpen: true } : {})
-      })
-      const one = async (site: 'a' | 'b', t: PeerTask): Promise<PeerWorkerResult> => {
-        const r = await lab.exec(site, [process.execPath, WORKER_PATH, JSON.stringify(t)], { timeoutMs: 60_000 })
-        try { return JSON.parse(r.stdout) as PeerWorkerResult } catch { throw new Error(`peer ${site} printed no result: ${r.stderr.slice(-600)}`) }
-      }
-      return await Promise.all([one('a', task(`${run}-a`, `${run}-b`)), one('b', task(`${run}-b`, `${run}-a`))])
+      const extra = { turn: turn ? lab.services?.turn ?? [] : [], settleMs: 6000, stun: [`${lab.info.server.primaryIp}:${LAB_STUN_PORT}`], ...(punch ? { tcpSimultaneousOpen: true } : {}) }
+      return await runLabPeers(lab, run, COUNT, { a: extra, b: extra })
     }
 
     it('natcheck pair, fed both sites\' real reports, names TCP simultaneous open first', async () => {
@@ -111,17 +101,8 @@ for (const [natB, tag] of [['tcp-only', 't'], ['port-restricted-cone', 'c']] as 
 
 /** Both peers with the TCP punch (TURN over UDP and TCP available), in a fresh lab of the given pair. */
 async function punchPair (lab: Lab, tag: string, settleMs: number): Promise<[PeerWorkerResult, PeerWorkerResult]> {
-  const s = lab.services
-  if (s === undefined) throw new Error('the lab has no servers')
-  const task = (me: string, peer: string): PeerTask => ({
-    task: 'peer', rendezvous: s.rendezvous, id: me, peer, secret: s.secret, turn: s.turn, count: COUNT, timeoutMs: 20_000, settleMs,
-    stun: [`${lab.info.server.primaryIp}:${LAB_STUN_PORT}`], tcpSimultaneousOpen: true
-  })
-  const one = async (site: 'a' | 'b', t: PeerTask): Promise<PeerWorkerResult> => {
-    const r = await lab.exec(site, [process.execPath, WORKER_PATH, JSON.stringify(t)], { timeoutMs: 60_000 })
-    try { return JSON.parse(r.stdout) as PeerWorkerResult } catch { throw new Error(`peer ${site} printed no result: ${r.stderr.slice(-600)}`) }
-  }
-  return await Promise.all([one('a', task(`${tag}-a`, `${tag}-b`)), one('b', task(`${tag}-b`, `${tag}-a`))])
+  const extra = { turn: lab.services?.turn ?? [], settleMs, stun: [`${lab.info.server.primaryIp}:${LAB_STUN_PORT}`], tcpSimultaneousOpen: true }
+  return await runLabPeers(lab, tag, COUNT, { a: extra, b: extra })
 }
 
 describe('lab: TCP simultaneous open against the other cones and an open host', function () {
