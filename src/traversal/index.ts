@@ -3,7 +3,7 @@ export {
   TYPE_PREFERENCE, candidateFromSdp, candidatePriority, candidateToSdp, makeCandidate, type Candidate,
   type CandidateTransport, type CandidateType, type TcpType
 } from './candidate.js'
-export type { CandidatePair, CheckOutcome, PairState } from './check-list.js'
+export type { CandidatePair, CheckOutcome, PairState } from './ice-core/check-list.js'
 export type { GatherAttempt, PortMappingOptions, TurnServerConfig } from './gather.js'
 export {
   MAX_PREDICTED_PORTS, PREDICTED_PORTS, predictPorts, type AllocationSample, type PortPrediction, type PortPredictionOptions, type PredictionReason
@@ -15,6 +15,6 @@ export {
   ConnectError, PeerSession, connect, type ConnectAttempt, type ConnectOptions, type ConnectReport, type PeerSessionEvents
 } from './session.js'
 export { rendezvousChannel, roleFor } from './rendezvous-channel.js'
-export type { IceRole } from './check-messages.js'
-export { classifyIceDatagram, isStunDatagram, type IceDatagramKind } from './app-demux.js'
+export type { IceRole } from './ice-core/check-messages.js'
+export { classifyIceDatagram, isStunDatagram, type IceDatagramKind } from './ice-core/app-demux.js'
 export { buildIceSdp, formatSdpLines, parseIceSdp, type IceSdpSection, type ParsedIceSdp } from './sdp.js'

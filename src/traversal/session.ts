@@ -4,7 +4,7 @@ import { AbortError, ERROR_CODES, InvalidArgumentError, NatError, NoPathError, S
 import { createLogger } from '../log.js'
 import { Agent, type AgentOptions, type PathInfo } from './agent.js'
 import { candidateFromSdp, candidateToSdp, type Candidate } from './candidate.js'
-import type { CandidatePair, CheckOutcome } from './check-list.js'
+import type { CandidatePair, CheckOutcome } from './ice-core/check-list.js'
 import type { GatherAttempt } from './gather.js'
 import type { SignalChannel, SignalMessage } from './signal-channel.js'
 

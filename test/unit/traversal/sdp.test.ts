@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import { InvalidArgumentError } from '../../../src/errors.js'
-import { CheckList } from '../../../src/traversal/check-list.js'
+import { CheckList } from '../../../src/traversal/ice-core/check-list.js'
 import { buildIceSdp, formatSdpLines, makeCandidate, parseIceSdp } from '../../../src/traversal/index.js'
 
 /** An offer shaped like Chromium's (one audio section, rtcp-mux, trickle, an mDNS host candidate and a TCP one). */

@@ -1,7 +1,7 @@
 import { expect } from 'chai'
-import { CheckList, type CandidatePair, type PairState } from '../../../src/traversal/check-list.js'
-import { makeCandidate } from '../../../src/traversal/candidate.js'
-import { choosePath, needsNomination } from '../../../src/traversal/path-selection.js'
+import { CheckList, type CandidatePair, type PairState } from '../../../../src/traversal/ice-core/check-list.js'
+import { makeCandidate } from '../../../../src/traversal/candidate.js'
+import { choosePath, needsNomination } from '../../../../src/traversal/ice-core/path-selection.js'
 
 describe('choosePath (RFC 8445 §8, relay first then upgrade)', () => {
   const list = new CheckList()
