@@ -4,6 +4,7 @@ import type { Candidate } from './candidate.js'
 import type { CandidatePair } from './ice-core/check-list.js'
 import type { PortMappingOptions, TurnServerConfig } from './gather.js'
 import type { MdnsResolver } from './mdns.js'
+import type { MdnsPublisher } from './mdns-responder.js'
 import type { PortPredictionOptions } from './port-prediction.js'
 
 /** The path data currently takes. */
@@ -76,6 +77,16 @@ export interface AgentOptions {
   readonly mdnsResolver?: MdnsResolver
   /** How long an mDNS name may take to resolve before its candidate is dropped (default 1000 ms). */
   readonly mdnsTimeoutMs?: number
+  /**
+   * Signal host candidates as random `<uuid>.local` names and answer multicast DNS queries for them, as browsers do
+   * (draft-ietf-mmusic-mdns-ice-candidates §3.1): peers off the local link never learn the host addresses (they reach
+   * this agent through server-reflexive, relayed or peer-reflexive candidates). What gather() returns and `candidate`
+   * events carry are the named candidates (signal those); `local` keeps the real addresses. The related address of
+   * server-reflexive and relayed candidates is signalled as 0.0.0.0:0. Off by default: it sends multicast.
+   */
+  readonly mdnsHostCandidates?: boolean
+  /** Publishes the names (default: multicast DNS, `publishMdns`). A seam for tests and apps with a responder of their own. */
+  readonly mdnsPublisher?: MdnsPublisher
   /**
    * Components (RFC 8445 §4): 1 (default: one flow, or RTP and RTCP multiplexed per RFC 5761), or 2 for RTP and RTCP on
    * separate sockets, each with its own candidates, checks and selected pair. With `rtcpMux: true` it is one.

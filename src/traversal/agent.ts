@@ -14,6 +14,7 @@ import { candidateKey, isRelayed, type CandidatePair, type CheckList } from './i
 import { IceCore } from './ice-core/ice-core.js'
 import type { IceAction } from './ice-core/types.js'
 import { DEFAULT_MDNS_TIMEOUT_MS, isMdnsName, resolveMdns } from './mdns.js'
+import { newMdnsName, publishMdns, type MdnsPublication } from './mdns-responder.js'
 import { predictedPortCount, type PortPrediction } from './port-prediction.js'
 import { SocketMux } from './socket-mux.js'
 
@@ -187,7 +188,27 @@ export class Agent extends EventEmitter<AgentEvents> {
     for (const e of extra) void e.then(() => { done(false) })
     await first
     if (options.trickle !== true) await Promise.all(extra)
-    return [...this.local]
+    return this.local.map(c => this.signalled(c))
+  }
+
+  /** The mDNS names published for host addresses (`mdnsHostCandidates`), by address. */
+  private readonly published = new Map<string, MdnsPublication>()
+
+  /**
+   * A local candidate as it is signalled: with `mdnsHostCandidates`, a host candidate carries its address's mDNS name
+   * (published on first use) and other candidates hide their related address (draft-ietf-mmusic-mdns-ice-candidates
+   * §3.1.2, as browsers do); otherwise the candidate itself.
+   */
+  private signalled (c: Candidate): Candidate {
+    if (this.options.mdnsHostCandidates !== true) return c
+    if (c.type !== 'host') return c.related === undefined ? c : { ...c, related: { address: '0.0.0.0', port: 0 } }
+    if (ipFamily(c.address) === 0) return c
+    let p = this.published.get(c.address)
+    if (p === undefined) {
+      p = (this.options.mdnsPublisher ?? publishMdns)(newMdnsName(), c.address)
+      this.published.set(c.address, p)
+    }
+    return { ...c, address: p.name }
   }
 
   private gatherHost (mux: SocketMux, complete: (later: boolean) => void): GatherHost {
@@ -208,7 +229,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       closed: () => this.closing !== undefined,
       addBase: (c, socket, turn) => this.addBase(c, socket, turn),
       addLocal: (c) => this.addLocal(c),
-      announce: (c) => { this.emit('candidate', c) },
+      announce: (c) => { this.emit('candidate', this.signalled(c)) },
       complete,
       gateChecks: (p, maxMs) => { this.gateChecks(p, maxMs) },
       delay: async (ms) => await new Promise<void>(resolve => { const t = setTimeout(resolve, ms); t.unref(); this.timers.push(t) }),
@@ -299,8 +320,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     const out: IceAction[] = []
     const fresh = this.core.moveBase(old, c, clock(), out)
     this.run(out)
-    this.emit('candidate-removed', old)
-    if (fresh) this.emit('candidate', c)
+    this.emit('candidate-removed', this.signalled(old))
+    if (fresh) this.emit('candidate', this.signalled(c))
   }
 
   /** Start the paced checks (RFC 8445 §6.1.4.2), consent and keepalives, once the check gates have settled. */
@@ -399,6 +420,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       await Promise.all([...this.bases.values()].map(async b => { await b.socket.close(); await b.turn?.close() }))
       await this.portMapAttempt
       await this.portMapper?.close()
+      await Promise.all([...this.published.values()].map(async p => { await p.close() }))
       if (this.ownsSocket) await this.mux.socket.close()
       for (const m of this.componentMuxes) if (m.owned) await m.mux.socket.close()
       this.emit('closed')

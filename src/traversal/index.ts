@@ -10,6 +10,7 @@ export {
 } from './port-prediction.js'
 export { Agent, type AgentEvents, type AgentOptions, type MdnsResolution, type PathInfo } from './agent.js'
 export { DEFAULT_MDNS_TIMEOUT_MS, isMdnsName, resolveMdns, type MdnsResolveOptions, type MdnsResolver } from './mdns.js'
+export { publishMdns, type MdnsPublication, type MdnsPublisher } from './mdns-responder.js'
 export { channelPair, type SignalChannel, type SignalMessage } from './signal-channel.js'
 export {
   ConnectError, PeerSession, connect, type ConnectAttempt, type ConnectOptions, type ConnectReport, type PeerSessionEvents
