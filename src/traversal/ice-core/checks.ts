@@ -40,7 +40,7 @@ export function switchRole (s: IceState): void {
   log('role conflict: now %s', s.role)
 }
 
-/** A response to one of our checks (RFC 8445 §7.2.5). */
+/** A response to one of our checks (RFC 8445 §7.2.5); a success response has passed MESSAGE-INTEGRITY already. */
 export function onCheckResponse (s: IceState, t: CheckTransaction, m: StunMessage, from: Endpoint, now: number, out: IceAction[]): void {
   const pair = t.pair
   if (m.cls === MessageClass.ErrorResponse) {
@@ -55,7 +55,6 @@ export function onCheckResponse (s: IceState, t: CheckTransaction, m: StunMessag
     if (t.recheck) return
     return fail(s, pair, code === 401 ? 'auth-failed' : 'error-response', `${code} ${m.get(ErrorCode)?.reason ?? ''}`, now, out)
   }
-  if (!m.verifyIntegrity(t.key)) { if (!t.recheck) fail(s, pair, 'auth-failed', 'response failed MESSAGE-INTEGRITY', now, out); return }
   // §7.2.5.2.1: the response must come from where the request went (symmetric), else the pair fails.
   if (!sameTransportAddress(from, pair.remote)) {
     if (!t.recheck) fail(s, pair, 'non-symmetric', `response came from ${formatEndpoint(from)}`, now, out)

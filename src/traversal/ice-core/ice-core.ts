@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from '../../errors.js'
 import { createLogger } from '../../log.js'
 import { formatEndpoint, sameTransportAddress, type Endpoint } from '../../net/endpoint.js'
-import { MessageClass, Method, StunMessage, shortTermKey, type RetransmitOptions } from '../../stun/index.js'
+import { AttrType, MessageClass, Method, StunMessage, shortTermKey, type RetransmitOptions } from '../../stun/index.js'
 import type { Candidate } from '../candidate.js'
 import { receiveData, sendData } from './app-data.js'
 import { isStunDatagram } from './app-demux.js'
@@ -194,19 +194,31 @@ export class IceCore implements IceState {
   handle (base: string, data: Buffer, from: Endpoint, now: number): IceAction[] {
     const out: IceAction[] = []
     if (!this.bases.has(base) || data.length === 0) return out
-    if (!isStunDatagram(data)) { receiveData(this, base, data, from, out); return out }
-    let m: StunMessage
-    try { m = StunMessage.decode(data) } catch (err) { log.trace('dropped a malformed STUN message from %s: %s', formatEndpoint(from), (err as Error).message); return out }
-    if (m.method !== Method.Binding) return out
-    if (m.cls === MessageClass.Request) { answerCheck(this, base, m, from, now, out); return out }
-    if (m.cls !== MessageClass.SuccessResponse && m.cls !== MessageClass.ErrorResponse) return out
+    try {
+      this.dispatch(base, data, from, now, out)
+    } catch (err) {
+      // An attribute that does not decode (attributes decode lazily): the datagram is dropped, nothing else changes.
+      log.trace('dropped a datagram from %s: %s', formatEndpoint(from), (err as Error).message)
+    }
+    return out
+  }
+
+  private dispatch (base: string, data: Buffer, from: Endpoint, now: number, out: IceAction[]): void {
+    if (!isStunDatagram(data)) { receiveData(this, base, data, from, out); return }
+    const m = StunMessage.decode(data)
+    if (m.method !== Method.Binding) return
+    if (m.cls === MessageClass.Request) { answerCheck(this, base, m, from, now, out); return }
+    if (m.cls !== MessageClass.SuccessResponse && m.cls !== MessageClass.ErrorResponse) return
     // RFC 8489 §7.3: a response whose FINGERPRINT is wrong is not STUN: discard it, the transaction goes on.
-    if (!m.verifyFingerprint()) return out
-    const t = this.tx.take(data)
-    if (t === undefined) return out
+    if (m.has(AttrType.Fingerprint) && !m.verifyFingerprint()) return
+    const t = this.tx.peek(data)
+    if (t === undefined) return
+    // RFC 8489 §9.1.4: a success response without a valid MESSAGE-INTEGRITY is handled as if none had come (so a
+    // forged one cannot end the check); error responses (a 401 cannot carry it) end the transaction.
+    if (m.cls === MessageClass.SuccessResponse && !m.verifyIntegrity(t.key)) return
+    this.tx.take(data)
     if (t.kind === 'consent') onConsentResponse(t, m, now)
     else if (t.pair.state !== 'failed' || t.recheck) onCheckResponse(this, t, m, from, now, out)
-    return out
   }
 
   /** Time passed: retransmissions and timeouts of checks, the next paced check, consent and keepalives. */

@@ -49,6 +49,11 @@ export class CheckTransactions {
     return tx
   }
 
+  /** The transaction a response belongs to (by transaction id), left pending. */
+  peek (data: Uint8Array): CheckTransaction | undefined {
+    return data.length < 20 ? undefined : this.pending.get(transactionKey(data))
+  }
+
   /** Take the transaction a response belongs to (by transaction id), if one is pending. */
   take (data: Uint8Array): CheckTransaction | undefined {
     if (data.length < 20) return undefined

@@ -1,6 +1,6 @@
 import { expect } from 'chai'
-import { ErrorCode, MessageClass, Priority } from '../../../../src/stun/index.js'
-import { BASE, HOST, checks, decode, makeCore, peerCheck, remote, respond, respondError, roleOf, runUntil, sends } from './harness.js'
+import { ErrorCode, IceControlled, MessageBuilder, MessageClass, Method, Priority, Username, XorMappedAddress } from '../../../../src/stun/index.js'
+import { BASE, HOST, LOCAL, PEER, checks, decode, makeCore, peerCheck, remote, respond, respondError, roleOf, runUntil, sends } from './harness.js'
 
 describe('IceCore checks (RFC 8445 §6.1.4, §7.2, §7.3; deterministic time)', () => {
   it('paces new checks at Ta: one per interval, highest pair priority first', () => {
@@ -76,6 +76,25 @@ describe('IceCore checks (RFC 8445 §6.1.4, §7.2, §7.3; deterministic time)', 
     const c = checks(core.start(0))[0]
     core.handle(BASE, respond(c), { address: '10.0.0.2', port: 6999 }, 20)
     expect(core.checks.pairs[0]).to.include({ state: 'failed', outcome: 'non-symmetric' })
+  })
+
+  it('ignores a success response with a bad MESSAGE-INTEGRITY: the check goes on and the genuine answer counts', () => {
+    const core = makeCore()
+    core.addRemoteCandidates([remote(6000)])
+    const c = checks(core.start(0))[0]
+    const m = decode(c)
+    const forged = new MessageBuilder(m.method, MessageClass.SuccessResponse, m.transactionId).add(XorMappedAddress, c.to).integrity(Buffer.alloc(20, 7)).fingerprint().build()
+    expect(core.handle(BASE, forged, c.to, 5)).to.deep.equal([])
+    expect(core.checks.pairs[0].state).to.equal('in-progress')
+    core.handle(BASE, respond(c), c.to, 8)
+    expect(core.checks.pairs[0].state).to.equal('succeeded')
+  })
+
+  it('never throws on a check whose attribute does not decode (PRIORITY of 2 bytes): the datagram is dropped', () => {
+    const core = makeCore()
+    const bad = new MessageBuilder(Method.Binding, MessageClass.Request).add(Username, `${LOCAL.ufrag}:${PEER.ufrag}`).addRaw(Priority.type, Buffer.from([1, 2])).add(IceControlled, 1n).integrity(LOCAL.key).fingerprint().build()
+    expect(() => core.handle(BASE, bad, { address: '10.0.0.2', port: 6000 }, 1)).to.not.throw()
+    expect(core.remote).to.deep.equal([])
   })
 
   describe('role conflicts (§7.2.5.1, §7.3.1.1)', () => {

@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import type { IceAction } from '../../../../src/traversal/ice-core/types.js'
-import { BASE, checks, hasUseCandidate, makeCore, peerCheck, remote, respond } from './harness.js'
+import { BASE, checks, hasUseCandidate, makeCore, peerCheck, remote, respond, runUntil } from './harness.js'
 
 const paths = (actions: IceAction[]): Array<[number, number | undefined]> =>
   actions.flatMap(a => a.type === 'path' ? [[a.pair.remote.port, a.previous?.remote.port] as [number, number | undefined]] : [])
@@ -69,5 +69,17 @@ describe('IceCore nomination and path selection (RFC 8445 §8; deterministic tim
     }
     expect(core.path()?.remote.port).to.equal(6002)
     expect(moved).to.be.greaterThan(3000)
+  })
+
+  it('reports failed once every pair has failed and both sides have finished gathering, not before', () => {
+    const core = makeCore({ checkRetransmit: { rtoMs: 100, rc: 2, rm: 1 } })
+    core.addRemoteCandidates([remote(6000)])
+    const seen: Array<[number, string]> = []
+    for (const s of states(core.start(0))) seen.push([0, s])
+    core.setLocalGatheringComplete()
+    runUntil(core, 1000, (now, actions) => { for (const s of states(actions)) seen.push([now, s]) })
+    expect(seen, 'the peer may still trickle candidates').to.deep.equal([[0, 'checking']])
+    for (const s of states(core.setRemoteGatheringComplete())) seen.push([1000, s])
+    expect(seen).to.deep.equal([[0, 'checking'], [1000, 'failed']])
   })
 })
