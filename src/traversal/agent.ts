@@ -13,8 +13,8 @@ import type { GatherAttempt } from './gather.js'
 import { candidateKey, isRelayed, type CandidatePair, type CheckList } from './ice-core/check-list.js'
 import { IceCore } from './ice-core/ice-core.js'
 import type { IceAction } from './ice-core/types.js'
-import { DEFAULT_MDNS_TIMEOUT_MS, isMdnsName, resolveMdns } from './mdns.js'
-import { newMdnsName, publishMdns, type MdnsPublication } from './mdns-responder.js'
+import { AgentMdns } from './agent-mdns.js'
+import { isMdnsName } from './mdns.js'
 import { predictedPortCount, type PortPrediction } from './port-prediction.js'
 import { SocketMux } from './socket-mux.js'
 
@@ -63,6 +63,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private constructor (readonly mux: SocketMux, private readonly ownsSocket: boolean, private readonly options: AgentOptions, extra: Array<{ mux: SocketMux, owned: boolean }>) {
     super()
     this.componentMuxes = extra
+    this.mdns = new AgentMdns(options, clock)
     this.core = new IceCore({
       now: this.startedAt,
       role: options.role,
@@ -188,27 +189,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     for (const e of extra) void e.then(() => { done(false) })
     await first
     if (options.trickle !== true) await Promise.all(extra)
-    return this.local.map(c => this.signalled(c))
-  }
-
-  /** The mDNS names published for host addresses (`mdnsHostCandidates`), by address. */
-  private readonly published = new Map<string, MdnsPublication>()
-
-  /**
-   * A local candidate as it is signalled: with `mdnsHostCandidates`, a host candidate carries its address's mDNS name
-   * (published on first use) and other candidates hide their related address (draft-ietf-mmusic-mdns-ice-candidates
-   * §3.1.2, as browsers do); otherwise the candidate itself.
-   */
-  private signalled (c: Candidate): Candidate {
-    if (this.options.mdnsHostCandidates !== true) return c
-    if (c.type !== 'host') return c.related === undefined ? c : { ...c, related: { address: '0.0.0.0', port: 0 } }
-    if (ipFamily(c.address) === 0) return c
-    let p = this.published.get(c.address)
-    if (p === undefined) {
-      p = (this.options.mdnsPublisher ?? publishMdns)(newMdnsName(), c.address)
-      this.published.set(c.address, p)
-    }
-    return { ...c, address: p.name }
+    return this.local.map(c => this.mdns.signalled(c))
   }
 
   private gatherHost (mux: SocketMux, complete: (later: boolean) => void): GatherHost {
@@ -229,7 +210,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       closed: () => this.closing !== undefined,
       addBase: (c, socket, turn) => this.addBase(c, socket, turn),
       addLocal: (c) => this.addLocal(c),
-      announce: (c) => { this.emit('candidate', this.signalled(c)) },
+      announce: (c) => { this.emit('candidate', this.mdns.signalled(c)) },
       complete,
       gateChecks: (p, maxMs) => { this.gateChecks(p, maxMs) },
       delay: async (ms) => await new Promise<void>(resolve => { const t = setTimeout(resolve, ms); t.unref(); this.timers.push(t) }),
@@ -261,9 +242,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.schedule()
   }
 
+  private readonly mdns: AgentMdns
   /** mDNS names among the remote candidates, and what each resolved to (filled as resolutions finish). */
-  readonly mdnsResolutions: MdnsResolution[] = []
-  private readonly mdnsAbort = new AbortController()
+  get mdnsResolutions (): MdnsResolution[] { return this.mdns.resolutions }
 
   /**
    * Add remote candidates (at once or trickled); new pairs join the check list. A host candidate named by an mDNS
@@ -278,25 +259,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.schedule()
   }
 
-  /** One resolution per name: a browser names its UDP and TCP host candidates alike. */
-  private readonly mdnsQueries = new Map<string, Promise<string | undefined>>()
-
   private async resolveRemote (c: Candidate): Promise<void> {
-    const started = clock()
-    const key = c.address.toLowerCase()
-    let query = this.mdnsQueries.get(key)
-    if (query === undefined) {
-      const resolver = this.options.mdnsResolver ?? resolveMdns
-      query = resolver(c.address, { timeoutMs: this.options.mdnsTimeoutMs ?? DEFAULT_MDNS_TIMEOUT_MS, signal: this.mdnsAbort.signal })
-        .catch((err: Error) => { log('mDNS resolution of %s failed: %s', c.address, err.message); return undefined })
-      this.mdnsQueries.set(key, query)
-    }
-    const address = await query
-    const family = address === undefined ? 0 : ipFamily(address)
-    this.mdnsResolutions.push({ name: c.address, port: c.port, address: family === 0 ? null : address as string, ms: Math.round(clock() - started) })
-    if (this.closing !== undefined) return
-    if (family === 0) { log('mDNS name %s did not resolve: its pair can only be learnt as peer-reflexive', c.address); return }
-    this.addRemoteCandidates([{ ...c, address: address as string }])
+    const resolved = await this.mdns.resolve(c)
+    if (resolved !== undefined && this.closing === undefined) this.addRemoteCandidates([resolved])
   }
 
   /**
@@ -320,8 +285,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     const out: IceAction[] = []
     const fresh = this.core.moveBase(old, c, clock(), out)
     this.run(out)
-    this.emit('candidate-removed', this.signalled(old))
-    if (fresh) this.emit('candidate', this.signalled(c))
+    this.emit('candidate-removed', this.mdns.signalled(old))
+    if (fresh) this.emit('candidate', this.mdns.signalled(c))
   }
 
   /** Start the paced checks (RFC 8445 §6.1.4.2), consent and keepalives, once the check gates have settled. */
@@ -388,7 +353,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.timer = undefined
       this.timerAt = undefined
       if (this.closing === undefined) this.run(this.core.tick(clock()))
-    }, Math.max(0, at - clock()))
+    }, Math.max(0, Math.ceil(at - clock())))
     // Checks in flight hold the process open; consent and keepalives alone do not.
     if (this.core.tx.size === 0 && !this.core.checks.active) this.timer.unref()
   }
@@ -414,13 +379,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.closing ??= (async () => {
       clearTimeout(this.timer)
       this.core.close()
-      this.mdnsAbort.abort()
       for (const t of this.timers) clearTimeout(t)
       for (const b of this.bases.values()) b.tx.close()
       await Promise.all([...this.bases.values()].map(async b => { await b.socket.close(); await b.turn?.close() }))
       await this.portMapAttempt
       await this.portMapper?.close()
-      await Promise.all([...this.published.values()].map(async p => { await p.close() }))
+      await this.mdns.close()
       if (this.ownsSocket) await this.mux.socket.close()
       for (const m of this.componentMuxes) if (m.owned) await m.mux.socket.close()
       this.emit('closed')
