@@ -82,4 +82,19 @@ describe('IceCore nomination and path selection (RFC 8445 §8; deterministic tim
     for (const s of states(core.setRemoteGatheringComplete())) seen.push([1000, s])
     expect(seen).to.deep.equal([[0, 'checking'], [1000, 'failed']])
   })
+
+  it('ICE-lite (§2.5, §7.3.1.5): sends no checks, and uses the pair the full peer nominates', () => {
+    const core = makeCore({ lite: true, role: 'controlling' })
+    expect(core.role).to.equal('controlled')
+    core.addRemoteCandidates([remote(6000)])
+    expect(core.start(0)).to.deep.equal([])
+    const from = { address: '10.0.0.2', port: 6000 }
+    const plain = core.handle(BASE, peerCheck({ role: 'controlling', tiebreaker: 1000n }), from, 5)
+    expect(plain.map(a => a.type), 'answered, nothing selected').to.deep.equal(['send'])
+    const nominated = core.handle(BASE, peerCheck({ role: 'controlling', tiebreaker: 1000n, nominate: true }), from, 6)
+    expect(paths(nominated)).to.deep.equal([[6000, undefined]])
+    expect(checks(nominated), 'no check of its own').to.deep.equal([])
+    expect(core.checks.pairs[0].checksSent).to.equal(0)
+    expect(core.nextDeadline()).to.equal(undefined)
+  })
 })
