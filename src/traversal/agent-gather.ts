@@ -172,10 +172,11 @@ export async function gatherCandidates (g: GatherHost, options: { trickle?: bool
 
 /**
  * Gather the candidates of an extra component (RTCP without rtcp-mux, RFC 8445 §4) on its own socket: host
- * candidates at once, server-reflexive ones from the STUN servers (trickled with `trickle`). Relayed candidates are
- * gathered for component 1 only. Resolves when every attempt has finished.
+ * candidates at once, server-reflexive ones from the STUN servers and relayed ones from the TURN servers (UDP first,
+ * TCP/TLS only when no UDP allocation succeeded). A candidate found while `announce()` is true is emitted. Resolves
+ * when every attempt has finished.
  */
-export async function gatherComponent (g: GatherHost, component: number, trickle: boolean): Promise<void> {
+export async function gatherComponent (g: GatherHost, component: number, announce: () => boolean): Promise<void> {
   const socket = g.mux.socket
   const relayOnly = g.options.policy === 'relay'
   const addrs = hostAddresses(socket.local.address, g.options.includeLoopback === true)
@@ -186,13 +187,33 @@ export async function gatherComponent (g: GatherHost, component: number, trickle
   if (!relayOnly) {
     for (const a of addrs) g.addLocal(a === primary ? host : makeCandidate({ type: 'host', address: a, port: socket.local.port, localPreference: 65534 - g.local.length, component }))
   }
-  if (g.options.lite === true || relayOnly) return
+  if (g.options.lite === true) return
+  const found = (c: Candidate): void => { if (g.addLocal(c) && announce()) g.announce(c) }
+  const label = (attempt: GatherAttempt): GatherAttempt => ({ ...attempt, server: `${attempt.server} (component ${component})` })
   const budget = g.options.gatherTimeoutMs ?? 1500
-  await Promise.all((g.options.stunServers ?? []).map(async (server) => {
+  const srflx = relayOnly ? [] : (g.options.stunServers ?? []).map(async (server) => {
     const r = await gatherSrflx(base.tx, server, budget, g.options.signal)
-    g.gatherAttempts.push({ ...r.attempt, server: `${r.attempt.server} (component ${component})` })
+    g.gatherAttempts.push(label(r.attempt))
     if (r.mapped === undefined || g.closed() || (r.mapped.address === primary && r.mapped.port === socket.local.port)) return
-    const c = makeCandidate({ type: 'srflx', address: r.mapped.address, port: r.mapped.port, base: primary, server, related: { address: primary, port: socket.local.port }, component })
-    if (g.addLocal(c) && trickle) g.announce(c)
-  }))
+    found(makeCandidate({ type: 'srflx', address: r.mapped.address, port: r.mapped.port, base: primary, server, related: { address: primary, port: socket.local.port }, component }))
+  })
+  const relay = async ({ config }: { config: Parameters<typeof gatherRelay>[1] }): Promise<boolean> => {
+    const r = await gatherRelay(g.mux, config, g.options.signal)
+    g.gatherAttempts.push(label(r.attempt))
+    if (r.client === undefined) return false
+    if (g.closed()) { await r.client.close(); return false }
+    const a = r.client.allocation
+    const c = makeCandidate({ type: 'relay', address: a.relayed.address, port: a.relayed.port, server: `${config.server}/${config.transport}`, related: a.mapped, localPreference: config.transport === 'udp' ? 65535 : config.transport === 'tcp' ? 32767 : 16383, component })
+    const relayed = g.addBase(c, new RelaySocket(r.client), r.client)
+    r.client.on('reallocated', (alloc) => { g.relayMoved(relayed, alloc.relayed, alloc.mapped, alloc.server) })
+    r.client.on('error', (err) => { log('relay (component %d): %s', component, err.message) })
+    found(c)
+    return true
+  }
+  const plan = planRelayAttempts(g.options.turnServers ?? [])
+  const relays = (async () => {
+    const udp = await Promise.all(plan.filter(a => !a.delayed).map(relay))
+    if (!udp.some(Boolean)) await Promise.all(plan.filter(a => a.delayed).map(relay))
+  })()
+  await Promise.all([...srflx, relays])
 }

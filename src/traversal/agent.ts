@@ -173,7 +173,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /**
    * Gather candidates (RFC 8445 §5.1.1) for every component: see {@link gatherCandidates}. Extra components (RTP and
-   * RTCP apart) get host and server-reflexive candidates from their own sockets. With `trickle` (RFC 8838 §4) this
+   * RTCP apart) get host, server-reflexive and relayed candidates from their own sockets. With `trickle` (RFC 8838 §4) this
    * resolves with the host candidates at once; later ones are `candidate` events, then `gathering-complete`.
    */
   async gather (options: { trickle?: boolean } = {}): Promise<Candidate[]> {
@@ -184,11 +184,15 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.run(this.core.setLocalGatheringComplete())
       if (later) queueMicrotask(() => { this.emit('gathering-complete') }); else this.emit('gathering-complete')
     }
+    let announce = options.trickle === true
+    const budget = new Promise<void>(resolve => { const t = setTimeout(resolve, this.options.gatherTimeoutMs ?? 1500); t.unref(); this.timers.push(t) })
     const first = gatherCandidates(this.gatherHost(this.mux, done), options)
-    const extra = this.componentMuxes.map(({ mux }, i) => gatherComponent(this.gatherHost(mux, () => {}), i + 2, options.trickle === true))
+    const extra = this.componentMuxes.map(({ mux }, i) => gatherComponent(this.gatherHost(mux, () => {}), i + 2, () => announce))
     for (const e of extra) void e.then(() => { done(false) })
     await first
-    if (options.trickle !== true) await Promise.all(extra)
+    // Without trickle, the extra components get the same budget as the first; what they find later is emitted.
+    if (!announce) await Promise.race([Promise.all(extra), budget])
+    announce = true
     return this.local.map(c => this.mdns.signalled(c))
   }
 
