@@ -33,7 +33,7 @@ const clock = (): number => performance.now()
  * to the relay if the direct path loses consent (RFC 7675). One component by default; two (RTP and RTCP apart) with
  * `components: 2`.
  *
- * The protocol lives in the sans-IO {@link IceCore} (src/traversal/ice-core/); this class is its adapter: it owns the
+ * The protocol lives in the sans-IO `IceCore` (src/traversal/ice-core/); this class is its adapter: it owns the
  * sockets, gathering, TURN clients and one timer that calls the core's tick(now) at its next deadline.
  */
 export class Agent extends EventEmitter<AgentEvents> {
@@ -172,7 +172,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   get remoteGatheringComplete (): boolean { return this.core.remoteGatheringComplete }
 
   /**
-   * Gather candidates (RFC 8445 §5.1.1) for every component: see {@link gatherCandidates}. Extra components (RTP and
+   * Gather candidates (RFC 8445 §5.1.1) for every component: see `gatherCandidates` (agent-gather.ts). Extra components (RTP and
    * RTCP apart) get host, server-reflexive and relayed candidates from their own sockets. With `trickle` (RFC 8838 §4) this
    * resolves with the host candidates at once; later ones are `candidate` events, then `gathering-complete`.
    */
