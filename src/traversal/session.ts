@@ -4,7 +4,7 @@ import { AbortError, ERROR_CODES, InvalidArgumentError, NatError, NoPathError, S
 import { createLogger } from '../log.js'
 import { Agent, type AgentOptions, type PathInfo } from './agent.js'
 import { candidateFromSdp, candidateToSdp, type Candidate } from './candidate.js'
-import type { CandidatePair, CheckOutcome } from './check-list.js'
+import type { CandidatePair, CheckOutcome } from './ice-core/check-list.js'
 import type { GatherAttempt } from './gather.js'
 import type { SignalChannel, SignalMessage } from './signal-channel.js'
 import { TcpPunchLink, resolveTcpPunchOptions, type TcpPunchReport, type TcpSimultaneousOpenOptions } from './tcp-punch-link.js'
@@ -366,7 +366,7 @@ function preferredPath (agent: Agent, tcp: TcpPunchLink | undefined): PathInfo |
   if (udp?.type === 'direct') return udp
   const path = tcp?.path
   if (path === undefined || tcp?.candidate === undefined || tcp.remote === undefined) return udp
-  return { type: 'direct', local: tcp.candidate, remote: tcp.remote, rttMs: path.rttMs }
+  return { type: 'direct', local: tcp.candidate, remote: tcp.remote, rttMs: path.rttMs, component: 1 }
 }
 
 function parseAll (lines: string[]): Candidate[] {

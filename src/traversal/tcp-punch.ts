@@ -21,9 +21,9 @@ import { resolveServer } from '../net/resolve.js'
 import { MessageClass, Method, StunMessage, shortTermKey } from '../stun/index.js'
 import { buildBindingRequest, parseBindingResponse } from '../stun/client.js'
 import { StreamTransactions } from '../stun/stream-transactions.js'
-import { isStunDatagram } from './app-demux.js'
+import { isStunDatagram } from './ice-core/app-demux.js'
 import { candidateFoundation, candidatePriority, type Candidate } from './candidate.js'
-import { buildCheckRequest, buildCheckResponse, buildUnauthenticated, isAuthenticCheck, type IceRole } from './check-messages.js'
+import { buildCheckRequest, buildCheckResponse, buildUnauthenticated, isAuthenticCheck, type IceRole } from './ice-core/check-messages.js'
 import { Rfc4571Decoder, frameRfc4571 } from './rfc4571.js'
 
 const log = createLogger('natcheck:traversal:tcp-punch')

@@ -9,7 +9,7 @@ import { createServer, connect as netConnect, type Server, type Socket } from 'n
 import { TcpPunchError } from '../../../src/errors.js'
 import { MessageClass, StunMessage, ErrorCode, shortTermKey } from '../../../src/stun/index.js'
 import { StunServer } from '../../../src/stun/server.js'
-import { buildCheckRequest } from '../../../src/traversal/check-messages.js'
+import { buildCheckRequest } from '../../../src/traversal/ice-core/check-messages.js'
 import { channelPair } from '../../../src/traversal/signal-channel.js'
 import { ConnectError, connect } from '../../../src/traversal/session.js'
 import { Rfc4571Decoder, frameRfc4571 } from '../../../src/traversal/rfc4571.js'
