@@ -2,7 +2,7 @@
  * `npm run bench`: every benchmark, each running natkit and its reference side by side in one run and printing the
  * ratio (these 2-core machines are noisy, so only same-run ratios mean anything). `npm run bench -- NAME…` runs
  * only the named ones: codec, stun-server, discovery, relay (includes relay-saturate), relay-saturate,
- * traversal, attacks, portmap, hardnat.
+ * traversal, attacks, portmap, hardnat, tcp-punch.
  */
 import { benchAttacks } from './attacks.js'
 import { benchCodec } from './codec.js'
@@ -11,6 +11,7 @@ import { benchHardNat } from './hardnat.js'
 import { benchPortmap } from './portmap.js'
 import { benchRelay } from './relay.js'
 import { benchRelaySaturate } from './relay-saturate.js'
+import { benchTcpPunch } from './tcp-punch.js'
 import { benchTraversal } from './traversal.js'
 import { benchUdpIo } from './udp-io.js'
 
@@ -23,7 +24,8 @@ const benches: Record<string, () => Promise<unknown>> = {
   traversal: async () => await benchTraversal(),
   attacks: async () => await benchAttacks(),
   portmap: async () => await benchPortmap(),
-  hardnat: async () => await benchHardNat()
+  hardnat: async () => await benchHardNat(),
+  'tcp-punch': async () => await benchTcpPunch()
 }
 
 const wanted = process.argv.slice(2).filter(a => !a.startsWith('-'))

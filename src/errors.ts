@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   SIGNALLING_TIMEOUT: 'ERR_SIGNALLING_TIMEOUT',
   /** RelaySilentError: a TURN allocation worked but nothing sent through it came back. */
   RELAY_SILENT: 'ERR_RELAY_SILENT',
+  /** TcpPunchError: a TCP simultaneous-open step failed (its `outcome` is the reason code). */
+  TCP_PUNCH: 'ERR_TCP_PUNCH',
   RENDEZVOUS_TIMEOUT: 'ERR_RENDEZVOUS_TIMEOUT',
   RENDEZVOUS_CLOSED: 'ERR_RENDEZVOUS_CLOSED',
   RENDEZVOUS_OUTBOX_FULL: 'ERR_RENDEZVOUS_OUTBOX_FULL',
@@ -119,6 +121,16 @@ export class LabError extends NatError {
 export class NoPathError extends NatError {
   constructor (message = 'the session has no working path any more', options?: ErrorOptions) {
     super(message, ERROR_CODES.NO_PATH, options)
+  }
+}
+
+/**
+ * A TCP simultaneous-open step failed (traversal/tcp-punch.ts); `outcome` is its reason code (`tcp-so-unauthenticated`,
+ * `tcp-so-reset`, `tcp-so-cancelled`, …).
+ */
+export class TcpPunchError extends NatError {
+  constructor (message: string, readonly outcome: string, options?: ErrorOptions) {
+    super(message, ERROR_CODES.TCP_PUNCH, options)
   }
 }
 

@@ -4,7 +4,7 @@
  */
 export {
   AbortError, ERROR_CODES, InvalidArgumentError, LabError, NatError, NoPathError, RelaySilentError, ResolveError,
-  SignallingTimeoutError, StunDecodeError, StunErrorResponse, StunIntegrityError, StunTimeoutError, TransportError,
+  SignallingTimeoutError, StunDecodeError, StunErrorResponse, StunIntegrityError, StunTimeoutError, TcpPunchError, TransportError,
   type NatErrorCode
 } from './errors.js'
 export { setLogSink, type LogRecord, type LogSink } from './log.js'

@@ -22,7 +22,7 @@ interface ConnectFlags extends SecretFlags {
   rendezvous?: string, id?: string, peer?: string, manual?: boolean, role?: 'controlling' | 'controlled', lite?: boolean, token?: string, turn?: string[]
   turnTransport: 'udp' | 'tcp' | 'tls', stun?: string[], count: string, json?: boolean, timeout: number, relayOnly?: boolean
   localAddress?: string, includeLoopback?: boolean, insecure?: boolean, settle: number
-  portMapping?: boolean | string, gateway?: string, portPrediction?: boolean, birthdaySpray?: boolean | string, sprayRate?: string
+  portMapping?: boolean | string, gateway?: string, portPrediction?: boolean, birthdaySpray?: boolean | string, sprayRate?: string, tcpPunch?: boolean
 }
 
 /**
@@ -59,6 +59,7 @@ export function registerConnectCommand (program: Command): void {
     .option('--port-prediction', 'when this NAT steps its ports by a constant, offer the next ones as candidates (a symmetric NAT with sequential ports; measured through an RFC 5780 --stun server)')
     .option('--birthday-spray [N:M]', `with --rendezvous, both peers: a symmetric NAT with random ports × a port-restricted cone; the symmetric side opens N sockets, the cone side probes M random ports (default 256:2048, at most ${MAX_SPRAY_SOCKETS}:${MAX_SPRAY_PROBES}); the success probability is reported`)
     .option('--spray-rate <pps>', 'with --birthday-spray: spray packets per second at most (default 1000)')
+    .option('--tcp-punch', 'TCP simultaneous open where UDP is blocked but TCP gets out: offer this side\'s public TCP endpoint (learnt over STUN/TCP from --stun, else the TURN servers) and connect() to the peer\'s at the same moment (RFC 6544 so candidates); the peer must ask too (not with --manual)')
     .option('--json', 'print one JSON document')
     .action(async (flags: ConnectFlags) => {
       const json = flags.json === true
@@ -83,6 +84,7 @@ export function registerConnectCommand (program: Command): void {
         const hardNat = hardNatOptions(flags)
         if (flags.manual === true) {
           if (hardNat.birthdaySpray !== undefined) throw new InvalidArgumentError('--birthday-spray needs --rendezvous: the peers announce their mappings to each other through signalling')
+          if (flags.tcpPunch === true) throw new InvalidArgumentError('--tcp-punch needs --rendezvous: its retries are timed over the signalling')
           if (flags.rendezvous !== undefined) throw new InvalidArgumentError('--manual replaces --rendezvous: give one of them')
           const r = await connectManual({
             role: flags.role ?? 'controlling', bindAddress: flags.localAddress, includeLoopback: flags.includeLoopback === true, policy: flags.relayOnly === true ? 'relay' : 'all',
@@ -132,7 +134,8 @@ export function registerConnectCommand (program: Command): void {
           policy: flags.relayOnly === true ? 'relay' : 'all',
           stunServers,
           turnServers,
-          ...hardNat
+          ...hardNat,
+          ...(flags.tcpPunch === true ? { tcpSimultaneousOpen: true } : {})
         })
         session = await connecting
         // One hello datagram at once (0x48 'H', not part of the echo): the peer's report then shows the time from its
@@ -210,7 +213,8 @@ function jsonReport (r: ConnectReport): Record<string, unknown> {
     gathering: r.gathering,
     localCandidates: r.localCandidates.map(candidateJson),
     remoteCandidates: r.remoteCandidates.map(candidateJson),
-    attempts: r.attempts
+    attempts: r.attempts,
+    ...(r.tcpPunch !== null ? { tcpPunch: r.tcpPunch } : {})
   }
 }
 
@@ -232,6 +236,11 @@ function renderConnect (r: ConnectReport, count: number, echo: { delivered: numb
     if (g.kind === 'portmap') lines.push(`port mapping: ${g.ok ? '' : 'none, '}${g.detail}`)
     if (g.kind === 'prediction') lines.push(`port prediction: ${g.detail}`)
     if (g.kind === 'spray') lines.push(`birthday spray: ${g.detail}${g.probability !== undefined ? ` (P computed beforehand: ${(g.probability * 100).toFixed(2)}%)` : ''}`)
+  }
+  const t = r.tcpPunch
+  if (t !== null) {
+    lines.push(`TCP punch: ${t.result ?? 'running'}${t.mapping !== null ? `, public TCP ${t.mapping.mapped} (from ${t.mapping.local})` : t.mappingError !== null ? ` (${t.mappingError})` : ''}${t.connectedMs !== null ? `, direct after ${t.connectedMs} ms` : ''}`)
+    for (const a of t.attempts) lines.push(`  attempt ${a.n} → ${a.remote}: ${a.outcome} in ${a.ms} ms${a.detail !== null ? ` (${a.detail})` : ''}`)
   }
   lines.push('attempts:')
   for (const a of r.attempts) {

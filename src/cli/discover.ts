@@ -13,6 +13,12 @@ import { parseMs } from './stun.js'
 
 interface DiscoverFlags { server?: string[], json?: boolean, timeout: number, lifetime?: boolean | string, color?: boolean, tcpTls?: boolean, portmap?: boolean }
 
+/**
+ * Lifetime the gateway probe asks for, s: long enough to check the mapping from outside, short enough that a natcheck
+ * killed before it removes its mappings leaves them on the router for seconds, not minutes.
+ */
+const PROBE_LIFETIME_S = 20
+
 /** The root action: `natcheck [--server HOST[:PORT]]... [--json] [--timeout MS] [--lifetime[=MAX_S]]`. */
 export function registerDiscover (program: Command): void {
   program
@@ -35,7 +41,7 @@ export function registerDiscover (program: Command): void {
         const verifyVia = new Promise<Endpoint | undefined>((resolve) => { foundServer = resolve })
         const probeGateway = flags.portmap ?? !allOnLoopback(flags.server)
         if (!probeGateway && flags.portmap === undefined && (!json || process.stderr.isTTY)) process.stderr.write('natcheck: every server is on loopback, so the default gateway is not asked for port mappings (--portmap asks it)\n')
-        if (probeGateway) portMap = probePortMapping({ timeoutMs: Math.min(flags.timeout, 2000), map: { transport: 'udp', internalPort: 49152 + Math.floor(Math.random() * 16000), lifetimeS: 60 }, verifyVia })
+        if (probeGateway) portMap = probePortMapping({ timeoutMs: Math.min(flags.timeout, 2000), map: { transport: 'udp', internalPort: 49152 + Math.floor(Math.random() * 16000), lifetimeS: PROBE_LIFETIME_S }, verifyVia })
         const report = await discoverNat({
           servers: flags.server,
           timeoutMs: flags.timeout,

@@ -11,7 +11,7 @@
  */
 import { type Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander'
 import { InvalidArgumentError } from '../errors.js'
-import { Lab, LAB_NAT_TYPES, LAB_NODES, labDown, listLabs } from '../lab/index.js'
+import { Lab, LAB_NAT_TYPES, LAB_NODES, LAB_STUN_PORT, labDown, listLabs } from '../lab/index.js'
 import type { LabInfo, LabNatType, LabNode, LabServices, LabSite } from '../lab/index.js'
 import { ExitCode } from './exit-codes.js'
 import { printJson, reportError, table } from './output.js'
@@ -67,8 +67,10 @@ export function tryCommands (info: LabInfo, services: LabServices | undefined): 
     return [`${exec('a')} ip addr`, `${exec('server')} natcheck server --listen ${info.server.primaryIp} --alternate ${info.server.secondaryIp}`, `natcheck lab down${p}`]
   }
   const turn = services.turn.map((t) => ` --turn '${t}'`).join('')
+  // A tcp-only site relays unless both peers punch TCP (STUN over TCP to the lab's STUN server gives the endpoints).
+  const punch = info.a.nat === 'tcp-only' || info.b.nat === 'tcp-only' ? ` --tcp-punch --stun ${services.stun}:${LAB_STUN_PORT}` : ''
   const connect = (me: string, peer: string): string =>
-    `${exec(me)} natcheck connect --rendezvous ${services.rendezvous} --id ${me} --peer ${peer} --auth-secret ${services.secret}${turn}`
+    `${exec(me)} natcheck connect --rendezvous ${services.rendezvous} --id ${me} --peer ${peer} --auth-secret ${services.secret}${turn}${punch}`
   return [
     `${exec('a')} natcheck --server ${services.stun}`,
     `${exec('b')} natcheck --server ${services.stun}`,

@@ -30,7 +30,7 @@ export interface PairPrediction {
 
 /** An opt-in technique that makes a relayed pair direct. */
 export interface DirectTechnique {
-  readonly strategy: 'port-mapping' | 'port-prediction' | 'birthday-spray'
+  readonly strategy: 'tcp-simultaneous-open' | 'port-mapping' | 'port-prediction' | 'birthday-spray'
   /** The agent option and `natcheck connect` flag that turn it on. */
   readonly enable: string
   /** The birthday spray's estimate (the default caps), when that is the technique. */
@@ -124,20 +124,24 @@ function withTechniques (p: PairPrediction, a: PeerProfile, b: PeerProfile): Pai
       ? 'both sides measure their step (4 STUN requests each) and offer their next 12 ports; each sends its first checks to the other\'s predicted ports in order: at most 12 checks per side, works when nothing else takes a port on either NAT meanwhile'
       : 'a short paced burst to the next few predicted ports (12 by default: at most 12 checks, a handful when nothing else allocates ports meanwhile)'
   }
-  if (sides.every(s => s.type === 'udp-blocked' && s.tcp === true)) {
-    alternatives.push('tcp-simultaneous-open')
-    costs['tcp-simultaneous-open'] = 'both sides connect() to each other\'s public TCP endpoint at once (RFC 9293 §3.5): works where outbound TCP to any port is allowed and the NAT keeps the source port'
+  let reason = p.reason
+  if (sides.some(tcpOut) && sides.every(tcpPunchable)) {
+    // First: of everything offered it is the one that goes direct.
+    alternatives.unshift('tcp-simultaneous-open')
+    costs['tcp-simultaneous-open'] = TCP_PUNCH_COST
+    reason += ' TCP simultaneous open (opt-in: natcheck connect --tcp-punch) connects the pair directly over TCP instead.'
   }
   const unique = [...new Set(alternatives)]
   const direct = p.strategy.startsWith('relay') ? directTechnique(unique, spray) : undefined
-  return { ...p, alternatives: unique, ...(Object.keys(costs).length > 0 ? { costs } : {}), ...(direct !== undefined ? { direct } : {}) }
+  return { ...p, reason, alternatives: unique, ...(Object.keys(costs).length > 0 ? { costs } : {}), ...(direct !== undefined ? { direct } : {}) }
 }
 
 /**
- * Of the alternatives natkit's agent runs that open a relayed pair, the one to use: deterministic ones first, then
- * the spray. (TCP simultaneous open is named as an alternative but the agent does not run it.)
+ * Of the alternatives natkit runs that open a relayed pair, the one to use: TCP simultaneous open where it applies
+ * (UDP is blocked, so nothing else goes direct), then the deterministic ones, then the spray.
  */
 function directTechnique (alternatives: Strategy[], spray: SprayEstimate | undefined): DirectTechnique | undefined {
+  if (alternatives.includes('tcp-simultaneous-open')) return { strategy: 'tcp-simultaneous-open', enable: 'tcpSimultaneousOpen / natcheck connect --tcp-punch (at both ends)' }
   if (alternatives.includes('port-mapping')) return { strategy: 'port-mapping', enable: 'portMapping / natcheck connect --port-mapping' }
   if (alternatives.includes('port-prediction')) return { strategy: 'port-prediction', enable: 'portPrediction / natcheck connect --port-prediction (on each sequential side)' }
   if (alternatives.includes('birthday-spray') && spray !== undefined) return { strategy: 'birthday-spray', enable: 'birthdaySpray / natcheck connect --birthday-spray (at both ends)', spray }
@@ -146,6 +150,22 @@ function directTechnique (alternatives: Strategy[], spray: SprayEstimate | undef
 
 const CONES: NatType[] = ['full-cone', 'restricted-cone']
 
+/** What TCP simultaneous open costs (tcp-punch-link.ts defaults), and what it needs. */
+export const TCP_PUNCH_COST = 'one STUN Binding over TCP per side, then one connect() per side at a signalled moment (RFC 9293 §3.5; at most 3 attempts of 2.5 s, usually the first round trip), and an ICE check on the stream: a direct TCP path, datagrams framed per RFC 4571 (TCP\'s head-of-line blocking). Needs outbound TCP to any port (not only 80/443) and a NAT that keeps the TCP source port'
+
+/** A UDP-blocked side whose TCP gets out (STUN over TCP answered). */
+function tcpOut (s: PeerProfile): boolean { return s.type === 'udp-blocked' && s.tcp === true }
+
+/**
+ * A side a TCP simultaneous open can reach: TCP out, or a NAT with endpoint-independent mapping (a cone: it keeps one
+ * port for one internal endpoint, the TCP source port in practice; its filter lets the peer's SYN in once its own SYN
+ * went out), or no NAT. Symmetric NATs give the punch connection a port the peer never learnt.
+ */
+function tcpPunchable (s: PeerProfile): boolean {
+  if (tcpOut(s)) return true
+  return (s.type === 'open' || s.type === 'port-restricted-cone' || CONES.includes(s.type)) && s.tcp !== false
+}
+
 /**
  * Predict how two peers connect, from their discovery reports. The rules follow RFC 4787 behaviour: a peer without
  * NAT or filtering (open) is reached directly; two endpoint-independent mappings can always punch; a symmetric NAT can
@@ -153,7 +173,8 @@ const CONES: NatType[] = ['full-cone', 'restricted-cone']
  * port-restricted or symmetric peers it needs a relay, unless its ports are sequential (port prediction is then an
  * alternative); UDP blocked on either side means a relay over TCP or TLS. The hard-NAT techniques that could also
  * work are added as alternatives with their cost: port mapping (a side's gateway granted one), birthday spray
- * (symmetric with random ports × port-restricted cone), TCP simultaneous open (both sides UDP-blocked, TCP out).
+ * (symmetric with random ports × port-restricted cone), TCP simultaneous open (a UDP-blocked side whose TCP gets out, against
+ * another such side, a cone or an open host; first among the alternatives, since it is the one that goes direct).
  */
 export function predictPair (a: PeerProfile, b: PeerProfile): PairPrediction {
   return withTechniques(predictStandard(a, b), a, b)

@@ -19,8 +19,8 @@ import { InvalidArgumentError, LabError, NatError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { natRuleset } from './nat-rules.js'
 import { ipBatch, listNetns, netnsExecArgv, netnsNft, netnsPids, netnsSysctl, run, runOk } from './netns.js'
-import { miniupnpdTables } from './miniupnpd.js'
-import { startLabServices, startMiniupnpd, stopLabServices } from './services.js'
+import { miniupnpdStunRules, miniupnpdTables } from './miniupnpd.js'
+import { LAB_STUN_ALT_PORT, LAB_STUN_PORT, startLabServices, startMiniupnpd, stopLabServices } from './services.js'
 import type { LabServiceProcess, LabServices } from './services.js'
 import { listLabStates, readLabState, removeLabState, writeLabState } from './state.js'
 import { conntrackSysctls, nodeBatch, nodeSysctls, planLab, resolveLabOptions, rootBatch, validatePrefix } from './topology.js'
@@ -136,7 +136,10 @@ export class Lab {
         await writeLabState(info, services)
       }
       if (o.upnp.length > 0) {
-        upnp = await startMiniupnpd(info, o.upnp)
+        if (o.servers) {
+          for (const site of o.upnp) await netnsNft(info[site].routerNs, miniupnpdStunRules(info.server, [LAB_STUN_PORT, LAB_STUN_ALT_PORT]))
+        }
+        upnp = await startMiniupnpd(info, o.upnp, { stunSelfCheck: o.servers })
         await writeLabState(info, services, upnp)
       }
     } catch (err) {

@@ -109,6 +109,9 @@ export function natRuleset (o: NatRulesetOptions): string {
 
   // Outbound: source NAT, the mapping behaviour.
   out.push('  chain postrouting {', '    type nat hook postrouting priority srcnat; policy accept;')
+  // The router's own packets already carry the public address and keep their ports (a symmetric NAT's random ports
+  // would otherwise hit them too, and miniupnpd's STUN self-check would take its own router for a symmetric NAT).
+  out.push(`    oifname ${W} ip saddr ${ip} accept`)
   if (hairpin) {
     if (cone) out.push(`    iifname ${L} oifname ${L} ct status dnat meta l4proto udp snat ip to ${ip} : ip saddr . udp sport map @eim_out`)
     out.push(`    iifname ${L} oifname ${L} ct status dnat snat ip to ${ip}`)

@@ -79,7 +79,8 @@ export function labServiceArgv (info: LabInfo): Record<'stun' | 'relay', string[
 /** The line each server prints once it serves. */
 const READY: Record<LabServiceProcess['name'], RegExp> = {
   stun: /natcheck server: STUN on UDP/,
-  relay: /natcheck relay: rendezvous /,
+  // Both: with relay workers the primary prints the rendezvous line seconds before a worker listens for TURN.
+  relay: /^(?=[\s\S]*natcheck relay: rendezvous )(?=[\s\S]*natcheck relay: listening tcp )/,
   'miniupnpd-a': /Listening for NAT-PMP\/PCP traffic/,
   'miniupnpd-b': /Listening for NAT-PMP\/PCP traffic/
 }
@@ -109,10 +110,12 @@ export async function startLabServices (info: LabInfo): Promise<LabServices> {
 }
 
 /**
- * Start miniupnpd on the router of each given site (its nftables chains must exist: see miniupnpd.ts).
+ * Start miniupnpd on the router of each given site (its nftables chains must exist: see miniupnpd.ts). With
+ * `stunSelfCheck` (the lab's STUN server is up and the routers let its answers in) it checks its address through that
+ * server and grants mappings; without, it refuses them.
  * @throws LabError when miniupnpd is not installed, exits, or does not start in time.
  */
-export async function startMiniupnpd (info: LabInfo, sites: readonly LabSite[]): Promise<LabServiceProcess[]> {
+export async function startMiniupnpd (info: LabInfo, sites: readonly LabSite[], options: { stunSelfCheck?: boolean } = {}): Promise<LabServiceProcess[]> {
   const dir = labStateDir()
   await mkdir(dir, { recursive: true, mode: 0o755 })
   const specs = sites.map((site) => {
@@ -121,7 +124,8 @@ export async function startMiniupnpd (info: LabInfo, sites: readonly LabSite[]):
     const conf = join(dir, `${info.prefix}${name}.conf`)
     const leases = join(dir, `${info.prefix}${name}.leases`)
     const uuid = `6e6b6c61-6200-4000-8000-${Buffer.from(`${info.prefix}${site}`.padEnd(6, '-').slice(-6)).toString('hex')}`
-    writeFileSync(conf, miniupnpdConfig(s, { leaseFile: leases, uuid }))
+    const stun = options.stunSelfCheck === true ? { host: info.server.primaryIp, port: LAB_STUN_PORT } : undefined
+    writeFileSync(conf, miniupnpdConfig(s, { leaseFile: leases, uuid, stun }))
     return { name, ns: s.routerNs, argv: ['miniupnpd', '-f', conf, '-d', '-P', join(dir, `${info.prefix}${name}.pid`)], match: conf, files: [conf, leases, join(dir, `${info.prefix}${name}.pid`)] }
   })
   return await startAll(info, specs)

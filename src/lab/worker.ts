@@ -23,6 +23,7 @@ import type { PortPrediction, PortPredictionOptions, PredictionReason } from '..
 import type { BirthdaySprayReport } from '../traversal/birthday-spray.js'
 import type { BirthdaySprayOptions } from '../traversal/spray-plan.js'
 import { connect, type PeerSession } from '../traversal/session.js'
+import type { TcpPunchReport, TcpSimultaneousOpenOptions } from '../traversal/tcp-punch-link.js'
 
 const log = createLogger('natcheck:lab:worker')
 
@@ -61,6 +62,8 @@ export interface PeerTask {
   readonly birthdaySpray?: Omit<BirthdaySprayOptions, 'bind'>
   /** STUN servers (default: the TURN URIs' UDP servers). */
   readonly stun?: readonly string[]
+  /** The session's `tcpSimultaneousOpen` (off when absent). */
+  readonly tcpSimultaneousOpen?: boolean | TcpSimultaneousOpenOptions
 }
 
 /** `discover`: discoverNat against one STUN server. */
@@ -81,6 +84,10 @@ export interface PeerWorkerResult {
   readonly prediction?: { readonly reason: PredictionReason, readonly delta: number | null, readonly samples: number[], readonly ports: number[] } | null
   /** The birthday spray's report, when it was asked for, and its `spray` gathering attempt's line. */
   readonly spray?: (BirthdaySprayReport & { readonly attempt: string | null }) | null
+  /** The TCP simultaneous open's report, when it was asked for. */
+  readonly tcpPunch?: TcpPunchReport | null
+  /** The path's transport (`tcp` for the punched TCP path). */
+  readonly transport?: 'udp' | 'tcp'
 }
 
 /** What a `discover` worker reports. */
@@ -130,22 +137,27 @@ async function runPeer (t: PeerTask): Promise<void> {
       turnServers: turns.map(u => ({ server: u.server, transport: u.transport, tcpFallback: u.tcpFallback, credentials: { authSecret: t.secret, user: t.id } })),
       ...(t.portMapping !== undefined ? { portMapping: t.portMapping } : {}),
       ...(t.portPrediction !== undefined ? { portPrediction: t.portPrediction } : {}),
-      ...(t.birthdaySpray !== undefined ? { birthdaySpray: t.birthdaySpray } : {})
+      ...(t.birthdaySpray !== undefined ? { birthdaySpray: t.birthdaySpray } : {}),
+      ...(t.tcpSimultaneousOpen !== undefined ? { tcpSimultaneousOpen: t.tcpSimultaneousOpen } : {})
     })
     // One hello datagram at once (as natcheck connect does): the peer's report then measures connect() → first datagram.
     session.send(Buffer.from([0x48, 0, 0, 0, 0]))
     if (t.settleMs > 0 && session.path.type !== 'direct') await session.settle(t.settleMs)
+    // With the TCP punch, the path the exchange runs on: a TCP path ends when the peer, done first, closes its session.
+    const ran = t.tcpSimultaneousOpen !== undefined ? session.path : undefined
     const echo = await echoExchange(session, client, t.peer, t.count)
     const r = session.report()
+    const p = ran ?? r.path
     print({
-      path: r.path === null ? null : { type: r.path.type, local: `${r.path.local.type} ${formatEndpoint(r.path.local)}`, remote: `${r.path.remote.type} ${formatEndpoint(r.path.remote)}`, rttMs: r.path.rttMs },
+      path: p === null ? null : { type: p.type, local: `${p.local.type} ${formatEndpoint(p.local)}`, remote: `${p.remote.type} ${formatEndpoint(p.remote)}`, rttMs: p.rttMs },
       timings: r.timings,
       delivered: echo.delivered,
       lost: t.count - echo.delivered,
       error: null,
       ...(t.portMapping !== undefined ? { portMapped: session.agent.portMappedCandidate === undefined ? null : formatEndpoint(session.agent.portMappedCandidate) } : {}),
       ...(t.portPrediction !== undefined ? { prediction: predictionOf(session.agent.portPrediction) } : {}),
-      ...(t.birthdaySpray !== undefined ? { spray: sprayOf(session) } : {})
+      ...(t.birthdaySpray !== undefined ? { spray: sprayOf(session) } : {}),
+      ...(t.tcpSimultaneousOpen !== undefined ? { tcpPunch: r.tcpPunch, transport: p?.local.transport ?? 'udp' } : {})
     })
   } catch (err) {
     const e = err as { code?: string, message?: string }

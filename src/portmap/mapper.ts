@@ -55,11 +55,16 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
   #timer: NodeJS.Timeout | undefined
   #closed: Promise<void> | undefined
   /** Removal of grants that arrived after an eager winner (awaited by close). */
-  readonly #lateCleanup: Promise<void>
+  #lateCleanup: Promise<void> = Promise.resolve()
+  /**
+   * Other protocols' grants of the same gateway entry (same transport and external port). A gateway that keeps one
+   * table for all protocols (miniupnpd) gives the entry to whichever asked last, and refuses to remove or renew it for
+   * another ("Unauthorized to remove PCP mapping"): when the winner's removal or renewal fails, these are tried.
+   */
+  readonly #aliases: GrantedMapping[] = []
 
-  private constructor (ctx: GatewayContext, request: MapRequest, mapping: GrantedMapping, now: () => number, lateCleanup: Promise<void> = Promise.resolve()) {
+  private constructor (ctx: GatewayContext, request: MapRequest, mapping: GrantedMapping, now: () => number) {
     super()
-    this.#lateCleanup = lateCleanup
     this.#ctx = ctx
     this.#request = request
     this.#mapping = mapping
@@ -82,30 +87,38 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
     const ctx: GatewayContext = { gateway, localIp, timeoutMs: options.timeoutMs ?? 2000, port: options.port }
     const protocols = options.protocols ?? PORTMAP_PROTOCOLS
     const pending = protocols.map(async (p) => await tryProtocol(p, ctx, request))
-    // A gateway that speaks several protocols keeps one table (miniupnpd does): a grant with the winner's transport and
-    // external port is the same entry, and removing it would remove the winner. Remove only distinct grants.
-    const removeDistinct = async (winner: GrantedMapping, others: readonly ProtocolOutcome[]): Promise<void> => {
-      const distinct = others.filter((o) => o.mapping !== null && o.mapping !== winner && (o.mapping.transport !== winner.transport || o.mapping.externalPort !== winner.externalPort))
-      await Promise.all(distinct.map(async (o) => await removeMapping(ctx, o.mapping as GrantedMapping)))
-    }
     if (options.eager === true) {
       const first = await firstGrant(pending)
       if (first !== undefined) {
         const mapping = first.mapping as GrantedMapping
         log('mapped %s %d -> %s:%d by %s for %d s (first grant)', request.transport, request.internalPort, mapping.externalIp, mapping.externalPort, first.protocol, mapping.lifetimeS)
-        const late = Promise.all(pending).then(async (outs) => { await removeDistinct(mapping, outs) })
-        return new PortMapper(ctx, request, mapping, options.now ?? Date.now, late)
+        const mapper = new PortMapper(ctx, request, mapping, options.now ?? Date.now)
+        mapper.#lateCleanup = Promise.all(pending).then(async (outs) => { await mapper.#adopt(outs) })
+        return mapper
       }
     }
     const outcomes = await Promise.all(pending)
-    const [winner, ...extra] = outcomes.filter((o) => o.mapping !== null)
-    if (winner?.mapping != null) await removeDistinct(winner.mapping, extra)
+    const winner = outcomes.find((o) => o.mapping !== null)
     if (winner === undefined) {
       const reasons = Object.fromEntries(outcomes.map((o) => [o.protocol, o.error ?? 'refused']))
       throw new PortMapError(`the gateway ${gateway} granted no mapping (${Object.entries(reasons).map(([p, r]) => `${p}: ${r}`).join('; ')})`, reasons)
     }
     log('mapped %s %d -> %s:%d by %s for %d s', request.transport, request.internalPort, winner.mapping?.externalIp, winner.mapping?.externalPort, winner.protocol, winner.mapping?.lifetimeS)
-    return new PortMapper(ctx, request, winner.mapping as GrantedMapping, options.now ?? Date.now)
+    const mapper = new PortMapper(ctx, request, winner.mapping as GrantedMapping, options.now ?? Date.now)
+    await mapper.#adopt(outcomes)
+    return mapper
+  }
+
+  /**
+   * Sort the other protocols' grants: one with the winner's transport and external port is the same entry of the
+   * gateway's one table (kept as an alias; removing it would remove the winner); a distinct one is removed.
+   */
+  async #adopt (outcomes: readonly ProtocolOutcome[]): Promise<void> {
+    const winner = this.#mapping
+    const others = outcomes.flatMap((o) => o.mapping === null || o.mapping === winner ? [] : [o.mapping])
+    const same = (m: GrantedMapping): boolean => m.transport === winner.transport && m.externalPort === winner.externalPort
+    this.#aliases.push(...others.filter(same))
+    await Promise.all(others.filter((m) => !same(m)).map(async (m) => await removeMapping(this.#ctx, m)))
   }
 
   /** The mapping as last granted. */
@@ -124,7 +137,19 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
     clearTimeout(this.#timer)
     if (this.#closed !== undefined) return
     const prev = this.#mapping
-    const o = await tryProtocol(prev.protocol, this.#ctx, { ...this.#request, externalPort: prev.externalPort, ...(prev.nonce !== undefined ? { nonce: prev.nonce } : {}) } as MapRequest)
+    const again = async (m: GrantedMapping): Promise<ProtocolOutcome> =>
+      await tryProtocol(m.protocol, this.#ctx, { ...this.#request, externalPort: m.externalPort, ...(m.nonce !== undefined ? { nonce: m.nonce } : {}) } as MapRequest)
+    let o = await again(prev)
+    // Refused for the winner: the entry may belong to another protocol that granted it too; renew through that one.
+    for (let i = 0; o.mapping === null && i < this.#aliases.length && this.#closed === undefined; i++) {
+      const alias = this.#aliases[i]
+      const a = await again(alias)
+      if (a.mapping !== null) {
+        log('renewing via %s (the %s renewal was refused: %s)', alias.protocol, prev.protocol, o.error ?? 'refused')
+        this.#aliases.splice(i, 1, prev)
+        o = a
+      }
+    }
     if (this.#closed !== undefined) {
       if (o.mapping !== null) await removeMapping(this.#ctx, o.mapping)
       return
@@ -135,7 +160,7 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
       const atS = this.#now() / 1000
       const restarted = prev.epoch !== null && o.mapping.epoch !== null && !pcpEpochValid({ epoch: prev.epoch, atS: this.#epochAt / 1000 }, { epoch: o.mapping.epoch, atS })
       if (restarted) log('gateway %s restarted (epoch %d -> %d): mapping re-created', this.#ctx.gateway, prev.epoch, o.mapping.epoch)
-      this.#mapping = { ...o.mapping, nonce: o.mapping.nonce ?? prev.nonce }
+      this.#mapping = { ...o.mapping, nonce: o.mapping.nonce ?? (o.mapping.protocol === prev.protocol ? prev.nonce : undefined) }
       this.#epochAt = this.#now()
       this.emit('renewed', this.#mapping, restarted)
     }
@@ -147,7 +172,13 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
     this.#closed ??= (async () => {
       clearTimeout(this.#timer)
       await this.#lateCleanup
-      const ok = await removeMapping(this.#ctx, this.#mapping)
+      let ok = await removeMapping(this.#ctx, this.#mapping)
+      // The winner's removal refused: the entry belongs to another protocol that granted it too.
+      for (const alias of this.#aliases) {
+        if (ok) break
+        ok = await removeMapping(this.#ctx, alias)
+        if (ok) log('removed via %s (the %s removal was refused)', alias.protocol, this.#mapping.protocol)
+      }
       if (!ok) log('removing the %s mapping %d failed; the gateway lease (%d s) will end it', this.#mapping.protocol, this.#mapping.externalPort, this.#mapping.lifetimeS)
     })()
     return await this.#closed

@@ -14,7 +14,11 @@ export interface PortMapProbeOptions {
   gateway?: string
   /** Per-protocol deadline, ms (default 2000). */
   timeoutMs?: number
-  /** Also ask each protocol for this mapping (then removed again). */
+  /**
+   * Also ask each protocol for this mapping (then removed again). Protocol number i (in `protocols` order) maps
+   * `internalPort + i` (and `externalPort + i`): a gateway keeps one table for all of them (miniupnpd does), so one
+   * port mapped three times is one entry that the last protocol takes over, and the others can no longer remove it.
+   */
   map?: MapRequest
   /** Protocols to try (default all). */
   protocols?: readonly PortMapProtocol[]
@@ -50,8 +54,10 @@ export async function probePortMapping (o: PortMapProbeOptions = {}): Promise<Po
     return { gateway: gateway ?? null, localIp: null, protocols: [], speaks: [], externalIp: null, ms: Math.round(performance.now() - t0) }
   }
   const ctx: GatewayContext = { gateway, localIp, timeoutMs: o.timeoutMs ?? 2000, port: o.port }
-  const outcomes = await Promise.all((o.protocols ?? PORTMAP_PROTOCOLS).map(async (p) => await tryProtocol(p, ctx, o.map)))
-  // Verify one at a time: every protocol mapped the same internal port, and the check binds it.
+  const map = o.map
+  const outcomes = await Promise.all((o.protocols ?? PORTMAP_PROTOCOLS).map(async (p, i) => await tryProtocol(p, ctx, map === undefined
+    ? undefined
+    : { ...map, internalPort: map.internalPort + i, ...(map.externalPort === undefined ? {} : { externalPort: map.externalPort + i }) })))
   const reachable: Array<boolean | null> = []
   const via = outcomes.some((r) => r.mapping !== null) ? await o.verifyVia : undefined
   for (const r of outcomes) {

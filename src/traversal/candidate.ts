@@ -25,7 +25,7 @@ export interface Candidate {
   readonly transport: CandidateTransport
   readonly priority: number
   readonly foundation: string
-  /** Component id: natkit uses 1 (one data flow). */
+  /** Component id (RFC 8445 §4): 1 (RTP, or everything with rtcp-mux), 2 for RTCP without rtcp-mux. */
   readonly component: number
   /** The base's address for srflx/prflx, the mapped address for relay (RFC 8839 raddr/rport). */
   readonly related?: Endpoint
@@ -56,16 +56,16 @@ export function candidateFoundation (type: CandidateType, baseAddress: string, s
 }
 
 /** Make a candidate with its priority and foundation computed. */
-export function makeCandidate (o: { type: CandidateType, address: string, port: number, base?: string, server?: string, related?: Endpoint, localPreference?: number }): Candidate {
+export function makeCandidate (o: { type: CandidateType, address: string, port: number, base?: string, server?: string, related?: Endpoint, localPreference?: number, component?: number }): Candidate {
   const localPreference = o.localPreference ?? (ipFamily(o.address) === 6 ? 65535 : 65534)
   return {
     type: o.type,
     address: o.address,
     port: o.port,
     transport: 'udp',
-    priority: candidatePriority(o.type, localPreference),
+    priority: candidatePriority(o.type, localPreference, o.component ?? 1),
     foundation: candidateFoundation(o.type, o.base ?? o.address, o.server),
-    component: 1,
+    component: o.component ?? 1,
     related: o.related
   }
 }

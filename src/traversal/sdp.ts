@@ -17,6 +17,11 @@ export interface IceSdpSection {
   readonly endOfCandidates?: boolean
   /** `a=remote-candidates` (RFC 8839 §5.2): the controlling agent's chosen remote candidate per component. */
   readonly remoteCandidates?: ReadonlyArray<Endpoint & { readonly component: number }>
+  /**
+   * `a=rtcp-mux` (RFC 5761 §5.1.3): RTP and RTCP share component 1. Without it a media section has two components,
+   * and its candidates carry component ids 1 (RTP) and 2 (RTCP).
+   */
+  readonly rtcpMux?: boolean
 }
 
 /** What parseIceSdp found: the section's ICE attributes, and every candidate line it could not use, with why. */
@@ -28,6 +33,10 @@ export interface ParsedIceSdp {
   readonly candidates: Candidate[]
   readonly endOfCandidates: boolean
   readonly remoteCandidates: Array<Endpoint & { component: number }>
+  /** `a=rtcp-mux` was present: one component (RFC 5761). */
+  readonly rtcpMux: boolean
+  /** The highest component id among the candidates (1 when none): 2 means RTP and RTCP apart. */
+  readonly components: number
   /**
    * Candidate lines not used (`invalid`: malformed), with why. Host candidates named by an mDNS `.local` name (what
    * browsers send, draft-ietf-mmusic-mdns-ice-candidates) are not skipped: they are in `candidates` with the name as
@@ -49,6 +58,7 @@ export function buildIceSdp (s: IceSdpSection): string[] {
   if (s.lite === true) out.push('a=ice-lite')
   out.push(`a=ice-ufrag:${s.ufrag}`, `a=ice-pwd:${s.pwd}`)
   if (s.options !== undefined && s.options.length > 0) out.push(`a=ice-options:${s.options.join(' ')}`)
+  if (s.rtcpMux === true) out.push('a=rtcp-mux')
   for (const c of s.candidates) out.push(`a=${candidateToSdp(c)}`)
   if (s.remoteCandidates !== undefined && s.remoteCandidates.length > 0) {
     out.push(`a=remote-candidates:${s.remoteCandidates.map(r => `${r.component} ${r.address} ${r.port}`).join(' ')}`)
@@ -74,6 +84,7 @@ export function parseIceSdp (sdp: string, options: { section?: number } = {}): P
   const media = new Map<string, string>()
   let lite = false
   let endOfCandidates = false
+  let rtcpMux = false
   const candidates: Candidate[] = []
   const remoteCandidates: Array<Endpoint & { component: number }> = []
   const skipped: ParsedIceSdp['skipped'] = []
@@ -90,6 +101,7 @@ export function parseIceSdp (sdp: string, options: { section?: number } = {}): P
       case 'ice-ufrag': case 'ice-pwd': case 'ice-options': attrs.set(name, value); break
       case 'ice-lite': lite = true; break
       case 'end-of-candidates': if (!inSession) endOfCandidates = true; break
+      case 'rtcp-mux': if (!inSession) rtcpMux = true; break
       case 'candidate': {
         if (inSession) break
         try { candidates.push(candidateFromSdp(line)) } catch (err) { skipped.push({ line, reason: 'invalid', detail: (err as Error).message }) }
@@ -111,7 +123,8 @@ export function parseIceSdp (sdp: string, options: { section?: number } = {}): P
   if (!found) throw new InvalidArgumentError(`the SDP has no media section ${want}`)
   const pick = (name: string): string | undefined => media.get(name) ?? session.get(name)
   const opts = pick('ice-options')
-  return { lite, endOfCandidates, candidates, remoteCandidates, skipped, ufrag: pick('ice-ufrag'), pwd: pick('ice-pwd'), options: opts === undefined || opts === '' ? [] : opts.split(/\s+/) }
+  const components = candidates.reduce((max, c) => Math.max(max, c.component), 1)
+  return { lite, endOfCandidates, rtcpMux, components, candidates, remoteCandidates, skipped, ufrag: pick('ice-ufrag'), pwd: pick('ice-pwd'), options: opts === undefined || opts === '' ? [] : opts.split(/\s+/) }
 }
 
 /** Join SDP lines with CRLF (RFC 8866 §5), ending with one. */

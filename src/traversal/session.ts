@@ -4,9 +4,10 @@ import { AbortError, ERROR_CODES, InvalidArgumentError, NatError, NoPathError, S
 import { createLogger } from '../log.js'
 import { Agent, type AgentOptions, type PathInfo } from './agent.js'
 import { candidateFromSdp, candidateToSdp, type Candidate } from './candidate.js'
-import type { CandidatePair, CheckOutcome } from './check-list.js'
+import type { CandidatePair, CheckOutcome } from './ice-core/check-list.js'
 import type { GatherAttempt } from './gather.js'
 import type { SignalChannel, SignalMessage } from './signal-channel.js'
+import { TcpPunchLink, resolveTcpPunchOptions, type TcpPunchReport, type TcpSimultaneousOpenOptions } from './tcp-punch-link.js'
 
 const log = createLogger('natcheck:traversal:session')
 
@@ -57,6 +58,8 @@ export interface ConnectReport {
   readonly localCandidates: Candidate[]
   readonly remoteCandidates: Candidate[]
   readonly attempts: ConnectAttempt[]
+  /** The TCP simultaneous open (when `tcpSimultaneousOpen` was on): mapping, each attempt with its reason code. */
+  readonly tcpPunch: TcpPunchReport | null
 }
 
 /** Options for connect(). */
@@ -74,6 +77,15 @@ export interface ConnectOptions extends AgentOptions {
   readonly timeoutMs?: number
   /** After the first path works, keep checking for a direct one (default true: relay first, then upgrade). */
   readonly upgrade?: boolean
+  /**
+   * TCP simultaneous open (opt-in; RFC 6544 `tcptype so` candidates, RFC 9293 §3.5), for networks that drop UDP but
+   * let TCP out: learn the public TCP endpoint over STUN/TCP (the STUN servers, then the TURN servers), offer it, and
+   * connect() to the peer's from the same port at the moment the checks start, retried at freshly timed moments. A
+   * connected stream is authenticated with an ICE check and carries datagrams framed per RFC 4571. It runs beside the
+   * UDP checks and the relay: a direct UDP path is preferred, then the TCP path, then the relay. Both peers must ask.
+   * The offer/answer waits for the TCP mapping, at most `mappingTimeoutMs` (1.5 s) when STUN over TCP is silent.
+   */
+  readonly tcpSimultaneousOpen?: boolean | TcpSimultaneousOpenOptions
 }
 
 /** Events of PeerSession. */
@@ -91,19 +103,41 @@ export interface PeerSessionEvents {
  */
 export class PeerSession extends EventEmitter<PeerSessionEvents> {
   private closing: Promise<void> | undefined
+  private lastPath: PathInfo | undefined
   /** @internal */
-  constructor (readonly agent: Agent, private readonly reportFn: () => ConnectReport, private readonly unsubscribe: () => void, private readonly sendBye: () => void) {
+  constructor (readonly agent: Agent, private readonly reportFn: () => ConnectReport, private readonly unsubscribe: () => void, private readonly sendBye: () => void, private readonly tcp?: TcpPunchLink) {
     super()
     // The agent keeps datagrams that arrive before anyone listens; the session passes them on once the app listens.
     ;(this as EventEmitter).on('newListener', (event: string | symbol) => {
-      if (event === 'message' && this.listenerCount('message') === 0) agent.on('message', (d) => { this.emit('message', d) })
+      if (event === 'message' && this.listenerCount('message') === 0) {
+        agent.on('message', (d) => { this.emit('message', d) })
+        tcp?.on('message', (d) => { this.emit('message', d) })
+      }
     })
-    agent.on('path', (p, prev) => { this.emit('path', p, prev) })
+    this.lastPath = this.currentPath()
+    const changed = (): void => {
+      const p = this.currentPath()
+      const prev = this.lastPath
+      if (p === undefined || p === prev) return
+      this.lastPath = p
+      this.emit('path', p, prev)
+    }
+    agent.on('path', changed)
+    tcp?.on('up', changed)
+    tcp?.on('down', changed)
+  }
+
+  /** Path preference: a direct UDP path, then the direct TCP path (tcpSimultaneousOpen), then the agent's relay. */
+  private currentPath (): PathInfo | undefined {
+    const p = preferredPath(this.agent, this.tcp)
+    // The same TCP path keeps its identity, so `path` fires only on a change.
+    const last = this.lastPath
+    return p !== undefined && last !== undefined && p.local.transport === 'tcp' && last.local === p.local && last.remote === p.remote ? last : p
   }
 
   /** The current path. */
   get path (): PathInfo {
-    const p = this.agent.path
+    const p = this.currentPath()
     if (p === undefined) throw new NoPathError()
     return p
   }
@@ -114,14 +148,18 @@ export class PeerSession extends EventEmitter<PeerSessionEvents> {
    */
   async settle (timeoutMs = 3000): Promise<PathInfo | undefined> {
     const deadline = performance.now() + timeoutMs
-    while (performance.now() < deadline && this.agent.path?.type !== 'direct' && this.agent.checking) {
+    while (performance.now() < deadline && this.currentPath()?.type !== 'direct' && (this.agent.checking || this.tcp?.pending === true)) {
       await new Promise(resolve => setTimeout(resolve, 10))
     }
-    return this.agent.path
+    return this.currentPath()
   }
 
   /** Send one datagram to the peer. Returns false if no path works at this moment. */
-  send (data: Uint8Array): boolean { return this.agent.send(data) }
+  send (data: Uint8Array): boolean {
+    const tcp = this.tcp?.path
+    if (tcp !== undefined && this.agent.path?.type !== 'direct') return tcp.send(data)
+    return this.agent.send(data)
+  }
 
   /** Everything recorded so far: candidates, every pair checked with its outcome, timings. */
   report (): ConnectReport { return this.reportFn() }
@@ -131,6 +169,7 @@ export class PeerSession extends EventEmitter<PeerSessionEvents> {
     this.closing ??= (async () => {
       try { this.sendBye() } catch { /* best effort */ }
       this.unsubscribe()
+      this.tcp?.close()
       await this.agent.close()
       this.emit('closed')
     })()
@@ -148,6 +187,7 @@ export class PeerSession extends EventEmitter<PeerSessionEvents> {
  */
 export async function connect (options: ConnectOptions): Promise<PeerSession> {
   if (options.role !== 'controlling' && options.role !== 'controlled') throw new InvalidArgumentError('role must be controlling or controlled')
+  const tcpOptions = options.tcpSimultaneousOpen !== undefined && options.tcpSimultaneousOpen !== false ? resolveTcpPunchOptions(options.tcpSimultaneousOpen) : undefined
   const t0 = performance.now()
   const ms = (): number => Math.round((performance.now() - t0) * 10) / 10
   const timings = { gatherMs: null as number | null, signalledMs: null as number | null, signallingRttMs: null as number | null, checksAt: null as number | null, firstDatagramMs: null as number | null, directMs: null as number | null, firstPathFromStartMs: null as number | null, directFromStartMs: null as number | null }
@@ -156,6 +196,9 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
   let sid = options.role === 'controlling' ? randomBytes(8).toString('hex') : ''
   // Subscribe before anything is awaited: the peer's offer may already be waiting at the rendezvous and arrive now.
   let agent: Agent | undefined
+  const tcp = tcpOptions === undefined
+    ? undefined
+    : new TcpPunchLink(tcpOptions, options.channel, [...(options.stunServers ?? []), ...(options.turnServers ?? []).map(t => t.server)], options.bindAddress)
   const early: Array<{ sid: string, c: Candidate }> = []
   const earlyEnd = new Set<string>()
   let remoteSet = false
@@ -182,7 +225,8 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
     if (m.t === 'natkit/candidate' && ours) {
       try {
         const c = candidateFromSdp(m.candidate)
-        if (agent !== undefined && sid !== '' && remoteSet) agent.addRemoteCandidates([c]); else early.push({ sid: m.sid, c })
+        if (tcp !== undefined && c.transport === 'tcp') tcp.addRemote(c)
+        else if (agent !== undefined && sid !== '' && remoteSet) agent.addRemoteCandidates([c]); else early.push({ sid: m.sid, c })
       } catch (err) { log('bad trickled candidate: %s', (err as Error).message) }
       return
     }
@@ -201,6 +245,7 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
     agent = await Agent.create({ ...options, role: options.iceRole ?? options.role })
   } catch (err) {
     unsubscribe()
+    tcp?.close()
     throw err
   }
   const next = async <T extends SignalMessage['t']> (type: T, deadline: number): Promise<Extract<SignalMessage, { t: T }>> => {
@@ -215,7 +260,7 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
   }
   const report = (): ConnectReport => ({
     role: agent.role,
-    path: agent.path ?? null,
+    path: preferredPath(agent, tcp) ?? null,
     timings: {
       gatherMs: timings.gatherMs, signalledMs: timings.signalledMs, signallingRttMs: timings.signallingRttMs, firstDatagramMs: timings.firstDatagramMs, directMs: timings.directMs,
       firstPathFromStartMs: timings.firstPathFromStartMs,
@@ -223,34 +268,42 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
       directFromStartMs: timings.directFromStartMs
     },
     gathering: [...agent.gatherAttempts],
-    localCandidates: [...agent.local],
-    remoteCandidates: [...agent.remote],
-    attempts: agent.attempts().map(attemptOf)
+    localCandidates: tcp?.candidate !== undefined ? [...agent.local, tcp.candidate] : [...agent.local],
+    remoteCandidates: tcp?.remote !== undefined ? [...agent.remote, tcp.remote] : [...agent.remote],
+    attempts: agent.attempts().map(attemptOf),
+    tcpPunch: tcp?.report() ?? null
   })
   const deadline = performance.now() + (options.timeoutMs ?? 15_000)
   agent.on('candidate', (c) => { trickle(sid => ({ t: 'natkit/candidate', sid, candidate: candidateToSdp(c) })) })
   agent.on('candidate-removed', (c) => { trickle(sid => ({ t: 'natkit/candidate-removed', sid, candidate: candidateToSdp(c) })) })
   agent.on('gathering-complete', () => { trickle(sid => ({ t: 'natkit/end-of-candidates', sid })) })
-  agent.on('path', (p) => {
+  const recordPath = (p: { type: 'direct' | 'relay' }): void => {
     timings.firstPathFromStartMs ??= ms()
     if (p.type === 'direct') timings.directFromStartMs ??= ms()
     if (timings.checksAt === null) return
     const since = Math.round((performance.now() - t0 - timings.checksAt) * 10) / 10
     timings.firstDatagramMs ??= since
     if (p.type === 'direct') timings.directMs ??= since
-  })
+  }
+  agent.on('path', recordPath)
+  tcp?.on('up', () => { recordPath({ type: 'direct' }) })
+  // The peer's `tcptype so` candidate goes to the TCP punch (when it runs), every other one to the agent.
+  const forAgent = (cs: Candidate[]): Candidate[] => tcp === undefined ? cs : cs.filter(c => { if (c.transport !== 'tcp') return true; tcp.addRemote(c); return false })
+  let remoteCredentials = { ufrag: '', pwd: '' }
   try {
     // Trickle ICE (RFC 8838): the offer/answer carries the host candidates; server-reflexive and relayed ones follow as
     // they are found, and checks on the host pairs do not wait for them.
-    const localCandidates = await agent.gather({ trickle: true })
+    const [localCandidates, soCandidate] = await Promise.all([agent.gather({ trickle: true }), tcp?.gather()])
     timings.gatherMs = ms()
     agent.birthdaySpray?.onAnnounce((spray) => { trickle(sid => ({ t: 'natkit/spray', sid, spray })) })
     const lines = localCandidates.map(candidateToSdp)
+    if (soCandidate !== undefined) lines.push(candidateToSdp(soCandidate))
     if (options.role === 'controlling') {
       await options.channel.send({ t: 'natkit/offer', sid, ufrag: agent.ufrag, pwd: agent.pwd, candidates: lines })
       const answer = await next('natkit/answer', deadline)
       agent.setRemoteCredentials(answer.ufrag, answer.pwd)
-      agent.addRemoteCandidates([...parseAll(answer.candidates), ...takeEarly()])
+      remoteCredentials = { ufrag: answer.ufrag, pwd: answer.pwd }
+      agent.addRemoteCandidates(forAgent([...parseAll(answer.candidates), ...takeEarly()]))
       remoteSet = true
       if (earlyEnd.has(sid)) agent.setRemoteGatheringComplete()
       // Measure the signalling round trip now that both sides are ready, then start together.
@@ -267,7 +320,8 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
       const offer = await next('natkit/offer', deadline)
       sid = offer.sid
       agent.setRemoteCredentials(offer.ufrag, offer.pwd)
-      agent.addRemoteCandidates([...parseAll(offer.candidates), ...takeEarly()])
+      remoteCredentials = { ufrag: offer.ufrag, pwd: offer.pwd }
+      agent.addRemoteCandidates(forAgent([...parseAll(offer.candidates), ...takeEarly()]))
       remoteSet = true
       if (earlyEnd.has(sid)) agent.setRemoteGatheringComplete()
       await options.channel.send({ t: 'natkit/answer', sid, ufrag: agent.ufrag, pwd: agent.pwd, candidates: lines })
@@ -280,25 +334,30 @@ export async function connect (options: ConnectOptions): Promise<PeerSession> {
     timings.checksAt = performance.now() - t0
     giveSpray()
     agent.start()
+    tcp?.start(sid, options.role === 'controlling', {
+      localUfrag: agent.ufrag, localPwd: agent.pwd, remoteUfrag: remoteCredentials.ufrag, remotePwd: remoteCredentials.pwd, role: agent.role, tiebreaker: agent.tiebreaker
+    })
     await new Promise<void>((resolve, reject) => {
-      if (agent.path !== undefined) { resolve(); return }
+      if (agent.path !== undefined || tcp?.path !== undefined) { resolve(); return }
       const onPath = (): void => { cleanup(); resolve() }
       const timer = setInterval(() => {
         if (options.signal?.aborted === true) { cleanup(); reject(new AbortError()); return }
-        if (performance.now() > deadline || (!agent.checks.active && agent.checks.pairs.length > 0 && agent.gatheringComplete && performance.now() - t0 > (timings.checksAt ?? 0) + 8000)) {
+        if (performance.now() > deadline || (!agent.checks.active && agent.checks.pairs.length > 0 && agent.gatheringComplete && tcp?.pending !== true && performance.now() - t0 > (timings.checksAt ?? 0) + 8000)) {
           cleanup(); reject(new ConnectError('no candidate pair worked: see the report\'s attempts', report()))
         }
       }, 50)
-      const cleanup = (): void => { clearInterval(timer); agent.off('path', onPath) }
+      const cleanup = (): void => { clearInterval(timer); agent.off('path', onPath); tcp?.off('up', onPath) }
       agent.on('path', onPath)
+      tcp?.on('up', onPath)
     })
   } catch (err) {
     unsubscribe()
+    tcp?.close()
     await agent.close()
     if (err instanceof ConnectError || err instanceof AbortError) throw err
     throw new ConnectError((err as Error).message, report())
   }
-  return new PeerSession(agent, report, unsubscribe, () => { fire(options.channel, { t: 'natkit/bye', sid }) })
+  return new PeerSession(agent, report, unsubscribe, () => { fire(options.channel, { t: 'natkit/bye', sid }) }, tcp)
 }
 
 /** Send a signalling message whose delivery nothing waits for; a failure (closed channel) is logged, not thrown. */
@@ -308,6 +367,15 @@ function fire (channel: SignalChannel, message: SignalMessage): void {
   } catch (err) {
     log('signalling send failed: %s', (err as Error).message)
   }
+}
+
+/** A direct UDP path, else the TCP path (direct, between the two `so` candidates) while it is open, else the agent's. */
+function preferredPath (agent: Agent, tcp: TcpPunchLink | undefined): PathInfo | undefined {
+  const udp = agent.path
+  if (udp?.type === 'direct') return udp
+  const path = tcp?.path
+  if (path === undefined || tcp?.candidate === undefined || tcp.remote === undefined) return udp
+  return { type: 'direct', local: tcp.candidate, remote: tcp.remote, rttMs: path.rttMs, component: 1 }
 }
 
 function parseAll (lines: string[]): Candidate[] {

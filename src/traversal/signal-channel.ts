@@ -25,6 +25,11 @@ export type SignalMessage =
   /** A side's mapping and caps for the birthday spray (birthday-spray.ts), sent once it has measured them. */
   | { t: 'natkit/spray', sid: string, spray: SprayAnnouncement }
   | { t: 'natkit/bye', sid: string }
+  /**
+   * Retry pacing of the TCP simultaneous open (tcp-punch-link.ts): `ready` (my attempt `n` is over), `ping`/`pong`
+   * (the controlling side measures the round trip), `go` (connect now; the sender connects half `rttMs` later).
+   */
+  | { t: 'natkit/tcp-punch', sid: string, op: 'ready' | 'ping' | 'pong' | 'go', n: number, rttMs?: number }
 
 /** Two connected in-memory channels (tests, and two peers in one process), with an optional one-way delay. */
 export function channelPair (delayMs = 0): [SignalChannel, SignalChannel] {

@@ -1,17 +1,7 @@
-import { relayPortBase } from '../support/net.js'
 import { expect } from 'chai'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { chromium, type BrowserContext } from 'playwright-core'
-import { TurnServer } from '../../src/relay/turn-server.js'
+import type { TurnServer } from '../../src/relay/turn-server.js'
 import type { InMemoryRelayMetrics } from '../../src/relay/metrics.js'
-import { requireOrSkip } from '../support/env.js'
-import { freePort } from '../integration/relay/support.js'
-
-const CHROMIUM = '/usr/bin/chromium'
-const ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync']
+import { HeadlessChromium, requireChromium, startLoopbackRelay, WEB_USER } from './support.js'
 
 /** What the page reports back. (The page script is a string: this project compiles without the DOM types.) */
 interface PageResult {
@@ -24,33 +14,25 @@ interface PageResult {
 describe('Chromium WebRTC through natkit\'s TURN relay (127.0.0.1 only)', function () {
   this.timeout(60_000)
   let server: TurnServer | undefined
-  let context: BrowserContext | undefined
-  let profile: string | undefined
+  let browser: HeadlessChromium | undefined
 
   before(async function () {
-    requireOrSkip(this, existsSync(CHROMIUM), `${CHROMIUM} not installed (Debian package chromium)`)
-    const port = await freePort()
-    const base = relayPortBase()
-    server = await TurnServer.start({
-      realm: 'natkit.test', users: { web: 'webpass' }, listen: [{ address: '127.0.0.1', port }],
-      allowPeer: ['127.0.0.0/8'], portRange: [base, base + 199]
-    })
-    profile = mkdtempSync(join(tmpdir(), 'natkit-chromium-'))
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30_000 })
+    requireChromium(this)
+    server = await startLoopbackRelay()
+    browser = await HeadlessChromium.launch('natkit-chromium-')
   })
 
   after(async () => {
-    await context?.close()
+    await browser?.close()
     await server?.close()
-    if (profile !== undefined) rmSync(profile, { recursive: true, force: true })
   })
 
   it('connects two RTCPeerConnections relay/relay and carries data-channel messages both ways', async () => {
     const s = server as TurnServer
-    const page = await (context as BrowserContext).newPage()
+    const page = await (browser as HeadlessChromium).context.newPage()
     const url = `turn:127.0.0.1:${s.addresses.udp[0].port}?transport=udp`
-    const result = await page.evaluate(`(async (url) => {
-      const config = { iceServers: [{ urls: url, username: 'web', credential: 'webpass' }], iceTransportPolicy: 'relay' }
+    const result = await page.evaluate(`(async (url, user) => {
+      const config = { iceServers: [{ urls: url, username: user.username, credential: user.credential }], iceTransportPolicy: 'relay' }
       const a = new RTCPeerConnection(config)
       const b = new RTCPeerConnection(config)
       const received = { a: [], b: [] }
@@ -87,7 +69,7 @@ describe('Chromium WebRTC through natkit\'s TURN relay (127.0.0.1 only)', functi
       } finally {
         a.close(); b.close()
       }
-    })(${JSON.stringify(url)})`) as PageResult
+    })(${JSON.stringify(url)}, ${JSON.stringify(WEB_USER)})`) as PageResult
     expect(result.error).to.equal(undefined)
     expect(result.received.b).to.deep.equal(['a→b 0', 'a→b 1', 'a→b 2'])
     expect(result.received.a).to.deep.equal(['b→a 0', 'b→a 1', 'b→a 2'])

@@ -4,30 +4,12 @@
  * STUN server on 127.0.0.1/127.0.0.2. The default gateway is never asked: --gateway points at the loopback one.
  */
 import { expect } from 'chai'
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { RendezvousServer } from '../../src/rendezvous/server.js'
 import { StunServer } from '../../src/stun/server.js'
 import { FakeGateway } from '../integration/portmap/fake-gateway.js'
 import { CLI } from '../support/cli.js'
-
-interface Side { child: ChildProcessWithoutNullStreams, stdout: string, stderr: string, exit: Promise<number | null> }
-
-function side (args: string[]): Side {
-  const child = spawn(process.execPath, [CLI, 'connect', '--manual', '--local-address', '127.0.0.1', '--count', '3', '--timeout', '10000', ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['pipe', 'pipe', 'pipe'] })
-  const s: Side = { child, stdout: '', stderr: '', exit: new Promise(resolve => child.on('exit', (code) => { resolve(code) })) }
-  child.stdout.on('data', (d: Buffer) => { s.stdout += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { s.stderr += d.toString() })
-  child.stdin.on('error', () => {})
-  return s
-}
-
-async function iceLines (s: Side, from: 'stdout' | 'stderr'): Promise<string[]> {
-  const deadline = Date.now() + 10_000
-  while (!s[from].includes('a=end-of-candidates') && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
-  const lines = s[from].split('\n').filter(l => l.startsWith('a='))
-  expect(lines.at(-1), `${from} of natcheck: ${s[from]}`).to.equal('a=end-of-candidates')
-  return lines
-}
+import { iceLines, manualSide } from './support/manual-side.js'
 
 interface Doc {
   path: { type: string } | null
@@ -51,8 +33,8 @@ describe('natcheck connect --port-mapping / --port-prediction', function () {
 
   it('offers the mapped port as a candidate, reports the prediction, connects, and removes the mapping on exit', async () => {
     const stunAt = `127.0.0.1:${stun.addresses().udp[0].port}`
-    const a = side(['--json', '--port-mapping', 'pcp,nat-pmp', '--gateway', `127.0.0.1:${gw.port}`, '--port-prediction', '--stun', stunAt])
-    const b = side([])
+    const a = manualSide(['--json', '--port-mapping', 'pcp,nat-pmp', '--gateway', `127.0.0.1:${gw.port}`, '--port-prediction', '--stun', stunAt], 3)
+    const b = manualSide([], 3)
     try {
       const la = await iceLines(a, 'stderr')
       const lb = await iceLines(b, 'stdout')
@@ -83,7 +65,7 @@ describe('natcheck connect --port-mapping / --port-prediction', function () {
     [['--port-mapping', '--gateway', 'router.local'], /--gateway takes an IPv4 address/]
   ] as const) {
     it(`rejects ${args.join(' ')} (exit 1)`, async () => {
-      const s = side([...args])
+      const s = manualSide([...args], 3)
       s.child.stdin.end()
       expect(await s.exit, s.stderr).to.equal(1)
       expect(s.stderr).to.match(message)

@@ -1,33 +1,12 @@
 import { expect } from 'chai'
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { CLI } from '../support/cli.js'
-
-interface Side { child: ChildProcessWithoutNullStreams, stdout: string, stderr: string, exit: Promise<number | null> }
-
-function side (args: string[]): Side {
-  const child = spawn(process.execPath, [CLI, 'connect', '--manual', '--local-address', '127.0.0.1', '--count', '5', '--timeout', '10000', ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['pipe', 'pipe', 'pipe'] })
-  const s: Side = { child, stdout: '', stderr: '', exit: new Promise(resolve => child.on('exit', (code) => { resolve(code) })) }
-  child.stdout.on('data', (d: Buffer) => { s.stdout += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { s.stderr += d.toString() })
-  child.stdin.on('error', () => {})
-  return s
-}
-
-/** This side's ICE lines, once printed in full (bounded wait). */
-async function iceLines (s: Side, from: 'stdout' | 'stderr'): Promise<string[]> {
-  const deadline = Date.now() + 10_000
-  while (!s[from].includes('a=end-of-candidates') && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
-  const lines = s[from].split('\n').filter(l => l.startsWith('a='))
-  expect(lines.at(-1), `${from} of natcheck: ${s[from]}`).to.equal('a=end-of-candidates')
-  return lines
-}
+import { iceLines, manualSide } from './support/manual-side.js'
 
 describe('natcheck connect --manual', function () {
   this.timeout(30_000)
 
   it('connects two terminals by copied ICE lines (both controlling: the tie-breaker decides) and echoes datagrams', async () => {
-    const a = side(['--json'])
-    const b = side([])
+    const a = manualSide(['--json'], 5)
+    const b = manualSide([], 5)
     try {
       const la = await iceLines(a, 'stderr') // with --json the lines go to stderr, stdout stays one document
       const lb = await iceLines(b, 'stdout')
@@ -48,7 +27,7 @@ describe('natcheck connect --manual', function () {
   })
 
   it('rejects --manual together with --rendezvous (exit 1)', async () => {
-    const s = side(['--rendezvous', 'ws://127.0.0.1:9/'])
+    const s = manualSide(['--rendezvous', 'ws://127.0.0.1:9/'], 5)
     s.child.stdin.end()
     expect(await s.exit).to.equal(1)
     expect(s.stderr).to.match(/--manual replaces --rendezvous/)

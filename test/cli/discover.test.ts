@@ -109,6 +109,18 @@ describe('natcheck pair', function () {
     expect(doc.direct?.spray?.packets.max).to.equal(2304)
   })
 
+  it('names TCP simultaneous open, with its cost, for a UDP-blocked site whose TCP gets out against a cone', async () => {
+    const tcpOnly = join(dir, 'tcp-only.json')
+    writeFileSync(tcpOnly, JSON.stringify({ schemaVersion: 1, nat: { type: 'udp-blocked' }, tcp: true, tls: false }))
+    const r = await natcheck(['pair', tcpOnly, save('c.json', 'port-restricted-cone')])
+    expect(r.code, r.stderr).to.equal(0)
+    expect(r.stdout).to.match(/^udp-blocked \+ port-restricted-cone: relay-tcp$/m)
+    expect(r.stdout).to.match(/--tcp-punch/)
+    expect(r.stdout).to.match(/^also possible: tcp-simultaneous-open/m)
+    expect(r.stdout).to.match(/^ {2}tcp-simultaneous-open: one STUN Binding over TCP per side/m)
+    expect(r.stdout).to.match(/^direct with: tcp-simultaneous-open \(tcpSimultaneousOpen \/ natcheck connect --tcp-punch \(at both ends\)\)$/m)
+  })
+
   it('exits 1 for a file that is not a report', async () => {
     const bad = join(dir, 'bad.json')
     writeFileSync(bad, '{"hello": 1}')

@@ -2,18 +2,8 @@ import { relayPortBase } from '../support/net.js'
 import { expect } from 'chai'
 import { natcheck, natcheckStart } from '../support/cli.js'
 import { hasCommand, requireOrSkip } from '../support/env.js'
-import type { Started } from '../support/process.js'
+import { type Started, waitForOutput } from '../support/process.js'
 import { Processes, freePort, parseUclient } from '../integration/relay/support.js'
-
-/** Wait (bounded) until the output matches. */
-async function waitFor (s: Started, pattern: RegExp, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs
-  while (Date.now() < end) {
-    if (pattern.test(s.output())) return true
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return false
-}
 
 /**
  * The defaults an operator meets first: one static credential shared by many clients (coturn's turnutils_uclient
@@ -67,7 +57,7 @@ describe('natcheck relay quotas (CLI, coturn turnutils_uclient)', function () {
     const { s, port } = await startRelay(['--user', 'u:p', '--user-quota', '2'])
     // -c: one allocation per client (no RTCP pair), so three clients ask for three allocations.
     const { totals } = await uclient(port, ['-n', '3', '-m', '3', '-c'])
-    expect(await waitFor(s, /allocation refused \(486\): user quota of 2 reached, user=u client=udp:127\.0\.0\.1:\d+/, 5000), s.output()).to.equal(true)
+    expect(await waitForOutput(s, /allocation refused \(486\): user quota of 2 reached, user=u client=udp:127\.0\.0\.1:\d+/, 5000), s.output()).to.equal(true)
     expect((s.output().match(/natcheck relay: allocation \d+ user=u /g) ?? []).length).to.equal(2)
     expect(totals?.received ?? 0).to.be.below(9)
 

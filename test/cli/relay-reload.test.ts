@@ -9,7 +9,7 @@ import type { Endpoint } from '../../src/net/endpoint.js'
 import { nativeUdpAvailable } from '../../src/net/native.js'
 import { TurnClient } from '../../src/relay/turn-client.js'
 import { natcheckStart } from '../support/cli.js'
-import type { Started } from '../support/process.js'
+import { type Started, waitForOutput } from '../support/process.js'
 import { echoPeer, freePort, roundTrip } from '../integration/relay/support.js'
 
 /**
@@ -18,15 +18,6 @@ import { echoPeer, freePort, roundTrip } from '../integration/relay/support.js'
  */
 
 const USER = { username: 'alice', password: 'wonderland' }
-
-async function waitFor (s: Started, pattern: RegExp, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs
-  while (Date.now() < end) {
-    if (pattern.test(s.output())) return true
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return false
-}
 
 /** Whether a TCP connection to 127.0.0.1:port is accepted (bounded). */
 async function tcpAccepts (port: number): Promise<boolean> {
@@ -108,7 +99,7 @@ for (const workers of [1, 2]) {
       started.push(s)
       expect(s.output()).to.match(new RegExp(`listening tcp 127\\.0\\.0\\.1:${keep}`))
       // With the native addon the relay really runs two workers (without it, it falls back to one and says so).
-      if (workers === 2 && nativeUdpAvailable()) expect(await waitFor(s, /workers 2 \(SO_REUSEPORT/, 5000), s.output()).to.equal(true)
+      if (workers === 2 && nativeUdpAvailable()) expect(await waitForOutput(s, /workers 2 \(SO_REUSEPORT/, 5000), s.output()).to.equal(true)
 
       // Before: a client on the listener that stays, one on the listener that goes.
       const old = await allocate(keep)
@@ -123,7 +114,7 @@ for (const workers of [1, 2]) {
       const stream = steadyStream(old, peer.endpoint)
       writeFileSync(config, settings([keep, add], '127.0.0.2'))
       s.child.kill('SIGHUP')
-      expect(await waitFor(s, /configuration reloaded/, 10_000), s.output()).to.equal(true)
+      expect(await waitForOutput(s, /configuration reloaded/, 10_000), s.output()).to.equal(true)
       expect(s.output()).to.match(new RegExp(`listening udp 127\\.0\\.0\\.1:${add}`))
       expect(s.output()).to.match(new RegExp(`listening tcp 127\\.0\\.0\\.1:${add}`))
       expect(s.output()).to.match(new RegExp(`stopped listening tcp 127\\.0\\.0\\.1:${drop}`))

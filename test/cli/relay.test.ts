@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { natcheck, natcheckStart } from '../support/cli.js'
 import { hasCommand, requireOrSkip } from '../support/env.js'
-import type { Started } from '../support/process.js'
+import { exitOf, type Started, waitForOutput } from '../support/process.js'
 import { Processes, freePort, parseUclient } from '../integration/relay/support.js'
 
 /** GET http://127.0.0.1:PORT/PATH (bounded). */
@@ -20,26 +20,6 @@ async function httpGet (port: number, path: string): Promise<{ status: number, t
     req.on('timeout', () => { req.destroy(new Error('timeout')) })
     req.on('error', reject)
   })
-}
-
-/** Wait (bounded) until the child exits; its exit code. */
-async function exitOf (s: Started, timeoutMs: number): Promise<number | null> {
-  const c = s.child
-  if (c.exitCode !== null) return c.exitCode
-  return await new Promise<number | null>((resolve) => {
-    const t = setTimeout(() => { resolve(null) }, timeoutMs)
-    c.once('exit', (code) => { clearTimeout(t); resolve(code) })
-  })
-}
-
-/** Wait (bounded) until the output matches. */
-async function waitFor (s: Started, pattern: RegExp, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs
-  while (Date.now() < end) {
-    if (pattern.test(s.output())) return true
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return false
 }
 
 describe('natcheck relay (CLI)', function () {
@@ -85,7 +65,7 @@ describe('natcheck relay (CLI)', function () {
     requireOrSkip(this, hasCommand('turnutils_uclient') && hasCommand('turnutils_peer'), 'coturn utilities (turnutils_uclient, turnutils_peer) not installed')
     const admin = await freePort()
     const { s, port } = await startRelay(['--realm', 'natkit.test', '--user', 'alice:secret', '--allow-peer', '127.0.0.0/8', '--admin', `127.0.0.1:${admin}`, '--drain-timeout', '2'])
-    expect(await waitFor(s, /admin http:\/\/127\.0\.0\.1:\d+\/metrics/, 5000)).to.equal(true)
+    expect(await waitForOutput(s, /admin http:\/\/127\.0\.0\.1:\d+\/metrics/, 5000)).to.equal(true)
     expect(s.output()).to.match(new RegExp(`natcheck relay: listening udp 127\\.0\\.0\\.1:${port}`))
     expect(s.output()).to.match(new RegExp(`natcheck relay: listening tcp 127\\.0\\.0\\.1:${port}`))
 
@@ -132,7 +112,7 @@ describe('natcheck relay (CLI)', function () {
     expect((await asBob())?.received ?? 0).to.equal(0)
     writeFileSync(config, JSON.stringify({ realm: 'natkit.test', users: { alice: 'secret', bob: 'pw' }, allowPeer: ['127.0.0.0/8'], drainTimeout: 2 }))
     s.child.kill('SIGHUP')
-    expect(await waitFor(s, /configuration reloaded/, 5000)).to.equal(true)
+    expect(await waitForOutput(s, /configuration reloaded/, 5000)).to.equal(true)
     const after = await asBob()
     expect(after?.sent).to.equal(5)
     expect(after?.received).to.equal(5)
@@ -140,7 +120,7 @@ describe('natcheck relay (CLI)', function () {
     // A broken config is refused and the old one kept.
     writeFileSync(config, '{ not json')
     s.child.kill('SIGHUP')
-    expect(await waitFor(s, /reload failed, keeping the old configuration/, 5000)).to.equal(true)
+    expect(await waitForOutput(s, /reload failed, keeping the old configuration/, 5000)).to.equal(true)
     expect((await asBob())?.received).to.equal(5)
 
     s.child.kill('SIGTERM')

@@ -2,14 +2,16 @@
 
 Usage: /usr/bin/python3 aioice-peer.py controlling|controlled [SPEC]
 
-SPEC (optional JSON): {"host": "10.0.2.10", "stun": "203.0.113.10:3478", "mdns": "publish" | "silent"}
+SPEC (optional JSON): {"host": "10.0.2.10", "stun": "203.0.113.10:3478", "mdns": "publish" | "silent", "components": 2}
   host:  the one host address to gather on (default 127.0.0.1: the loopback tests send nothing off loopback);
   stun:  a STUN server for a server-reflexive candidate (aioice's stun_server);
   mdns:  signal host candidates as <uuid>.local names, as browsers do; "publish" answers multicast DNS queries for
-         them (aioice's own mDNS responder, RFC 6762), "silent" does not (the peer can only learn a prflx).
+         them (aioice's own mDNS responder, RFC 6762), "silent" does not (the peer can only learn a prflx);
+  components: 1 (default) or 2 (RTP and RTCP apart: aioice.Connection(components=2)).
 
 Out: {"type": "local", "gen", "ufrag", "pwd", "candidates": ["candidate:..."]}, then {"type": "connected", "gen",
-     "local", "remote"} or {"type": "failed", "error"}, then {"type": "recv", "gen", "hex"} per datagram,
+     "local", "remote", "components": {id: [local, remote]}} or {"type": "failed", "error"}, then {"type": "recv",
+     "gen", "hex", "component"} per datagram,
      {"type": "closed"} at the end.
 In:  {"type": "remote", "ufrag", "pwd", "candidates": ["candidate:..."], "lite": bool} (end-of-candidates follows
      implicitly; lite: the natkit side said a=ice-lite), for the newest generation;
@@ -17,7 +19,7 @@ In:  {"type": "remote", "ufrag", "pwd", "candidates": ["candidate:..."], "lite":
      ufrag/pwd, new sockets and candidates) answering the natkit agent's restart, while the old one stays open and
      keeps receiving until "drop-old";
      {"type": "drop-old"}: close every generation but the newest;
-     {"type": "send", "hex"} (on the newest connected generation), {"type": "close"}.
+     {"type": "send", "hex", "component"} (on the newest connected generation; component 1 by default), {"type": "close"}.
 """
 import asyncio
 import json
@@ -44,7 +46,7 @@ class Generation:
             stun_server = (host, int(port))
         self.gen = gen
         self.spec = spec
-        self.conn = aioice.Connection(ice_controlling=(role == "controlling"), components=1, use_ipv6=False,
+        self.conn = aioice.Connection(ice_controlling=(role == "controlling"), components=spec.get("components", 1), use_ipv6=False,
                                       stun_server=stun_server)
         self.connected = asyncio.Event()
         self.receiver = asyncio.ensure_future(self.receive())
@@ -54,10 +56,10 @@ class Generation:
         await self.connected.wait()
         while True:
             try:
-                data = await self.conn.recv()
+                data, component = await self.conn.recvfrom()
             except Exception:
                 return
-            out({"type": "recv", "gen": self.gen, "hex": data.hex()})
+            out({"type": "recv", "gen": self.gen, "hex": data.hex(), "component": component})
 
     async def gather(self):
         await self.conn.gather_candidates()
@@ -93,7 +95,8 @@ class Generation:
         pair = self.conn._nominated.get(1)
         out({"type": "connected", "gen": self.gen,
              "local": list(pair.local_addr) if pair else None,
-             "remote": list(pair.remote_addr) if pair else None})
+             "remote": list(pair.remote_addr) if pair else None,
+             "components": {str(c): [list(p.local_addr), list(p.remote_addr)] for c, p in self.conn._nominated.items()}})
         self.connected.set()
 
     async def close(self):
@@ -133,7 +136,7 @@ async def main(role, spec):
             elif msg["type"] == "send":
                 live = [g for g in gens if g.connected.is_set() and not g.closed]
                 if live:
-                    await live[-1].conn.send(bytes.fromhex(msg["hex"]))
+                    await live[-1].conn.sendto(bytes.fromhex(msg["hex"]), msg.get("component", 1))
                 else:
                     out({"type": "failed", "error": "send before any generation connected"})
             elif msg["type"] == "close":

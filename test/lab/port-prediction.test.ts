@@ -7,8 +7,8 @@
  */
 import { expect } from 'chai'
 import { Lab, labDown, LAB_STUN_PORT } from '../../src/lab/index.js'
-import { WORKER_PATH, type PeerWorkerResult, type PeerTask } from '../../src/lab/worker.js'
-import { requireLab } from './support/lab-helpers.js'
+import type { PeerWorkerResult } from '../../src/lab/worker.js'
+import { requireLab, runLabPeers } from './support/lab-helpers.js'
 
 const COUNT = 10
 
@@ -25,18 +25,8 @@ describe('lab: port prediction (symmetric-sequential × port-restricted cone)', 
 
   /** Both peers through the lab's rendezvous and relay, both with prediction on or off. */
   const run = async (tag: string, predict: boolean): Promise<[PeerWorkerResult, PeerWorkerResult]> => {
-    const s = lab.services
-    if (s === undefined) throw new Error('the lab has no servers')
-    const task = (me: string, peer: string): PeerTask => ({
-      task: 'peer', rendezvous: s.rendezvous, id: me, peer, secret: s.secret, turn: [s.turn[0]], count: COUNT, timeoutMs: 20_000, settleMs: 4000,
-      stun: [`${lab.info.server.primaryIp}:${LAB_STUN_PORT}`],
-      ...(predict ? { portPrediction: { ports: 12 } } : {})
-    })
-    const one = async (site: 'a' | 'b', t: PeerTask): Promise<PeerWorkerResult> => {
-      const r = await lab.exec(site, [process.execPath, WORKER_PATH, JSON.stringify(t)], { timeoutMs: 60_000 })
-      try { return JSON.parse(r.stdout) as PeerWorkerResult } catch { throw new Error(`peer ${site} printed no result: ${r.stderr.slice(-600)}`) }
-    }
-    return await Promise.all([one('a', task(`${tag}-a`, `${tag}-b`)), one('b', task(`${tag}-b`, `${tag}-a`))])
+    const extra = { stun: [`${lab.info.server.primaryIp}:${LAB_STUN_PORT}`], ...(predict ? { portPrediction: { ports: 12 } } : {}) }
+    return await runLabPeers(lab, tag, COUNT, { a: extra, b: extra })
   }
 
   it('relays with prediction off', async () => {

@@ -1,69 +1,45 @@
 /**
- * The agent's port-mapped candidate on real kernel NATs: site A behind a symmetric NAT whose router grants PCP /
- * NAT-PMP mappings and really forwards them (support/forwarding-gateway), site B behind a port-restricted cone.
- * Standard punching cannot open that pair (lab/matrix `punchable`), so without port mapping it relays; with the
- * agent's `portMapping` on it goes direct over the mapped port, and the router's table is empty once the peer exits.
+ * The agent's port-mapped candidate on real kernel NATs: site A behind a symmetric NAT whose router runs Debian's
+ * miniupnpd (UPnP IGD v2, NAT-PMP, PCP; it grants real mappings in the lab: src/lab/miniupnpd.ts), site B behind a
+ * port-restricted cone. Standard punching cannot open that pair (lab/matrix `punchable`), so without port mapping it
+ * relays; with the agent's `portMapping` on it goes direct over the mapped port — with each protocol on its own — and
+ * the router's table is empty once the peer exits.
  */
 import { expect } from 'chai'
-import type { ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { Lab, labDown } from '../../src/lab/index.js'
-import { WORKER_PATH, type PeerWorkerResult, type PeerTask } from '../../src/lab/worker.js'
-import { requireLab } from './support/lab-helpers.js'
+import type { PeerWorkerResult } from '../../src/lab/worker.js'
+import type { PortMapProtocol } from '../../src/portmap/index.js'
+import { hasCommand, requireOrSkip } from '../support/env.js'
+import { requireLab, runLabPeers } from './support/lab-helpers.js'
 
-const GATEWAY = fileURLToPath(new URL('./support/forwarding-gateway.js', import.meta.url))
 const COUNT = 10
 
-describe('lab: port-mapped candidate (symmetric + mapping gateway × port-restricted cone)', function () {
+describe('lab: port-mapped candidate (symmetric + miniupnpd × port-restricted cone)', function () {
   this.timeout(180_000)
   const prefix = `nkhp-m${process.pid % 10000}-`
   let lab: Lab
-  let gw: ChildProcess | undefined
-  let gwOut = ''
 
   before(async function () {
     requireLab(this, false)
-    lab = await Lab.up({ natA: 'symmetric', natB: 'port-restricted-cone', servers: true, prefix })
-    gw = lab.spawn('router-a', [process.execPath, GATEWAY, JSON.stringify({ bind: lab.info.a.lanGateway, externalIp: lab.info.a.wanIp })], { stdio: ['ignore', 'pipe', 'pipe'] })
-    gw.stdout?.on('data', (d: Buffer) => { gwOut += d.toString() })
-    gw.stderr?.on('data', (d: Buffer) => { gwOut += d.toString() })
-    for (let i = 0; i < 100 && !gwOut.includes('ready'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
-    expect(gwOut, 'the forwarding gateway started').to.include('ready')
+    requireOrSkip(this, hasCommand('miniupnpd'), 'the port-mapping lab tests need miniupnpd (apt install miniupnpd)')
+    lab = await Lab.up({ natA: 'symmetric', natB: 'port-restricted-cone', upnp: ['a'], servers: true, prefix })
   })
 
-  after(async () => {
-    const g = gw
-    if (g?.pid !== undefined && g.exitCode === null && g.signalCode === null) {
-      const exited = new Promise((resolve) => g.once('exit', resolve))
-      process.kill(g.pid, 'SIGTERM')
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000))])
-    }
-    await labDown(prefix)
-  })
+  after(async () => { await labDown(prefix) })
 
-  /** Both peers through the lab's rendezvous and relay; A asks its gateway for a mapping when `mapA`. */
-  const run = async (tag: string, mapA: boolean): Promise<[PeerWorkerResult, PeerWorkerResult]> => {
-    const s = lab.services
-    if (s === undefined) throw new Error('the lab has no servers')
-    const task = (me: string, peer: string, portMapping: boolean): PeerTask => ({
-      task: 'peer', rendezvous: s.rendezvous, id: me, peer, secret: s.secret, turn: [s.turn[0]], count: COUNT, timeoutMs: 20_000, settleMs: 4000,
-      ...(portMapping ? { portMapping: { gateway: lab.info.a.lanGateway, protocols: ['pcp', 'nat-pmp'] as const } } : {})
-    })
-    const one = async (site: 'a' | 'b', t: PeerTask): Promise<PeerWorkerResult> => {
-      const r = await lab.exec(site, [process.execPath, WORKER_PATH, JSON.stringify(t)], { timeoutMs: 60_000 })
-      try { return JSON.parse(r.stdout) as PeerWorkerResult } catch { throw new Error(`peer ${site} printed no result: ${r.stderr.slice(-600)}`) }
-    }
-    return await Promise.all([one('a', task(`${tag}-a`, `${tag}-b`, mapA)), one('b', task(`${tag}-b`, `${tag}-a`, false))])
-  }
+  /** Both peers through the lab's rendezvous and relay; A asks its gateway for a mapping with `protocols`. */
+  const run = async (tag: string, protocols?: PortMapProtocol[]): Promise<[PeerWorkerResult, PeerWorkerResult]> =>
+    await runLabPeers(lab, tag, COUNT, protocols === undefined ? {} : { a: { portMapping: { gateway: lab.info.a.lanGateway, protocols } } })
 
-  const mappingRules = async (): Promise<string> => {
-    const r = await lab.exec('router-a', ['nft', 'list', 'table', 'ip', 'nkhn_pm'])
+  /** miniupnpd's forwarding rules in the router (its DNAT chain of table inet filter). */
+  const mappingRules = async (): Promise<string[]> => {
+    const r = await lab.exec('router-a', ['nft', 'list', 'chain', 'inet', 'filter', 'prerouting_miniupnpd'])
     expect(r.code, r.stderr).to.equal(0)
-    return r.stdout
+    return r.stdout.split('\n').filter((l) => /dnat/.test(l))
   }
 
   it('relays without port mapping (the symmetric NAT defeats punching)', async () => {
-    const [a, b] = await run('off', false)
+    const [a, b] = await run('off')
     const where = JSON.stringify({ a, b })
     expect(a.error, where).to.equal(null)
     expect(b.error, where).to.equal(null)
@@ -71,23 +47,25 @@ describe('lab: port-mapped candidate (symmetric + mapping gateway × port-restri
     expect(b.path?.type, where).to.equal('relay')
     expect(a.portMapped, where).to.equal(undefined)
     expect(a.delivered + b.delivered, where).to.equal(2 * COUNT)
-    expect(await mappingRules()).to.not.match(/dnat|snat/)
+    expect(await mappingRules()).to.deep.equal([])
   })
 
-  it('goes direct over the port-mapped candidate, and leaves the router\'s mapping table empty', async () => {
-    const [a, b] = await run('on', true)
-    const where = JSON.stringify({ a, b, gateway: gwOut.slice(-500) })
-    expect(a.error, where).to.equal(null)
-    expect(b.error, where).to.equal(null)
-    expect(a.portMapped, where).to.be.a('string')
-    expect(a.portMapped?.startsWith(`${lab.info.a.wanIp}:`), where).to.equal(true)
-    expect(a.path?.type, where).to.equal('direct')
-    expect(b.path?.type, where).to.equal('direct')
-    // B's chosen pair sends to A's mapped public endpoint (as the signalled srflx or, if A's check came first, as the
-    // peer-reflexive address it showed, which is the same endpoint).
-    expect(b.path?.remote.split(' ')[1], where).to.equal(a.portMapped)
-    expect(a.delivered, where).to.equal(COUNT)
-    expect(b.delivered, where).to.equal(COUNT)
-    expect(await mappingRules(), 'mapping removed when the agent closed').to.not.match(/dnat|snat/)
-  })
+  for (const protocol of ['pcp', 'nat-pmp', 'upnp', 'all'] as const) {
+    it(`goes direct over the port-mapped candidate from ${protocol === 'all' ? 'all three protocols asked at once (the default)' : protocol}, and leaves the router's mapping table empty`, async () => {
+      const [a, b] = await run(protocol, protocol === 'all' ? ['pcp', 'nat-pmp', 'upnp'] : [protocol])
+      const where = JSON.stringify({ a, b })
+      expect(a.error, where).to.equal(null)
+      expect(b.error, where).to.equal(null)
+      expect(a.portMapped, where).to.be.a('string')
+      expect(a.portMapped?.startsWith(`${lab.info.a.wanIp}:`), where).to.equal(true)
+      expect(a.path?.type, where).to.equal('direct')
+      expect(b.path?.type, where).to.equal('direct')
+      // B's chosen pair sends to A's mapped public endpoint (as the signalled srflx or, if A's check came first, as the
+      // peer-reflexive address it showed, which is the same endpoint).
+      expect(b.path?.remote.split(' ')[1], where).to.equal(a.portMapped)
+      expect(a.delivered, where).to.equal(COUNT)
+      expect(b.delivered, where).to.equal(COUNT)
+      expect(await mappingRules(), 'mapping removed when the agent closed').to.deep.equal([])
+    })
+  }
 })

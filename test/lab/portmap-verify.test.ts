@@ -1,8 +1,8 @@
 /**
  * A port mapping verified from outside, not assumed: behind a real symmetric NAT, natkit's check (RFC 5780
  * CHANGE-REQUEST + RESPONSE-PORT through the lab's STUN server) sees the answer come in only when the router really
- * forwards the external port. The forward is made by hand with nftables here, standing in for a gateway's grant
- * (the lab's miniupnpd grants none; see src/lab/miniupnpd.ts).
+ * forwards the external port. The forward is made by hand with nftables here, so that both outcomes are under the
+ * test's control (portmap-miniupnpd.test.ts checks real miniupnpd grants the same way).
  */
 import { expect } from 'chai'
 import { fileURLToPath } from 'node:url'

@@ -64,3 +64,23 @@ export async function start (cmd: string, args: string[], options: { ready?: Reg
   child.removeAllListeners('exit')
   return { child, output: () => out, stop }
 }
+
+/** Wait (bounded) until the started program's output matches; whether it did. */
+export async function waitForOutput (s: Started, pattern: RegExp, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    if (pattern.test(s.output())) return true
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return pattern.test(s.output())
+}
+
+/** Wait (bounded) until the started program exits; its exit code, or null if it is still running. */
+export async function exitOf (s: Started, timeoutMs: number): Promise<number | null> {
+  const c = s.child
+  if (c.exitCode !== null) return c.exitCode
+  return await new Promise<number | null>((resolve) => {
+    const t = setTimeout(() => { resolve(null) }, timeoutMs)
+    c.once('exit', (code) => { clearTimeout(t); resolve(code) })
+  })
+}

@@ -1,7 +1,9 @@
 /**
  * A PCP + NAT-PMP gateway on loopback for client tests: keeps a mapping table with expiry, answers MAP (echoing the
  * nonce), NAT-PMP external-address and mapping requests, and can "restart" (table lost, epoch back to 0), as a
- * rebooted router does. Run standalone (`node fake-gateway.js`) it prints its port and, on each table change, the
+ * rebooted router does. With `lastWriterOwns` it keeps one table for both protocols as miniupnpd does: a protocol that
+ * maps an entry another one holds takes it over, and only the owner may renew or delete it (others get NOT_AUTHORIZED
+ * / "refused"). Run standalone (`node fake-gateway.js`) it prints its port and, on each table change, the
  * table as a JSON line.
  */
 import { createSocket, type Socket } from 'node:dgram'
@@ -14,6 +16,7 @@ export class FakeGateway {
   epochStart = Date.now()
   nextPort = 61000
   onChange: (() => void) | undefined
+  lastWriterOwns = false
   private constructor (readonly socket: Socket, readonly externalIp: string) {}
 
   static async start (externalIp = '198.51.100.1', bind: { address: string, port: number } = { address: '127.0.0.1', port: 0 }): Promise<FakeGateway> {
@@ -29,10 +32,11 @@ export class FakeGateway {
   restart (): void { this.table.clear(); this.epochStart = Date.now(); this.onChange?.() }
   live (): FakeMapping[] { const now = Date.now(); return [...this.table.values()].filter((m) => m.expiresAt > now) }
 
-  private put (protocol: 'pcp' | 'nat-pmp', transport: number, internalIp: string, internalPort: number, lifetimeS: number, suggested: number): FakeMapping | undefined {
+  private put (protocol: 'pcp' | 'nat-pmp', transport: number, internalIp: string, internalPort: number, lifetimeS: number, suggested: number): FakeMapping | undefined | 'refused' {
     const key = `${transport}/${internalPort}`
-    if (lifetimeS === 0) { this.table.delete(key); this.onChange?.(); return undefined }
     const old = this.table.get(key)
+    if (this.lastWriterOwns && old !== undefined && old.protocol !== protocol && (lifetimeS === 0 || this.requests.filter((r) => r.internalPort === internalPort && r.protocol === protocol).length > 1)) return 'refused'
+    if (lifetimeS === 0) { this.table.delete(key); this.onChange?.(); return undefined }
     const externalPort = old?.externalPort ?? (suggested !== 0 ? suggested : this.nextPort++)
     const m = { protocol, transport, internalIp, internalPort, externalPort, expiresAt: Date.now() + lifetimeS * 1000 }
     this.table.set(key, m)
@@ -51,15 +55,17 @@ export class FakeGateway {
       this.requests.push({ protocol: 'nat-pmp', lifetimeS, internalPort })
       const m = this.put('nat-pmp', d[1] === 1 ? 17 : 6, address, internalPort, lifetimeS, d.readUInt16BE(6))
       const b = Buffer.alloc(16); b[1] = 128 + d[1]; b.writeUInt32BE(this.epoch(), 4); b.writeUInt16BE(internalPort, 8)
-      b.writeUInt16BE(m?.externalPort ?? 0, 10); b.writeUInt32BE(lifetimeS, 12)
+      if (m === 'refused') b.writeUInt16BE(2, 2) // Not Authorized/Refused
+      else { b.writeUInt16BE(m?.externalPort ?? 0, 10); b.writeUInt32BE(lifetimeS, 12) }
       reply(b)
     } else if (d[0] === 2 && d.length === 60 && d[1] === 1) {
       const lifetimeS = d.readUInt32BE(4); const internalPort = d.readUInt16BE(40)
       this.requests.push({ protocol: 'pcp', lifetimeS, internalPort })
       const m = this.put('pcp', d[36], address, internalPort, lifetimeS, d.readUInt16BE(42))
       const b = Buffer.alloc(60); b[0] = 2; b[1] = 0x81; b.writeUInt32BE(lifetimeS, 4); b.writeUInt32BE(this.epoch(), 8)
+      if (m === 'refused') b[3] = 2 // NOT_AUTHORIZED
       d.copy(b, 24, 24, 44) // nonce, protocol, reserved, internal port
-      b.writeUInt16BE(m?.externalPort ?? d.readUInt16BE(42), 42)
+      b.writeUInt16BE(m === 'refused' || m === undefined ? d.readUInt16BE(42) : m.externalPort, 42)
       b[54] = 0xff; b[55] = 0xff
       this.externalIp.split('.').forEach((x, i) => { b[56 + i] = Number(x) })
       reply(b)

@@ -28,6 +28,34 @@ describe('PortMapper against a PCP/NAT-PMP gateway on loopback', function () {
     expect(gw.requests.filter((r) => r.protocol === 'nat-pmp').map((r) => r.lifetimeS)).to.deep.equal([30])
   })
 
+  for (const eager of [false, true]) {
+    it(`a gateway whose one entry belongs to the protocol that asked last (miniupnpd): renews and removes through that protocol${eager ? ' (eager)' : ''}`, async () => {
+      gw.lastWriterOwns = true
+      const m = await PortMapper.map({ transport: 'udp', internalPort: 40010, lifetimeS: 30 }, { ...opts(), protocols: ['pcp', 'nat-pmp'], eager })
+      const owner = gw.live()[0]?.protocol
+      expect(owner).to.be.oneOf(['pcp', 'nat-pmp'])
+      const errors: Error[] = []
+      m.on('error', (e) => { errors.push(e) })
+      await m.renew()
+      expect(errors.map((e) => e.message)).to.deep.equal([])
+      expect(m.mapping.protocol, 'renewed through the owner').to.equal(owner)
+      expect(gw.live().map((x) => x.internalPort)).to.deep.equal([40010])
+      await m.close()
+      expect(gw.live(), 'removed through the owner').to.deep.equal([])
+    })
+  }
+
+  it('a gateway that refuses the winner\'s removal and has no other grant of the entry: close leaves it to the lease', async () => {
+    gw.lastWriterOwns = true
+    const m = await PortMapper.map({ transport: 'udp', internalPort: 40012, lifetimeS: 30 }, { ...opts(), protocols: ['pcp'] })
+    // Another program on this host takes the entry over with NAT-PMP: PCP may no longer remove it, and nothing else can.
+    const other = await PortMapper.map({ transport: 'udp', internalPort: 40012, lifetimeS: 30 }, { ...opts(), protocols: ['nat-pmp'] })
+    await m.close()
+    expect(gw.live().map((x) => x.protocol)).to.deep.equal(['nat-pmp'])
+    await other.close()
+    expect(gw.live()).to.deep.equal([])
+  })
+
   it('renews at half the lifetime and notices a restarted gateway by its epoch, re-creating the mapping', async () => {
     let clock = 0
     const m = await PortMapper.map({ transport: 'udp', internalPort: 40001, lifetimeS: 2 }, { ...opts(), protocols: ['nat-pmp'], now: () => clock })
@@ -76,8 +104,9 @@ describe('PortMapper against a PCP/NAT-PMP gateway on loopback', function () {
     expect(r.localIp).to.equal('127.0.0.1')
     expect(r.speaks).to.deep.equal(['pcp', 'nat-pmp'])
     expect(r.externalIp).to.equal('198.51.100.1')
-    expect(r.protocols.map((p) => [p.protocol, p.mapping?.externalPort, p.removed])).to.deep.equal([['pcp', 40004, true], ['nat-pmp', 40004, true]])
-    expect(gw.requests.filter((q) => q.internalPort === 40004).map((q) => q.lifetimeS).sort((x, y) => x - y)).to.deep.equal([0, 0, 30, 30])
+    // One internal port per protocol (a gateway's one table would merge two mappings of one port).
+    expect(r.protocols.map((p) => [p.protocol, p.mapping?.externalPort, p.removed])).to.deep.equal([['pcp', 40004, true], ['nat-pmp', 40005, true]])
+    for (const port of [40004, 40005]) expect(gw.requests.filter((q) => q.internalPort === port).map((q) => q.lifetimeS).sort((x, y) => x - y)).to.deep.equal([0, 30])
     expect(gw.live()).to.deep.equal([])
   })
 

@@ -20,10 +20,10 @@ export interface BriefPath { type: 'direct' | 'relay', local: BriefCandidate, re
 
 /** Every document either peer prints (see aioice-peer.py and natkit-peer.ts). */
 export type PeerDoc = { type: 'local', gen?: number, ufrag: string, pwd: string, candidates: string[] } |
-{ type: 'connected', gen?: number, local?: [string, number], remote?: [string, number], path?: BriefPath } |
+{ type: 'connected', gen?: number, local?: [string, number], remote?: [string, number], path?: BriefPath, components?: Record<string, [[string, number], [string, number]]> } |
 { type: 'path', path: BriefPath } |
 { type: 'mdns', resolutions: Array<{ name: string, port: number, address: string | null, ms: number }> } |
-{ type: 'failed', gen?: number, error: string } | { type: 'recv', gen?: number, hex: string } |
+{ type: 'failed', gen?: number, error: string } | { type: 'recv', gen?: number, hex: string, component?: number } |
 { type: 'closed', attempts?: unknown[], remote?: BriefCandidate[] }
 
 /**
@@ -79,9 +79,9 @@ export class JsonPeer {
   }
 
   /** Datagrams received so far (with the generation that received each, for aioice), taken from the queue. */
-  receivedDocs (): Array<{ gen?: number, hex: string }> {
-    const out: Array<{ gen?: number, hex: string }> = []
-    for (let i = this.docs.length - 1; i >= 0; i--) if (this.docs[i].type === 'recv') out.unshift(this.docs.splice(i, 1)[0] as { gen?: number, hex: string })
+  receivedDocs (): Array<{ gen?: number, hex: string, component?: number }> {
+    const out: Array<{ gen?: number, hex: string, component?: number }> = []
+    for (let i = this.docs.length - 1; i >= 0; i--) if (this.docs[i].type === 'recv') out.unshift(this.docs.splice(i, 1)[0] as { gen?: number, hex: string, component?: number })
     return out
   }
 

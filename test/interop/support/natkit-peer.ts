@@ -3,7 +3,7 @@
  * run inside network namespaces (`ip netns exec NS node natkit-peer.js SPEC`), speaking the same line protocol as
  * test/interop/aioice-peer.py so a test can relay signalling between the two.
  *
- * SPEC (argv[2], JSON): { role, bindAddress, stunServers?: string[], mdnsTimeoutMs?: number }
+ * SPEC (argv[2], JSON): { role, bindAddress, stunServers?: string[], mdnsTimeoutMs?: number, mdnsHostCandidates?: boolean }
  * Out: {"type":"local","ufrag","pwd","candidates":["candidate:…"]}, {"type":"connected","path":{type,local,remote}},
  *      {"type":"path","path":…} on every later path change, {"type":"mdns","resolutions":[…]} once every remote
  *      .local name has resolved or timed out, {"type":"recv","hex"}, {"type":"failed","error"},
@@ -13,14 +13,14 @@
 import { createInterface } from 'node:readline'
 import { Agent, candidateFromSdp, candidateToSdp, isMdnsName, type Candidate, type PathInfo } from '../../../src/traversal/index.js'
 
-interface Spec { role: 'controlling' | 'controlled', bindAddress: string, stunServers?: string[], mdnsTimeoutMs?: number }
+interface Spec { role: 'controlling' | 'controlled', bindAddress: string, stunServers?: string[], mdnsTimeoutMs?: number, mdnsHostCandidates?: boolean }
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as Spec
 const out = (doc: object): void => { process.stdout.write(JSON.stringify(doc) + '\n') }
 const brief = (c: Candidate): object => ({ type: c.type, address: c.address, port: c.port })
 const pathDoc = (p: PathInfo): object => ({ type: p.type, local: brief(p.local), remote: brief(p.remote) })
 
-const agent = await Agent.create({ bindAddress: spec.bindAddress, role: spec.role, stunServers: spec.stunServers ?? [], gatherTimeoutMs: 2000, mdnsTimeoutMs: spec.mdnsTimeoutMs })
+const agent = await Agent.create({ bindAddress: spec.bindAddress, role: spec.role, stunServers: spec.stunServers ?? [], gatherTimeoutMs: 2000, mdnsTimeoutMs: spec.mdnsTimeoutMs, mdnsHostCandidates: spec.mdnsHostCandidates })
 let announced = false
 agent.on('path', (p) => { out({ type: announced ? 'path' : 'connected', path: pathDoc(p) }); announced = true })
 agent.on('message', (d) => { out({ type: 'recv', hex: d.toString('hex') }) })

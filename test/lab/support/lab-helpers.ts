@@ -5,6 +5,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { Lab, LabNode } from '../../../src/lab/index.js'
+import { WORKER_PATH, type PeerTask, type PeerWorkerResult } from '../../../src/lab/worker.js'
 import { hasCommand, isRoot, requireOrSkip } from '../../support/env.js'
 
 /** Path of the compiled probe script (run with `node` inside a namespace). */
@@ -142,4 +143,24 @@ export function parseNatDiscovery (stdout: string): NatDiscoveryVerdict {
   const hairpin = sections.get('hairpinning')
   if (hairpin !== undefined) verdict.hairpin = /successful hairpinning/i.test(hairpin)
   return verdict
+}
+
+/** What each side adds to the common peer task (technique options such as portPrediction or portMapping). */
+export type PeerExtras = Partial<Omit<PeerTask, 'task' | 'rendezvous' | 'id' | 'peer' | 'secret'>>
+
+/**
+ * Run natkit peers in sites A and B at once (src/lab/worker.ts), meeting through the lab's rendezvous with its first
+ * TURN relay; each sends `count` datagrams. `tag` makes the peer ids unique per run.
+ */
+export async function runLabPeers (lab: Lab, tag: string, count: number, extras: { a?: PeerExtras, b?: PeerExtras } = {}): Promise<[PeerWorkerResult, PeerWorkerResult]> {
+  const s = lab.services
+  if (s === undefined) throw new Error('the lab has no servers')
+  const task = (me: string, peer: string, extra: PeerExtras | undefined): PeerTask => ({
+    task: 'peer', rendezvous: s.rendezvous, id: me, peer, secret: s.secret, turn: [s.turn[0]], count, timeoutMs: 20_000, settleMs: 4000, ...extra
+  })
+  const one = async (site: 'a' | 'b', t: PeerTask): Promise<PeerWorkerResult> => {
+    const r = await lab.exec(site, [process.execPath, WORKER_PATH, JSON.stringify(t)], { timeoutMs: 60_000 })
+    try { return JSON.parse(r.stdout) as PeerWorkerResult } catch { throw new Error(`peer ${site} printed no result: ${r.stderr.slice(-600)}`) }
+  }
+  return await Promise.all([one('a', task(`${tag}-a`, `${tag}-b`, extras.a)), one('b', task(`${tag}-b`, `${tag}-a`, extras.b))])
 }

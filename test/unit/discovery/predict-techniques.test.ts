@@ -74,9 +74,24 @@ describe('pair predictor: hard-NAT techniques', () => {
     expect(p.alternatives[0]).to.equal('port-mapping')
     expect(predictPair({ type: 'open', portMapped: true }, { type: 'symmetric' }).alternatives).to.deep.equal([])
   })
-  it('offers TCP simultaneous open only when both sides are UDP-blocked with TCP out', () => {
-    expect(predictPair({ type: 'udp-blocked', tcp: true, tls: false }, { type: 'udp-blocked', tcp: true, tls: false }).alternatives).to.include('tcp-simultaneous-open')
-    expect(predictPair({ type: 'udp-blocked', tcp: true }, { type: 'udp-blocked', tcp: false }).alternatives).to.not.include('tcp-simultaneous-open')
-    expect(predictPair({ type: 'udp-blocked', tcp: true }, { type: 'full-cone' }).alternatives).to.not.include('tcp-simultaneous-open')
+  it('offers TCP simultaneous open, first and with its cost, when a UDP-blocked side gets TCP out and the other side can take a SYN', () => {
+    const tcpOnly = { type: 'udp-blocked' as const, tcp: true, tls: false }
+    for (const other of [tcpOnly, { type: 'full-cone' as const }, { type: 'restricted-cone' as const }, { type: 'port-restricted-cone' as const, tcp: true }, { type: 'open' as const }]) {
+      const p = predictPair(tcpOnly, other)
+      expect(p.strategy, other.type).to.equal('relay-tcp')
+      expect(p.alternatives[0], other.type).to.equal('tcp-simultaneous-open')
+      expect(p.costs?.['tcp-simultaneous-open'], other.type).to.match(/connect\(\) per side .* RFC 4571 .* keeps the TCP source port/)
+      expect(p.reason, other.type).to.match(/--tcp-punch/)
+      expect(p.direct?.strategy, other.type).to.equal('tcp-simultaneous-open')
+    }
+  })
+  it('offers no TCP simultaneous open where it cannot work or is not needed', () => {
+    const cases: Array<[string, Parameters<typeof predictPair>[0], Parameters<typeof predictPair>[1]]> = [
+      ['TCP blocked on one side', { type: 'udp-blocked', tcp: true }, { type: 'udp-blocked', tcp: false }],
+      ['TCP blocked at the cone', { type: 'udp-blocked', tcp: true }, { type: 'port-restricted-cone', tcp: false }],
+      ['a symmetric peer', { type: 'udp-blocked', tcp: true }, { type: 'symmetric', portAllocation: rnd }],
+      ['UDP works on both sides', { type: 'port-restricted-cone' }, { type: 'full-cone' }]
+    ]
+    for (const [name, a, b] of cases) expect(predictPair(a, b).alternatives, name).to.not.include('tcp-simultaneous-open')
   })
 })

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto'
 import { expect } from 'chai'
 import fc from 'fast-check'
 import { AttrType, MessageClass, Method, StunMessage, Username, integrityLengthValid } from '../../../src/stun/index.js'
-import { isAuthenticCheck } from '../../../src/traversal/check-messages.js'
+import { isAuthenticCheck } from '../../../src/traversal/ice-core/check-messages.js'
 
 /**
  * Forged integrity attributes (RFC 8489 §14.5, §14.6): for random messages and keys, and every value length 0-64,

@@ -2,7 +2,7 @@ import { expect } from 'chai'
 import { InvalidArgumentError } from '../../../src/errors.js'
 import { candidateFromSdp, candidatePriority, candidateToSdp, makeCandidate } from '../../../src/traversal/index.js'
 import { pairPriority } from '../../../src/traversal/candidate.js'
-import { CheckList } from '../../../src/traversal/check-list.js'
+import { CheckList } from '../../../src/traversal/ice-core/check-list.js'
 
 describe('candidates (RFC 8445 §5.1.2, RFC 8839)', () => {
   it('computes priorities: host > prflx > srflx > relay, and IPv6 above IPv4 within a type', () => {

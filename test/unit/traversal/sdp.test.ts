@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import { InvalidArgumentError } from '../../../src/errors.js'
-import { CheckList } from '../../../src/traversal/check-list.js'
+import { CheckList } from '../../../src/traversal/ice-core/check-list.js'
 import { buildIceSdp, formatSdpLines, makeCandidate, parseIceSdp } from '../../../src/traversal/index.js'
 
 /** An offer shaped like Chromium's (one audio section, rtcp-mux, trickle, an mDNS host candidate and a TCP one). */
@@ -105,5 +105,26 @@ describe('ICE in SDP (RFC 8839, RFC 8840)', () => {
     const tcp = parseIceSdp('a=candidate:1 1 tcp 100 192.0.2.1 9 typ host tcptype active').candidates
     expect(tcp).to.have.length(1)
     expect(list.addPairs([makeCandidate({ type: 'host', address: '192.0.2.10', port: 5000 })], tcp, true)).to.deep.equal([])
+  })
+
+  describe('components and a=rtcp-mux (RFC 5761, RFC 8445 §4)', () => {
+    it('writes a=rtcp-mux and component ids, and reads them back', () => {
+      const rtp = makeCandidate({ type: 'host', address: '192.0.2.10', port: 5000 })
+      const rtcp = makeCandidate({ type: 'host', address: '192.0.2.10', port: 5001, component: 2 })
+      const apart = buildIceSdp({ ufrag: 'abcd', pwd: 'abcdefghijklmnopqrstuv', candidates: [rtp, rtcp] })
+      expect(apart).to.not.include('a=rtcp-mux')
+      expect(apart.filter(l => l.startsWith('a=candidate:')).map(l => l.split(' ')[1])).to.deep.equal(['1', '2'])
+      const parsed = parseIceSdp(apart.join('\n'))
+      expect([parsed.rtcpMux, parsed.components]).to.deep.equal([false, 2])
+      expect(parsed.candidates.map(c => [c.component, c.port, c.priority & 0xff])).to.deep.equal([[1, 5000, 255], [2, 5001, 254]])
+      const muxed = parseIceSdp(buildIceSdp({ ufrag: 'abcd', pwd: 'abcdefghijklmnopqrstuv', candidates: [rtp], rtcpMux: true }).join('\n'))
+      expect([muxed.rtcpMux, muxed.components]).to.deep.equal([true, 1])
+    })
+
+    it('reads a=rtcp-mux only in the chosen media section', () => {
+      const sdp = ['v=0', 'm=audio 9 RTP/AVP 0', 'a=rtcp-mux', 'm=video 9 RTP/AVP 96', 'a=ice-ufrag:abcd'].join('\r\n')
+      expect(parseIceSdp(sdp, { section: 0 }).rtcpMux).to.equal(true)
+      expect(parseIceSdp(sdp, { section: 1 }).rtcpMux).to.equal(false)
+    })
   })
 })

@@ -1,6 +1,6 @@
 import { expect } from 'chai'
-import { MessageBuilder, MessageClass, Method } from '../../../src/stun/index.js'
-import { classifyIceDatagram, isStunDatagram } from '../../../src/traversal/index.js'
+import { MessageBuilder, MessageClass, Method } from '../../../../src/stun/index.js'
+import { classifyIceDatagram, isStunDatagram } from '../../../../src/traversal/index.js'
 
 describe('classifyIceDatagram (RFC 7983 demultiplexing on an ICE base)', () => {
   const stun = new MessageBuilder(Method.Binding, MessageClass.Indication).fingerprint().build()

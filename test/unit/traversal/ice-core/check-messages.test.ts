@@ -1,11 +1,11 @@
 import { expect } from 'chai'
 import {
   buildCheckRequest, buildCheckResponse, isAuthenticCheck, resolveRoleConflict, type IceRole
-} from '../../../src/traversal/check-messages.js'
+} from '../../../../src/traversal/ice-core/check-messages.js'
 import {
   ErrorCode, IceControlled, IceControlling, MessageClass, Priority, StunMessage, UseCandidate, Username, XorMappedAddress,
   shortTermKey
-} from '../../../src/stun/index.js'
+} from '../../../../src/stun/index.js'
 
 const A = { ufrag: 'aaaa', key: shortTermKey('password-of-a-0123456789') }
 const B = { ufrag: 'bbbb', key: shortTermKey('password-of-b-0123456789') }

@@ -1,8 +1,8 @@
-import type { Endpoint } from '../net/endpoint.js'
+import type { Endpoint } from '../../net/endpoint.js'
 import {
   ErrorCode, IceControlled, IceControlling, MessageBuilder, MessageClass, Method, Priority, UseCandidate, Username,
   XorMappedAddress, type StunMessage
-} from '../stun/index.js'
+} from '../../stun/index.js'
 
 /** ICE roles (RFC 8445 §6.1.1). */
 export type IceRole = 'controlling' | 'controlled'

@@ -1,5 +1,5 @@
-import { ipFamily } from '../net/endpoint.js'
-import { pairPriority, type Candidate } from './candidate.js'
+import { ipFamily } from '../../net/endpoint.js'
+import { pairPriority, type Candidate } from '../candidate.js'
 
 /** Why a candidate pair check ended the way it did (the connect report's reason codes). */
 export type CheckOutcome = 'succeeded' | 'timeout' | 'auth-failed' | 'role-conflict' | 'non-symmetric' | 'error-response' | 'relay-refused' | 'cancelled'
@@ -13,6 +13,8 @@ export interface CandidatePair {
   /** The local candidate whose base sends the checks (host or relay; server-reflexive ones pair through their host base). */
   readonly local: Candidate
   readonly remote: Candidate
+  /** The component (RFC 8445 §4): 1 for RTP (or everything with rtcp-mux), 2 for RTCP without it. */
+  readonly component: number
   /** The pair's foundation (RFC 8445 §6.1.2.6): the local and the remote candidate's foundations. */
   readonly foundation: string
   priority: bigint
@@ -50,15 +52,20 @@ export class CheckList {
     for (const l of locals) {
       if (l.type === 'srflx' || l.type === 'prflx') continue // they share the host base's pairs (§6.1.2.4)
       for (const r of remotes) {
-        // Same family, transport and component (natkit runs one component: RTP and RTCP multiplexed, RFC 5761).
+        // Same family, transport and component (RFC 8445 §6.1.2.2).
         if (ipFamily(l.address) !== ipFamily(r.address) || l.transport !== r.transport || l.component !== r.component) continue
         const id = pairId(l, r)
         if (this.pairs.some(p => p.id === id)) continue
         const foundation = `${l.foundation}:${r.foundation}`
         // §6.1.2.6: one pair per foundation waits, the rest are frozen (a foundation already proven unfreezes at once).
-        const sibling = this.pairs.find(p => p.foundation === foundation && p.state !== 'failed')
+        // The waiting one is of the lowest component: a later pair of a lower component takes over from an unchecked one.
+        const siblings = this.pairs.filter(p => p.foundation === foundation && p.state !== 'failed')
+        const proven = siblings.some(p => p.state === 'succeeded')
+        const waiting = siblings.find(p => p.state === 'waiting' && p.checksSent === 0 && !this.triggered.includes(p))
+        const takeOver = !proven && waiting !== undefined && waiting.component > l.component && siblings.every(p => p === waiting || p.state === 'frozen')
+        if (takeOver) waiting.state = 'frozen'
         const pair: CandidatePair = {
-          id, local: l, remote: r, foundation, state: sibling === undefined || sibling.state === 'succeeded' ? 'waiting' : 'frozen', nominated: false, checksSent: 0,
+          id, local: l, remote: r, component: l.component, foundation, state: siblings.length === 0 || proven || takeOver ? 'waiting' : 'frozen', nominated: false, checksSent: 0,
           priority: controlling ? pairPriority(l.priority, r.priority) : pairPriority(r.priority, l.priority)
         }
         this.pairs.push(pair)
@@ -104,11 +111,17 @@ export class CheckList {
     return this.pairs.find(p => p.state === 'waiting') ?? this.pairs.find(p => p.state === 'frozen')
   }
 
-  /** A check on `pair` succeeded: unfreeze the Frozen pairs with its foundation (§7.2.5.3.3). */
+  /** Whether next() would return a pair (without taking it). */
+  hasNext (): boolean {
+    return this.triggered.some(p => p.state === 'waiting') || this.pairs.some(p => p.state === 'waiting' || p.state === 'frozen')
+  }
+
+  /** A check on `pair` succeeded: unfreeze the Frozen pairs with its foundation, of every component (§7.2.5.3.3). */
   unfreeze (pair: CandidatePair): void {
     for (const p of this.pairs) if (p.state === 'frozen' && p.foundation === pair.foundation) p.state = 'waiting'
   }
 
+  /** The pair of a local base (by candidateKey) and a remote transport address. */
   find (localId: string, remote: { address: string, port: number }): CandidatePair | undefined {
     return this.pairs.find(p => candidateKey(p.local) === localId && p.remote.address === remote.address && p.remote.port === remote.port)
   }

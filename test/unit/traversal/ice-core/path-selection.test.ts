@@ -1,7 +1,7 @@
 import { expect } from 'chai'
-import { CheckList, type CandidatePair, type PairState } from '../../../src/traversal/check-list.js'
-import { makeCandidate } from '../../../src/traversal/candidate.js'
-import { choosePath, needsNomination } from '../../../src/traversal/path-selection.js'
+import { CheckList, type CandidatePair, type PairState } from '../../../../src/traversal/ice-core/check-list.js'
+import { makeCandidate } from '../../../../src/traversal/candidate.js'
+import { choosePath, needsNomination } from '../../../../src/traversal/ice-core/path-selection.js'
 
 describe('choosePath (RFC 8445 §8, relay first then upgrade)', () => {
   const list = new CheckList()
@@ -14,19 +14,22 @@ describe('choosePath (RFC 8445 §8, relay first then upgrade)', () => {
     for (const [name, state] of Object.entries(states)) byName(name).state = state
     for (const name of nominated) byName(name).nominated = true
   }
-  const cases: Array<{ name: string, states: Record<string, PairState>, nominated?: string[], lite?: boolean, want: string | undefined }> = [
+  const cases: Array<{ name: string, states: Record<string, PairState>, nominated?: string[], lite?: boolean, controlled?: boolean, want: string | undefined }> = [
     { name: 'nothing works yet', states: {}, want: undefined },
     { name: 'only a relayed pair works: use it', states: { 'relay>host': 'succeeded' }, want: 'relay>host' },
     { name: 'a direct pair works too: upgrade', states: { 'relay>host': 'succeeded', 'host>host': 'succeeded' }, want: 'host>host' },
     { name: 'of two relayed pairs the higher-priority one', states: { 'relay>relay': 'succeeded', 'host>relay': 'succeeded' }, want: list.pairs.filter(p => ['relay>relay', 'host>relay'].includes(`${p.local.type}>${p.remote.type}`)).map(p => `${p.local.type}>${p.remote.type}`)[0] },
     { name: 'the direct pair failed: back to the relay', states: { 'relay>host': 'succeeded', 'host>host': 'failed' }, want: 'relay>host' },
     { name: 'lite: a working pair the peer did not nominate is not used', states: { 'host>host': 'succeeded' }, lite: true, want: undefined },
-    { name: 'lite: the nominated pair', states: { 'host>host': 'succeeded', 'relay>host': 'succeeded' }, nominated: ['relay>host'], lite: true, want: 'relay>host' }
+    { name: 'lite: the nominated pair', states: { 'host>host': 'succeeded', 'relay>host': 'succeeded' }, nominated: ['relay>host'], lite: true, want: 'relay>host' },
+    { name: 'controlled, nothing nominated yet: its best valid pair', states: { 'host>host': 'succeeded', 'relay>host': 'succeeded' }, controlled: true, want: 'host>host' },
+    { name: 'controlled: the nominated pair, over a better valid one (§8.1.1)', states: { 'host>host': 'succeeded', 'relay>host': 'succeeded' }, nominated: ['relay>host'], controlled: true, want: 'relay>host' },
+    { name: 'controlled: a nominated pair that has not succeeded is not used', states: { 'host>host': 'succeeded', 'relay>host': 'in-progress' }, nominated: ['relay>host'], controlled: true, want: 'host>host' }
   ]
   for (const c of cases) {
     it(c.name, () => {
       set(c.states, c.nominated)
-      const p = choosePath(list.pairs, { lite: c.lite === true })
+      const p = choosePath(list.pairs, { lite: c.lite === true, controlled: c.controlled })
       expect(p === undefined ? undefined : `${p.local.type}>${p.remote.type}`).to.equal(c.want)
     })
   }

@@ -1,4 +1,4 @@
-import { HEADER_LENGTH, MAGIC_COOKIE } from '../stun/index.js'
+import { HEADER_LENGTH, MAGIC_COOKIE } from '../../stun/index.js'
 
 /** What the agent does with a datagram that is not a response to one of its own STUN transactions. */
 export type IceDatagramKind = 'stun' | 'app' | 'ignore'
