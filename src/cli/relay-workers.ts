@@ -6,13 +6,15 @@ import { availableParallelism } from 'node:os'
 import { AggregatorRegistry } from 'prom-client'
 import { InvalidArgumentError, TransportError } from '../errors.js'
 import { createLogger } from '../log.js'
-import { formatEndpoint, type Endpoint } from '../net/endpoint.js'
+import { formatEndpoint, sameEndpoint, type Endpoint } from '../net/endpoint.js'
 import { nativeUdpUnavailableReason, wantsNativeUdp } from '../net/native.js'
 import { AdminServer } from '../relay/admin-server.js'
 import type { PrometheusRelayMetrics } from '../relay/metrics.js'
 import type { TurnServer, TurnServerOptions } from '../relay/turn-server.js'
 import type { RendezvousServer } from '../rendezvous/server.js'
 import { startRelayRendezvous } from './relay-rendezvous.js'
+import { StreamRouter, type HandoffMessage, type HandoffReport, type RouterCount } from './relay-stream-router.js'
+import type { Socket } from 'node:net'
 import { ExitCode } from './exit-codes.js'
 import type { RelayLog } from './relay-log.js'
 
@@ -22,11 +24,16 @@ import type { RelayLog } from './relay-log.js'
  *
  * - UDP: every worker binds the listeners itself with SO_REUSEPORT (native addon): the kernel hashes each client's
  *   address and port to one worker, so an allocation, its 5-tuple and its relay sockets live in one process.
- * - TCP/TLS: served by worker 0 alone (node:cluster's primary accepts and hands it every connection). An RFC 6062
- *   data connection's ConnectionBind must reach the worker that holds its allocation, and the per-source limits on
- *   unauthenticated connections must be counted in one place; round-robin over workers broke both (a ConnectionBind
- *   on another worker got 400, and each worker allowed its own 32 per IP). Spreading TCP needs routing by
- *   CONNECTION-ID in the primary, which peeks at the first frame: not done yet.
+ * - TCP/TLS: the primary listens and accepts, and hands each connection with its socket to one worker
+ *   (relay-stream-router.ts). node:cluster's own round-robin cannot be used: an RFC 6062 data connection's
+ *   ConnectionBind must reach the worker that holds its peer connection (a ConnectionBind on another worker gets
+ *   400), and the per-source limits on unauthenticated connections must be counted in one place (each worker would
+ *   allow its own 32 per IP). So the primary reads a TCP connection's first frame: a ConnectionBind goes to the worker
+ *   its CONNECTION-ID names (worker i issues ids ≡ i mod N), anything else to the least-loaded worker. TLS cannot be
+ *   read without terminating it here, and a TLS session cannot move between processes, so a TLS connection goes
+ *   untouched to the worker chosen by its source address, where the control and data connections of one client
+ *   meet (see StreamRouter for why that, and what RFC 6062 §5.4 has a worker answer otherwise). The primary counts
+ *   each connection against its source until the worker reports it authenticated or closed.
  * - Relay ports: the range is split into N disjoint slices, one per worker.
  * - Nonces and RESERVATION-TOKENs: one secret for all workers, so a nonce or token from one worker is good at
  *   another (an RTP/RTCP pair's second Allocate comes from another port, or over another TCP connection, so it may
@@ -36,8 +43,10 @@ import type { RelayLog } from './relay-log.js'
  *   one IPC round trip (well under a millisecond) two workers may each admit one allocation, so a burst can exceed a
  *   quota by at most N-1.
  * - Metrics: the primary serves /metrics for the whole relay (prom-client's AggregatorRegistry sums the workers';
- *   natkit_relay_worker_* keep one series per worker); /healthz and the rendezvous run in the primary.
- * - Signals go to the primary, which forwards them; a worker that dies is replaced (its allocations are lost).
+ *   natkit_relay_worker_* keep one series per worker; what the primary's router refuses is counted by worker 0);
+ *   /healthz and the rendezvous run in the primary.
+ * - Signals go to the primary, which forwards them; on SIGHUP it also opens and closes its TCP/TLS listeners. A
+ *   worker that dies is replaced (its allocations and connections are lost).
  */
 
 /** Environment variables the primary hands each worker. */
@@ -53,6 +62,7 @@ type WorkerMessage =
   | { natkit: 'ready', addresses: { udp: Endpoint[], tcp: Endpoint[], tls: Endpoint[] } }
   | { natkit: 'count', worker: number, user: string, n: number, total: number }
   | { natkit: 'reset', worker: number }
+  | HandoffMessage | HandoffReport | RouterCount
 
 const log = createLogger('natcheck:relay:workers')
 
@@ -104,13 +114,15 @@ export class RelayWorker {
   private readonly remote = new Map<number, { users: Map<string, number>, total: number }>()
 
   constructor (readonly index: number, readonly count: number, private readonly secret: Buffer, private readonly resolved: ResolvedListen) {
-    process.on('message', (m: unknown) => { if (isWorkerMessage(m)) this.onMessage(m) })
+    process.on('message', (m: unknown, handle: unknown) => { if (isWorkerMessage(m)) this.onMessage(m, handle) })
     // The primary is gone (killed, crashed): nobody forwards signals or serves /metrics any more, so stop at once
     // rather than linger as an orphan holding the ports.
     process.once('disconnect', () => { if (!this.leaving) process.exit(ExitCode.Internal) })
   }
 
   private leaving = false
+  private server: TurnServer | undefined
+  private metrics: PrometheusRelayMetrics | undefined
   /** Configured listen address → the one the primary bound (its port 0 resolved), learnt on the first apply. */
   private readonly resolvedBy: { listen?: Map<string, Endpoint>, tls?: Map<string, Endpoint> } = {}
 
@@ -125,8 +137,10 @@ export class RelayWorker {
     return {
       ...options,
       listen,
-      tcp: this.index === 0 ? options.tcp : false,
-      tls: this.index !== 0 || options.tls === undefined || tlsListen === undefined ? undefined : { ...options.tls, listen: tlsListen },
+      tls: options.tls === undefined || tlsListen === undefined ? undefined : { ...options.tls, listen: tlsListen },
+      // The primary listens on TCP and TLS and hands the connections over (relay-stream-router.ts).
+      streamHandoff: true,
+      connectionIds: { index: this.index, of: this.count },
       reusePort: options.udp !== false,
       nonceSecret: this.secret,
       portRange: portSlice(options.portRange ?? [49152, 65535], this.index, this.count),
@@ -154,6 +168,8 @@ export class RelayWorker {
 
   /** Wire the server: quotas count the other workers' allocations; this worker's counts go to them. */
   attach (server: TurnServer, metrics: PrometheusRelayMetrics): void {
+    this.server = server
+    this.metrics = metrics
     new AggregatorRegistry() // installs the worker's answer to the primary's metrics requests
     AggregatorRegistry.setRegistries([metrics.registry])
     server.core.sharedReservations = true
@@ -193,13 +209,31 @@ export class RelayWorker {
     if (process.connected && process.send !== undefined) process.send(m, undefined, undefined, ignoreSendError)
   }
 
-  private onMessage (m: WorkerMessage): void {
-    if (m.natkit === 'count' && m.worker !== this.index) {
+  private onMessage (m: WorkerMessage, handle: unknown): void {
+    if (m.natkit === 'connection') {
+      this.onConnection(m, handle)
+    } else if (m.natkit === 'count-close') {
+      this.metrics?.inc('natkit_relay_connections_closed_total', m.reason)
+    } else if (m.natkit === 'count-malformed') {
+      this.metrics?.inc('natkit_relay_malformed_total', 'stream-framing')
+    } else if (m.natkit === 'count' && m.worker !== this.index) {
       let r = this.remote.get(m.worker)
       if (r === undefined) { r = { users: new Map(), total: 0 }; this.remote.set(m.worker, r) }
       if (m.n === 0) r.users.delete(m.user); else r.users.set(m.user, m.n)
       r.total = m.total
     } else if (m.natkit === 'reset') this.remote.delete(m.worker)
+  }
+
+  /** A connection the primary accepted and handed over: serve it, and report when it authenticates and ends. */
+  private onConnection (m: HandoffMessage, handle: unknown): void {
+    const socket = handle as Socket | undefined
+    const closed = (): void => { this.send({ natkit: 'connection-closed', key: m.key }) }
+    if (socket === undefined || typeof socket.destroy !== 'function') { closed(); return }
+    if (this.server === undefined || this.leaving) { socket.destroy(); closed(); return }
+    this.server.serveConnection(socket, m.protocol, m.bytes === '' ? undefined : Buffer.from(m.bytes, 'base64'), {
+      authenticated: () => { this.send({ natkit: 'connection-authenticated', key: m.key }) },
+      closed
+    })
   }
 }
 
@@ -228,6 +262,14 @@ async function claimPort (ep: Endpoint, protocols: { udp: boolean, tcp: boolean 
   throw new TransportError(`cannot find a port free for both UDP and TCP on ${ep.address}`)
 }
 
+/**
+ * The aggregated metrics with what only the primary knows: unauthenticated TCP/TLS connections are counted in its
+ * router, for the whole relay (the workers' own counts see only the connections handed to them).
+ */
+function withPrimaryCounts (text: string, router: StreamRouter): string {
+  return text.replace(/^natkit_relay_unauthenticated_connections \S+$/m, `natkit_relay_unauthenticated_connections ${router.unauthenticated}`)
+}
+
 /** What the primary needs. */
 export interface RelayPrimaryOptions {
   readonly options: TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint, drainTimeout: number, redis?: string }
@@ -235,10 +277,12 @@ export interface RelayPrimaryOptions {
   readonly say: RelayLog
   /** More health for /healthz (e.g. Redis): true, or why not. */
   readonly health?: () => true | string
+  /** The options again, re-read for SIGHUP (the primary opens and closes its TCP and TLS listeners as they say). */
+  readonly reload?: () => Promise<RelayPrimaryOptions['options']>
 }
 
 /** Run the primary: fork the workers, serve /metrics, /healthz and the rendezvous, forward signals. Resolves to the exit code. */
-export async function runRelayPrimary ({ options, workers: count, say, health }: RelayPrimaryOptions): Promise<number> {
+export async function runRelayPrimary ({ options, workers: count, say, health, reload }: RelayPrimaryOptions): Promise<number> {
   const udp = options.udp !== false; const tcp = options.tcp !== false
   const listen: Endpoint[] = []
   for (const ep of options.listen ?? [{ address: '127.0.0.1', port: 3478 }]) listen.push(await claimPort(ep, { udp, tcp }))
@@ -259,6 +303,30 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
   let stopping = false
   let allReady = false
   let admin: AdminServer | undefined
+  const ready = new Set<number>()
+  const router = new StreamRouter({
+    workers: count,
+    firstMessageTimeoutMs: options.firstMessageTimeoutMs,
+    maxUnauthenticatedPerIp: options.maxUnauthenticatedPerIp,
+    ready: (i) => ready.has(i) && byIndex.get(i)?.isConnected() === true,
+    send: (i, m, socket, done) => {
+      const w = byIndex.get(i)
+      if (w === undefined || !w.isConnected()) { done(new Error('worker gone')); return }
+      w.send(m, socket, { keepOpen: false }, done)
+    },
+    // The primary has no relay metrics of its own: worker 0 (or the first one up) counts what its router refused.
+    count: (c) => {
+      const w = [...byIndex.entries()].sort((a, b) => a[0] - b[0]).find(([i, x]) => ready.has(i) && x.isConnected())?.[1]
+      w?.send(c, ignoreSendError)
+    }
+  })
+  /** The configured TCP and TLS listen addresses → the ones to listen on (port 0 resolved by claimPort at start). */
+  const resolvedStream = new Map<string, Endpoint>([...(options.listen ?? [{ address: '127.0.0.1', port: 3478 }]).map((e, i) => [`listen|${formatEndpoint(e)}`, listen[i]] as const),
+    ...(options.tls?.listen ?? []).map((e, i) => [`tls|${formatEndpoint(e)}`, tls[i]] as const)])
+  const streamListeners = (o: RelayPrimaryOptions['options']): Array<{ ep: Endpoint, protocol: 'tcp' | 'tls' }> => [
+    ...(o.tcp === false ? [] : (o.listen ?? [{ address: '127.0.0.1', port: 3478 }]).map(e => ({ ep: resolvedStream.get(`listen|${formatEndpoint(e)}`) ?? e, protocol: 'tcp' as const }))),
+    ...(o.tls?.listen ?? []).map(e => ({ ep: resolvedStream.get(`tls|${formatEndpoint(e)}`) ?? e, protocol: 'tls' as const }))
+  ]
 
   return await new Promise<number>((resolve) => {
     let finished = false
@@ -266,6 +334,7 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
       if (finished) return
       finished = true
       process.off('SIGINT', onInt); process.off('SIGTERM', onTerm); process.off('SIGHUP', onHup)
+      router.close()
       const closeAll = async (): Promise<void> => { await rendezvous?.close(); await admin?.close() }
       void closeAll().then(() => { resolve(code) })
     }
@@ -275,7 +344,6 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
     const waitForAll = (): void => {
       if (byIndex.size === 0) { if (stopping) { say('info', 'stopped', 'stopped'); finish(ExitCode.Ok) } }
     }
-    const ready = new Set<number>()
     let first: Extract<WorkerMessage, { natkit: 'ready' }>['addresses'] | undefined
 
     const fork = (index: number): void => {
@@ -285,7 +353,9 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
       w.on('error', (err) => { log.trace('worker %d: %s', index, err.message) })
       w.on('message', (m: unknown) => {
         if (!isWorkerMessage(m)) return
-        if (m.natkit === 'ready') {
+        if (m.natkit === 'connection-authenticated' || m.natkit === 'connection-closed') {
+          router.report(index, m)
+        } else if (m.natkit === 'ready') {
           ready.add(index)
           // TCP and TLS listen in worker 0 only: its addresses are the whole set.
           if (index === 0 || first === undefined) first = m.addresses
@@ -302,6 +372,8 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
       })
       w.on('exit', (code, signal) => {
         if (byIndex.get(index) === w) byIndex.delete(index)
+        ready.delete(index)
+        router.workerGone(index)
         counts.delete(index)
         broadcast({ natkit: 'reset', worker: index })
         if (stopping) { waitForAll(); return }
@@ -319,14 +391,16 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
 
     const onAllReady = async (): Promise<void> => {
       allReady = true
-      const a = first ?? { udp: [], tcp: [], tls: [] }
-      for (const proto of ['udp', 'tcp', 'tls'] as const) {
-        for (const e of a[proto]) say('info', 'listening', `listening ${proto} ${formatEndpoint(e)}`, { protocol: proto, address: formatEndpoint(e) })
-      }
-      say('info', 'workers', `workers ${count} (SO_REUSEPORT UDP listeners; TCP and TLS on worker 0)`, { workers: count })
       try {
+        // TCP and TLS once every worker can take connections.
+        for (const { ep, protocol } of streamListeners(options)) await router.listen(ep, protocol)
+        const a = { udp: first?.udp ?? [], ...router.addresses }
+        for (const proto of ['udp', 'tcp', 'tls'] as const) {
+          for (const e of a[proto]) say('info', 'listening', `listening ${proto} ${formatEndpoint(e)}`, { protocol: proto, address: formatEndpoint(e) })
+        }
+        say('info', 'workers', `workers ${count} (SO_REUSEPORT UDP listeners; TCP and TLS accepted by the primary and handed to workers)`, { workers: count })
         if (options.admin !== undefined) {
-          admin = await AdminServer.start({ listen: options.admin, metrics: async () => await aggregator.clusterMetrics(), contentType: aggregator.contentType, healthy: () => stopping ? false : health?.() ?? true })
+          admin = await AdminServer.start({ listen: options.admin, metrics: async () => withPrimaryCounts(await aggregator.clusterMetrics(), router), contentType: aggregator.contentType, healthy: () => stopping ? false : health?.() ?? true })
           const url = `http://${formatEndpoint(admin.local)}/metrics`
           say('info', 'admin', `admin ${url}`, { url })
         }
@@ -346,6 +420,9 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
         return
       }
       stopping = true
+      // Draining, the listeners stay: RFC 6062 data connections of existing allocations still need them (new
+      // Allocates get 508 from the workers).
+      if (how === 'SIGINT') router.close()
       if (how === 'SIGTERM') say('info', 'draining', `draining for up to ${options.drainTimeout}s`, { timeout: options.drainTimeout })
       for (const w of byIndex.values()) w.process.kill(how)
       // Bounded: workers that outlive their drain are killed.
@@ -355,7 +432,31 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
     }
     const onInt = (): void => { stop('SIGINT') }
     const onTerm = (): void => { stop('SIGTERM') }
-    const onHup = (): void => { for (const w of byIndex.values()) w.process.kill('SIGHUP') }
+    const forwardHup = (): void => { for (const w of byIndex.values()) w.process.kill('SIGHUP') }
+    const onHup = (): void => {
+      if (reload === undefined || !allReady || stopping) { forwardHup(); return }
+      // The primary's part first — its TCP and TLS listeners (a new one needs a fixed port, as in the workers, which
+      // bind UDP on it too) — then the workers re-read the settings and say what they open and close (UDP).
+      reload().then(async (next) => {
+        const want = streamListeners(next)
+        for (const w of want) {
+          if (!router.has(w.ep, w.protocol) && w.ep.port === 0) throw new InvalidArgumentError(`${w.protocol === 'tls' ? '--tls-listen' : '--listen'} ${formatEndpoint(w.ep)}: with --workers, a listener added on reload needs a port`)
+        }
+        for (const w of want) {
+          if (router.has(w.ep, w.protocol)) continue
+          const local = await router.listen(w.ep, w.protocol)
+          say('info', 'listening', `listening ${w.protocol} ${formatEndpoint(local)}`, { protocol: w.protocol, address: formatEndpoint(local) })
+        }
+        for (const l of router.list()) {
+          if (want.some(w => w.protocol === l.protocol && sameEndpoint(w.ep, l.local))) continue
+          router.unlisten(l.local, l.protocol)
+          const a = formatEndpoint(l.local)
+          say('info', 'listener-removed', `stopped listening ${l.protocol} ${a} (allocations made through it go on until they end)`, { protocol: l.protocol, address: a })
+        }
+      }).catch((err: Error) => {
+        say('error', 'reload-failed', `reload of the TCP/TLS listeners failed, keeping them: ${err.message}`, { error: err.message })
+      }).finally(forwardHup)
+    }
     process.on('SIGINT', onInt); process.on('SIGTERM', onTerm); process.on('SIGHUP', onHup)
     for (let i = 0; i < count; i++) fork(i)
   })

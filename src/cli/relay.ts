@@ -315,7 +315,8 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     if (worker === undefined && workers > 1) {
       const why = reusePortUnavailable(options)
       if (why === undefined) {
-        try { return await runRelayPrimary({ options, workers, say, health: redisHealth }) } finally { await redis?.close() }
+        const reload = async (): Promise<typeof options> => relayOptions(await loadSettings(flags, () => {}))
+        try { return await runRelayPrimary({ options, workers, say, health: redisHealth, reload }) } finally { await redis?.close() }
       }
       say('warn', 'workers', `workers 1, not ${workers}: ${why}`, { workers: 1, reason: why })
     }
@@ -381,9 +382,10 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
           const before = { udp: [...s.addresses.udp], tcp: [...s.addresses.tcp], tls: [...s.addresses.tls] }
           await s.reload(forServer(next))
           current = next
-          // Every worker opens and closes the same UDP listeners; worker 0 (TCP and TLS too) speaks for them.
+          // Every worker opens and closes the same UDP listeners; worker 0 speaks for them (the primary for TCP and
+          // TLS, which it listens on).
           if (worker === undefined || worker.index === 0) {
-            for (const proto of ['udp', 'tcp', 'tls'] as const) {
+            for (const proto of worker === undefined ? ['udp', 'tcp', 'tls'] as const : ['udp'] as const) {
               const had = new Set(before[proto].map(formatEndpoint)); const has = new Set(s.addresses[proto].map(formatEndpoint))
               for (const a of has) if (!had.has(a)) say('info', 'listening', `listening ${proto} ${a}`, { protocol: proto, address: a })
               for (const a of had) if (!has.has(a)) say('info', 'listener-removed', `stopped listening ${proto} ${a} (allocations made through it go on until they end)`, { protocol: proto, address: a })
