@@ -171,9 +171,9 @@ describe('natcheck relay --workers 2: TCP connections spread over workers (CLI)'
     }
   })
 
-  it('relays coturn turnutils_uclient -t (TCP) clients, spread over both workers', async function () {
+  it('relays coturn turnutils_uclient -t (TCP) and -T (RFC 6062 TCP relays) clients, spread over both workers', async function () {
     requireOrSkip(this, hasCommand('turnutils_uclient') && hasCommand('turnutils_peer'), 'coturn utilities (turnutils_uclient, turnutils_peer) not installed')
-    const { s, port } = await startRelay([])
+    const { s, port, admin } = await startRelay([])
     const peerPort = await freePort()
     procs.start('turnutils_peer', ['-L', '127.0.0.1', '-p', String(peerPort)])
     await sleep(300)
@@ -182,6 +182,18 @@ describe('natcheck relay --workers 2: TCP connections spread over workers (CLI)'
     expect(tcp?.received).to.equal(50)
     const workers = new Set(events(s).filter(e => e.event === 'allocation' && e.protocol === 'tcp').map(e => e.worker))
     expect([...workers].sort()).to.deep.equal([0, 1])
+    // -T: TCP allocations; uclient's data goes over RFC 6062 peer connections (Connect, ConnectionBind on a new
+    // connection that the primary routes by its CONNECTION-ID).
+    const before = events(s).filter(e => e.event === 'allocation' && e.transport === 'tcp').length
+    const relayed = parseUclient((await procs.run('turnutils_uclient', ['-T', '-u', 'u', '-w', 'p', '-p', String(port), '-e', '127.0.0.1', '-r', String(peerPort), '-n', '5', '-m', '10', '127.0.0.1'], 60_000)).output)
+    expect(relayed?.sent).to.equal(50)
+    expect(relayed?.received).to.equal(50)
+    const tcpAllocations = events(s).filter(e => e.event === 'allocation' && e.transport === 'tcp')
+    expect(tcpAllocations.length - before).to.be.at.least(10)
+    expect([...new Set(tcpAllocations.map(e => e.worker))].sort()).to.deep.equal([0, 1])
+    const body = await httpGet(admin, '/metrics')
+    expect(sample(body, 'natkit_relay_tcp_connections_total{kind="outbound"}')).to.be.at.least(10)
+    expect(sample(body, 'natkit_relay_bytes_total{direction="client-to-peer"}')).to.be.at.least(5000)
   })
 
   it('holds the per-IP limit on unauthenticated connections across workers, while a legitimate TCP client is served', async () => {
