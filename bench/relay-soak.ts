@@ -28,6 +28,34 @@ function sample (pid: number): { rssBytes: number, fds: number, processes: numbe
   return { rssBytes, fds, processes: pids.length }
 }
 
+/**
+ * The least-squares line through RSS over time after warm-up: its rise over that span as a percentage of its start
+ * (null with fewer than 3 samples). Unlike first-versus-last, one sample taken just before or after a collection
+ * barely moves it.
+ */
+export function rssTrend (samples: ReadonlyArray<{ t: number, rssBytes: number }>): number | null {
+  if (samples.length < 3) return null
+  const n = samples.length
+  const mt = samples.reduce((a, s) => a + s.t, 0) / n
+  const mr = samples.reduce((a, s) => a + s.rssBytes, 0) / n
+  let num = 0; let den = 0
+  for (const s of samples) { num += (s.t - mt) * (s.rssBytes - mr); den += (s.t - mt) ** 2 }
+  if (den === 0) return null
+  const slope = num / den
+  const t0 = samples[0].t; const t1 = samples[n - 1].t
+  const start = mr + slope * (t0 - mt)
+  return Number((100 * slope * (t1 - t0) / start).toFixed(2))
+}
+
+/** The median RSS of the last fifth of the samples after warm-up against that of the first fifth (at least 3 each). */
+export function rssMedianGrowth (samples: ReadonlyArray<{ rssBytes: number }>): number | null {
+  const k = Math.max(3, Math.floor(samples.length / 5))
+  if (samples.length < 2 * k) return null
+  const median = (xs: number[]): number => { const v = [...xs].sort((a, b) => a - b); return v[Math.floor(v.length / 2)] }
+  const a = median(samples.slice(0, k).map(s => s.rssBytes)); const b = median(samples.slice(-k).map(s => s.rssBytes))
+  return Number((100 * (b - a) / a).toFixed(2))
+}
+
 export async function soakRelay (): Promise<Record<string, unknown>> {
   const buildError = buildLoadGenerator()
   if (buildError !== undefined) return { unavailable: buildError }
@@ -59,7 +87,11 @@ export async function soakRelay (): Promise<Record<string, unknown>> {
   return {
     seconds: total, chunkSeconds: chunk, warmupSeconds: warmup, allocationsPerChunk: allocs,
     sent, received, lost, lossRate: sent === 0 ? 0 : Number((lost / sent).toFixed(6)),
+    // Two single samples: a worker's RSS swings by 30-40 MiB with the timing of V8's collections (see docs/relay.md),
+    // so this says little on its own; the trend and the window medians below are the growth figures.
     rssGrowthPercent: first === undefined ? null : Number((100 * (last.rssBytes - first.rssBytes) / first.rssBytes).toFixed(2)),
+    rssTrendPercent: rssTrend(after),
+    rssMedianGrowthPercent: rssMedianGrowth(after),
     fdGrowth: first === undefined ? null : last.fds - first.fds,
     samples
   }

@@ -5,7 +5,8 @@ import { PORTMAP_PROTOCOLS, type PortMapProtocol } from '../portmap/client.js'
 import { RendezvousClient } from '../rendezvous/client.js'
 import { rendezvousToken } from '../rendezvous/token.js'
 import type { TurnCredentials } from '../relay/turn-client-auth.js'
-import { parseTurnUri } from '../relay/turn-uri.js'
+import type { TurnFailoverOptions } from '../relay/turn-client.js'
+import { parseTurnUri, type TurnUri } from '../relay/turn-uri.js'
 import type { PortMappingOptions } from '../traversal/gather.js'
 import { MAX_SPRAY_PROBES, MAX_SPRAY_SOCKETS, resolveSprayOptions, type BirthdaySprayOptions } from '../traversal/spray-plan.js'
 import { connect, type ConnectReport, type PeerSession } from '../traversal/session.js'
@@ -20,6 +21,7 @@ import { parseMs } from './stun.js'
 
 interface ConnectFlags extends SecretFlags {
   rendezvous?: string, id?: string, peer?: string, manual?: boolean, role?: 'controlling' | 'controlled', lite?: boolean, token?: string, turn?: string[]
+  turnFailover?: string[], turnFailoverCheck?: number
   turnTransport: 'udp' | 'tcp' | 'tls', stun?: string[], count: string, json?: boolean, timeout: number, relayOnly?: boolean
   localAddress?: string, includeLoopback?: boolean, insecure?: boolean, settle: number
   portMapping?: boolean | string, gateway?: string, portPrediction?: boolean, birthdaySpray?: boolean | string, sprayRate?: string, tcpPunch?: boolean
@@ -45,6 +47,8 @@ export function registerConnectCommand (program: Command): void {
     .option('--auth-secret <secret>', 'shared secret: TURN REST credentials and the rendezvous token')
     .option('--user-file <file>', 'read NAME:PASS from this file (or set NATKIT_USER), so it stays out of ps')
     .option('--auth-secret-file <file>', 'read the shared secret from this file (or set NATKIT_AUTH_SECRET)')
+    .option('--turn-failover <server>', 'another node of the same TURN service, HOST[:PORT] or turn:/turns: URI (repeatable, tried in order): when the --turn server stops answering, the allocation moves there and the peer is told the new relayed candidate', (v: string, p: string[] = []) => [...p, v])
+    .option('--turn-failover-check <seconds>', 'with --turn-failover: probe the TURN server this often; no answer within 3 s moves the allocation (default 5)', Number)
     .addOption(new Option('--turn-transport <t>', 'how to reach TURN servers given as plain HOST[:PORT]').choices(['udp', 'tcp', 'tls']).default('udp'))
     .option('--stun <host[:port]>', 'STUN server for a server-reflexive candidate (repeatable; default: the TURN server)', (v: string, p: string[] = []) => [...p, v])
     .option('--count <n>', 'echo datagrams to exchange', '20')
@@ -77,9 +81,10 @@ export function registerConnectCommand (program: Command): void {
           : secrets.authSecret !== undefined ? { authSecret: secrets.authSecret, user: flags.id ?? 'natcheck' } : undefined
         const turns = (flags.turn ?? []).map(t => parseTurnUri(t, flags.turnTransport))
         if (turns.length > 0 && credentials === undefined) throw new InvalidArgumentError('--turn needs --user NAME:PASS or --auth-secret SECRET')
+        const failover = turnFailover(flags, turns)
         const turnServers = credentials === undefined
           ? []
-          : turns.map(t => ({ server: t.server, transport: t.transport, tcpFallback: t.tcpFallback, credentials, tls: { rejectUnauthorized: flags.insecure !== true } }))
+          : turns.map(t => ({ server: t.server, transport: t.transport, tcpFallback: t.tcpFallback, credentials, tls: { rejectUnauthorized: flags.insecure !== true }, failover: failover(t) }))
         const stunServers = flags.stun ?? turns.filter(t => t.transport === 'udp').map(t => t.server)
         const hardNat = hardNatOptions(flags)
         if (flags.manual === true) {
@@ -164,6 +169,29 @@ export function registerConnectCommand (program: Command): void {
         uninstallSignals()
       }
     })
+}
+
+/**
+ * `--turn-failover` and `--turn-failover-check` as each TURN server's failover options (TurnClient's `failover`): the
+ * failover nodes reached over the same transport as that server, in the order given. A failover node that no --turn
+ * server could move to (another transport) is a usage error.
+ */
+export function turnFailover (flags: Pick<ConnectFlags, 'turnFailover' | 'turnFailoverCheck' | 'turnTransport'>, turns: readonly TurnUri[]): (t: TurnUri) => TurnFailoverOptions | undefined {
+  const nodes = (flags.turnFailover ?? []).map(f => parseTurnUri(f, flags.turnTransport))
+  const check = flags.turnFailoverCheck
+  if (check !== undefined && !(Number.isFinite(check) && check > 0)) throw new InvalidArgumentError('--turn-failover-check must be a positive number of seconds')
+  if (nodes.length === 0) {
+    if (check !== undefined) throw new InvalidArgumentError('--turn-failover-check goes with --turn-failover')
+    return () => undefined
+  }
+  if (turns.length === 0) throw new InvalidArgumentError('--turn-failover needs --turn: the server whose allocation moves')
+  for (const n of nodes) {
+    if (!turns.some(t => t.transport === n.transport)) throw new InvalidArgumentError(`--turn-failover ${n.server} is reached over ${n.transport.toUpperCase()}, but no --turn server is: an allocation moves over the transport it was made on`)
+  }
+  return (t) => {
+    const servers = nodes.filter(n => n.transport === t.transport && n.server !== t.server).map(n => n.server)
+    return servers.length === 0 ? undefined : { servers, checkIntervalS: check }
+  }
 }
 
 /** `--port-mapping [protocols]`, `--gateway`, `--port-prediction` and `--birthday-spray [N:M]` as agent options (absent when not asked for). */

@@ -6,15 +6,20 @@ import { availableParallelism } from 'node:os'
 import { AggregatorRegistry } from 'prom-client'
 import { InvalidArgumentError, TransportError } from '../errors.js'
 import { createLogger } from '../log.js'
-import { formatEndpoint, type Endpoint } from '../net/endpoint.js'
+import { formatEndpoint, sameEndpoint, type Endpoint } from '../net/endpoint.js'
 import { nativeUdpUnavailableReason, wantsNativeUdp } from '../net/native.js'
 import { AdminServer } from '../relay/admin-server.js'
-import type { PrometheusRelayMetrics } from '../relay/metrics.js'
-import type { TurnServer, TurnServerOptions } from '../relay/turn-server.js'
+import type { TurnServerOptions } from '../relay/turn-server.js'
 import type { RendezvousServer } from '../rendezvous/server.js'
 import { startRelayRendezvous } from './relay-rendezvous.js'
+import { StreamRouter } from './relay-stream-router.js'
+import { ENV, ignoreSendError, isWorkerMessage, portSlice, type WorkerMessage } from './relay-worker.js'
 import { ExitCode } from './exit-codes.js'
 import type { RelayLog } from './relay-log.js'
+
+export { currentWorker, portSlice } from './relay-worker.js'
+
+const log = createLogger('natcheck:relay:workers')
 
 /**
  * `natcheck relay --workers N`: N worker processes (node:cluster), one relay each, sharing the client-facing
@@ -22,11 +27,16 @@ import type { RelayLog } from './relay-log.js'
  *
  * - UDP: every worker binds the listeners itself with SO_REUSEPORT (native addon): the kernel hashes each client's
  *   address and port to one worker, so an allocation, its 5-tuple and its relay sockets live in one process.
- * - TCP/TLS: served by worker 0 alone (node:cluster's primary accepts and hands it every connection). An RFC 6062
- *   data connection's ConnectionBind must reach the worker that holds its allocation, and the per-source limits on
- *   unauthenticated connections must be counted in one place; round-robin over workers broke both (a ConnectionBind
- *   on another worker got 400, and each worker allowed its own 32 per IP). Spreading TCP needs routing by
- *   CONNECTION-ID in the primary, which peeks at the first frame: not done yet.
+ * - TCP/TLS: the primary listens and accepts, and hands each connection with its socket to one worker
+ *   (relay-stream-router.ts). node:cluster's own round-robin cannot be used: an RFC 6062 data connection's
+ *   ConnectionBind must reach the worker that holds its peer connection (a ConnectionBind on another worker gets
+ *   400), and the per-source limits on unauthenticated connections must be counted in one place (each worker would
+ *   allow its own 32 per IP). So the primary reads a TCP connection's first frame: a ConnectionBind goes to the worker
+ *   its CONNECTION-ID names (worker i issues ids ≡ i mod N), anything else to the least-loaded worker. TLS cannot be
+ *   read without terminating it here, and a TLS session cannot move between processes, so a TLS connection goes
+ *   untouched to the worker chosen by its source address, where the control and data connections of one client
+ *   meet (see StreamRouter for why that, and what RFC 6062 §5.4 has a worker answer otherwise). The primary counts
+ *   each connection against its source until the worker reports it authenticated or closed.
  * - Relay ports: the range is split into N disjoint slices, one per worker.
  * - Nonces and RESERVATION-TOKENs: one secret for all workers, so a nonce or token from one worker is good at
  *   another (an RTP/RTCP pair's second Allocate comes from another port, or over another TCP connection, so it may
@@ -36,34 +46,11 @@ import type { RelayLog } from './relay-log.js'
  *   one IPC round trip (well under a millisecond) two workers may each admit one allocation, so a burst can exceed a
  *   quota by at most N-1.
  * - Metrics: the primary serves /metrics for the whole relay (prom-client's AggregatorRegistry sums the workers';
- *   natkit_relay_worker_* keep one series per worker); /healthz and the rendezvous run in the primary.
- * - Signals go to the primary, which forwards them; a worker that dies is replaced (its allocations are lost).
+ *   natkit_relay_worker_* keep one series per worker; what the primary's router refuses is counted by worker 0);
+ *   /healthz and the rendezvous run in the primary.
+ * - Signals go to the primary, which forwards them; on SIGHUP it also opens and closes its TCP/TLS listeners. A
+ *   worker that dies is replaced (its allocations and connections are lost).
  */
-
-/** Environment variables the primary hands each worker. */
-const ENV = {
-  index: 'NATKIT_RELAY_WORKER_INDEX',
-  count: 'NATKIT_RELAY_WORKER_COUNT',
-  secret: 'NATKIT_RELAY_WORKER_SECRET',
-  listen: 'NATKIT_RELAY_WORKER_LISTEN'
-} as const
-
-/** IPC messages between primary and workers (other cluster messages, e.g. prom-client's, are ignored). */
-type WorkerMessage =
-  | { natkit: 'ready', addresses: { udp: Endpoint[], tcp: Endpoint[], tls: Endpoint[] } }
-  | { natkit: 'count', worker: number, user: string, n: number, total: number }
-  | { natkit: 'reset', worker: number }
-
-const log = createLogger('natcheck:relay:workers')
-
-/** Sends to a closing IPC channel fail; the receiver is going away, so there is nothing to do. */
-function ignoreSendError (err: Error | null): void {
-  if (err !== null) log.trace('IPC send failed: %s', err.message)
-}
-
-function isWorkerMessage (m: unknown): m is WorkerMessage {
-  return typeof m === 'object' && m !== null && typeof (m as { natkit?: unknown }).natkit === 'string'
-}
 
 /** `--workers`: a whole number ≥ 1, default the number of CPUs this process may use. */
 export function workerCount (value: number | undefined): number {
@@ -77,130 +64,6 @@ export function reusePortUnavailable (options: Pick<TurnServerOptions, 'nativeIo
   if (options.udp === false) return undefined
   if (wantsNativeUdp({ native: options.nativeIo ?? true })) return undefined
   return `SO_REUSEPORT needs native UDP I/O: ${options.nativeIo === false ? '--native-io off' : process.env.NATKIT_NATIVE === '0' ? 'NATKIT_NATIVE=0' : nativeUdpUnavailableReason() ?? 'unavailable'}`
-}
-
-/** Worker `index`'s slice of the relay port range [low, high] split `count` ways. */
-export function portSlice (range: readonly [number, number], index: number, count: number): [number, number] {
-  const size = Math.floor((range[1] - range[0] + 1) / count)
-  if (size < 2) throw new InvalidArgumentError(`--ports ${range[0]}-${range[1]} is too small for ${count} workers (each needs 2 ports at least)`)
-  const low = range[0] + index * size
-  return [low, index === count - 1 ? range[1] : low + size - 1]
-}
-
-/** This process's part when it is a relay worker, or undefined (the primary, or a single process). */
-export function currentWorker (): RelayWorker | undefined {
-  if (!cluster.isWorker || process.env[ENV.index] === undefined) return undefined
-  return new RelayWorker(Number(process.env[ENV.index]), Number(process.env[ENV.count]),
-    Buffer.from(process.env[ENV.secret] ?? '', 'hex'), JSON.parse(process.env[ENV.listen] ?? '{}') as ResolvedListen)
-}
-
-interface ResolvedListen { listen?: Endpoint[], tls?: Endpoint[] }
-
-/** A worker process's side: its options, quota mirror and messages to the primary. */
-export class RelayWorker {
-  private readonly ownUsers = new Map<string, number>()
-  private ownTotal = 0
-  private readonly userOf = new Map<number, string>()
-  private readonly remote = new Map<number, { users: Map<string, number>, total: number }>()
-
-  constructor (readonly index: number, readonly count: number, private readonly secret: Buffer, private readonly resolved: ResolvedListen) {
-    process.on('message', (m: unknown) => { if (isWorkerMessage(m)) this.onMessage(m) })
-    // The primary is gone (killed, crashed): nobody forwards signals or serves /metrics any more, so stop at once
-    // rather than linger as an orphan holding the ports.
-    process.once('disconnect', () => { if (!this.leaving) process.exit(ExitCode.Internal) })
-  }
-
-  private leaving = false
-  /** Configured listen address → the one the primary bound (its port 0 resolved), learnt on the first apply. */
-  private readonly resolvedBy: { listen?: Map<string, Endpoint>, tls?: Map<string, Endpoint> } = {}
-
-  /**
-   * The relay options of this worker: shared listeners, the shared nonce secret, its slice of the relay ports. On a
-   * reload, listen addresses the primary resolved keep their resolved port; a new one needs a fixed port (port 0 would
-   * pick a different port in every worker): InvalidArgumentError otherwise.
-   */
-  apply<T extends TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint }> (options: T): T {
-    const listen = this.resolve('listen', options.listen ?? [{ address: '127.0.0.1', port: 3478 }])
-    const tlsListen = options.tls === undefined ? undefined : this.resolve('tls', options.tls.listen)
-    return {
-      ...options,
-      listen,
-      tcp: this.index === 0 ? options.tcp : false,
-      tls: this.index !== 0 || options.tls === undefined || tlsListen === undefined ? undefined : { ...options.tls, listen: tlsListen },
-      reusePort: options.udp !== false,
-      nonceSecret: this.secret,
-      portRange: portSlice(options.portRange ?? [49152, 65535], this.index, this.count),
-      admin: undefined,
-      rendezvous: undefined
-    }
-  }
-
-  private resolve (kind: 'listen' | 'tls', configured: readonly Endpoint[]): Endpoint[] {
-    const resolved = this.resolved[kind]
-    if (resolved === undefined) return [...configured]
-    let map = this.resolvedBy[kind]
-    if (map === undefined) {
-      map = new Map(configured.map((e, i) => [formatEndpoint(e), resolved[i] ?? e]))
-      this.resolvedBy[kind] = map
-    }
-    const known = map
-    return configured.map((e) => {
-      const r = known.get(formatEndpoint(e))
-      if (r !== undefined) return r
-      if (e.port === 0) throw new InvalidArgumentError(`${kind === 'tls' ? '--tls-listen' : '--listen'} ${formatEndpoint(e)}: with --workers, a listener added on reload needs a port (port 0 would differ between workers)`)
-      return e
-    })
-  }
-
-  /** Wire the server: quotas count the other workers' allocations; this worker's counts go to them. */
-  attach (server: TurnServer, metrics: PrometheusRelayMetrics): void {
-    new AggregatorRegistry() // installs the worker's answer to the primary's metrics requests
-    AggregatorRegistry.setRegistries([metrics.registry])
-    server.core.sharedReservations = true
-    server.core.quotaElsewhere = {
-      user: (name) => { let n = 0; for (const r of this.remote.values()) n += r.users.get(name) ?? 0; return n },
-      total: () => { let n = 0; for (const r of this.remote.values()) n += r.total; return n }
-    }
-    server.on('allocation', (e) => { this.userOf.set(e.id, e.username); this.change(e.username, +1) })
-    server.on('deallocation', (e) => {
-      const user = this.userOf.get(e.id)
-      if (user === undefined) return
-      this.userOf.delete(e.id)
-      this.change(user, -1)
-    })
-  }
-
-  /** Tell the primary this worker listens. */
-  ready (addresses: { udp: readonly Endpoint[], tcp: readonly Endpoint[], tls: readonly Endpoint[] }): void {
-    this.send({ natkit: 'ready', addresses: { udp: [...addresses.udp], tcp: [...addresses.tcp], tls: [...addresses.tls] } })
-  }
-
-  /** Let the process exit once the relay has stopped (the IPC channel would keep it alive). */
-  done (): void {
-    this.leaving = true
-    if (process.connected) process.disconnect()
-  }
-
-  private change (user: string, delta: number): void {
-    const n = (this.ownUsers.get(user) ?? 0) + delta
-    if (n <= 0) this.ownUsers.delete(user); else this.ownUsers.set(user, n)
-    this.ownTotal += delta
-    this.send({ natkit: 'count', worker: this.index, user, n: Math.max(0, n), total: this.ownTotal })
-  }
-
-  private send (m: WorkerMessage): void {
-    // With a callback, a channel closing under us (the primary stopping) is reported there, not thrown.
-    if (process.connected && process.send !== undefined) process.send(m, undefined, undefined, ignoreSendError)
-  }
-
-  private onMessage (m: WorkerMessage): void {
-    if (m.natkit === 'count' && m.worker !== this.index) {
-      let r = this.remote.get(m.worker)
-      if (r === undefined) { r = { users: new Map(), total: 0 }; this.remote.set(m.worker, r) }
-      if (m.n === 0) r.users.delete(m.user); else r.users.set(m.user, m.n)
-      r.total = m.total
-    } else if (m.natkit === 'reset') this.remote.delete(m.worker)
-  }
 }
 
 /** Check that a listen address is free (UDP and, unless `udp` only, TCP) and resolve port 0 to one free for both. */
@@ -228,6 +91,14 @@ async function claimPort (ep: Endpoint, protocols: { udp: boolean, tcp: boolean 
   throw new TransportError(`cannot find a port free for both UDP and TCP on ${ep.address}`)
 }
 
+/**
+ * The aggregated metrics with what only the primary knows: unauthenticated TCP/TLS connections are counted in its
+ * router, for the whole relay (the workers' own counts see only the connections handed to them).
+ */
+function withPrimaryCounts (text: string, router: StreamRouter): string {
+  return text.replace(/^natkit_relay_unauthenticated_connections \S+$/m, `natkit_relay_unauthenticated_connections ${router.unauthenticated}`)
+}
+
 /** What the primary needs. */
 export interface RelayPrimaryOptions {
   readonly options: TurnServerOptions & { admin?: Endpoint, rendezvous?: Endpoint, drainTimeout: number, redis?: string }
@@ -235,10 +106,12 @@ export interface RelayPrimaryOptions {
   readonly say: RelayLog
   /** More health for /healthz (e.g. Redis): true, or why not. */
   readonly health?: () => true | string
+  /** The options again, re-read for SIGHUP (the primary opens and closes its TCP and TLS listeners as they say). */
+  readonly reload?: () => Promise<RelayPrimaryOptions['options']>
 }
 
 /** Run the primary: fork the workers, serve /metrics, /healthz and the rendezvous, forward signals. Resolves to the exit code. */
-export async function runRelayPrimary ({ options, workers: count, say, health }: RelayPrimaryOptions): Promise<number> {
+export async function runRelayPrimary ({ options, workers: count, say, health, reload }: RelayPrimaryOptions): Promise<number> {
   const udp = options.udp !== false; const tcp = options.tcp !== false
   const listen: Endpoint[] = []
   for (const ep of options.listen ?? [{ address: '127.0.0.1', port: 3478 }]) listen.push(await claimPort(ep, { udp, tcp }))
@@ -259,6 +132,30 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
   let stopping = false
   let allReady = false
   let admin: AdminServer | undefined
+  const ready = new Set<number>()
+  const router = new StreamRouter({
+    workers: count,
+    firstMessageTimeoutMs: options.firstMessageTimeoutMs,
+    maxUnauthenticatedPerIp: options.maxUnauthenticatedPerIp,
+    ready: (i) => ready.has(i) && byIndex.get(i)?.isConnected() === true,
+    send: (i, m, socket, done) => {
+      const w = byIndex.get(i)
+      if (w === undefined || !w.isConnected()) { done(new Error('worker gone')); return }
+      w.send(m, socket, { keepOpen: false }, done)
+    },
+    // The primary has no relay metrics of its own: worker 0 (or the first one up) counts what its router refused.
+    count: (c) => {
+      const w = [...byIndex.entries()].sort((a, b) => a[0] - b[0]).find(([i, x]) => ready.has(i) && x.isConnected())?.[1]
+      w?.send(c, ignoreSendError)
+    }
+  })
+  /** The configured TCP and TLS listen addresses → the ones to listen on (port 0 resolved by claimPort at start). */
+  const resolvedStream = new Map<string, Endpoint>([...(options.listen ?? [{ address: '127.0.0.1', port: 3478 }]).map((e, i) => [`listen|${formatEndpoint(e)}`, listen[i]] as const),
+    ...(options.tls?.listen ?? []).map((e, i) => [`tls|${formatEndpoint(e)}`, tls[i]] as const)])
+  const streamListeners = (o: RelayPrimaryOptions['options']): Array<{ ep: Endpoint, protocol: 'tcp' | 'tls' }> => [
+    ...(o.tcp === false ? [] : (o.listen ?? [{ address: '127.0.0.1', port: 3478 }]).map(e => ({ ep: resolvedStream.get(`listen|${formatEndpoint(e)}`) ?? e, protocol: 'tcp' as const }))),
+    ...(o.tls?.listen ?? []).map(e => ({ ep: resolvedStream.get(`tls|${formatEndpoint(e)}`) ?? e, protocol: 'tls' as const }))
+  ]
 
   return await new Promise<number>((resolve) => {
     let finished = false
@@ -266,6 +163,7 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
       if (finished) return
       finished = true
       process.off('SIGINT', onInt); process.off('SIGTERM', onTerm); process.off('SIGHUP', onHup)
+      router.close()
       const closeAll = async (): Promise<void> => { await rendezvous?.close(); await admin?.close() }
       void closeAll().then(() => { resolve(code) })
     }
@@ -275,7 +173,6 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
     const waitForAll = (): void => {
       if (byIndex.size === 0) { if (stopping) { say('info', 'stopped', 'stopped'); finish(ExitCode.Ok) } }
     }
-    const ready = new Set<number>()
     let first: Extract<WorkerMessage, { natkit: 'ready' }>['addresses'] | undefined
 
     const fork = (index: number): void => {
@@ -285,7 +182,9 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
       w.on('error', (err) => { log.trace('worker %d: %s', index, err.message) })
       w.on('message', (m: unknown) => {
         if (!isWorkerMessage(m)) return
-        if (m.natkit === 'ready') {
+        if (m.natkit === 'connection-authenticated' || m.natkit === 'connection-closed') {
+          router.report(index, m)
+        } else if (m.natkit === 'ready') {
           ready.add(index)
           // TCP and TLS listen in worker 0 only: its addresses are the whole set.
           if (index === 0 || first === undefined) first = m.addresses
@@ -302,6 +201,8 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
       })
       w.on('exit', (code, signal) => {
         if (byIndex.get(index) === w) byIndex.delete(index)
+        ready.delete(index)
+        router.workerGone(index)
         counts.delete(index)
         broadcast({ natkit: 'reset', worker: index })
         if (stopping) { waitForAll(); return }
@@ -319,14 +220,16 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
 
     const onAllReady = async (): Promise<void> => {
       allReady = true
-      const a = first ?? { udp: [], tcp: [], tls: [] }
-      for (const proto of ['udp', 'tcp', 'tls'] as const) {
-        for (const e of a[proto]) say('info', 'listening', `listening ${proto} ${formatEndpoint(e)}`, { protocol: proto, address: formatEndpoint(e) })
-      }
-      say('info', 'workers', `workers ${count} (SO_REUSEPORT UDP listeners; TCP and TLS on worker 0)`, { workers: count })
       try {
+        // TCP and TLS once every worker can take connections.
+        for (const { ep, protocol } of streamListeners(options)) await router.listen(ep, protocol)
+        const a = { udp: first?.udp ?? [], ...router.addresses }
+        for (const proto of ['udp', 'tcp', 'tls'] as const) {
+          for (const e of a[proto]) say('info', 'listening', `listening ${proto} ${formatEndpoint(e)}`, { protocol: proto, address: formatEndpoint(e) })
+        }
+        say('info', 'workers', `workers ${count} (SO_REUSEPORT UDP listeners; TCP and TLS accepted by the primary and handed to workers)`, { workers: count })
         if (options.admin !== undefined) {
-          admin = await AdminServer.start({ listen: options.admin, metrics: async () => await aggregator.clusterMetrics(), contentType: aggregator.contentType, healthy: () => stopping ? false : health?.() ?? true })
+          admin = await AdminServer.start({ listen: options.admin, metrics: async () => withPrimaryCounts(await aggregator.clusterMetrics(), router), contentType: aggregator.contentType, healthy: () => stopping ? false : health?.() ?? true })
           const url = `http://${formatEndpoint(admin.local)}/metrics`
           say('info', 'admin', `admin ${url}`, { url })
         }
@@ -346,6 +249,9 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
         return
       }
       stopping = true
+      // Draining, the listeners stay: RFC 6062 data connections of existing allocations still need them (new
+      // Allocates get 508 from the workers).
+      if (how === 'SIGINT') router.close()
       if (how === 'SIGTERM') say('info', 'draining', `draining for up to ${options.drainTimeout}s`, { timeout: options.drainTimeout })
       for (const w of byIndex.values()) w.process.kill(how)
       // Bounded: workers that outlive their drain are killed.
@@ -355,7 +261,31 @@ export async function runRelayPrimary ({ options, workers: count, say, health }:
     }
     const onInt = (): void => { stop('SIGINT') }
     const onTerm = (): void => { stop('SIGTERM') }
-    const onHup = (): void => { for (const w of byIndex.values()) w.process.kill('SIGHUP') }
+    const forwardHup = (): void => { for (const w of byIndex.values()) w.process.kill('SIGHUP') }
+    const onHup = (): void => {
+      if (reload === undefined || !allReady || stopping) { forwardHup(); return }
+      // The primary's part first — its TCP and TLS listeners (a new one needs a fixed port, as in the workers, which
+      // bind UDP on it too) — then the workers re-read the settings and say what they open and close (UDP).
+      reload().then(async (next) => {
+        const want = streamListeners(next)
+        for (const w of want) {
+          if (!router.has(w.ep, w.protocol) && w.ep.port === 0) throw new InvalidArgumentError(`${w.protocol === 'tls' ? '--tls-listen' : '--listen'} ${formatEndpoint(w.ep)}: with --workers, a listener added on reload needs a port`)
+        }
+        for (const w of want) {
+          if (router.has(w.ep, w.protocol)) continue
+          const local = await router.listen(w.ep, w.protocol)
+          say('info', 'listening', `listening ${w.protocol} ${formatEndpoint(local)}`, { protocol: w.protocol, address: formatEndpoint(local) })
+        }
+        for (const l of router.list()) {
+          if (want.some(w => w.protocol === l.protocol && sameEndpoint(w.ep, l.local))) continue
+          router.unlisten(l.local, l.protocol)
+          const a = formatEndpoint(l.local)
+          say('info', 'listener-removed', `stopped listening ${l.protocol} ${a} (allocations made through it go on until they end)`, { protocol: l.protocol, address: a })
+        }
+      }).catch((err: Error) => {
+        say('error', 'reload-failed', `reload of the TCP/TLS listeners failed, keeping them: ${err.message}`, { error: err.message })
+      }).finally(forwardHup)
+    }
     process.on('SIGINT', onInt); process.on('SIGTERM', onTerm); process.on('SIGHUP', onHup)
     for (let i = 0; i < count; i++) fork(i)
   })

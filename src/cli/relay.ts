@@ -206,6 +206,12 @@ export function relayOptions (s: RelaySettings & { authSecrets?: string[] }): Tu
   }
 }
 
+/** The client-facing address a relay node publishes in the Redis registry: its external IP, or its first listener's. */
+function registryNode (options: { externalIp?: string }, server: TurnServer): Endpoint {
+  const first = server.addresses.udp[0] ?? server.addresses.tcp[0] ?? server.addresses.tls[0]
+  return { address: options.externalIp ?? first.address, port: first.port }
+}
+
 /** The rendezvous listen address; it authenticates peers with the relay's REST secret, so it needs one. */
 function rendezvousEndpoint (s: RelaySettings, secrets: string[]): Endpoint | undefined {
   if (s.rendezvous === undefined) return undefined
@@ -315,7 +321,8 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     if (worker === undefined && workers > 1) {
       const why = reusePortUnavailable(options)
       if (why === undefined) {
-        try { return await runRelayPrimary({ options, workers, say, health: redisHealth }) } finally { await redis?.close() }
+        const reload = async (): Promise<typeof options> => relayOptions(await loadSettings(flags, () => {}))
+        try { return await runRelayPrimary({ options, workers, say, health: redisHealth, reload }) } finally { await redis?.close() }
       }
       say('warn', 'workers', `workers 1, not ${workers}: ${why}`, { workers: 1, reason: why })
     }
@@ -326,8 +333,7 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     if (worker !== undefined) worker.attach(s, metrics)
     if (options.redis !== undefined) {
       // Relay nodes sharing the realm: quotas across nodes, 300 Try Alternate from a draining or full node.
-      const first = s.addresses.udp[0] ?? s.addresses.tcp[0]
-      registry = await RedisNodeRegistry.start({ url: options.redis, realm: options.realm, node: { address: options.externalIp ?? first.address, port: first.port }, worker: worker?.index })
+      registry = await RedisNodeRegistry.start({ url: options.redis, realm: options.realm, node: registryNode(options, s), worker: worker?.index })
       registry.attach(s)
     }
     if (worker !== undefined) worker.ready(s.addresses)
@@ -381,9 +387,12 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
           const before = { udp: [...s.addresses.udp], tcp: [...s.addresses.tcp], tls: [...s.addresses.tls] }
           await s.reload(forServer(next))
           current = next
-          // Every worker opens and closes the same UDP listeners; worker 0 (TCP and TLS too) speaks for them.
+          // Other nodes send clients to the address this one publishes: it follows the listeners and external IP.
+          await registry?.moveTo(registryNode(next, s))
+          // Every worker opens and closes the same UDP listeners; worker 0 speaks for them (the primary for TCP and
+          // TLS, which it listens on).
           if (worker === undefined || worker.index === 0) {
-            for (const proto of ['udp', 'tcp', 'tls'] as const) {
+            for (const proto of worker === undefined ? ['udp', 'tcp', 'tls'] as const : ['udp'] as const) {
               const had = new Set(before[proto].map(formatEndpoint)); const has = new Set(s.addresses[proto].map(formatEndpoint))
               for (const a of has) if (!had.has(a)) say('info', 'listening', `listening ${proto} ${a}`, { protocol: proto, address: a })
               for (const a of had) if (!has.has(a)) say('info', 'listener-removed', `stopped listening ${proto} ${a} (allocations made through it go on until they end)`, { protocol: proto, address: a })

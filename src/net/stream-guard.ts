@@ -20,6 +20,15 @@ interface Tracked {
   readonly remote: Endpoint
   /** The socket the server's handler got: the TLSSocket for TLS, the raw socket for TCP. */
   served?: Socket
+  observer?: StreamGuardObserver
+}
+
+/** Told what becomes of one connection (see StreamGuard.observe). */
+export interface StreamGuardObserver {
+  /** It authenticated (at most once). */
+  readonly authenticated?: () => void
+  /** The guard stopped tracking it: it closed, or the guard closed it (once). */
+  readonly closed?: () => void
 }
 
 /**
@@ -77,7 +86,23 @@ export class StreamGuard {
   /** `socket` authenticated: no more deadlines, and it no longer counts against its source. */
   authenticated (socket: Socket): void {
     const key = this.keys.get(socket)
-    if (key !== undefined) this.guard.authenticated(key)
+    if (key === undefined || this.guard.isAuthenticated(key)) return
+    this.guard.authenticated(key)
+    const observer = this.tracked.get(key)?.observer
+    if (observer?.authenticated !== undefined) this.notify(observer.authenticated)
+  }
+
+  /**
+   * Be told when the connection of `socket` (a raw socket this guard accepted, or the one the handler adopted)
+   * authenticates and when it stops being tracked — e.g. to tell the process that counts its source (the relay's
+   * primary, which handed it over). False when the guard does not track it (refused, or already closed).
+   */
+  observe (socket: Socket, observer: StreamGuardObserver): boolean {
+    const key = this.keys.get(socket) ?? tupleKey(socket)
+    const t = key === undefined ? undefined : this.tracked.get(key)
+    if (t === undefined) return false
+    t.observer = observer
+    return true
   }
 
   /** Whether the guard counts `socket` as authenticated. */
@@ -141,6 +166,7 @@ export class StreamGuard {
       const t = this.tracked.get(key)
       if (t === undefined) continue
       this.tracked.delete(key)
+      if (t.observer?.closed !== undefined) this.notify(t.observer.closed)
       log('closing %s: %s', formatEndpoint(t.remote), reason)
       this.count(reason, t.remote)
       ;(t.served ?? t.raw).destroy()
@@ -153,8 +179,18 @@ export class StreamGuard {
   }
 
   private forget (key: string): void {
+    const t = this.tracked.get(key)
     this.tracked.delete(key)
     this.guard.closed(key)
+    if (t?.observer?.closed !== undefined) this.notify(t.observer.closed)
+  }
+
+  private notify (f: () => void): void {
+    try {
+      f()
+    } catch (err) {
+      log.error('observer failed: %O', err)
+    }
   }
 
   private count (reason: ConnectionCloseReason, remote: Endpoint): void {

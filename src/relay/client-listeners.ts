@@ -5,7 +5,7 @@ import { BatchUdpSocket } from '../net/batch-udp.js'
 import { endpointKey, formatEndpoint, sameEndpoint, type Endpoint } from '../net/endpoint.js'
 import { closeStream, listenStream } from '../net/listen.js'
 import { bindDatagramSocket } from '../net/native.js'
-import type { StreamGuard } from '../net/stream-guard.js'
+import type { StreamGuard, StreamGuardObserver } from '../net/stream-guard.js'
 import type { TlsCredentials } from '../net/tls-files.js'
 import type { DatagramSocket } from '../net/udp.js'
 import type { AdapterHost } from './adapter-host.js'
@@ -22,7 +22,8 @@ export interface UdpListener {
 }
 
 interface StreamListener {
-  readonly server: Server
+  /** Undefined when another process listens and hands the connections over (ListenOptions.handoff). */
+  readonly server: Server | undefined
   readonly local: Endpoint
 }
 
@@ -41,6 +42,11 @@ export interface ListenOptions {
   readonly nativeIo: boolean
   readonly udpBufferSize?: number
   readonly reusePort: boolean
+  /**
+   * TCP and TLS are listened on by another process (the relay's primary), which hands the connections over
+   * (ClientListeners.adopt): open no TCP or TLS listener, only list their addresses.
+   */
+  readonly handoff?: boolean
 }
 
 /** Where a TurnServer listens, by protocol (the arrays change in place when reload adds or removes listeners). */
@@ -69,6 +75,10 @@ export class ClientListeners {
   /** UDP listeners of removed addresses, open while allocations made through them live (see retire). */
   private readonly retiring = new Map<string, ListenerSet>()
   readonly addresses: ListenAddresses = { udp: [], tcp: [], tls: [] }
+  /** Servers that listen nowhere: they take handed-over connections (guarded; TLS ones are handshaken here). */
+  private handoffTcp: Server | undefined
+  private handoffTls: TlsServer | undefined
+  private tlsCredentials: TlsCredentials | undefined
 
   constructor (
     private readonly host: AdapterHost,
@@ -124,7 +134,11 @@ export class ClientListeners {
         // everything it forwards is sent before the handler returns.
         s.onMessage((data, from) => { this.handlers.onUdp(listener, data, from) })
       }
-      if (o.tcp) {
+      if (o.tcp && o.handoff === true) {
+        const local = { address: ep.address, port: set.udp !== undefined ? set.udp.socket.local.port : ep.port }
+        set.tcp = { server: undefined, local }
+        this.addresses.tcp.push(local)
+      } else if (o.tcp) {
         const port = set.udp !== undefined ? set.udp.socket.local.port : ep.port
         const srv = createTcpServer((sock) => { this.handlers.onConnection(sock, 'tcp') })
         this.guard.watch(srv)
@@ -145,21 +159,61 @@ export class ClientListeners {
     this.sets.set(set.key, set)
   }
 
-  /** Open a TLS listener with this certificate and key. */
-  async openTls (ep: Endpoint, credentials: TlsCredentials, reusePort: boolean): Promise<void> {
+  /** Open a TLS listener with this certificate and key (with `handoff`, only list its address: see ListenOptions). */
+  async openTls (ep: Endpoint, credentials: TlsCredentials, reusePort: boolean, handoff = false): Promise<void> {
+    this.tlsCredentials = credentials
+    let tls: StreamListener
+    if (handoff) {
+      tls = { server: undefined, local: ep }
+    } else {
+      const srv = this.tlsServer(credentials)
+      tls = { server: srv, local: await listenStream(srv, ep, { exclusive: !reusePort, label: 'TLS' }) }
+    }
+    const set: ListenerSet = { key: listenerKey('tls', ep), tls }
+    this.addresses.tls.push(tls.local)
+    this.sets.set(set.key, set)
+  }
+
+  private tlsServer (credentials: TlsCredentials): TlsServer {
     const metrics = this.host.metrics
     const srv: TlsServer = createTlsServer({ cert: credentials.cert, key: credentials.key }, (sock) => { this.handlers.onConnection(sock, 'tls') })
     srv.on('tlsClientError', (err) => { log.trace('TLS handshake failed: %s', err.message); metrics.inc('natkit_relay_malformed_total', 'tls-handshake') })
     this.guard.watch(srv)
-    const local = await listenStream(srv, ep, { exclusive: !reusePort, label: 'TLS' })
-    const set: ListenerSet = { key: listenerKey('tls', ep), tls: { server: srv, local } }
-    this.addresses.tls.push(local)
-    this.sets.set(set.key, set)
+    return srv
   }
 
   /** New certificate and key for every TLS listener (connections made from now on use them). */
   setSecureContext (credentials: TlsCredentials): void {
+    this.tlsCredentials = credentials
     for (const s of this.sets.values()) (s.tls?.server as TlsServer | undefined)?.setSecureContext({ cert: credentials.cert, key: credentials.key })
+    this.handoffTls?.setSecureContext({ cert: credentials.cert, key: credentials.key })
+  }
+
+  /**
+   * Serve a connection that another process accepted on one of these listeners and handed over (ListenOptions.handoff):
+   * guarded as if accepted here. `preRead`: the bytes that process already read from it (TCP; a TLS connection comes
+   * untouched and is handshaken here). `observer` hears when it authenticates and when it ends (at once when the
+   * guard refuses it).
+   */
+  adopt (socket: Socket, protocol: ClientProtocol, preRead: Uint8Array | undefined, observer?: StreamGuardObserver): void {
+    let server: Server
+    if (protocol === 'tls') {
+      const credentials = this.tlsCredentials
+      if (credentials === undefined) { socket.destroy(); observer?.closed?.(); return }
+      this.handoffTls ??= this.tlsServer(credentials)
+      server = this.handoffTls
+    } else {
+      if (this.handoffTcp === undefined) {
+        this.handoffTcp = createTcpServer((sock) => { this.handlers.onConnection(sock, 'tcp') })
+        this.guard.watch(this.handoffTcp)
+      }
+      server = this.handoffTcp
+      // Read again first, before what the kernel still holds for it.
+      if (preRead !== undefined && preRead.length > 0) socket.unshift(Buffer.from(preRead.buffer, preRead.byteOffset, preRead.byteLength))
+    }
+    // The guard (a prepended 'connection' listener) tracks it first; the server's handler adopts it.
+    server.emit('connection', socket)
+    if (observer !== undefined && !this.guard.observe(socket, observer)) observer.closed?.()
   }
 
   /**
@@ -224,7 +278,7 @@ export class ClientListeners {
     for (const [stream, list] of [[set.tcp, this.addresses.tcp], [set.tls, this.addresses.tls]] as const) {
       if (stream === undefined) continue
       if (forget) remove(list, stream.local)
-      waits.push(closeStream(stream.server))
+      if (stream.server !== undefined) waits.push(closeStream(stream.server))
     }
     await Promise.all(waits)
   }

@@ -61,6 +61,12 @@ export interface TurnServerCoreOptions {
   readonly maxTcpConnections?: number
   /** RFC 6062 §5.2/§5.3: how long a peer connection waits for ConnectionBind (30 s). */
   readonly connectionBindTimeout?: number
+  /**
+   * The RFC 6062 CONNECTION-IDs this server issues are ≡ `index` (mod `of`) (default { index: 0, of: 1 }: any). Relay
+   * worker processes get disjoint classes, so whoever accepts a client data connection can tell from the
+   * ConnectionBind's CONNECTION-ID which worker holds the peer connection (connectionIdOwner).
+   */
+  readonly connectionIds?: { readonly index: number, readonly of: number }
   /** Per-allocation relay bandwidth cap in bytes per second, both directions together (default 0: unlimited). */
   readonly bandwidth?: number
   /** Burst for the bandwidth cap in bytes (default: one second's worth, at least 64 KiB). */
@@ -113,6 +119,7 @@ export interface ResolvedCoreOptions {
   readonly maxChannels: number
   readonly maxTcpConnections: number
   readonly connectionBindTimeout: number
+  readonly connectionIds: { readonly index: number, readonly of: number }
   readonly bandwidth: number
   readonly bandwidthBurst: number
   readonly authFailureRate: number
@@ -153,6 +160,10 @@ export function resolveCoreOptions (o: TurnServerCoreOptions): ResolvedCoreOptio
   const maxLifetime = positive('maxLifetime', o.maxLifetime, 3600)
   if (maxLifetime < defaultLifetime) throw new InvalidArgumentError(`maxLifetime (${maxLifetime}) must be at least defaultLifetime (${defaultLifetime})`)
   const bandwidth = positive('bandwidth', o.bandwidth, 0, true)
+  const ids = o.connectionIds ?? { index: 0, of: 1 }
+  if (!Number.isInteger(ids.of) || ids.of < 1 || ids.of > 1024 || !Number.isInteger(ids.index) || ids.index < 0 || ids.index >= ids.of) {
+    throw new InvalidArgumentError(`connectionIds must be { index, of } with 1 <= of <= 1024 and 0 <= index < of, got ${JSON.stringify(ids)}`)
+  }
   return {
     realm: o.realm,
     passwordAlgorithms: algorithms,
@@ -173,6 +184,7 @@ export function resolveCoreOptions (o: TurnServerCoreOptions): ResolvedCoreOptio
     maxChannels: positive('maxChannels', o.maxChannels, 4096),
     maxTcpConnections: positive('maxTcpConnections', o.maxTcpConnections, 64),
     connectionBindTimeout: positive('connectionBindTimeout', o.connectionBindTimeout, 30),
+    connectionIds: { index: ids.index, of: ids.of },
     bandwidth,
     bandwidthBurst: positive('bandwidthBurst', o.bandwidthBurst, Math.max(bandwidth, 65536)),
     authFailureRate: positive('authFailureRate', o.authFailureRate, 1),

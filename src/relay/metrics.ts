@@ -125,6 +125,7 @@ export interface PrometheusRelayMetricsOptions {
 /** Per-worker load, labelled `worker`: one series per relay worker process (see src/cli/relay-workers.ts). */
 export const WORKER_METRICS = {
   natkit_relay_worker_allocations: { help: 'Current allocations held by this worker process', type: 'gauge' },
+  natkit_relay_worker_client_connections: { help: 'Current TCP/TLS client connections served by this worker process', type: 'gauge' },
   natkit_relay_worker_cpu_seconds_total: { help: 'CPU seconds (user + system) used by this worker process', type: 'counter' }
 } as const
 
@@ -168,6 +169,13 @@ export class PrometheusRelayMetrics extends InMemoryRelayMetrics {
       labelNames: ['worker'],
       registers: [this.registry],
       collect () { allocations.set({ worker }, values().gauges.natkit_relay_allocations ?? 0) }
+    })
+    const connections: Gauge<string> = new Gauge({
+      name: 'natkit_relay_worker_client_connections',
+      help: WORKER_METRICS.natkit_relay_worker_client_connections.help,
+      labelNames: ['worker'],
+      registers: [this.registry],
+      collect () { connections.set({ worker }, values().gauges.natkit_relay_client_connections ?? 0) }
     })
     const cpu: Counter<string> = new Counter({
       name: 'natkit_relay_worker_cpu_seconds_total',

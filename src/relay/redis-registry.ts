@@ -56,12 +56,36 @@ export class RedisNodeRegistry {
   private busy = false
   private closed = false
   private server: TurnServer | undefined
-  private readonly key: string
+  private key: string
+  private current: Endpoint
   private readonly prefix: string
 
   private constructor (private readonly options: RedisNodeRegistryOptions, private readonly client: ReturnType<typeof createClient>) {
     this.prefix = `natkit/relay/${options.realm}/node/`
-    this.key = `${this.prefix}${formatEndpoint(options.node)}/${options.worker ?? 0}`
+    this.current = options.node
+    this.key = this.keyOf(options.node)
+  }
+
+  private keyOf (node: Endpoint): string {
+    return `${this.prefix}${formatEndpoint(node)}/${this.options.worker ?? 0}`
+  }
+
+  /** The client-facing address this node publishes. */
+  get node (): Endpoint { return this.current }
+
+  /**
+   * This node's client-facing address changed (a reload moved its listeners or its external IP): publish under the
+   * new address from now on — other nodes send clients there — and remove the entry under the old one at once
+   * (best effort; it would expire anyway).
+   */
+  async moveTo (node: Endpoint): Promise<void> {
+    if (formatEndpoint(node) === formatEndpoint(this.current) || this.closed) return
+    const old = this.key
+    this.current = node
+    this.key = this.keyOf(node)
+    log('node address now %s (was %s)', formatEndpoint(node), old)
+    try { await this.client.del(old) } catch { /* Redis away: the old entry expires */ }
+    await this.tick()
   }
 
   /** Connect; rejects with TransportError when Redis cannot be reached. */
@@ -146,15 +170,18 @@ export class RedisNodeRegistry {
     this.busy = true
     try {
       const core = this.server.core
+      const key = this.key
       const state: RelayNodeState = {
-        node: formatEndpoint(this.options.node),
+        node: formatEndpoint(this.current),
         worker: this.options.worker ?? 0,
         allocations: this.allocations,
         capacity: core.options.totalQuota,
         draining: core.draining,
         users: Object.fromEntries(this.users)
       }
-      await this.client.set(this.key, JSON.stringify(state), { PX: EXPIRY_INTERVALS * (this.options.intervalMs ?? 1000) })
+      await this.client.set(key, JSON.stringify(state), { PX: EXPIRY_INTERVALS * (this.options.intervalMs ?? 1000) })
+      // moveTo ran meanwhile: the entry just written is under the old address.
+      if (key !== this.key) await this.client.del(key)
       const keys: string[] = []
       for await (const k of this.client.scanIterator({ MATCH: `${this.prefix.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}*`, COUNT: 1000 })) keys.push(k)
       const values = keys.length === 0 ? [] : await this.client.mGet(keys)

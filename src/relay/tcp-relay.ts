@@ -26,9 +26,21 @@ export interface TcpConnection {
   dataTuple?: string
 }
 
+/**
+ * The worker whose CONNECTION-IDs include `id` when `count` servers share out the id space (see
+ * TurnServerCoreOptions.connectionIds): `id mod count`.
+ */
+export function connectionIdOwner (id: number, count: number): number {
+  return id % count
+}
+
+/** A random CONNECTION-ID (RFC 6062 §6.2.1, 32 bits, not 0) of this server's class, not in use. */
 function newConnectionId (core: TurnServerCore): number {
+  const { index, of } = core.options.connectionIds
+  // Uniform over the ids ≡ index (mod of) in [1, 2^32 - 1].
+  const classes = Math.floor((0xffffffff - index) / of) + 1
   for (;;) {
-    const id = randomBytes(4).readUInt32BE(0)
+    const id = (randomBytes(4).readUInt32BE(0) % classes) * of + index
     if (id !== 0 && !core.tcp.has(id)) return id
   }
 }
@@ -120,6 +132,9 @@ export function onConnectionBind (core: TurnServerCore, req: StunMessage, from: 
   // existing pending connection, the server MUST return a 400 (Bad Request) error."
   if (transport.protocol === 'udp') return err(400)
   if (core.tuples.has(from, transport)) return err(400)
+  // A CONNECTION-ID of another worker's class (a data connection that reached the wrong process) refers to no
+  // pending connection here: 400 as well, the answer §5.4 gives; the primary routes by class, so only a
+  // ConnectionBind over TLS from another source address than its control connection can get here (relay-workers.ts).
   const id = req.get(ConnectionId)
   const c = id === undefined ? undefined : core.tcp.get(id)
   if (id === undefined || c === undefined || c.state !== 'waiting-bind') return err(400)

@@ -497,7 +497,8 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   /** RFC 6062 §4.4: a new connection to the server, bound to a CONNECTION-ID; afterwards it carries raw data. */
   private async bindData (id: number, signal?: AbortSignal): Promise<Socket> {
     const kind = this.transport.kind as 'tcp' | 'tls'
-    const socket = await connectStream(this.transport.server, { tls: kind === 'tls' ? (this.options.tls ?? {}) : false, signal })
+    // From the control connection's local address: a relay with several processes may route TLS by source address.
+    const socket = await connectStream(this.transport.server, { tls: kind === 'tls' ? (this.options.tls ?? {}) : false, localAddress: this.options.localAddress, signal })
     try {
       for (let attempt = 0; attempt < 3; attempt++) {
         const request = this.auth.sign(new MessageBuilder(Method.ConnectionBind, MessageClass.Request).add(ConnectionId, id)).fingerprint().build()

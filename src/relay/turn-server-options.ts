@@ -83,6 +83,12 @@ export interface TurnServerOptions extends Omit<TurnServerCoreOptions, 'relayAdd
    * `exclusive`, so that node:cluster's primary shares them among its workers (see src/cli/relay-workers.ts).
    */
   readonly reusePort?: boolean
+  /**
+   * Another process listens on TCP and TLS and hands the connections over to `serveConnection` (default false): the
+   * server opens no TCP or TLS listener and lists the configured addresses as its own (the relay's workers, whose
+   * primary routes each connection to one of them; see src/cli/relay-workers.ts).
+   */
+  readonly streamHandoff?: boolean
   /** SO_RCVBUF/SO_SNDBUF of the client-facing UDP listeners in bytes (default: the OS default). */
   readonly udpBufferSize?: number
   /** Interval of the expiry timer in ms (default 1000). */
@@ -110,7 +116,7 @@ export interface TurnServerStats extends CoreStats {
 
 /** How to open each `listen` address's listeners. */
 export function listenOptions (o: TurnServerOptions): ListenOptions {
-  return { udp: o.udp !== false, tcp: o.tcp !== false, nativeIo: o.nativeIo ?? true, udpBufferSize: o.udpBufferSize, reusePort: o.reusePort === true }
+  return { udp: o.udp !== false, tcp: o.tcp !== false, nativeIo: o.nativeIo ?? true, udpBufferSize: o.udpBufferSize, reusePort: o.reusePort === true, handoff: o.streamHandoff === true }
 }
 
 /** The core's options for a server's options: relay addresses from relayIp/externalIp, its own addresses and endpoints denied as peers. */

@@ -108,7 +108,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
     try {
       for (const ep of listen) await server.clientListeners.open(ep, listenOptions(options))
       if (options.tls !== undefined && tlsContext !== undefined) {
-        for (const ep of options.tls.listen) await server.clientListeners.openTls(ep, tlsContext, options.reusePort === true)
+        for (const ep of options.tls.listen) await server.clientListeners.openTls(ep, tlsContext, options.reusePort === true, options.streamHandoff === true)
       }
       server.core.reconfigure(coreOptions(options, server.ownEndpoints(), metrics))
       server.core.sink = server
@@ -139,6 +139,18 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
 
   private onConnection (socket: Socket, protocol: ClientProtocol): void {
     this.connections.accept(socket, protocol)
+  }
+
+  /**
+   * Serve a client TCP or TLS connection that another process accepted on one of the configured listeners and
+   * handed over (`streamHandoff`; the relay's primary, src/cli/relay-workers.ts). `preRead`: the bytes it already
+   * read from a TCP connection (they are read again first); a TLS connection comes before its handshake. It is
+   * guarded like one accepted here; `observer` hears when it authenticates and when it ends.
+   */
+  serveConnection (socket: Socket, protocol: ClientProtocol, preRead?: Uint8Array, observer?: { readonly authenticated?: () => void, readonly closed?: () => void }): void {
+    socket.on('error', (err) => { log.trace('handed-over connection error: %s', err.message) })
+    if (this.closing !== undefined) { socket.destroy(); observer?.closed?.(); return }
+    this.clientListeners.adopt(socket, protocol, preRead, observer)
   }
 
   // ---------------------------------------------------------------- the data path's sink (see data-path.ts)
@@ -269,7 +281,7 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
     try {
       for (const [key, a] of added) {
         if (a.kind === 'listen') await this.clientListeners.open(a.ep, listenOptions(merged))
-        else if (tls !== undefined) await this.clientListeners.openTls(a.ep, tls, merged.reusePort === true)
+        else if (tls !== undefined) await this.clientListeners.openTls(a.ep, tls, merged.reusePort === true, merged.streamHandoff === true)
         opened.push(key)
       }
       this.core.reconfigure(this.coreOptionsFor(merged))

@@ -9,6 +9,8 @@ import { restApiPassword } from '../../../src/relay/credentials.js'
 import type { RelayAction } from '../../../src/relay/types.js'
 import { InMemoryRelayMetrics } from '../../../src/relay/metrics.js'
 import { Harness, REALM, SERVER, newCore } from './harness.js'
+import { connectionIdOwner } from '../../../src/relay/tcp-relay.js'
+import { InvalidArgumentError } from '../../../src/errors.js'
 
 const PEER = { address: '127.0.0.2', port: 7000 }
 const codeOf = (r: { res: StunMessage | undefined }): number | undefined => Harness.errorCode(r.res)
@@ -470,6 +472,26 @@ describe('TurnServerCore', () => {
       expect(bound.res?.cls).to.equal(MessageClass.SuccessResponse)
       expect(bound.actions.some(a => a.type === 'tcp-bind' && a.connectionId === connect.connectionId)).to.equal(true)
       expect(codeOf(data.request(Method.ConnectionBind, (b) => b.add(ConnectionId, 12345)))).to.equal(400)
+    })
+
+    it('issues CONNECTION-IDs of its worker\'s class only (connectionIds), for outbound and inbound peers, and refuses bad classes', () => {
+      const core = newCore({ connectionIds: { index: 2, of: 3 } })
+      const h = new Harness(core, { address: '198.51.100.7', port: 40000 }, tcp)
+      const r = h.request(Method.Allocate, (b) => b.add(RequestedTransport, TransportProtocol.TCP))
+      const relay = (r.actions.find(a => a.type === 'open-relay') as Extract<RelayAction, { type: 'open-relay' }>).relay
+      h.request(Method.CreatePermission, (b) => b.add(XorPeerAddress, PEER))
+      const ids: number[] = []
+      for (let port = 7000; port < 7030; port++) {
+        const peer = { address: PEER.address, port }
+        const c = h.request(Method.Connect, (b) => b.add(XorPeerAddress, peer)).actions.find(a => a.type === 'tcp-connect') as Extract<RelayAction, { type: 'tcp-connect' }>
+        ids.push(c.connectionId)
+        ids.push(core.peerConnectionAccepted(relay, { address: PEER.address, port: port + 100 }, h.now).connectionId as number)
+      }
+      expect(new Set(ids).size).to.equal(60)
+      expect(ids.every(id => id > 0 && id <= 0xffffffff && id % 3 === 2 && connectionIdOwner(id, 3) === 2)).to.equal(true)
+      for (const bad of [{ index: 3, of: 3 }, { index: 0, of: 0 }, { index: -1, of: 2 }, { index: 0.5, of: 2 }]) {
+        expect(() => newCore({ connectionIds: bad }), JSON.stringify(bad)).to.throw(InvalidArgumentError)
+      }
     })
 
     it('answers 447 when the peer connection fails or times out', () => {
