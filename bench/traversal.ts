@@ -21,7 +21,7 @@ const END = '<!-- connection-matrix:end -->'
 export async function benchTraversal (options: { write?: boolean } = {}): Promise<Record<string, unknown>> {
   const why = canRunLab()
   if (why !== undefined) return { skipped: why }
-  const cells = await runConnectMatrix({ onCell: (c) => { process.stderr.write(`bench: ${c.a} × ${c.b}: ${c.peerA.path ?? 'failed'}/${c.peerB.path ?? 'failed'}\n`) } })
+  const cells = await runConnectMatrix({ onCell: (c) => { process.stderr.write(`bench: ${c.a} × ${c.b}${c.upnp.length > 0 ? ` (UPnP ${c.upnp.join('+')})` : ''}: ${c.peerA.path ?? 'failed'}/${c.peerB.path ?? 'failed'} ${c.technique ?? ''}\n`) } })
   const peers = cells.flatMap(c => [c.peerA, c.peerB])
   const first = peers.map(p => p.firstDatagramMs).filter((x): x is number => x !== null)
   const relayFirst = cells.filter(c => c.expected === 'relay').flatMap(c => [c.peerA, c.peerB]).map(p => p.firstDatagramMs).filter((x): x is number => x !== null)
@@ -29,10 +29,22 @@ export async function benchTraversal (options: { write?: boolean } = {}): Promis
   const directRtts = direct.filter(p => p.rttMs !== null && p.rttMs > 0).map(p => (p.directMs as number) / (p.rttMs as number))
   const fromStart = peers.map(p => p.firstMessageFromStartMs).filter((x): x is number => x !== null)
   const blocked = cells.filter(c => c.a === 'udp-blocked' || c.b === 'udp-blocked').flatMap(c => [c.peerA, c.peerB]).map(p => p.firstMessageFromStartMs).filter((x): x is number => x !== null)
-  const wrong = cells.filter(c => c.peerA.path !== c.expected || c.peerB.path !== c.expected).map(c => `${c.a} × ${c.b}`)
+  const wrong = cells.filter(c => c.peerA.path !== c.expected || c.peerB.path !== c.expected || c.technique !== c.expectedTechnique).map(c => `${c.a} × ${c.b}${c.upnp.length > 0 ? ` (UPnP ${c.upnp.join('+')})` : ''}`)
+  const plain = cells.filter(c => c.upnp.length === 0)
+  const isDirect = (c: MatrixCell): boolean => c.peerA.path === 'direct' && c.peerB.path === 'direct'
+  // Per technique: the direct path's time after the checks' start and from connect(), both peers of each cell.
+  const byTechnique: Record<string, { cells: number, directMs: { median: number, max: number }, connectToDirectMs: { median: number, max: number } }> = {}
+  for (const t of new Set(cells.map(c => c.technique).filter((x): x is NonNullable<typeof x> => x !== null))) {
+    const ps = cells.filter(c => c.technique === t).flatMap(c => [c.peerA, c.peerB])
+    const dm = ps.map(p => p.directMs).filter((x): x is number => x !== null)
+    const cm = ps.map(p => p.firstMessageFromStartMs === null || p.directMs === null || p.firstDatagramMs === null ? null : p.firstMessageFromStartMs - p.firstDatagramMs + p.directMs).filter((x): x is number => x !== null)
+    byTechnique[t] = { cells: ps.length / 2, directMs: { median: round(median(dm)), max: round(Math.max(...dm)) }, connectToDirectMs: { median: round(median(cm)), max: round(Math.max(...cm)) } }
+  }
   const result = {
     cells: cells.length,
     wrongPaths: wrong,
+    directShare: { pairs: `${plain.filter(isDirect).length} of ${plain.length}`, withUpnpCells: `${cells.filter(isDirect).length} of ${cells.length}`, before: '16 of 28 (standard ICE only, 7 types)' },
+    byTechnique,
     firstDatagramMs: { median: round(median(first)), max: round(Math.max(...first)), target: TRAVERSAL_TARGETS.firstDatagramMs },
     relayPairsFirstDatagramMs: { median: round(median(relayFirst)), max: round(Math.max(...relayFirst)) },
     directMs: { median: round(median(direct.map(p => p.directMs as number))), max: round(Math.max(...direct.map(p => p.directMs as number))) },
