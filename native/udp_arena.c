@@ -110,6 +110,7 @@ napi_value js_buffers (napi_env env, napi_callback_info info) {
 void free_shared (napi_env env, void *data, void *hint) {
   (void)env; (void)hint;
   shared_t *sh = (shared_t *)data;
+  fast_free_all(sh);
   free(sh->socks);
   free(sh->free_ids);
   free(sh);
