@@ -355,8 +355,11 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
   async [Symbol.asyncDispose] (): Promise<void> { await this.close() }
 }
 
-/** Whether a server with these options runs the native fast path (see TurnServerOptions.fastPath), and if not, why. */
-function fastPathState (o: TurnServerOptions): { enabled: boolean, reason?: string } {
+/**
+ * @internal Whether a server with these options runs the native fast path (see TurnServerOptions.fastPath), and if
+ * not, why (the CLI's primary process says it before its workers start).
+ */
+export function fastPathState (o: TurnServerOptions): { enabled: boolean, reason?: string } {
   if (o.fastPath === false) return { enabled: false, reason: 'turned off' }
   if (o.now !== undefined) return { enabled: false, reason: 'a clock was injected (the addon uses the monotonic clock)' }
   if (!wantsNativeUdp({ native: o.nativeIo }) || o.nativeRelayIo === false) return { enabled: false, reason: 'needs native I/O on the listeners and the relay sockets' }
