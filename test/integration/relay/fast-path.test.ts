@@ -224,6 +224,37 @@ describe('TurnServer native fast path for established channels (127.0.0.1)', fun
     expect((s.metrics as InMemoryRelayMetrics).get('natkit_relay_dropped_total', 'denied-peer')).to.equal(1)
   })
 
+  it('survives arbitrary bytes on both sides of an installed channel, and keeps relaying', async () => {
+    const { client: c, peer: p, relayed } = await start()
+    c.channelData('first')
+    await until(() => fromClient.length === 1)
+    // Deterministic pseudo-random datagrams (xorshift): every length 0..70, header-like first bytes half the time.
+    let x = 0x9e3779b9
+    const rnd = (): number => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x }
+    for (let i = 0; i < 600; i++) {
+      const b = Buffer.alloc(i % 71)
+      for (let j = 0; j < b.length; j++) b[j] = rnd() & 0xff
+      if (i % 2 === 0 && b.length >= 4) { b[0] = 0x40; b[1] = i % 4 === 0 ? 0x00 : rnd() & 0xff; b.writeUInt16BE(rnd() % 80, 2) }
+      c.socket.send(b, c.server)
+      p.send(b, relayed)
+      if (i % 50 === 0) await sleep(5)
+    }
+    await sleep(300)
+    const seen = fromClient.length
+    const back = c.fromServer.length
+    c.channelData('still here')
+    p.send(Buffer.from('and back'), relayed)
+    await until(() => fromClient.length > seen && c.fromServer.length > back)
+    expect(fromClient[fromClient.length - 1]).to.equal('still here')
+    const last = c.fromServer[c.fromServer.length - 1]
+    expect(last.subarray(4).toString()).to.equal('and back')
+    // Everything the peer sent came back as well-formed ChannelData on the channel (§12.7).
+    for (const b of c.fromServer) {
+      expect(b.readUInt16BE(0)).to.equal(CHANNEL)
+      expect(b.length).to.equal(4 + b.readUInt16BE(2))
+    }
+  })
+
   it('is off with fastPath: false: every packet goes through the core', async () => {
     const { server: s, client: c } = await start({ fastPath: false })
     expect(s.fastPath).to.deep.equal({ enabled: false, reason: 'turned off' })
