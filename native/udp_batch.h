@@ -54,6 +54,7 @@
 
 _Static_assert(BATCH <= 64, "flush() tracks a batch in a 64-bit mask");
 
+#define FAST_PENDING_BYTES (256 * 1024) /* peer -> client ChannelData held until the end of the loop iteration */
 #define FAST_DONE (-2)        /* receive meta length of a datagram the fast path forwarded (JS skips it) */
 
 typedef struct sock sock_t;
@@ -106,6 +107,17 @@ typedef struct {
   struct iovec fiov[BATCH * 2];
   struct sockaddr_storage faddr[BATCH];
   uint8_t fhdr[BATCH][4];
+  /* Peer -> client ChannelData waiting for the end of this event-loop iteration (udp_fast.c): the datagrams of many
+   * relay sockets' events leave the listener in one sendmmsg. Copied (header + payload) into pbuf. */
+  struct mmsghdr pmsg[BATCH];
+  struct iovec piov[BATCH];
+  struct sockaddr_storage paddr[BATCH];
+  int32_t psock[BATCH];
+  uint32_t pgen[BATCH];
+  int pcount;
+  size_t pused;
+  uint8_t *pbuf;         /* FAST_PENDING_BYTES, allocated on first use */
+  uv_check_t *pcheck;    /* flushes the pending datagrams after each poll phase; its own allocation (closed async) */
 } shared_t;
 
 struct sock {
@@ -164,6 +176,7 @@ napi_value js_flush (napi_env env, napi_callback_info info);
 int fast_forward (shared_t *sh, sock_t *s, int n);
 void fast_purge_socket (shared_t *sh, int32_t id);
 void fast_free_all (shared_t *sh);
+void fast_flush_pending (shared_t *sh);
 napi_value js_fast_install (napi_env env, napi_callback_info info);
 napi_value js_fast_purge (napi_env env, napi_callback_info info);
 napi_value js_fast_count (napi_env env, napi_callback_info info);
