@@ -261,11 +261,6 @@ export class BatchUdpSocket implements DatagramSocket {
     sh.enqueue(this.id, data, dest, port)
   }
 
-  /** Whether the addon has the relay's fast path (fastInstall and friends, native/udp_fast.c). */
-  get fastPathSupported (): boolean {
-    return typeof this.native.fastInstall === 'function'
-  }
-
   /**
    * Fast path (native/udp_fast.c): from now until `ttlMs` have passed, ChannelData on `channel` from `client` on this
    * (listener) socket goes to `peer` from `relay` without reaching the handler (RFC 8656 §12.6), and datagrams from

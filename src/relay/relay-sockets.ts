@@ -89,8 +89,9 @@ export class RelaySockets {
     if (r.kind === 'udp') {
       if (r.socket instanceof BatchUdpSocket) addFast(this.closedFast, r.socket.takeFast())
       void r.socket.close()
+    } else {
+      r.server.close()
     }
-    else r.server.close()
   }
 
   /**
