@@ -4,6 +4,7 @@ import {
   Username, XorPeerAddress, XorRelayedAddress, longTermKey, type StunMessage
 } from '../../../src/stun/index.js'
 import { UdpSocket } from '../../../src/net/udp.js'
+import { BatchUdpSocket } from '../../../src/net/batch-udp.js'
 import type { Endpoint } from '../../../src/net/endpoint.js'
 import { loadNativeUdp, nativeUdpAvailable, nativeUdpUnavailableReason } from '../../../src/net/native.js'
 import { TurnServer, type TurnServerOptions } from '../../../src/relay/turn-server.js'
@@ -253,6 +254,34 @@ describe('TurnServer native fast path for established channels (127.0.0.1)', fun
       expect(b.readUInt16BE(0)).to.equal(CHANNEL)
       expect(b.length).to.equal(4 + b.readUInt16BE(2))
     }
+  })
+
+  it('refuses bad install arguments without crashing: wrong types, bad ports and channels, unreachable families, closed sockets', async () => {
+    const native = loadNativeUdp()
+    const install = native?.fastInstall
+    expect(install).to.be.a('function')
+    const a = await BatchUdpSocket.bind({ address: '127.0.0.1' })
+    const b = await BatchUdpSocket.bind({ address: '127.0.0.1' })
+    try {
+      const ok = { address: '127.0.0.1', port: 4000 }
+      expect(a.fastInstall(ok, CHANNEL, b, ok, 1000)).to.equal(true)
+      // An IPv6 peer cannot be reached from an IPv4 relay socket; a zero or negative time-to-live installs nothing.
+      expect(a.fastInstall(ok, CHANNEL, b, { address: '2001:db8::1', port: 4000 }, 1000)).to.equal(false)
+      expect(a.fastInstall(ok, CHANNEL, b, ok, 0)).to.equal(false)
+      expect(a.fastInstall(ok, CHANNEL, b, ok, -5)).to.equal(false)
+      // Bad ports, channels and addresses are refused (the addon throws a TypeError, the socket returns false).
+      for (const [client, channel, peer] of [
+        [{ address: '127.0.0.1', port: 0 }, CHANNEL, ok], [ok, 0x3fff, ok], [ok, 0x8000, ok], [ok, CHANNEL, { address: 'not-an-ip', port: 1 }],
+        [ok, CHANNEL, { address: '127.0.0.1', port: 70000 }], [{ address: 'x'.repeat(200), port: 1 }, CHANNEL, ok]
+      ] as Array<[Endpoint, number, Endpoint]>) {
+        expect(a.fastInstall(client, channel, b, peer, 1000), JSON.stringify([client, channel, peer])).to.equal(false)
+      }
+      const handle = (a as unknown as { handle: object }).handle
+      expect(() => install?.({}, '127.0.0.1', 1, CHANNEL, handle, '127.0.0.1', 1, 1)).to.throw(TypeError)
+      expect(() => install?.(handle, '127.0.0.1', 1, CHANNEL, handle, '127.0.0.1', 1, Number.NaN)).to.throw(TypeError)
+      await b.close()
+      expect(a.fastInstall(ok, CHANNEL, b, ok, 1000), 'closed relay socket').to.equal(false)
+    } finally { await a.close(); await b.close() }
   })
 
   it('is off with fastPath: false: every packet goes through the core', async () => {
