@@ -152,7 +152,7 @@ describe('TurnServer native fast path for established channels (127.0.0.1)', fun
     expect(fromClient).to.deep.equal(['first'])
   })
 
-  it('stops at the permission\'s expiry: the packet goes to the core again, which drops it', async () => {
+  it('stops at the permission\'s expiry (the packet goes to the core, which drops it) and resumes once the client refreshes it', async () => {
     const { server: s, client: c } = await start({ permissionLifetime: 1, channelLifetime: 600 })
     c.channelData('first')
     await until(() => fromClient.length === 1)
@@ -167,6 +167,17 @@ describe('TurnServer native fast path for established channels (127.0.0.1)', fun
     expect(coreCalls.client - calls).to.equal(1)
     expect(fromClient).to.deep.equal(['first', 'fast'])
     expect((s.metrics as InMemoryRelayMetrics).get('natkit_relay_dropped_total', 'no-permission')).to.equal(1)
+    // The client refreshes the permission: the next packet goes through the core, which installs the channel again.
+    const refreshed = await c.request(Method.CreatePermission, (b) => b.add(XorPeerAddress, peer?.local as Endpoint))
+    expect(refreshed?.cls).to.equal(MessageClass.SuccessResponse)
+    const before = coreCalls.client
+    c.channelData('again')
+    await until(() => fromClient.length === 3)
+    expect(coreCalls.client - before).to.equal(1)
+    c.channelData('fast again')
+    await until(() => fromClient.length === 4)
+    expect(fromClient.slice(2)).to.deep.equal(['again', 'fast again'])
+    expect(coreCalls.client - before, 'only the first packet after the refresh reached the core').to.equal(1)
   })
 
   it('stops at the channel\'s expiry', async () => {
