@@ -106,10 +106,19 @@ napi_value js_buffers (napi_env env, napi_callback_info info) {
   return out;
 }
 
+static void free_pending_check (uv_handle_t *h) { free(h); }
+
 /* The environment is going away: its sockets no longer use the table (see stop_io); the buffers belong to V8. */
 void free_shared (napi_env env, void *data, void *hint) {
   (void)env; (void)hint;
   shared_t *sh = (shared_t *)data;
+  fast_free_all(sh);
+  if (sh->pcheck != NULL) {
+    sh->pcheck->data = NULL;
+    uv_check_stop(sh->pcheck);
+    uv_close((uv_handle_t *)sh->pcheck, free_pending_check);
+  }
+  free(sh->pbuf);
   free(sh->socks);
   free(sh->free_ids);
   free(sh);

@@ -18,9 +18,14 @@
  *                                                  socket id (the `id` open() returned), 0]
  * flush() sends each socket's datagrams in the order they were queued (datagrams of different sockets may be
  * reordered between sockets).
+ *
+ * The relay's fast path (udp_fast.c): a forwarding table of established channels, consulted on every receive batch
+ * before JS is called. Datagrams it forwards get length FAST_DONE (< 0) in the receive metadata and JS skips them; when
+ * it forwarded the whole batch, JS is not called at all.
  */
 /* The parts, one file each: udp_arena.c (shared buffers, socket ids), udp_socket.c (open, close, stats, lifecycle),
- * udp_recv.c (recvmmsg and the batch callback), udp_send.c (sendmmsg of queued datagrams), udp_module.c (exports). */
+ * udp_recv.c (recvmmsg and the batch callback), udp_send.c (sendmmsg of queued datagrams), udp_fast.c (the relay's
+ * forwarding table for established channels), udp_module.c (exports). */
 
 #ifndef NATKIT_UDP_BATCH_H
 #define NATKIT_UDP_BATCH_H
@@ -49,7 +54,32 @@
 
 _Static_assert(BATCH <= 64, "flush() tracks a batch in a 64-bit mask");
 
+#define FAST_PENDING_BYTES (256 * 1024) /* peer -> client ChannelData held until the end of the loop iteration */
+#define FAST_DONE (-2)        /* receive meta length of a datagram the fast path forwarded (JS skips it) */
+
 typedef struct sock sock_t;
+
+/* Fast path key: receiving socket id, remote address (IPv4 as ::ffff:a.b.c.d), remote port, channel (0: peer data). */
+typedef struct {
+  int32_t sock;
+  uint8_t addr[16];
+  uint16_t port;
+  uint16_t channel;
+} fast_key_t;
+_Static_assert(sizeof(fast_key_t) == 24, "fast_key_t is hashed as bytes: no padding");
+
+/* Fast path entry: where datagrams matching `key` go (see udp_fast.c). */
+typedef struct fast_entry {
+  fast_key_t key;
+  struct fast_entry *next;
+  int64_t expires;    /* monotonic ms */
+  int32_t out_sock;   /* sending socket id */
+  uint32_t out_gen, in_gen; /* generations of the sending and the receiving socket when installed */
+  int32_t reverse;    /* 0: ChannelData client -> peer; 1: peer datagram -> client as ChannelData `channel` */
+  uint8_t addr[16];   /* destination */
+  uint16_t port;
+  uint16_t channel;
+} fast_entry_t;
 
 /* Per N-API environment: the buffers shared with JS, the mmsghdr arrays, and the socket id table for flush(). */
 typedef struct {
@@ -69,6 +99,25 @@ typedef struct {
   sock_t **socks;  /* socks[id] = the open socket with that id, or NULL; id 0 is never used */
   int32_t *free_ids;
   int32_t n_free, cap;
+  uint32_t next_gen; /* generation given to the next socket opened */
+  /* The fast path's table (chained hash, power-of-two buckets) and its send slots (udp_fast.c). */
+  fast_entry_t **fast_buckets;
+  uint32_t fast_nbuckets, fast_count;
+  struct mmsghdr fmsg[BATCH];
+  struct iovec fiov[BATCH * 2];
+  struct sockaddr_storage faddr[BATCH];
+  uint8_t fhdr[BATCH][4];
+  /* Peer -> client ChannelData waiting for the end of this event-loop iteration (udp_fast.c): the datagrams of many
+   * relay sockets' events leave the listener in one sendmmsg. Copied (header + payload) into pbuf. */
+  struct mmsghdr pmsg[BATCH];
+  struct iovec piov[BATCH];
+  struct sockaddr_storage paddr[BATCH];
+  int32_t psock[BATCH];
+  uint32_t pgen[BATCH];
+  int pcount;
+  size_t pused;
+  uint8_t *pbuf;         /* FAST_PENDING_BYTES, allocated on first use */
+  uv_check_t *pcheck;    /* flushes the pending datagrams after each poll phase; its own allocation (closed async) */
 } shared_t;
 
 struct sock {
@@ -76,6 +125,7 @@ struct sock {
   napi_env env;
   shared_t *shared;
   int32_t id;  /* index in shared->socks while open; 0 once closed */
+  uint32_t gen; /* distinguishes this socket from others that had the same id */
   int fd;
   int family; /* AF_INET or AF_INET6 */
   int closing;       /* close() called (or env teardown): no more I/O, no more JS calls */
@@ -86,6 +136,7 @@ struct sock {
   napi_async_context async;
   double rx_packets, rx_batches, rx_truncated, rx_errors, tx_packets, tx_batches, tx_drops, tx_errors;
   int last_tx_errno;
+  double fast_c2p_packets, fast_c2p_bytes, fast_p2c_packets, fast_p2c_bytes; /* fast path, on relay sockets */
 };
 
 #define CHECK(call)                                                                                                  \
@@ -122,6 +173,14 @@ void on_readable (uv_poll_t *h, int status, int events);
 int fill_dest (shared_t *sh, sock_t *s, int k, const int32_t *m);
 int send_slots (shared_t *sh, sock_t *s, int n);
 napi_value js_flush (napi_env env, napi_callback_info info);
+int fast_forward (shared_t *sh, sock_t *s, int n);
+void fast_purge_socket (shared_t *sh, int32_t id);
+void fast_free_all (shared_t *sh);
+void fast_flush_pending (shared_t *sh);
+napi_value js_fast_install (napi_env env, napi_callback_info info);
+napi_value js_fast_purge (napi_env env, napi_callback_info info);
+napi_value js_fast_count (napi_env env, napi_callback_info info);
+napi_value js_take_fast (napi_env env, napi_callback_info info);
 napi_value constant (napi_env env, napi_value exports, const char *name, int value);
 
 #endif

@@ -1,4 +1,4 @@
-/* natkit_udp — Module glue: the addon's exports (open, buffers, flush, close, stats and the layout constants). See udp_batch.h for the design and layouts. */
+/* natkit_udp — Module glue: the addon's exports (open, buffers, flush, close, stats, the fast path's fastInstall, fastPurge, fastCount, takeFast, and the layout constants). See udp_batch.h for the design and layouts. */
 #include "udp_batch.h"
 
 napi_value constant (napi_env env, napi_value exports, const char *name, int value) {
@@ -22,6 +22,10 @@ NAPI_MODULE_INIT () {
     { "flush", NULL, js_flush, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
     { "stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL },
+    { "fastInstall", NULL, js_fast_install, NULL, NULL, NULL, napi_default, NULL },
+    { "fastPurge", NULL, js_fast_purge, NULL, NULL, NULL, napi_default, NULL },
+    { "fastCount", NULL, js_fast_count, NULL, NULL, NULL, napi_default, NULL },
+    { "takeFast", NULL, js_take_fast, NULL, NULL, NULL, napi_default, NULL },
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   if (constant(env, exports, "BATCH", BATCH) == NULL || constant(env, exports, "SLOT", SLOT) == NULL ||

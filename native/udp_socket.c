@@ -48,6 +48,7 @@ void stop_io (sock_t *s) {
   /* At env teardown the shared state may already be gone; nothing will flush then anyway. */
   if (!s->env_gone && s->id > 0) {
     shared_t *sh = s->shared;
+    fast_purge_socket(sh, s->id);
     sh->socks[s->id] = NULL;
     sh->free_ids[sh->n_free++] = s->id;
   }
@@ -222,6 +223,7 @@ napi_value js_open (napi_env env, napi_callback_info info) {
   }
   s->finalized = 0;
   s->id = sh->free_ids[--sh->n_free]; /* reserved above */
+  s->gen = ++sh->next_gen;
   sh->socks[s->id] = s;
   napi_add_env_cleanup_hook(env, on_env_cleanup, s);
 

@@ -13,7 +13,7 @@ import { currentWorker, reusePortUnavailable, runRelayPrimary, workerCount } fro
 import { PrometheusRelayMetrics } from '../relay/metrics.js'
 import { RedisCredentials } from '../relay/redis-credentials.js'
 import { RedisNodeRegistry } from '../relay/redis-registry.js'
-import { TurnServer, type TurnServerOptions } from '../relay/turn-server.js'
+import { TurnServer, fastPathState, type TurnServerOptions } from '../relay/turn-server.js'
 
 /**
  * `natcheck relay`: run the TURN server in the foreground. Settings come from, lowest precedence first, a JSON
@@ -51,6 +51,8 @@ export interface RelaySettings extends RelayConnectionSettings {
   userQuota?: number
   totalQuota?: number
   nativeIo?: string
+  /** The native fast path for established channels (default on; `--no-fast-path`, see TurnServerOptions.fastPath). */
+  fastPath?: boolean
   /** `text` (default) or `json`: one JSON object per log line (see relay-log.ts). */
   logFormat?: string
   /** Worker processes (default: the number of CPUs); see relay-workers.ts. */
@@ -86,7 +88,7 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InvalidArgumentError(`config ${file} must be a JSON object`)
   const o = raw as Record<string, unknown>
-  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'rendezvous', 'drainTimeout', 'userQuota', 'totalQuota', 'nativeIo', 'userFile', 'authSecretFile', 'restMaxTtl', 'logFormat', 'workers', 'redis'])
+  const known = new Set(['listen', 'realm', 'user', 'users', 'authSecret', 'tlsListen', 'tlsCert', 'tlsKey', 'relayIp', 'externalIp', 'ports', 'allowPeer', 'denyPeer', 'admin', 'rendezvous', 'drainTimeout', 'userQuota', 'totalQuota', 'nativeIo', 'fastPath', 'userFile', 'authSecretFile', 'restMaxTtl', 'logFormat', 'workers', 'redis'])
   for (const k of RELAY_CONNECTION_KEYS) known.add(k)
   for (const k of Object.keys(o)) if (!known.has(k)) throw new InvalidArgumentError(`unknown config key ${JSON.stringify(k)} in ${file}`)
   let user = list(o.user, 'user')
@@ -95,6 +97,7 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
     user = [...(user ?? []), ...Object.entries(o.users as Record<string, unknown>).map(([n, p]) => `${n}:${String(p)}`)]
   }
   if (o.drainTimeout !== undefined && typeof o.drainTimeout !== 'number') throw new InvalidArgumentError('config key drainTimeout must be a number of seconds')
+  if (o.fastPath !== undefined && typeof o.fastPath !== 'boolean') throw new InvalidArgumentError('config key fastPath must be true or false')
   for (const k of ['userQuota', 'totalQuota', 'restMaxTtl', 'workers']) {
     if (o[k] !== undefined && typeof o[k] !== 'number') throw new InvalidArgumentError(`config key ${k} must be a number of allocations`)
   }
@@ -108,6 +111,7 @@ export async function readRelayConfig (file: string): Promise<RelaySettings> {
     userQuota: o.userQuota as number | undefined,
     totalQuota: o.totalQuota as number | undefined,
     nativeIo: str(o.nativeIo, 'nativeIo'),
+    fastPath: o.fastPath as boolean | undefined,
     userFile: str(o.userFile, 'userFile'),
     authSecretFile: str(o.authSecretFile, 'authSecretFile'),
     restMaxTtl: o.restMaxTtl as number | undefined,
@@ -132,6 +136,7 @@ export function relayEnv (env: NodeJS.ProcessEnv): RelaySettings {
     admin: s(env.NATKIT_RELAY_ADMIN), rendezvous: s(env.NATKIT_RELAY_RENDEZVOUS), drainTimeout: drain === undefined ? undefined : Number(drain),
     userQuota: num(env.NATKIT_RELAY_USER_QUOTA), totalQuota: num(env.NATKIT_RELAY_TOTAL_QUOTA),
     nativeIo: s(env.NATKIT_RELAY_NATIVE_IO),
+    fastPath: s(env.NATKIT_RELAY_FAST_PATH) === undefined ? undefined : !/^(0|false|off|no)$/i.test(env.NATKIT_RELAY_FAST_PATH ?? ''),
     userFile: s(env.NATKIT_RELAY_USER_FILE),
     authSecretFile: s(env.NATKIT_RELAY_AUTH_SECRET_FILE),
     restMaxTtl: num(env.NATKIT_RELAY_REST_MAX_TTL),
@@ -185,6 +190,7 @@ export function relayOptions (s: RelaySettings & { authSecrets?: string[] }): Tu
     // load (measured: ~1.5 % loss at saturation, bench/relay-saturate.ts). Linux caps this at net.core.rmem_max.
     udpBufferSize: LISTENER_BUFFER_BYTES,
     nativeRelayIo: io === 'all',
+    fastPath: s.fastPath,
     userQuota: s.userQuota,
     totalQuota: s.totalQuota,
     authSecret: secrets.length === 0 ? undefined : secrets.length === 1 ? secrets[0] : secrets,
@@ -219,6 +225,12 @@ function rendezvousEndpoint (s: RelaySettings, secrets: string[]): Endpoint | un
   return parseEndpoint(s.rendezvous, 80)
 }
 
+/** One startup line: whether established channels are relayed by the native fast path, and if not, why. */
+function sayFastPath (say: RelayLog, state: { enabled: boolean, reason?: string }): void {
+  if (state.enabled) say('info', 'fast-path', 'fast path on: established channels are relayed in the native addon', { enabled: true })
+  else say('info', 'fast-path', `fast path off: ${state.reason ?? ''}`, { enabled: false, reason: state.reason })
+}
+
 function collect (value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value]
 }
@@ -246,6 +258,7 @@ export function registerRelayCommand (program: Command): void {
     .option('--admin <ip:port>', 'serve /metrics and /healthz over HTTP here')
     .option('--rendezvous <ip:port>', 'also serve the rendezvous (signalling) WebSocket at ws://IP:PORT/, authenticated with --auth-secret')
     .option('--native-io <mode>', 'batched UDP I/O (recvmmsg/sendmmsg): all, listeners (relay sockets use node:dgram) or off (default all)')
+    .option('--no-fast-path', 'relay established channels in JS too, not in the native addon (the fast path is on by default when native I/O is)')
     .option('--user-quota <n>', 'allocations per username (default: no per-user limit, as coturn)', Number)
     .option('--total-quota <n>', 'allocations in total (default 10000)', Number)
     .option('--drain-timeout <seconds>', 'on SIGTERM, how long existing allocations may continue (default 30)', Number)
@@ -260,6 +273,8 @@ export function registerRelayCommand (program: Command): void {
 
 async function loadSettings (flags: RelaySettings & { config?: string }, warn: (line: string) => void): Promise<RelaySettings & { authSecrets?: string[] }> {
   const { config, ...rest } = flags
+  // commander sets fastPath true when --no-fast-path is absent: only false was given on the command line.
+  if (rest.fastPath === true) rest.fastPath = undefined
   const file = config ?? process.env.NATKIT_RELAY_CONFIG
   const fromFile = file !== undefined ? await readRelayConfig(file) : {}
   if (file !== undefined && (fromFile.user !== undefined || fromFile.authSecret !== undefined)) await warnIfWorldReadable(file, 'config', warn)
@@ -322,6 +337,7 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
       const why = reusePortUnavailable(options)
       if (why === undefined) {
         const reload = async (): Promise<typeof options> => relayOptions(await loadSettings(flags, () => {}))
+        sayFastPath(say, fastPathState(options))
         try { return await runRelayPrimary({ options, workers, say, health: redisHealth, reload }) } finally { await redis?.close() }
       }
       say('warn', 'workers', `workers 1, not ${workers}: ${why}`, { workers: 1, reason: why })
@@ -340,6 +356,7 @@ async function runRelay (flags: RelaySettings & { config?: string }): Promise<nu
     for (const proto of worker !== undefined ? [] : ['udp', 'tcp', 'tls'] as const) {
       for (const e of s.addresses[proto]) say('info', 'listening', `listening ${proto} ${formatEndpoint(e)}`, { protocol: proto, address: formatEndpoint(e) })
     }
+    if (worker === undefined) sayFastPath(say, s.fastPath)
     if (worker === undefined) rendezvous = await startRelayRendezvous(options, say)
     if (options.admin !== undefined && worker === undefined) {
       admin = await AdminServer.start({ listen: options.admin, metrics: async () => await metrics.render(), contentType: metrics.contentType, healthy: () => s.core.draining ? false : redisHealth() })

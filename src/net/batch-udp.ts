@@ -261,6 +261,33 @@ export class BatchUdpSocket implements DatagramSocket {
     sh.enqueue(this.id, data, dest, port)
   }
 
+  /**
+   * Fast path (native/udp_fast.c): from now until `ttlMs` have passed, ChannelData on `channel` from `client` on this
+   * (listener) socket goes to `peer` from `relay` without reaching the handler (RFC 8656 §12.6), and datagrams from
+   * `peer` on `relay` go to `client` from this socket as ChannelData (§12.7), both in the addon. The caller must have
+   * checked that it would relay those packets itself. False when not installed.
+   */
+  fastInstall (client: Endpoint, channel: number, relay: BatchUdpSocket, peer: Endpoint, ttlMs: number): boolean {
+    const install = this.native.fastInstall
+    if (install === undefined || this.closed !== undefined || relay.closed !== undefined || !(ttlMs > 0)) return false
+    try {
+      return install(this.handle, client.address, client.port, channel, relay.handle, peer.address, peer.port, Math.floor(ttlMs))
+    } catch (err) {
+      log.trace('fast path install failed: %O', err)
+      return false
+    }
+  }
+
+  /** Remove every fast path entry naming this socket. */
+  fastPurge (): void {
+    if (this.closed === undefined) this.native.fastPurge?.(this.handle)
+  }
+
+  /** What the fast path relayed through this (relay) socket since the last call: [c→p packets, bytes, p→c packets, bytes]. */
+  takeFast (): [number, number, number, number] {
+    return this.native.takeFast?.(this.handle) ?? [0, 0, 0, 0]
+  }
+
   /** Counters: datagrams and batches received and sent, drops and errors. */
   stats (): BatchUdpStats {
     const s: NativeUdpStats = this.native.stats(this.handle)

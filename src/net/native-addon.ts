@@ -61,6 +61,19 @@ export interface NativeUdpBinding {
   flush (count: number): number
   close (handle: object): void
   stats (handle: object): NativeUdpStats
+  /**
+   * The relay's fast path (native/udp_fast.c; absent from an addon built before it): install the forward entry
+   * (ChannelData `channel` from the client on `listener` → payload to the peer from `relay`, RFC 8656 §12.6) and the
+   * reverse entry (datagram from the peer on `relay` → ChannelData to the client from `listener`, §12.7), valid for
+   * `ttlMs`. False when they cannot be installed (closed socket, address family the socket cannot reach).
+   */
+  fastInstall?: (listener: object, clientIp: string, clientPort: number, channel: number, relay: object, peerIp: string, peerPort: number, ttlMs: number) => boolean
+  /** Remove every fast path entry naming this socket (as receiver or sender). */
+  fastPurge?: (handle: object) => void
+  /** Fast path entries in this thread's table (forward and reverse). */
+  fastCount?: () => number
+  /** [client→peer packets, bytes, peer→client packets, bytes] the fast path relayed through this relay socket since the last call. */
+  takeFast?: (handle: object) => [number, number, number, number]
 }
 
 /** Where the addon is: native/build/Release relative to the package root (this file is dist/src/net/native.js). */

@@ -96,6 +96,11 @@ export class ClientListeners {
     return this.udpByTransport.get(transport) ?? this.udpByLocal.get(endpointKey(transport.local))
   }
 
+  /** Every open UDP listener socket (retired ones included). */
+  udpSockets (): DatagramSocket[] {
+    return [...this.udpByTransport.values()].map(l => l.socket)
+  }
+
   /** Configured listen keys open now (retired ones excluded). */
   keys (): string[] { return [...this.sets.keys()] }
 

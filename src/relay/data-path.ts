@@ -1,6 +1,6 @@
 import { ipFamily, type Endpoint } from '../net/endpoint.js'
 import { Data, DontFragment, MessageBuilder, MessageClass, Method, XorPeerAddress, encodeChannelData, type StunMessage } from '../stun/index.js'
-import type { Allocation, RelayAddress } from './allocation.js'
+import type { Allocation, ChannelBinding, RelayAddress } from './allocation.js'
 import type { TurnServerCore } from './server-core.js'
 import type { ClientTransport, RelayAction } from './types.js'
 
@@ -35,6 +35,46 @@ export interface TrafficCounters {
   peerToClientBytes: number
 }
 
+/**
+ * The adapter's native fast path for established channels (src/relay/fast-path.ts over native/udp_fast.c). The core
+ * offers it a channel binding each time it relays a packet of one in JS and the binding qualifies (see
+ * offerFastPath); the fast path then relays that channel's packets, both ways, without them reaching the core until
+ * `ttlMs` have passed.
+ */
+export interface FastPathHook {
+  /**
+   * Relay ChannelData on `channel` from `client` to `peer` through `relay`, and datagrams from `peer` on `relay` back
+   * to `client` as ChannelData, for `ttlMs` (the core has checked that it would relay them itself until then).
+   */
+  install (transport: ClientTransport, client: Endpoint, channel: number, relay: string, peer: Endpoint, ttlMs: number): void
+  /** Add what the fast path relayed since the last call to `t` (called before the metrics are read). */
+  collect (t: TrafficCounters): void
+  /** Forget every entry: what they rested on changed (reconfigure: policy, options). */
+  clear (): void
+}
+
+/**
+ * Offer a channel binding to the fast path, right after relaying one of its packets: installed only if the core would
+ * relay every packet of it, both ways, for a while — an active UDP allocation over a UDP client transport, no
+ * bandwidth cap (its token bucket counts packets in JS), the binding active on an open relay, its peer allowed by the
+ * policy and a permission for it — and only until the nearest of the channel, permission and allocation expiries.
+ */
+export function offerFastPath (core: TurnServerCore, alloc: Allocation, binding: ChannelBinding, now: number): void {
+  const hook = core.fastPath
+  if (hook === undefined || alloc.bucket !== undefined || alloc.state !== 'active' || alloc.relayProtocol !== 'udp') return
+  if (alloc.transport.protocol !== 'udp' || binding.relay.state !== 'open') return
+  if (binding.policyGeneration !== core.policyGeneration) {
+    binding.policyAllowed = core.policy.check(binding.peer) === 'allowed'
+    binding.policyGeneration = core.policyGeneration
+  }
+  if (!binding.policyAllowed) return
+  const permission = alloc.permissions.get(binding.peer.address)
+  if (permission === undefined) return
+  const ttl = Math.min(binding.expiresAt, permission, alloc.expiresAt) - now
+  if (ttl <= 0) return
+  hook.install(alloc.transport, alloc.client, binding.number, binding.relay.key, binding.peer, ttl)
+}
+
 /** What the data path returns when it delivered through the sink: nothing for the adapter to do. Never modify it. */
 export const NO_ACTIONS = Object.freeze([]) as unknown as RelayAction[]
 
@@ -62,7 +102,9 @@ export function onChannelData (core: TurnServerCore, packet: Uint8Array, from: E
   // "the server [...] relays it to the peer [...] (subject to the permission rules)" (RFC 8656 §9: permissions are
   // checked for both directions).
   if (!alloc.hasPermission(binding.peer.address, now)) return core.ignore('no-permission')
-  return forward(core, alloc, binding.relay, binding.peer, packet.subarray(4, 4 + size), now)
+  const actions = forward(core, alloc, binding.relay, binding.peer, packet.subarray(4, 4 + size), now)
+  if (core.fastPath !== undefined) offerFastPath(core, alloc, binding, now)
+  return actions
 }
 
 /** A Send indication: RFC 8656 §11.2. */
@@ -130,6 +172,7 @@ export function onPeerData (core: TurnServerCore, relayKey: string, data: Uint8A
   //  client. If a channel is not bound, then the server uses a Data indication" with XOR-PEER-ADDRESS and DATA.
   const binding = alloc.activeChannelForPeer(peer, now)
   if (binding !== undefined) {
+    if (core.fastPath !== undefined) offerFastPath(core, alloc, binding, now)
     const sink = core.sink
     if (sink !== undefined) {
       sink.toClient(alloc.transport, alloc.client, binding.number, data)

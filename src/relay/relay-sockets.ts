@@ -21,6 +21,8 @@ export type RelaySocket =
  */
 export class RelaySockets {
   private readonly sockets = new Map<string, RelaySocket>()
+  /** What the native fast path relayed through relay sockets closed since the last takeFast(). */
+  private readonly closedFast: [number, number, number, number] = [0, 0, 0, 0]
 
   constructor (
     private readonly host: AdapterHost,
@@ -84,8 +86,26 @@ export class RelaySockets {
     const r = this.sockets.get(key)
     if (r === undefined) return
     this.sockets.delete(key)
-    if (r.kind === 'udp') void r.socket.close()
-    else r.server.close()
+    if (r.kind === 'udp') {
+      if (r.socket instanceof BatchUdpSocket) addFast(this.closedFast, r.socket.takeFast())
+      void r.socket.close()
+    } else {
+      r.server.close()
+    }
+  }
+
+  /**
+   * [client→peer packets, bytes, peer→client packets, bytes] the native fast path relayed through the UDP relay
+   * sockets (open or closed since) since the last call.
+   */
+  takeFast (): [number, number, number, number] {
+    const sum = this.closedFast
+    const out: [number, number, number, number] = [sum[0], sum[1], sum[2], sum[3]]
+    sum.fill(0)
+    for (const r of this.sockets.values()) {
+      if (r.kind === 'udp' && r.socket instanceof BatchUdpSocket) addFast(out, r.socket.takeFast())
+    }
+    return out
   }
 
   /** Close every relay socket; resolves when they are closed. */
@@ -95,4 +115,8 @@ export class RelaySockets {
     this.sockets.clear()
     await Promise.all(waits)
   }
+}
+
+function addFast (into: number[], c: readonly number[]): void {
+  for (let i = 0; i < 4; i++) into[i] += c[i]
 }

@@ -11,7 +11,7 @@ import { fiveTupleKey, type Allocation, type TupleIndex } from './allocation.js'
 import { AllocationTable } from './allocation-table.js'
 import { RequestAuthenticator, type AuthContext } from './auth.js'
 import { resolveCoreOptions, type ResolvedCoreOptions, type TurnServerCoreOptions } from './core-options.js'
-import { onChannelData, onPeerData, onSendIndication, type RelaySink, type TrafficCounters } from './data-path.js'
+import { onChannelData, onPeerData, onSendIndication, type FastPathHook, type RelaySink, type TrafficCounters } from './data-path.js'
 import { InMemoryRelayMetrics, type RelayMetrics } from './metrics.js'
 import { onChannelBind, onCreatePermission, sweepChannels, sweepPermissions } from './permission-handlers.js'
 import { PeerPolicy } from './peer-policy.js'
@@ -117,6 +117,12 @@ export class TurnServerCore {
    * when unset they come back as `relay`/`send` actions.
    */
   sink: RelaySink | undefined
+  /**
+   * The adapter's native fast path for established channels (FastPathHook, see offerFastPath): offered each channel
+   * binding the data path relays, cleared on reconfigure, its counters folded into `traffic` by flushTraffic.
+   * @internal
+   */
+  fastPath: FastPathHook | undefined
 
   constructor (options: TurnServerCoreOptions) {
     this.options = resolveCoreOptions(options)
@@ -175,6 +181,8 @@ export class TurnServerCore {
     this.channelOptions = { legacyChannels: resolved.legacyChannels }
     this.table.setPortRange(resolved.portRange)
     this.cache = new ResponseCache(resolved.responseCacheTtl * 1000, resolved.maxCachedResponses)
+    // Fast path entries were installed under the old policy and options: the next packets go through the checks again.
+    this.fastPath?.clear()
   }
 
   /** The authenticator (tests use it to mint nonces). */
@@ -383,6 +391,7 @@ export class TurnServerCore {
   /** Add the hot-path traffic counters to the metrics (the metrics call this before they are read). */
   flushTraffic (): void {
     const t = this.traffic
+    this.fastPath?.collect(t)
     if (t.clientToPeerPackets > 0) {
       this.metrics.inc('natkit_relay_packets_total', 'client-to-peer', t.clientToPeerPackets)
       this.metrics.inc('natkit_relay_bytes_total', 'client-to-peer', t.clientToPeerBytes)

@@ -91,6 +91,15 @@ export interface TurnServerOptions extends Omit<TurnServerCoreOptions, 'relayAdd
   readonly streamHandoff?: boolean
   /** SO_RCVBUF/SO_SNDBUF of the client-facing UDP listeners in bytes (default: the OS default). */
   readonly udpBufferSize?: number
+  /**
+   * The native fast path for established channels (default true): once the server has relayed a packet of a channel
+   * binding and checked that it would relay all of them, the native addon relays that channel's ChannelData and the
+   * peer's datagrams itself, both ways, until the nearest channel, permission or allocation expiry (then the server
+   * checks again), without calling into JS (native/udp_fast.c, src/relay/fast-path.ts). Needs native I/O on both the
+   * listener and the relay sockets; off when the addon is unavailable, and when `now` is given (the addon keeps time
+   * with the monotonic clock). See TurnServer.fastPath for whether it runs.
+   */
+  readonly fastPath?: boolean
   /** Interval of the expiry timer in ms (default 1000). */
   readonly tickInterval?: number
   /** Clock (ms), for tests. */

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net'
 import { InvalidArgumentError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { endpointKey, formatEndpoint, sameEndpoint, type Endpoint } from '../net/endpoint.js'
+import { loadNativeUdp, wantsNativeUdp } from '../net/native.js'
 import { StreamGuard } from '../net/stream-guard.js'
 import { readTlsFiles } from '../net/tls-files.js'
 import { encodeChannelData } from '../stun/index.js'
@@ -12,6 +13,7 @@ import { ClientListeners, listenerKey, type ListenAddresses, type UdpListener } 
 import { ClientSendQueue } from './client-send-queue.js'
 import type { TurnServerCoreOptions } from './core-options.js'
 import { InMemoryRelayMetrics, PrometheusRelayMetrics, type RelayMetrics } from './metrics.js'
+import { RelayFastPath, fastPathUnavailableReason } from './fast-path.js'
 import { PeerConnections } from './peer-connections.js'
 import { RelaySockets } from './relay-sockets.js'
 import { TurnServerCore } from './server-core.js'
@@ -56,6 +58,10 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
   readonly metrics: RelayMetrics
   /** Addresses the server actually listens on. */
   readonly addresses: ListenAddresses
+  /**
+   * Whether the native fast path for established channels runs (TurnServerOptions.fastPath), and if not, why.
+   */
+  readonly fastPath: { readonly enabled: boolean, readonly reason?: string }
 
   private constructor (private options: TurnServerOptions, readonly core: TurnServerCore) {
     super()
@@ -95,6 +101,8 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
       toPeer: (id, bytes) => { this.peers.write(id, bytes) }
     })
     this.peers = new PeerConnections(host, this.relays, this.connections, this.guard)
+    this.fastPath = fastPathState(options)
+    if (this.fastPath.enabled) core.fastPath = new RelayFastPath(this.clientListeners, this.relays)
   }
 
   /** Validate options, bind every listener, and start the expiry timer. Rejects with TransportError or InvalidArgumentError. */
@@ -357,4 +365,17 @@ export class TurnServer extends EventEmitter<TurnServerEvents> {
   }
 
   async [Symbol.asyncDispose] (): Promise<void> { await this.close() }
+}
+
+/**
+ * @internal Whether a server with these options runs the native fast path (see TurnServerOptions.fastPath), and if
+ * not, why (the CLI's primary process says it before its workers start).
+ */
+export function fastPathState (o: TurnServerOptions): { enabled: boolean, reason?: string } {
+  if (o.fastPath === false) return { enabled: false, reason: 'turned off' }
+  if (o.now !== undefined) return { enabled: false, reason: 'a clock was injected (the addon uses the monotonic clock)' }
+  if (!wantsNativeUdp({ native: o.nativeIo }) || o.nativeRelayIo === false) return { enabled: false, reason: 'needs native I/O on the listeners and the relay sockets' }
+  const native = loadNativeUdp()
+  const reason = fastPathUnavailableReason(native === undefined ? undefined : typeof native.fastInstall === 'function')
+  return reason === undefined ? { enabled: true } : { enabled: false, reason }
 }

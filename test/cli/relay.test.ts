@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { natcheck, natcheckStart } from '../support/cli.js'
 import { hasCommand, requireOrSkip } from '../support/env.js'
+import { loadNativeUdp, nativeUdpUnavailableReason } from '../../src/net/native.js'
 import { exitOf, type Started, waitForOutput } from '../support/process.js'
 import { Processes, freePort, parseUclient } from '../integration/relay/support.js'
 
@@ -60,6 +61,17 @@ describe('natcheck relay (CLI)', function () {
       expect(r.stderr).to.match(u.says)
     })
   }
+
+  it('says on stderr whether the native fast path is on, and turns it off with --no-fast-path', async function () {
+    requireOrSkip(this, typeof loadNativeUdp()?.fastInstall === 'function', `native UDP addon with the fast path unavailable (${nativeUdpUnavailableReason() ?? 'built without it'})`)
+    const common = ['--realm', 'natkit.test', '--user', 'alice:secret', '--workers', '1']
+    const on = await startRelay(common)
+    expect(await waitForOutput(on.s, /fast path/, 5000)).to.equal(true)
+    expect(on.s.output()).to.match(/natcheck relay: fast path on: established channels are relayed in the native addon/)
+    const off = await startRelay([...common, '--no-fast-path'])
+    expect(await waitForOutput(off.s, /fast path/, 5000)).to.equal(true)
+    expect(off.s.output()).to.match(/natcheck relay: fast path off: turned off/)
+  })
 
   it('prints its listen addresses on stderr, relays coturn\'s turnutils_uclient, serves /metrics and /healthz, and drains on SIGTERM with exit 0', async function () {
     requireOrSkip(this, hasCommand('turnutils_uclient') && hasCommand('turnutils_peer'), 'coturn utilities (turnutils_uclient, turnutils_peer) not installed')

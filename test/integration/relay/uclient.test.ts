@@ -89,6 +89,37 @@ describe('TurnServer × coturn turnutils_uclient (127.0.0.1)', function () {
     expect(metrics.total('natkit_relay_auth_failures_total')).to.be.greaterThan(0)
   })
 
+  it('relays channels of several clients (-m 6) through the native fast path, every message delivered and counted', async function () {
+    requireOrSkip(this, server?.fastPath.enabled === true, `fast path off: ${server?.fastPath.reason ?? ''}`)
+    const base = relayPortBase()
+    const fast = await TurnServer.start({
+      realm: 'natkit.test', users: { alice: 'secret' }, listen: [{ address: '127.0.0.1', port: 0 }], tcp: false,
+      allowPeer: ['127.0.0.0/8'], portRange: [base, base + 499], metrics: new InMemoryRelayMetrics()
+    })
+    try {
+      const core = fast.core
+      let coreCalls = 0
+      const handle = core.handle.bind(core)
+      const handlePeer = core.handlePeer.bind(core)
+      core.handle = (...a) => { coreCalls++; return handle(...a) }
+      core.handlePeer = (...a) => { coreCalls++; return handlePeer(...a) }
+      const n = 100
+      const clients = 6
+      const args = ['-u', 'alice', '-w', 'secret', '-p', String(fast.addresses.udp[0].port), '-e', '127.0.0.1', '-r', String(peerPort), '-n', String(n), '-m', String(clients), '-l', '120', '127.0.0.1']
+      const { output } = await procs.run('turnutils_uclient', args, 40_000)
+      const totals = parseUclient(output)
+      expect(totals, output.slice(-2000)).to.not.equal(undefined)
+      expect(totals?.sent).to.equal(n * clients)
+      expect(totals?.received).to.equal(n * clients)
+      // Each message crosses the relay twice (client → peer, echoed peer → client): all counted in the metrics, while
+      // the core saw only the control traffic and the first packets of each channel.
+      const m = fast.metrics as InMemoryRelayMetrics
+      expect(m.get('natkit_relay_packets_total', 'client-to-peer')).to.be.at.least(n * clients)
+      expect(m.get('natkit_relay_packets_total', 'peer-to-client')).to.be.at.least(n * clients)
+      expect(coreCalls, 'packets the core handled').to.be.below(n * clients)
+    } finally { await fast.close() }
+  })
+
   it('relays over TLS (-S -t) with a certificate loaded from files', async function () {
     requireOrSkip(this, hasCommand('openssl'), 'openssl not installed (needed to make a test certificate)')
     certDir = mkdtempSync(join(tmpdir(), 'natkit-relay-tls-'))

@@ -1,0 +1,307 @@
+import { expect } from 'chai'
+import {
+  ChannelNumber, Lifetime, MessageBuilder, MessageClass, Method, Nonce, Realm, RequestedTransport, TransportProtocol,
+  Username, XorPeerAddress, XorRelayedAddress, longTermKey, type StunMessage
+} from '../../../src/stun/index.js'
+import { UdpSocket } from '../../../src/net/udp.js'
+import { BatchUdpSocket } from '../../../src/net/batch-udp.js'
+import type { Endpoint } from '../../../src/net/endpoint.js'
+import { loadNativeUdp, nativeUdpAvailable, nativeUdpUnavailableReason } from '../../../src/net/native.js'
+import { TurnServer, type TurnServerOptions } from '../../../src/relay/turn-server.js'
+import { InMemoryRelayMetrics } from '../../../src/relay/metrics.js'
+import { requireOrSkip } from '../../support/env.js'
+import { udpRequest } from './support.js'
+
+const REALM = 'natkit.test'
+const CHANNEL = 0x4000
+
+/** A TURN client on one node:dgram socket that sends exactly the bytes a test gives (for the tests only). */
+class RawClient {
+  nonce = ''
+  readonly fromServer: Buffer[] = []
+  private constructor (readonly socket: UdpSocket, readonly server: Endpoint) {}
+  static async open (server: Endpoint): Promise<RawClient> {
+    return new RawClient(await UdpSocket.bind({ address: '127.0.0.1', port: 0 }), server)
+  }
+
+  async request (method: number, add: (b: MessageBuilder) => void): Promise<StunMessage | undefined> {
+    if (this.nonce === '') {
+      const challenge = await udpRequest(this.server, new MessageBuilder(method, MessageClass.Request).build(), this.socket)
+      this.nonce = challenge?.get(Nonce) ?? ''
+    }
+    const b = new MessageBuilder(method, MessageClass.Request)
+    add(b)
+    b.add(Username, 'alice').add(Realm, REALM).add(Nonce, this.nonce).integrity(longTermKey('alice', REALM, 'secret'))
+    const res = await udpRequest(this.server, b.fingerprint().build(), this.socket)
+    // udpRequest replaced the handler: from here on, collect what the server sends (ChannelData from the peer).
+    this.socket.onMessage((d) => { this.fromServer.push(Buffer.from(d)) })
+    return res
+  }
+
+  /** Allocate and bind CHANNEL to `peer`; the relayed address. */
+  async allocateAndBind (peer: Endpoint): Promise<Endpoint> {
+    const alloc = await this.request(Method.Allocate, (b) => b.add(RequestedTransport, TransportProtocol.UDP))
+    const relayed = alloc?.get(XorRelayedAddress)
+    expect(relayed, 'relayed address').to.not.equal(undefined)
+    const bound = await this.request(Method.ChannelBind, (b) => b.add(ChannelNumber, CHANNEL).add(XorPeerAddress, peer))
+    expect(bound?.cls, 'ChannelBind').to.equal(MessageClass.SuccessResponse)
+    return relayed as Endpoint
+  }
+
+  channelData (text: string, channel = CHANNEL): void {
+    const cd = Buffer.alloc(4 + text.length); cd.writeUInt16BE(channel, 0); cd.writeUInt16BE(text.length, 2); cd.write(text, 4)
+    this.socket.send(cd, this.server)
+  }
+
+  close (): Promise<void> { return this.socket.close() }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => { setTimeout(resolve, ms) })
+
+/** Wait (bounded) until `cond` holds. */
+async function until (cond: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond() && Date.now() < end) await sleep(10)
+}
+
+describe('TurnServer native fast path for established channels (127.0.0.1)', function () {
+  this.timeout(20_000)
+  let server: TurnServer | undefined
+  let peer: UdpSocket | undefined
+  let client: RawClient | undefined
+  /** Packets the core saw from clients and from peers (the fast path keeps relayed ones away from it). */
+  let coreCalls = { client: 0, peer: 0 }
+  let fromClient: string[] = []
+
+  beforeEach(function () {
+    requireOrSkip(this, nativeUdpAvailable(), `native UDP addon unavailable (${nativeUdpUnavailableReason() ?? ''})`)
+    requireOrSkip(this, typeof loadNativeUdp()?.fastInstall === 'function', 'the native addon was built without the fast path')
+  })
+
+  afterEach(async () => {
+    await client?.close()
+    await peer?.close()
+    await server?.close()
+    client = undefined; peer = undefined; server = undefined
+  })
+
+  async function start (options: Partial<TurnServerOptions> = {}): Promise<{ server: TurnServer, client: RawClient, peer: UdpSocket, relayed: Endpoint }> {
+    const s = await TurnServer.start({
+      realm: REALM, users: { alice: 'secret' }, listen: [{ address: '127.0.0.1', port: 0 }], tcp: false,
+      allowPeer: ['127.0.0.0/8'], portRange: [46000, 46999], metrics: new InMemoryRelayMetrics(), ...options
+    })
+    server = s
+    coreCalls = { client: 0, peer: 0 }
+    const core = s.core
+    const handle = core.handle.bind(core)
+    const handlePeer = core.handlePeer.bind(core)
+    core.handle = (...args) => { coreCalls.client++; return handle(...args) }
+    core.handlePeer = (...args) => { coreCalls.peer++; return handlePeer(...args) }
+    peer = await UdpSocket.bind({ address: '127.0.0.1', port: 0 })
+    fromClient = []
+    peer.onMessage((d) => { fromClient.push(d.toString()) })
+    client = await RawClient.open(s.addresses.udp[0])
+    const relayed = await client.allocateAndBind(peer.local)
+    return { server: s, client, peer, relayed }
+  }
+
+  it('relays ChannelData to the peer and the peer\'s datagrams back as ChannelData without calling the core, and counts them in the metrics', async () => {
+    const { server: s, client: c, peer: p, relayed } = await start()
+    expect(s.fastPath.enabled).to.equal(true)
+    // The first packet goes through the core, which installs the channel in the addon.
+    c.channelData('first')
+    await until(() => fromClient.length === 1)
+    expect(fromClient).to.deep.equal(['first'])
+    const before = { ...coreCalls }
+    for (let i = 0; i < 50; i++) c.channelData(`c2p-${i}`)
+    await until(() => fromClient.length === 51)
+    expect(fromClient.slice(1)).to.deep.equal(Array.from({ length: 50 }, (_, i) => `c2p-${i}`))
+    for (let i = 0; i < 40; i++) p.send(Buffer.from(`p2c-${i}`), relayed)
+    await until(() => c.fromServer.length === 40)
+    expect(c.fromServer.map(b => b.readUInt16BE(0))).to.deep.equal(new Array(40).fill(CHANNEL))
+    expect(c.fromServer.map(b => b.subarray(4, 4 + b.readUInt16BE(2)).toString())).to.deep.equal(Array.from({ length: 40 }, (_, i) => `p2c-${i}`))
+    expect(coreCalls, 'packets that reached the core').to.deep.equal(before)
+
+    const m = s.metrics as InMemoryRelayMetrics
+    expect(m.get('natkit_relay_packets_total', 'client-to-peer')).to.equal(51)
+    expect(m.get('natkit_relay_packets_total', 'peer-to-client')).to.equal(40)
+    const c2pBytes = 'first'.length + Array.from({ length: 50 }, (_, i) => `c2p-${i}`.length).reduce((a, b) => a + b)
+    expect(m.get('natkit_relay_bytes_total', 'client-to-peer')).to.equal(c2pBytes)
+    expect(m.get('natkit_relay_bytes_total', 'peer-to-client')).to.equal(Array.from({ length: 40 }, (_, i) => `p2c-${i}`.length).reduce((a, b) => a + b))
+  })
+
+  it('hands malformed ChannelData and unbound channels to the core, which drops them', async () => {
+    const { server: s, client: c } = await start()
+    c.channelData('first')
+    await until(() => fromClient.length === 1)
+    const m = s.metrics as InMemoryRelayMetrics
+    const malformed = m.total('natkit_relay_malformed_total')
+    const calls = coreCalls.client
+    const bad = [
+      Buffer.from([0x40, 0x00, 0x00, 0x10, 0x61]), // length beyond the datagram
+      Buffer.concat([Buffer.from([0x40, 0x00, 0x00, 0x01, 0x61]), Buffer.alloc(4)]), // 4 bytes after the data: not padding
+      Buffer.from([0x40, 0x00, 0x00]) // short header
+    ]
+    for (const b of bad) c.socket.send(b, c.server)
+    c.channelData('other channel', 0x4001)
+    await until(() => coreCalls.client === calls + 4)
+    await sleep(100)
+    expect(coreCalls.client - calls, 'packets the core saw').to.equal(4)
+    expect(m.total('natkit_relay_malformed_total') - malformed).to.equal(3)
+    expect(m.get('natkit_relay_dropped_total', 'no-channel')).to.equal(1)
+    expect(fromClient).to.deep.equal(['first'])
+  })
+
+  it('stops at the permission\'s expiry (the packet goes to the core, which drops it) and resumes once the client refreshes it', async () => {
+    const { server: s, client: c } = await start({ permissionLifetime: 1, channelLifetime: 600 })
+    c.channelData('first')
+    await until(() => fromClient.length === 1)
+    const calls = coreCalls.client
+    c.channelData('fast')
+    await until(() => fromClient.length === 2)
+    expect(coreCalls.client).to.equal(calls)
+    await sleep(1200)
+    c.channelData('late')
+    await until(() => coreCalls.client > calls)
+    await sleep(100)
+    expect(coreCalls.client - calls).to.equal(1)
+    expect(fromClient).to.deep.equal(['first', 'fast'])
+    expect((s.metrics as InMemoryRelayMetrics).get('natkit_relay_dropped_total', 'no-permission')).to.equal(1)
+    // The client refreshes the permission: the next packet goes through the core, which installs the channel again.
+    const refreshed = await c.request(Method.CreatePermission, (b) => b.add(XorPeerAddress, peer?.local as Endpoint))
+    expect(refreshed?.cls).to.equal(MessageClass.SuccessResponse)
+    const before = coreCalls.client
+    c.channelData('again')
+    await until(() => fromClient.length === 3)
+    expect(coreCalls.client - before).to.equal(1)
+    c.channelData('fast again')
+    await until(() => fromClient.length === 4)
+    expect(fromClient.slice(2)).to.deep.equal(['again', 'fast again'])
+    expect(coreCalls.client - before, 'only the first packet after the refresh reached the core').to.equal(1)
+  })
+
+  it('stops at the channel\'s expiry', async () => {
+    const { server: s, client: c, peer: p, relayed } = await start({ permissionLifetime: 600, channelLifetime: 1 })
+    c.channelData('first')
+    await until(() => fromClient.length === 1)
+    await sleep(1200)
+    const calls = { ...coreCalls }
+    c.channelData('late')
+    p.send(Buffer.from('late back'), relayed)
+    await until(() => coreCalls.client > calls.client && coreCalls.peer > calls.peer)
+    await sleep(100)
+    expect(fromClient).to.deep.equal(['first'])
+    expect(coreCalls.client - calls.client).to.equal(1)
+    expect(coreCalls.peer - calls.peer).to.equal(1)
+    expect((s.metrics as InMemoryRelayMetrics).get('natkit_relay_dropped_total', 'no-channel')).to.equal(1)
+    // Permission still there, channel expired: the core answers with a Data indication (RFC 8656 §11.3), not ChannelData.
+    await until(() => c.fromServer.length === 1)
+    expect(c.fromServer[0].readUInt16BE(0)).to.equal(0x0017)
+  })
+
+  it('stops when the allocation is deleted (Refresh with lifetime 0)', async () => {
+    const { server: s, client: c, peer: p, relayed } = await start()
+    c.channelData('first')
+    await until(() => fromClient.length === 1)
+    const entries = loadNativeUdp()?.fastCount?.() ?? 0
+    expect(entries).to.be.at.least(2)
+    const refreshed = await c.request(Method.Refresh, (b) => b.add(Lifetime, 0))
+    expect(refreshed?.cls).to.equal(MessageClass.SuccessResponse)
+    expect(loadNativeUdp()?.fastCount?.()).to.equal(entries - 2)
+    const calls = { ...coreCalls }
+    c.channelData('after')
+    p.send(Buffer.from('after back'), relayed)
+    await until(() => coreCalls.client > calls.client)
+    await sleep(150)
+    expect(coreCalls.client - calls.client).to.equal(1)
+    expect(fromClient).to.deep.equal(['first'])
+    expect(c.fromServer).to.have.length(0)
+    expect((s.metrics as InMemoryRelayMetrics).get('natkit_relay_dropped_total', 'no-allocation')).to.equal(1)
+  })
+
+  it('forgets its entries when the configuration is reloaded (the policy may have changed)', async () => {
+    const { server: s, client: c } = await start()
+    c.channelData('first')
+    await until(() => fromClient.length === 1)
+    const calls = coreCalls.client
+    c.channelData('fast')
+    await until(() => fromClient.length === 2)
+    expect(coreCalls.client).to.equal(calls)
+    // 127.0.0.0/8 is no longer allowed: the peer is denied, and the next packet must meet the new policy in the core.
+    await s.reload({ allowPeer: [] })
+    c.channelData('denied')
+    await until(() => coreCalls.client > calls)
+    await sleep(100)
+    expect(fromClient).to.deep.equal(['first', 'fast'])
+    expect((s.metrics as InMemoryRelayMetrics).get('natkit_relay_dropped_total', 'denied-peer')).to.equal(1)
+  })
+
+  it('survives arbitrary bytes on both sides of an installed channel, and keeps relaying', async () => {
+    const { client: c, peer: p, relayed } = await start()
+    c.channelData('first')
+    await until(() => fromClient.length === 1)
+    // Deterministic pseudo-random datagrams (xorshift): every length 0..70, header-like first bytes half the time.
+    let x = 0x9e3779b9
+    const rnd = (): number => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x }
+    for (let i = 0; i < 600; i++) {
+      const b = Buffer.alloc(i % 71)
+      for (let j = 0; j < b.length; j++) b[j] = rnd() & 0xff
+      if (i % 2 === 0 && b.length >= 4) { b[0] = 0x40; b[1] = i % 4 === 0 ? 0x00 : rnd() & 0xff; b.writeUInt16BE(rnd() % 80, 2) }
+      c.socket.send(b, c.server)
+      p.send(b, relayed)
+      if (i % 50 === 0) await sleep(5)
+    }
+    await sleep(300)
+    const seen = fromClient.length
+    const back = c.fromServer.length
+    c.channelData('still here')
+    p.send(Buffer.from('and back'), relayed)
+    await until(() => fromClient.length > seen && c.fromServer.length > back)
+    expect(fromClient[fromClient.length - 1]).to.equal('still here')
+    const last = c.fromServer[c.fromServer.length - 1]
+    expect(last.subarray(4).toString()).to.equal('and back')
+    // Everything the peer sent came back as well-formed ChannelData on the channel (§12.7).
+    for (const b of c.fromServer) {
+      expect(b.readUInt16BE(0)).to.equal(CHANNEL)
+      expect(b.length).to.equal(4 + b.readUInt16BE(2))
+    }
+  })
+
+  it('refuses bad install arguments without crashing: wrong types, bad ports and channels, unreachable families, closed sockets', async () => {
+    const native = loadNativeUdp()
+    const install = native?.fastInstall
+    expect(install).to.be.a('function')
+    const a = await BatchUdpSocket.bind({ address: '127.0.0.1' })
+    const b = await BatchUdpSocket.bind({ address: '127.0.0.1' })
+    try {
+      const ok = { address: '127.0.0.1', port: 4000 }
+      expect(a.fastInstall(ok, CHANNEL, b, ok, 1000)).to.equal(true)
+      // An IPv6 peer cannot be reached from an IPv4 relay socket; a zero or negative time-to-live installs nothing.
+      expect(a.fastInstall(ok, CHANNEL, b, { address: '2001:db8::1', port: 4000 }, 1000)).to.equal(false)
+      expect(a.fastInstall(ok, CHANNEL, b, ok, 0)).to.equal(false)
+      expect(a.fastInstall(ok, CHANNEL, b, ok, -5)).to.equal(false)
+      // Bad ports, channels and addresses are refused (the addon throws a TypeError, the socket returns false).
+      for (const [client, channel, peer] of [
+        [{ address: '127.0.0.1', port: 0 }, CHANNEL, ok], [ok, 0x3fff, ok], [ok, 0x8000, ok], [ok, CHANNEL, { address: 'not-an-ip', port: 1 }],
+        [ok, CHANNEL, { address: '127.0.0.1', port: 70000 }], [{ address: 'x'.repeat(200), port: 1 }, CHANNEL, ok]
+      ] as Array<[Endpoint, number, Endpoint]>) {
+        expect(a.fastInstall(client, channel, b, peer, 1000), JSON.stringify([client, channel, peer])).to.equal(false)
+      }
+      const handle = (a as unknown as { handle: object }).handle
+      expect(() => install?.({}, '127.0.0.1', 1, CHANNEL, handle, '127.0.0.1', 1, 1)).to.throw(TypeError)
+      expect(() => install?.(handle, '127.0.0.1', 1, CHANNEL, handle, '127.0.0.1', 1, Number.NaN)).to.throw(TypeError)
+      await b.close()
+      expect(a.fastInstall(ok, CHANNEL, b, ok, 1000), 'closed relay socket').to.equal(false)
+    } finally { await a.close(); await b.close() }
+  })
+
+  it('is off with fastPath: false: every packet goes through the core', async () => {
+    const { server: s, client: c } = await start({ fastPath: false })
+    expect(s.fastPath).to.deep.equal({ enabled: false, reason: 'turned off' })
+    const calls = coreCalls.client
+    for (let i = 0; i < 10; i++) c.channelData(`n${i}`)
+    await until(() => fromClient.length === 10)
+    expect(fromClient).to.have.length(10)
+    expect(coreCalls.client - calls).to.equal(10)
+  })
+})
