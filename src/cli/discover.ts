@@ -94,7 +94,7 @@ export function registerPair (program: Command): void {
 }
 
 function loadProfile (file: string): PeerProfile {
-  let doc: { nat?: { type?: unknown, portAllocation?: PeerProfile['portAllocation'] }, tcp?: boolean | null, tls?: boolean | null, portMapping?: { protocols?: Array<{ mapping?: unknown }> } | null }
+  let doc: { nat?: { type?: unknown, portAllocation?: PeerProfile['portAllocation'] }, tcp?: boolean | null, tls?: boolean | null, tcpPorts?: PeerProfile['tcpPorts'], portMapping?: { protocols?: Array<{ mapping?: unknown }> } | null }
   try {
     doc = JSON.parse(readFileSync(file, 'utf8'))
   } catch (err) {
@@ -104,7 +104,7 @@ function loadProfile (file: string): PeerProfile {
   const types = ['open', 'full-cone', 'restricted-cone', 'port-restricted-cone', 'symmetric', 'symmetric-firewall', 'udp-blocked', 'unknown']
   if (typeof type !== 'string' || !types.includes(type)) throw new InvalidArgumentError(`${file} has no nat.type: is it a natcheck --json report?`)
   const portMapped = Array.isArray(doc.portMapping?.protocols) ? doc.portMapping.protocols.some(p => p?.mapping !== null && p?.mapping !== undefined) : undefined
-  return { type: type as PeerProfile['type'], portAllocation: doc.nat?.portAllocation, tcp: doc.tcp, tls: doc.tls, portMapped }
+  return { type: type as PeerProfile['type'], portAllocation: doc.nat?.portAllocation, tcp: doc.tcp, tls: doc.tls, tcpPorts: Array.isArray(doc.tcpPorts) ? doc.tcpPorts : null, portMapped }
 }
 
 function collect (value: string, previous: string[] | undefined): string[] {

@@ -5,7 +5,7 @@ import { resolveServer } from '../net/resolve.js'
 import { stunBinding } from '../stun/client.js'
 import { withTimeout, type Resolved } from './discover-reach.js'
 import type { DiscoveryRun } from './discover-run.js'
-import { probeTcpPorts, probeUdpRefusal, type TcpPortProbe } from './tcp-reach.js'
+import { probeTcpPorts, probeUdpRefusal, TCP_REACH_PORTS, type TcpPortProbe } from './tcp-reach.js'
 
 const log = createLogger('natcheck:discovery')
 
@@ -41,7 +41,10 @@ export async function testTcpTls (run: DiscoveryRun, resolved: readonly Resolved
       return false
     }
   }
-  const portsProbe = probeTcpPorts(hosts.map(h => h.address), { timeoutMs: Math.min(run.timeoutMs, 3000), localAddress: run.options.localAddress, signal: run.signal })
+  // Also the server's own port: a firewall that lets out only 80/443 is told from one that lets out any TCP (which TCP
+  // simultaneous open needs), since the peer's punched port is neither.
+  const ports = [...new Set([...TCP_REACH_PORTS, ...hosts.map(h => h.port)])]
+  const portsProbe = probeTcpPorts(hosts.map(h => h.address), { ports, timeoutMs: Math.min(run.timeoutMs, 3000), localAddress: run.options.localAddress, signal: run.signal })
   const udpRefusal = Promise.all(hosts.map(async h => await probeUdpRefusal(h.address, h.port, STUN_PROBE, { timeoutMs: Math.min(run.timeoutMs, 1500), localAddress: run.options.localAddress })))
   const results = await Promise.all(hosts.flatMap(h => [
     attempt('tcp', h.port, h).then(ok => ({ kind: 'tcp', ok })),

@@ -9,6 +9,8 @@ export interface PeerProfile {
   readonly portAllocation?: PortAllocation
   readonly tcp?: boolean | null
   readonly tls?: boolean | null
+  /** TCP connects to the server's ports (the report's `tcpPorts`), when UDP was blocked and they were probed. */
+  readonly tcpPorts?: ReadonlyArray<{ readonly port: number, readonly outcome: string }> | null
   /** Whether the side's gateway granted a port mapping (PCP, NAT-PMP or UPnP IGD) when natcheck asked. */
   readonly portMapped?: boolean
 }
@@ -154,7 +156,14 @@ const CONES: NatType[] = ['full-cone', 'restricted-cone']
 export const TCP_PUNCH_COST = 'one STUN Binding over TCP per side, then one connect() per side at a signalled moment (RFC 9293 §3.5; at most 3 attempts of 2.5 s, usually the first round trip), and an ICE check on the stream: a direct TCP path, datagrams framed per RFC 4571 (TCP\'s head-of-line blocking). Needs outbound TCP to any port (not only 80/443) and a NAT that keeps the TCP source port'
 
 /** A UDP-blocked side whose TCP gets out (STUN over TCP answered). */
-function tcpOut (s: PeerProfile): boolean { return s.type === 'udp-blocked' && s.tcp === true }
+function tcpOut (s: PeerProfile): boolean {
+  if (s.type !== 'udp-blocked' || s.tcp !== true) return false
+  // A firewall that lets out only the web ports cannot be punched (the peer's port is neither): a TCP path to another
+  // port must have been seen, when the report probed one.
+  const probes = s.tcpPorts ?? []
+  const beyondWeb = probes.filter(p => p.port !== 80 && p.port !== 443)
+  return beyondWeb.length === 0 || beyondWeb.some(p => p.outcome === 'open' || p.outcome === 'refused')
+}
 
 /**
  * A side a TCP simultaneous open can reach: TCP out, or a NAT with endpoint-independent mapping (a cone: it keeps one

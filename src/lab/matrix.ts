@@ -193,7 +193,8 @@ async function runCell (pair: MatrixPair, count: number, techniques: boolean): P
       const r = await lab.exec(site, worker({
         task: 'peer', rendezvous: s.rendezvous, id: me, peer: other, secret: s.secret,
         // No ?transport: the agent tries UDP to 443 and, when that is blocked, falls back to TCP (RFC 7065 default).
-        turn: [`turn:${ip}:${LAB_TURN_PORT}`], count, timeoutMs: 20_000, settleMs: 4000,
+        // TCP simultaneous open may need its third paced attempt (about 5 s; tcp-only × an open host in this lab).
+        turn: [`turn:${ip}:${LAB_TURN_PORT}`], count, timeoutMs: 20_000, settleMs: named === 'tcp-simultaneous-open' ? 8000 : 4000,
         stun: [`${ip}:${LAB_STUN_PORT}`],
         ...(techniques ? techniqueOptions(lab, site, named) : {})
       }), { timeoutMs: 60_000 })
@@ -301,6 +302,9 @@ export function observedTechnique (a: PeerWorkerResult | undefined, b: PeerWorke
     const port = Number(reached?.split(':')[1])
     if (me.prediction?.reason === 'predicted' && me.prediction.ports.includes(port)) return 'port-prediction'
   }
+  // Both sides mapped: each side's first check gets in through the other's mapping, and each may select the pair of
+  // the other's random (peer-reflexive) port, so no path ends at a mapped port; a granted mapping opened it.
+  if (a.portMapped != null || b.portMapped != null) return 'port-mapping'
   return 'punch'
 }
 

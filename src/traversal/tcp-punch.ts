@@ -141,15 +141,30 @@ export interface DialOptions {
 export async function dialSimultaneous (remote: Endpoint, o: DialOptions): Promise<DialResult> {
   const begun = performance.now()
   const ms = (): number => Math.round(performance.now() - begun)
-  try {
-    const socket = await openTcp(remote, { localAddress: o.localAddress ?? '0.0.0.0', localPort: o.localPort, timeoutMs: o.timeoutMs ?? 2500, signal: o.signal })
-    return { outcome: 'tcp-so-connected', socket, detail: null, ms: ms() }
-  } catch (err) {
-    const e = err as Error & { code?: string }
-    const cause = (e.cause as { code?: string } | undefined)?.code ?? e.code
-    return { outcome: dialOutcome(cause, e), detail: e.message, ms: ms() }
+  const budget = o.timeoutMs ?? 2500
+  let last: DialResult | undefined
+  // A host with no NAT or firewall in front answers a SYN that arrives before its own connect() with RST (a NAT drops
+  // it and the SYN is retransmitted a second later): a refusal within the attempt is dialled again shortly, bounded.
+  for (let i = 0; i < REDIAL_MAX && (i === 0 || (last?.outcome === 'tcp-so-refused' && ms() + REDIAL_MS < budget)); i++) {
+    if (i > 0) {
+      await new Promise(resolve => setTimeout(resolve, REDIAL_MS))
+      if (o.signal?.aborted === true) return { outcome: 'tcp-so-cancelled', detail: 'aborted', ms: ms() }
+    }
+    try {
+      const socket = await openTcp(remote, { localAddress: o.localAddress ?? '0.0.0.0', localPort: o.localPort, timeoutMs: Math.max(1, budget - ms()), signal: o.signal })
+      return { outcome: 'tcp-so-connected', socket, detail: null, ms: ms() }
+    } catch (err) {
+      const e = err as Error & { code?: string }
+      const cause = (e.cause as { code?: string } | undefined)?.code ?? e.code
+      last = { outcome: dialOutcome(cause, e), detail: e.message, ms: ms() }
+    }
   }
+  return last as DialResult
 }
+
+/** Pause before dialling again after a refusal, and the most dials in one attempt. */
+const REDIAL_MS = 25
+const REDIAL_MAX = 100
 
 /** A reason code for a failed connect(), from its errno name. */
 export function dialOutcome (code: string | undefined, err?: Error): TcpPunchOutcome {

@@ -27,7 +27,7 @@ describe('lab: tcp-only sites', function () {
     expect(doc.udp).to.equal(false)
     expect(doc.tcp).to.equal(true)
     expect(doc.nat.type).to.equal('udp-blocked')
-    expect(doc.tcpPorts.map(p => `${p.port} ${p.outcome}`)).to.deep.equal(['443 open', '80 open'])
+    expect(doc.tcpPorts.map(p => `${p.port} ${p.outcome}`)).to.deep.equal(['443 open', '80 open', '3478 open'])
     const tcp3478 = await lab.exec('a', [process.execPath, CLI, 'stun', `${lab.info.server.primaryIp}:3478`, '--tcp', '--json', '--timeout', '2000'], { timeoutMs: 10_000 })
     expect(tcp3478.code, tcp3478.stderr).to.equal(0)
     expect(tcp3478.stdout).to.include(lab.info.a.wanIp)

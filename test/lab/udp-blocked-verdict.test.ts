@@ -37,7 +37,8 @@ describe('lab: natcheck behind a firewall that blocks UDP', function () {
     expect(code).to.equal(0)
     expect(report.udp).to.equal(false)
     expect(report.nat.type).to.equal('udp-blocked')
-    expect(outcomes(report)).to.deep.equal(['443 open', '80 open'])
+    // The STUN port itself (3478) is probed too: the firewall drops it, so TCP punching is not offered.
+    expect(outcomes(report)).to.deep.equal(['443 open', '80 open', '3478 timeout'])
     expect(report.verdict.summary).to.match(/^UDP blocked, TCP 443 and 80 open/)
     expect(report.verdict.advice[0]).to.match(/TURN over TLS on port 443/)
   })
@@ -50,7 +51,7 @@ describe('lab: natcheck behind a firewall that blocks UDP', function () {
     // The firewall drops UDP silently: no "port unreachable" comes back to confuse it with a missing server.
     expect(report.udpRefused).to.equal(false)
     expect(report.nat.type).to.equal('udp-blocked')
-    expect(outcomes(report)).to.deep.equal(['443 refused', '80 refused'])
+    expect(outcomes(report)).to.deep.equal(['443 refused', '80 refused', '3478 timeout'])
     expect(report.verdict.advice[0]).to.match(/TURN over TLS on port 443/)
   })
 
@@ -61,7 +62,7 @@ describe('lab: natcheck behind a firewall that blocks UDP', function () {
     const { code, report } = await natcheckIn(lab)
     expect(code).to.equal(2)
     expect(report.nat.type).to.equal('unknown')
-    expect(outcomes(report)).to.deep.equal(['443 timeout', '80 timeout'])
+    expect(outcomes(report)).to.deep.equal(['443 timeout', '80 timeout', '3478 timeout'])
     expect(report.verdict.summary).to.match(/^Offline/)
   })
 })

@@ -75,7 +75,7 @@ describe('pair predictor: hard-NAT techniques', () => {
     expect(predictPair({ type: 'open', portMapped: true }, { type: 'symmetric' }).alternatives).to.deep.equal([])
   })
   it('offers TCP simultaneous open, first and with its cost, when a UDP-blocked side gets TCP out and the other side can take a SYN', () => {
-    const tcpOnly = { type: 'udp-blocked' as const, tcp: true, tls: false }
+    const tcpOnly = { type: 'udp-blocked' as const, tcp: true, tls: false, tcpPorts: [{ port: 443, outcome: 'open' }, { port: 3478, outcome: 'refused' }] }
     for (const other of [tcpOnly, { type: 'full-cone' as const }, { type: 'restricted-cone' as const }, { type: 'port-restricted-cone' as const, tcp: true }, { type: 'open' as const }]) {
       const p = predictPair(tcpOnly, other)
       expect(p.strategy, other.type).to.equal('relay-tcp')
@@ -90,6 +90,9 @@ describe('pair predictor: hard-NAT techniques', () => {
       ['TCP blocked on one side', { type: 'udp-blocked', tcp: true }, { type: 'udp-blocked', tcp: false }],
       ['TCP blocked at the cone', { type: 'udp-blocked', tcp: true }, { type: 'port-restricted-cone', tcp: false }],
       ['a symmetric peer', { type: 'udp-blocked', tcp: true }, { type: 'symmetric', portAllocation: rnd }],
+      ['only the web ports get out (443 and 80 open, the STUN port not)', {
+        type: 'udp-blocked', tcp: true, tcpPorts: [{ port: 443, outcome: 'open' }, { port: 80, outcome: 'open' }, { port: 3478, outcome: 'timeout' }]
+      }, { type: 'full-cone' }],
       ['UDP works on both sides', { type: 'port-restricted-cone' }, { type: 'full-cone' }]
     ]
     for (const [name, a, b] of cases) expect(predictPair(a, b).alternatives, name).to.not.include('tcp-simultaneous-open')
