@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   RELAY_SILENT: 'ERR_RELAY_SILENT',
   /** TcpPunchError: a TCP simultaneous-open step failed (its `outcome` is the reason code). */
   TCP_PUNCH: 'ERR_TCP_PUNCH',
+  /** A TCP simultaneous-open connect() got no answer within its attempt (reported as `tcp-so-timeout`). */
+  TCP_PUNCH_TIMEOUT: 'ERR_TCP_PUNCH_TIMEOUT',
   RENDEZVOUS_TIMEOUT: 'ERR_RENDEZVOUS_TIMEOUT',
   RENDEZVOUS_CLOSED: 'ERR_RENDEZVOUS_CLOSED',
   RENDEZVOUS_OUTBOX_FULL: 'ERR_RENDEZVOUS_OUTBOX_FULL',

@@ -14,7 +14,7 @@
 import { EventEmitter } from 'node:events'
 import { connect as netConnect, type Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
-import { InvalidArgumentError, StunTimeoutError, TcpPunchError, TransportError } from '../errors.js'
+import { ERROR_CODES, InvalidArgumentError, StunTimeoutError, TcpPunchError, TransportError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { ipFamily, type Endpoint } from '../net/endpoint.js'
 import { resolveServer } from '../net/resolve.js'
@@ -171,10 +171,10 @@ export function dialOutcome (code: string | undefined, err?: Error): TcpPunchOut
   switch (code) {
     case 'ECONNREFUSED': return 'tcp-so-refused'
     case 'ECONNRESET': case 'EPIPE': return 'tcp-so-reset'
-    case 'ETIMEDOUT': case 'ERR_TCP_PUNCH_TIMEOUT': return 'tcp-so-timeout'
+    case 'ETIMEDOUT': case ERROR_CODES.TCP_PUNCH_TIMEOUT: return 'tcp-so-timeout'
     case 'EHOSTUNREACH': case 'ENETUNREACH': return 'tcp-so-unreachable'
     case 'EADDRINUSE': case 'EADDRNOTAVAIL': return 'tcp-so-bind-failed'
-    case 'ABORT_ERR': return 'tcp-so-cancelled'
+    case ERROR_CODES.ABORT: return 'tcp-so-cancelled'
     default: return err?.name === 'AbortError' ? 'tcp-so-cancelled' : 'tcp-so-error'
   }
 }
@@ -185,8 +185,8 @@ async function openTcp (to: Endpoint, o: { localAddress: string, localPort: numb
     const socket = netConnect({ host: to.address, port: to.port, localAddress: o.localAddress, localPort: o.localPort })
     const fail = (err: Error): void => { cleanup(); socket.destroy(); reject(err) }
     const onError = (err: Error): void => { fail(err) }
-    const onAbort = (): void => { fail(Object.assign(new Error('aborted'), { code: 'ABORT_ERR', name: 'AbortError' })) }
-    const timer = setTimeout(() => { fail(Object.assign(new Error(`no connection to ${to.address}:${to.port} within ${o.timeoutMs} ms`), { code: 'ERR_TCP_PUNCH_TIMEOUT' })) }, o.timeoutMs)
+    const onAbort = (): void => { fail(Object.assign(new Error('aborted'), { code: ERROR_CODES.ABORT, name: 'AbortError' })) }
+    const timer = setTimeout(() => { fail(Object.assign(new Error(`no connection to ${to.address}:${to.port} within ${o.timeoutMs} ms`), { code: ERROR_CODES.TCP_PUNCH_TIMEOUT })) }, o.timeoutMs)
     timer.unref()
     const cleanup = (): void => { clearTimeout(timer); socket.off('error', onError); socket.off('connect', onConnect); o.signal?.removeEventListener('abort', onAbort) }
     const onConnect = (): void => { cleanup(); resolve(socket) }
