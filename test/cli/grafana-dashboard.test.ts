@@ -1,12 +1,12 @@
 import { relayPortBase } from '../support/net.js'
 import { expect } from 'chai'
 import { readFileSync } from 'node:fs'
-import { get } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { natcheckStart } from '../support/cli.js'
 import type { Started } from '../support/process.js'
 import { freePort } from '../integration/relay/support.js'
 import { RELAY_COUNTERS, WORKER_METRICS } from '../../src/relay/metrics.js'
+import { httpGet } from './support/metrics.js'
 
 const DASHBOARD = fileURLToPath(new URL('../../../docs/grafana/natkit-relay.json', import.meta.url))
 
@@ -44,18 +44,6 @@ function promqlNames (expr: string): { metrics: Set<string>, labels: Set<string>
   return { metrics, labels }
 }
 
-async function httpGet (port: number, path: string): Promise<string> {
-  return await new Promise((resolve, reject) => {
-    const req = get({ host: '127.0.0.1', port, path, timeout: 5000 }, (res) => {
-      let body = ''
-      res.on('data', (d: Buffer) => { body += d.toString() })
-      res.on('end', () => { resolve(body) })
-    })
-    req.on('timeout', () => { req.destroy(new Error('timeout')) })
-    req.on('error', reject)
-  })
-}
-
 describe('Grafana dashboard docs/grafana/natkit-relay.json', function () {
   this.timeout(30_000)
   let relay: Started | undefined
@@ -87,7 +75,7 @@ describe('Grafana dashboard docs/grafana/natkit-relay.json', function () {
     const admin = await freePort()
     const base = relayPortBase()
     relay = await natcheckStart(['relay', '--listen', `127.0.0.1:${port}`, '--ports', `${base}-${base + 99}`, '--realm', 'r', '--user', 'u:p', '--admin', `127.0.0.1:${admin}`], /admin http:/)
-    const body = await httpGet(admin, '/metrics')
+    const body = await httpGet(admin, '/metrics', 5000)
     const exposed = new Set([...body.matchAll(/^# TYPE (\S+) /gm)].map(m => m[1]))
     expect(exposed.size).to.be.greaterThan(20)
 

@@ -1,5 +1,4 @@
 import { expect } from 'chai'
-import { get } from 'node:http'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { natcheckStart } from '../support/cli.js'
 import { hasCommand, requireOrSkip } from '../support/env.js'
@@ -10,24 +9,7 @@ import { makeTestCert } from '../support/tls.js'
 import { nativeUdpAvailable } from '../../src/net/native.js'
 import { TurnClient } from '../../src/relay/turn-client.js'
 import { MessageBuilder, MessageClass, Method, StunMessage } from '../../src/stun/index.js'
-
-async function httpGet (port: number, path: string): Promise<string> {
-  return await new Promise((resolve, reject) => {
-    const req = get({ host: '127.0.0.1', port, path, timeout: 10_000 }, (res) => {
-      let body = ''
-      res.on('data', (d: Buffer) => { body += d.toString() })
-      res.on('end', () => { resolve(body) })
-    })
-    req.on('timeout', () => { req.destroy(new Error('timeout')) })
-    req.on('error', reject)
-  })
-}
-
-/** One sample's value from a Prometheus text exposition (0 when absent). */
-function sample (body: string, series: string): number {
-  const line = body.split('\n').find(l => l.startsWith(series + ' '))
-  return line === undefined ? 0 : Number(line.slice(series.length + 1))
-}
+import { httpGet, sample } from './support/metrics.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 

@@ -1,6 +1,5 @@
 import { relayPortBase } from '../support/net.js'
 import { expect } from 'chai'
-import { get } from 'node:http'
 import { natcheckStart } from '../support/cli.js'
 import { hasCommand, requireOrSkip } from '../support/env.js'
 import { run, type Started } from '../support/process.js'
@@ -8,24 +7,7 @@ import { Processes, freePort, parseUclient } from '../integration/relay/support.
 import { nativeUdpAvailable } from '../../src/net/native.js'
 import { TurnClient } from '../../src/relay/turn-client.js'
 import { StunErrorResponse } from '../../src/errors.js'
-
-async function httpGet (port: number, path: string): Promise<string> {
-  return await new Promise((resolve, reject) => {
-    const req = get({ host: '127.0.0.1', port, path, timeout: 10_000 }, (res) => {
-      let body = ''
-      res.on('data', (d: Buffer) => { body += d.toString() })
-      res.on('end', () => { resolve(body) })
-    })
-    req.on('timeout', () => { req.destroy(new Error('timeout')) })
-    req.on('error', reject)
-  })
-}
-
-/** One sample's value from a Prometheus text exposition (0 when absent). */
-function sample (body: string, series: string): number {
-  const line = body.split('\n').find(l => l.startsWith(series + ' '))
-  return line === undefined ? 0 : Number(line.slice(series.length + 1))
-}
+import { httpGet, sample } from './support/metrics.js'
 
 describe('natcheck relay --workers (CLI)', function () {
   this.timeout(120_000)

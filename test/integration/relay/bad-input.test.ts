@@ -1,38 +1,16 @@
 import { expect } from 'chai'
 import {
-  ChannelNumber, Data, ErrorCode, Lifetime, MessageBuilder, MessageClass, Method, Nonce, Realm, RequestedTransport,
-  TransportProtocol, Username, XorPeerAddress, XorRelayedAddress, longTermKey, type StunMessage
+  ChannelNumber, Data, ErrorCode, Lifetime, MessageBuilder, MessageClass, Method, Nonce, RequestedTransport,
+  TransportProtocol, XorPeerAddress, XorRelayedAddress
 } from '../../../src/stun/index.js'
 import { UdpSocket } from '../../../src/net/udp.js'
 import type { Endpoint } from '../../../src/net/endpoint.js'
 import { TurnServer } from '../../../src/relay/turn-server.js'
 import { restApiPassword } from '../../../src/relay/credentials.js'
 import { InMemoryRelayMetrics } from '../../../src/relay/metrics.js'
-import { udpRequest } from './support.js'
+import { MiniClient, udpRequest } from './support.js'
 
 const REALM = 'natkit.test'
-
-/** A minimal TURN client on one UDP socket (for the tests only). */
-class MiniClient {
-  nonce = ''
-  private constructor (readonly socket: UdpSocket, readonly server: Endpoint, readonly user: string, readonly pass: string) {}
-  static async open (server: Endpoint, user = 'alice', pass = 'secret'): Promise<MiniClient> {
-    return new MiniClient(await UdpSocket.bind({ address: '127.0.0.1', port: 0 }), server, user, pass)
-  }
-
-  async request (method: number, add: (b: MessageBuilder) => void): Promise<StunMessage | undefined> {
-    if (this.nonce === '') {
-      const challenge = await udpRequest(this.server, new MessageBuilder(method, MessageClass.Request).build(), this.socket)
-      this.nonce = challenge?.get(Nonce) ?? ''
-    }
-    const b = new MessageBuilder(method, MessageClass.Request)
-    add(b)
-    b.add(Username, this.user).add(Realm, REALM).add(Nonce, this.nonce).integrity(longTermKey(this.user, REALM, this.pass))
-    return await udpRequest(this.server, b.fingerprint().build(), this.socket)
-  }
-
-  close (): Promise<void> { return this.socket.close() }
-}
 
 describe('TurnServer under bad input (127.0.0.1)', function () {
   this.timeout(20_000)

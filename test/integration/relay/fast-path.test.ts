@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import {
-  ChannelNumber, Lifetime, MessageBuilder, MessageClass, Method, Nonce, Realm, RequestedTransport, TransportProtocol,
-  Username, XorPeerAddress, XorRelayedAddress, longTermKey, type StunMessage
+  ChannelNumber, Lifetime, MessageBuilder, MessageClass, Method, RequestedTransport, TransportProtocol, XorPeerAddress,
+  XorRelayedAddress, type StunMessage
 } from '../../../src/stun/index.js'
 import { UdpSocket } from '../../../src/net/udp.js'
 import { BatchUdpSocket } from '../../../src/net/batch-udp.js'
@@ -10,29 +10,20 @@ import { loadNativeUdp, nativeUdpAvailable, nativeUdpUnavailableReason } from '.
 import { TurnServer, type TurnServerOptions } from '../../../src/relay/turn-server.js'
 import { InMemoryRelayMetrics } from '../../../src/relay/metrics.js'
 import { requireOrSkip } from '../../support/env.js'
-import { udpRequest } from './support.js'
+import { MiniClient } from './support.js'
 
 const REALM = 'natkit.test'
 const CHANNEL = 0x4000
 
-/** A TURN client on one node:dgram socket that sends exactly the bytes a test gives (for the tests only). */
-class RawClient {
-  nonce = ''
+/** A MiniClient that, after its requests, collects what the server sends (ChannelData from the peer). */
+class RawClient extends MiniClient {
   readonly fromServer: Buffer[] = []
-  private constructor (readonly socket: UdpSocket, readonly server: Endpoint) {}
-  static async open (server: Endpoint): Promise<RawClient> {
-    return new RawClient(await UdpSocket.bind({ address: '127.0.0.1', port: 0 }), server)
+  static override async open (server: Endpoint): Promise<RawClient> {
+    return new RawClient(await UdpSocket.bind({ address: '127.0.0.1', port: 0 }), server, 'alice', 'secret', REALM)
   }
 
-  async request (method: number, add: (b: MessageBuilder) => void): Promise<StunMessage | undefined> {
-    if (this.nonce === '') {
-      const challenge = await udpRequest(this.server, new MessageBuilder(method, MessageClass.Request).build(), this.socket)
-      this.nonce = challenge?.get(Nonce) ?? ''
-    }
-    const b = new MessageBuilder(method, MessageClass.Request)
-    add(b)
-    b.add(Username, 'alice').add(Realm, REALM).add(Nonce, this.nonce).integrity(longTermKey('alice', REALM, 'secret'))
-    const res = await udpRequest(this.server, b.fingerprint().build(), this.socket)
+  override async request (method: number, add: (b: MessageBuilder) => void): Promise<StunMessage | undefined> {
+    const res = await super.request(method, add)
     // udpRequest replaced the handler: from here on, collect what the server sends (ChannelData from the peer).
     this.socket.onMessage((d) => { this.fromServer.push(Buffer.from(d)) })
     return res
@@ -53,7 +44,6 @@ class RawClient {
     this.socket.send(cd, this.server)
   }
 
-  close (): Promise<void> { return this.socket.close() }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => { setTimeout(resolve, ms) })

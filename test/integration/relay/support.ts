@@ -3,7 +3,7 @@ import { createSocket, type Socket } from 'node:dgram'
 import { createServer } from 'node:net'
 import type { Endpoint } from '../../../src/net/endpoint.js'
 import { UdpSocket } from '../../../src/net/udp.js'
-import { StunMessage } from '../../../src/stun/index.js'
+import { MessageBuilder, MessageClass, Nonce, Realm, StunMessage, Username, longTermKey } from '../../../src/stun/index.js'
 import type { TurnClient } from '../../../src/relay/turn-client.js'
 
 /** Child processes started by a test, killed by PID in after hooks. */
@@ -119,3 +119,28 @@ export async function roundTrip (client: TurnClient, peer: Endpoint, count: numb
   }
 }
 
+
+/**
+ * A TURN client that builds each request itself (for tests that need exact bytes): long-term credentials of
+ * `user`/`pass` in `realm`, the nonce learnt from the first 401.
+ */
+export class MiniClient {
+  nonce = ''
+  protected constructor (readonly socket: UdpSocket, readonly server: Endpoint, readonly user: string, readonly pass: string, readonly realm: string) {}
+  static async open (server: Endpoint, user = 'alice', pass = 'secret', realm = 'natkit.test'): Promise<MiniClient> {
+    return new MiniClient(await UdpSocket.bind({ address: '127.0.0.1', port: 0 }), server, user, pass, realm)
+  }
+
+  async request (method: number, add: (b: MessageBuilder) => void): Promise<StunMessage | undefined> {
+    if (this.nonce === '') {
+      const challenge = await udpRequest(this.server, new MessageBuilder(method, MessageClass.Request).build(), this.socket)
+      this.nonce = challenge?.get(Nonce) ?? ''
+    }
+    const b = new MessageBuilder(method, MessageClass.Request)
+    add(b)
+    b.add(Username, this.user).add(Realm, this.realm).add(Nonce, this.nonce).integrity(longTermKey(this.user, this.realm, this.pass))
+    return await udpRequest(this.server, b.fingerprint().build(), this.socket)
+  }
+
+  close (): Promise<void> { return this.socket.close() }
+}
