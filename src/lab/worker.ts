@@ -1,21 +1,15 @@
 /**
  * The lab's worker: a library-level entry the NAT lab runs inside a network namespace (`node worker.js TASK JSON`),
- * because sockets belong to the namespace of the process that opens them. It calls natkit's library directly — the
- * TURN, rendezvous and STUN servers, `connect`, `discoverNat` — and prints one JSON line of a typed result
- * (WorkerResult) on stdout; logs go to stderr. Not part of the public API.
+ * because sockets belong to the namespace of the process that opens them. It calls natkit's library `connect`
+ * directly (the lab's servers are natcheck's own, started by `Lab.up`) and prints one JSON line of a typed result
+ * (PeerWorkerResult) on stdout; logs go to stderr. Not part of the public API.
  */
 import { pathToFileURL } from 'node:url'
-import { discoverNat } from '../discovery/discover.js'
-import type { NatType, PortAllocation } from '../discovery/types.js'
 import { ERROR_CODES } from '../errors.js'
-import { createLogger } from '../log.js'
 import { formatEndpoint } from '../net/endpoint.js'
 import { parseTurnUri } from '../relay/turn-uri.js'
-import { TurnServer } from '../relay/turn-server.js'
 import { RendezvousClient } from '../rendezvous/client.js'
-import { RendezvousServer } from '../rendezvous/server.js'
 import { rendezvousToken } from '../rendezvous/token.js'
-import { StunServer } from '../stun/server.js'
 import { echoExchange } from '../traversal/echo.js'
 import { rendezvousChannel, roleFor } from '../traversal/rendezvous-channel.js'
 import type { PortMappingOptions } from '../traversal/gather.js'
@@ -24,22 +18,6 @@ import type { BirthdaySprayReport } from '../traversal/birthday-spray.js'
 import type { BirthdaySprayOptions } from '../traversal/spray-plan.js'
 import { connect, type PeerSession } from '../traversal/session.js'
 import type { TcpPunchReport, TcpSimultaneousOpenOptions } from '../traversal/tcp-punch-link.js'
-
-const log = createLogger('natcheck:lab:worker')
-
-/** `servers`: natkit's relay (TURN on UDP+TCP), the rendezvous and an RFC 5780 STUN server, until SIGINT/SIGTERM. */
-export interface ServersTask {
-  readonly task: 'servers'
-  readonly ip: string
-  readonly ip2: string
-  readonly secret: string
-  readonly turnPorts: readonly number[]
-  readonly rendezvousPort: number
-  readonly stunPort: number
-  readonly stunAltPort: number
-  /** Peer ranges the relay may send to (the lab's documentation ranges are denied by default). */
-  readonly allowPeer: readonly string[]
-}
 
 /** `peer`: register at the rendezvous, connect to `peer` (TURN fallback), exchange `count` echo datagrams. */
 export interface PeerTask {
@@ -67,9 +45,8 @@ export interface PeerTask {
 }
 
 /** `discover`: discoverNat against one STUN server. */
-export interface DiscoverTask { readonly task: 'discover', readonly server: string, readonly timeoutMs: number }
 
-export type WorkerTask = ServersTask | PeerTask | DiscoverTask
+export type WorkerTask = PeerTask
 
 /** What a `peer` worker reports. */
 export interface PeerWorkerResult {
@@ -90,37 +67,11 @@ export interface PeerWorkerResult {
   readonly transport?: 'udp' | 'tcp'
 }
 
-/** What a `discover` worker reports. */
-export interface DiscoverWorkerResult {
-  readonly type: NatType
-  readonly portAllocation: PortAllocation
-  readonly tcp: boolean | null
-  readonly tls: boolean | null
-}
-
-/** What a `servers` worker prints once every server listens. */
-export interface ServersWorkerResult { readonly ready: true }
-
 /** The worker's file (dist/src/lab/worker.js), to spawn with `node`. */
 export const WORKER_PATH = new URL(import.meta.url).pathname
 
-function print (result: PeerWorkerResult | DiscoverWorkerResult | ServersWorkerResult): void {
+function print (result: PeerWorkerResult): void {
   process.stdout.write(`${JSON.stringify(result)}\n`)
-}
-
-async function runServers (t: ServersTask): Promise<void> {
-  const turn = await TurnServer.start({
-    listen: t.turnPorts.map(port => ({ address: t.ip, port })),
-    realm: 'natkit-lab',
-    authSecret: t.secret,
-    allowPeer: t.allowPeer
-  })
-  const rendezvous = await RendezvousServer.start({ listen: { address: t.ip, port: t.rendezvousPort }, authSecret: t.secret })
-  const stun = await StunServer.start({ listen: { address: t.ip, port: t.stunPort }, alternate: { address: t.ip2, port: t.stunAltPort } })
-  log('TURN %s, rendezvous %s, STUN %s:%d', turn.addresses.udp.map(formatEndpoint).join(', '), rendezvous.url ?? '', t.ip, t.stunPort)
-  print({ ready: true })
-  await new Promise<void>(resolve => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve) })
-  await Promise.all([turn.close(), rendezvous.close(), stun.close()])
 }
 
 async function runPeer (t: PeerTask): Promise<void> {
@@ -177,17 +128,10 @@ function sprayOf (session: PeerSession): PeerWorkerResult['spray'] {
   return r === undefined ? null : { ...r, attempt: session.report().gathering.find(g => g.kind === 'spray')?.detail ?? null }
 }
 
-async function runDiscover (t: DiscoverTask): Promise<void> {
-  const r = await discoverNat({ servers: [t.server], timeoutMs: t.timeoutMs })
-  print({ type: r.nat.type, portAllocation: r.nat.portAllocation, tcp: r.tcp, tls: r.tls })
-}
-
 /** Run one task (the worker's main). */
 export async function runWorkerTask (task: WorkerTask): Promise<void> {
   switch (task.task) {
-    case 'servers': await runServers(task); break
     case 'peer': await runPeer(task); break
-    case 'discover': await runDiscover(task); break
   }
 }
 
