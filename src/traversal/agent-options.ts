@@ -1,7 +1,7 @@
 import type { DatagramSocket } from '../net/udp.js'
-import type { RetransmitOptions } from '../stun/index.js'
 import type { Candidate } from './candidate.js'
 import type { CandidatePair } from './ice-core/check-list.js'
+import type { IceCoreOptions } from './ice-core/types.js'
 import type { PortMappingOptions, TurnServerConfig } from './gather.js'
 import type { MdnsResolver } from './mdns.js'
 import type { MdnsPublisher } from './mdns-responder.js'
@@ -18,8 +18,11 @@ export interface PathInfo {
   readonly component: number
 }
 
-/** Options for Agent.create. */
-export interface AgentOptions {
+/**
+ * Options for Agent.create. The role, check pacing, check retransmission, keepalive and consent freshness fields are
+ * the ICE core's own (IceCoreOptions), passed through as they are.
+ */
+export interface AgentOptions extends Pick<IceCoreOptions, 'role' | 'checkIntervalMs' | 'initialBurst' | 'checkRetransmit' | 'keepaliveMs' | 'consentIntervalMs' | 'consentTimeoutMs'> {
   /** Use this socket for host candidates (the agent does not close it). Default: a new one on `bindAddress`. */
   readonly socket?: DatagramSocket
   readonly bindAddress?: string
@@ -33,22 +36,6 @@ export interface AgentOptions {
   readonly gatherTimeoutMs?: number
   /** TCP/TLS TURN attempts start this long after the UDP ones unless UDP allocated first (default 250 ms, RFC 8305's connection attempt delay). */
   readonly happyEyeballsDelayMs?: number
-  /** Ta: time between new checks (default 10 ms; RFC 8445 §14.2 uses 50 ms for the Internet at large). */
-  readonly checkIntervalMs?: number
-  /**
-   * Checks sent at once when checking starts, before pacing (default 8). Both peers start together, so every pair's
-   * first packets cross in the first round trip and the NAT holes open at once; a handful of small datagrams is no
-   * congestion risk. 1 gives plain RFC pacing.
-   */
-  readonly initialBurst?: number
-  /** Check retransmissions (default RTO 50 ms, 8 sends, giving up after ~6.5 s): a punched hole is often open on the first retransmission. */
-  readonly checkRetransmit?: RetransmitOptions
-  /** Keepalive interval on the selected path (default 15 s, below every common NAT binding lifetime). */
-  readonly keepaliveMs?: number
-  /** Consent freshness (RFC 7675): a check every interval (default 5 s ±20 %), consent lost after timeout (default 30 s). */
-  readonly consentIntervalMs?: number
-  readonly consentTimeoutMs?: number
-  readonly role?: 'controlling' | 'controlled'
   /**
    * Be an ICE-lite agent (RFC 8445 §2.5, §6.1.1; for a server with a public address): host candidates only, no checks
    * of its own, always controlled; a pair is used once the full peer nominates it (USE-CANDIDATE on a check).

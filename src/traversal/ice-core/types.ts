@@ -29,10 +29,17 @@ export type IceAction =
   | { readonly type: 'pair', readonly pair: CandidatePair }
   | { readonly type: 'state', readonly state: IceCoreState }
 
-/** Options of the sans-IO core; every time is in ms on the clock the adapter passes as `now`. */
+/**
+ * Options of the sans-IO core; every time is in ms on the clock the adapter passes as `now`. The public AgentOptions
+ * picks the role, pacing, retransmission, keepalive and consent fields from here, doc comments included.
+ */
 export interface IceCoreOptions {
   /** The clock reading when the agent was made: pair timestamps (firstCheckAt, endedAt) are relative to it. */
   readonly now: number
+  /**
+   * The role to start in (default controlling; an ICE-lite agent is always controlled). A role conflict with the peer
+   * may switch it (RFC 8445 §7.3.1.1).
+   */
   readonly role?: IceRole
   readonly lite?: boolean
   /** Components (RFC 8445 §4): 1 (default; RTP and RTCP multiplexed, RFC 5761) or 2 (RTP and RTCP apart). */
@@ -41,17 +48,24 @@ export interface IceCoreOptions {
   readonly tiebreaker?: bigint
   /** Local credentials (default fresh random ones). */
   readonly credentials?: IceCredentials
-  /** Ta, ms between paced checks (default 10). */
+  /** Ta: time between new checks (default 10 ms; RFC 8445 §14.2 uses 50 ms for the Internet at large). */
   readonly checkIntervalMs?: number
-  /** Checks sent at once when checking starts (default 8). */
+  /**
+   * Checks sent at once when checking starts, before pacing (default 8). Both peers start together, so every pair's
+   * first packets cross in the first round trip and the NAT holes open at once; a handful of small datagrams is no
+   * congestion risk. 1 gives plain RFC pacing.
+   */
   readonly initialBurst?: number
-  /** Check retransmission (default RTO 50 ms, 8 sends, Rm 4). */
+  /**
+   * Check retransmissions (default RTO 50 ms, 8 sends, Rm 4, giving up after ~6.5 s): a punched hole is often open on
+   * the first retransmission.
+   */
   readonly checkRetransmit?: RetransmitOptions
-  /** Binding indications on the selected path (default 15 s). */
+  /** Keepalive (Binding indication) interval on the selected path (default 15 s, below every common NAT binding lifetime). */
   readonly keepaliveMs?: number
-  /** RFC 7675 Tc (default 5 s, each interval randomized 0.8-1.2 × Tc). */
+  /** Consent freshness (RFC 7675): Tc, a check every interval (default 5 s, each interval randomized 0.8-1.2 × Tc). */
   readonly consentIntervalMs?: number
-  /** RFC 7675: consent is lost after this long without a response (default 30 s). */
+  /** Consent freshness (RFC 7675): consent is lost after this long without a response (default 30 s). */
   readonly consentTimeoutMs?: number
   /** Random numbers in [0, 1) for consent intervals (default Math.random): a seam for deterministic tests. */
   readonly random?: () => number
