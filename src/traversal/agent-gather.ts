@@ -24,20 +24,32 @@ export interface AgentBase {
   readonly turn?: TurnClient
 }
 
+/**
+ * The hard-NAT techniques gathering sets up (port mapping, port prediction, birthday spray), each only when asked for:
+ * written by gatherCandidates, read by the agent (its public getters, the checks' start, close).
+ */
+export interface HardNatGathering {
+  /** The current port-mapped candidate, if the gateway granted one. */
+  portMappedCandidate?: Candidate
+  /** The port-mapping attempt while it runs (close waits for it, so a late grant is removed, not left behind). */
+  portMapAttempt?: Promise<void>
+  portMapper?: PortMapper
+  /** What port prediction concluded (when it was asked for and has finished). */
+  portPrediction?: PortPrediction
+  /** Sends the first checks towards the peer's predicted ports in order (predictedBurst), right before checks start. */
+  predictionBurst?: () => void
+  /** The birthday spray (birthday-spray.ts), when asked for: made here, started and closed by the agent. */
+  birthdaySpray?: BirthdaySpray
+}
+
 /** What gathering needs from the Agent it gathers for (the adapter's side: sockets, TURN clients, events). */
 export interface GatherHost {
   readonly mux: SocketMux
   readonly options: AgentOptions
   readonly gatherAttempts: GatherAttempt[]
   readonly local: Candidate[]
-  portMappedCandidate: Candidate | undefined
-  portPrediction: PortPrediction | undefined
-  portMapAttempt: Promise<void> | undefined
-  portMapper: PortMapper | undefined
-  /** The birthday spray (birthday-spray.ts), when asked for: made here, started and closed by the agent. */
-  birthdaySpray: BirthdaySpray | undefined
-  /** Sends the first checks towards the peer's predicted ports in order (predictedBurst), right before checks start. */
-  predictionBurst: (() => void) | undefined
+  /** The agent's record of the hard-NAT techniques, filled in here. */
+  readonly hardNat: HardNatGathering
   /** The peer's candidates, signalled or learnt. */
   remotes: () => readonly Candidate[]
   /** A check request outside any transaction (IceCore.rawCheck), or undefined while the peer's credentials are unknown. */
@@ -102,20 +114,20 @@ export async function gatherCandidates (g: GatherHost, options: { trickle?: bool
     const offer = (m: GrantedMapping): void => {
       if (m.externalIp === null) { log('port mapping %d granted without an external address: no candidate', m.externalPort); return }
       const c = makeCandidate({ type: 'srflx', address: m.externalIp, port: m.externalPort, base: primary, server: `portmap:${m.protocol}`, related: { address: primary, port: socket.local.port }, localPreference: 65535 })
-      g.portMappedCandidate = c
+      g.hardNat.portMappedCandidate = c
       found(c)
     }
-    g.portMapAttempt = (async () => {
+    g.hardNat.portMapAttempt = (async () => {
       const r = await gatherPortMapped(socket.local.port, pmOptions, budget)
       g.gatherAttempts.push(r.attempt)
       if (r.mapper === undefined) return
       if (g.closed()) { await r.mapper.close(); return }
-      g.portMapper = r.mapper
-      r.mapper.on('renewed', (m) => { if (m.externalIp !== g.portMappedCandidate?.address || m.externalPort !== g.portMappedCandidate?.port) offer(m) })
+      g.hardNat.portMapper = r.mapper
+      r.mapper.on('renewed', (m) => { if (m.externalIp !== g.hardNat.portMappedCandidate?.address || m.externalPort !== g.hardNat.portMappedCandidate?.port) offer(m) })
       r.mapper.on('error', (err) => { log('port mapping: %s', err.message) })
       offer(r.mapper.mapping)
     })()
-    g.gateChecks(g.portMapAttempt, pmOptions.checksWaitMs ?? 500)
+    g.gateChecks(g.hardNat.portMapAttempt, pmOptions.checksWaitMs ?? 500)
   }
   const pp = g.options.portPrediction
   const ppOptions = pp === true ? {} : pp === false || pp === undefined ? undefined : pp
@@ -124,7 +136,7 @@ export async function gatherCandidates (g: GatherHost, options: { trickle?: bool
     const servers = [...(g.options.stunServers ?? []), ...(g.options.turnServers ?? []).filter(t => (t.transport ?? 'udp') === 'udp').map(t => t.server)]
     prediction = (async () => {
       const r = await gatherPredicted(hostBase.tx, servers, budget, predictedPortCount(ppOptions), g.options.signal)
-      g.portPrediction = r.prediction
+      g.hardNat.portPrediction = r.prediction
       g.gatherAttempts.push(r.attempt)
       const address = r.prediction.address
       if (address === null || g.closed()) return
@@ -133,15 +145,15 @@ export async function gatherCandidates (g: GatherHost, options: { trickle?: bool
       })
     })()
     g.gateChecks(prediction, ppOptions.checksWaitMs ?? 500)
-    g.predictionBurst = () => {
-      for (const to of predictedBurst(g.portPrediction, g.remotes())) { const c = g.rawCheck(); if (c !== undefined) hostBase.socket.send(c, to) }
+    g.hardNat.predictionBurst = () => {
+      for (const to of predictedBurst(g.hardNat.portPrediction, g.remotes())) { const c = g.rawCheck(); if (c !== undefined) hostBase.socket.send(c, to) }
     }
   }
   const bs = g.options.birthdaySpray
   if (bs !== undefined && bs !== false && !relayOnly && ipFamily(primary) === 4) {
     const servers = [...(g.options.stunServers ?? []), ...(g.options.turnServers ?? []).filter(t => (t.transport ?? 'udp') === 'udp').map(t => t.server)]
-    g.birthdaySpray = new BirthdaySpray(bs === true ? {} : bs, g.sprayHost(hostBase, primary), socket.local.address)
-    void g.birthdaySpray.measure(hostBase.tx, servers, budget, g.options.signal, prediction?.then(() => g.portPrediction))
+    g.hardNat.birthdaySpray = new BirthdaySpray(bs === true ? {} : bs, g.sprayHost(hostBase, primary), socket.local.address)
+    void g.hardNat.birthdaySpray.measure(hostBase.tx, servers, budget, g.options.signal, prediction?.then(() => g.hardNat.portPrediction))
   }
   const plan = planRelayAttempts(g.options.turnServers ?? [])
   let udpAllocated = false
@@ -179,7 +191,7 @@ export async function gatherCandidates (g: GatherHost, options: { trickle?: bool
     r.client.on('error', (err) => { log('relay: %s', err.message) })
     found(c)
   })
-  const portmap = [g.portMapAttempt, prediction].filter((p): p is Promise<void> => p !== undefined)
+  const portmap = [g.hardNat.portMapAttempt, prediction].filter((p): p is Promise<void> => p !== undefined)
   void Promise.all([...srflx, ...relays, ...portmap]).then(() => {
     g.complete(false)
   })

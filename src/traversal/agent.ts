@@ -3,11 +3,10 @@ import { createLogger } from '../log.js'
 import { formatEndpoint, ipFamily, sameTransportAddress, type Endpoint } from '../net/endpoint.js'
 import { bindDatagramSocket } from '../net/native.js'
 import type { DatagramSocket } from '../net/udp.js'
-import type { PortMapper } from '../portmap/mapper.js'
 import type { TurnClient } from '../relay/turn-client.js'
 import { StunTransactions, type RetransmitOptions } from '../stun/index.js'
 import type { AgentEvents, AgentOptions, MdnsResolution, PathInfo } from './agent-options.js'
-import { gatherCandidates, gatherComponent, type AgentBase, type GatherHost } from './agent-gather.js'
+import { gatherCandidates, gatherComponent, type AgentBase, type GatherHost, type HardNatGathering } from './agent-gather.js'
 import { makeCandidate, type Candidate } from './candidate.js'
 import type { GatherAttempt } from './gather.js'
 import { candidateKey, isRelayed, type CandidatePair, type CheckList } from './ice-core/check-list.js'
@@ -52,17 +51,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private closing: Promise<void> | undefined
   private readonly startedAt = clock()
   private readonly early: Array<[Buffer, number]> = []
-  /** The port-mapping attempt while it runs (close waits for it, so a late grant is removed, not left behind). */
-  private portMapAttempt: Promise<void> | undefined
-  private portMapper: PortMapper | undefined
-  /** The current port-mapped candidate, if the gateway granted one. */
-  portMappedCandidate: Candidate | undefined
-  /** What port prediction concluded (when it was asked for and has finished). */
-  portPrediction: PortPrediction | undefined
-  /** The birthday spray, when asked for (created by gather()). */
-  birthdaySpray: BirthdaySpray | undefined
-  /** Sends the first checks of a sequential × sequential pair, in order (port-prediction.ts predictedBurst). */
-  private predictionBurst: (() => void) | undefined
+  /** Port mapping, port prediction and birthday spray, as gathering set them up (agent-gather.ts). */
+  private readonly hardNat: HardNatGathering = {}
   /** Checks start when these have settled: the port-mapping answer, the prediction measurement (each bounded). */
   private readonly checkGates: Array<Promise<void>> = []
 
@@ -117,6 +107,12 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Whether an ICE restart is under way (the old path carries data until a new pair works). */
   get restarting (): boolean { return this.core.restarting }
+  /** The current port-mapped candidate, if the gateway granted one. */
+  get portMappedCandidate (): Candidate | undefined { return this.hardNat.portMappedCandidate }
+  /** What port prediction concluded (when it was asked for and has finished). */
+  get portPrediction (): PortPrediction | undefined { return this.hardNat.portPrediction }
+  /** The birthday spray, when asked for (created by gather()). */
+  get birthdaySpray (): BirthdaySpray | undefined { return this.hardNat.birthdaySpray }
 
   /**
    * ICE restart (RFC 8445 §9): new local credentials and a new check list over the same candidates. Data keeps flowing
@@ -204,24 +200,12 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   private gatherHost (mux: SocketMux, complete: (later: boolean) => void): GatherHost {
-    const agent = this
     return {
       mux,
       options: this.options,
       gatherAttempts: this.gatherAttempts,
       local: this.local,
-      get portMappedCandidate () { return agent.portMappedCandidate },
-      set portMappedCandidate (c) { agent.portMappedCandidate = c },
-      get portPrediction () { return agent.portPrediction },
-      set portPrediction (p) { agent.portPrediction = p },
-      get portMapAttempt () { return agent.portMapAttempt },
-      set portMapAttempt (p) { agent.portMapAttempt = p },
-      get portMapper () { return agent.portMapper },
-      set portMapper (m) { agent.portMapper = m },
-      get birthdaySpray () { return agent.birthdaySpray },
-      set birthdaySpray (b) { agent.birthdaySpray = b },
-      get predictionBurst () { return agent.predictionBurst },
-      set predictionBurst (f) { agent.predictionBurst = f },
+      hardNat: this.hardNat,
       remotes: () => this.remote,
       rawCheck: () => this.closing === undefined ? this.core.rawCheck() : undefined,
       sprayHost: (hostBase, primary) => this.sprayHost(hostBase, primary),
@@ -315,13 +299,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.options.lite === true) return
     const begin = (): void => {
       if (this.closing !== undefined) return
-      this.predictionBurst?.()
+      this.hardNat.predictionBurst?.()
       this.run(this.core.start(clock()))
     }
     // Predicting at both ends: the burst goes to the peer's predicted ports, so wait (bounded) until they are known.
-    if (this.predictionBurst !== undefined) this.gateChecks(this.peerPredictionKnown(), 1000)
+    if (this.hardNat.predictionBurst !== undefined) this.gateChecks(this.peerPredictionKnown(), 1000)
     if (this.checkGates.length === 0) begin(); else void Promise.all(this.checkGates).then(begin)
-    this.birthdaySpray?.start()
+    this.hardNat.birthdaySpray?.start()
   }
 
   /**
@@ -405,11 +389,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       clearTimeout(this.timer)
       this.core.close()
       for (const t of this.timers) clearTimeout(t)
-      await this.birthdaySpray?.close()
+      await this.hardNat.birthdaySpray?.close()
       for (const b of this.bases.values()) b.tx.close()
       await Promise.all([...this.bases.values()].map(async b => { await b.socket.close(); await b.turn?.close() }))
-      await this.portMapAttempt
-      await this.portMapper?.close()
+      await this.hardNat.portMapAttempt
+      await this.hardNat.portMapper?.close()
       await this.mdns.close()
       if (this.ownsSocket) await this.mux.socket.close()
       for (const m of this.componentMuxes) if (m.owned) await m.mux.socket.close()
@@ -425,7 +409,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     // Bounded like the gate that waits for it; trickled predicted candidates come together, so one more poll takes them all.
     let seen = false
     for (const until = clock() + 1000; this.closing === undefined && clock() < until;) {
-      const own = this.portPrediction
+      const own = this.hardNat.portPrediction
       if (own !== undefined && (own.reason !== 'predicted' || this.remoteGatheringComplete || seen)) return
       seen = this.remote.some(isPredictedCandidate)
       await new Promise(resolve => { const t = setTimeout(resolve, 5); t.unref() })
