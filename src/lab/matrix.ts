@@ -1,12 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { PairPrediction, Strategy } from '../discovery/predict.js'
 import type { NatType } from '../discovery/types.js'
 import { LabError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { Lab } from './lab.js'
+import { pairWithCli } from './pair-cli.js'
 import { LAB_STUN_PORT, LAB_TURN_PORT } from './services.js'
 import type { LabNatType, LabSite } from './types.js'
 import { WORKER_PATH, type PeerTask, type PeerWorkerResult, type WorkerTask } from './worker.js'
@@ -15,8 +12,6 @@ const log = createLogger('natcheck:lab:matrix')
 
 /** A library-level worker task, as the argv of a process inside a lab namespace (lab/worker.ts). */
 const worker = (task: WorkerTask): string[] => [process.execPath, WORKER_PATH, JSON.stringify(task)]
-/** The built natcheck CLI, run in the sites as a user runs it. */
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url))
 
 /** The NAT types of the connection matrix, in the issue's order. */
 export const MATRIX_TYPES: readonly LabNatType[] = ['none', 'full-cone', 'restricted-cone', 'port-restricted-cone', 'symmetric', 'symmetric-sequential', 'udp-blocked', 'tcp-only']
@@ -187,7 +182,9 @@ async function runCell (pair: MatrixPair, count: number, techniques: boolean): P
     const ip = lab.info.server.primaryIp
     log('%s: lab and servers up', label)
     // As a user does: natcheck on both sides, natcheck pair, then turn on the technique it names (if any).
-    const prediction = await predictWithCli(lab)
+    const pair = await pairWithCli(lab)
+    if (pair.prediction === undefined) log('%s: natcheck pair printed no result: %s', label, pair.stderr.slice(-300))
+    const prediction = pair.prediction
     const named = prediction === undefined ? null : predictedTechnique(prediction)
     const peer = async (site: LabSite, me: string, other: string): Promise<ReturnType<typeof parseOutcome>> => {
       const r = await lab.exec(site, worker({
@@ -226,26 +223,6 @@ function techniqueOptions (lab: Lab, site: LabSite, technique: DirectTechniqueNa
     case 'birthday-spray': return { birthdaySpray: {} }
     case 'tcp-simultaneous-open': return { tcpSimultaneousOpen: true }
     default: return {}
-  }
-}
-
-/** What `natcheck pair --json` prints. */
-interface CliPairPrediction extends PairPrediction { readonly a: NatType, readonly b: NatType }
-
-/** `natcheck --json` in both sites (as a user runs it: NAT discovery and the gateway probe), then `natcheck pair`. */
-async function predictWithCli (lab: Lab): Promise<CliPairPrediction | undefined> {
-  const dir = mkdtempSync(join(tmpdir(), 'natkit-matrix-'))
-  try {
-    const files = await Promise.all((['a', 'b'] as const).map(async (site) => {
-      const r = await lab.exec(site, [process.execPath, CLI, '--server', lab.info.server.primaryIp, '--json', '--timeout', '1500'], { timeoutMs: 30_000 })
-      const file = join(dir, `${site}.json`)
-      writeFileSync(file, r.stdout)
-      return file
-    }))
-    const r = await lab.exec('a', [process.execPath, CLI, 'pair', ...files, '--json'], { timeoutMs: 15_000 })
-    try { return JSON.parse(r.stdout) as CliPairPrediction } catch { log('natcheck pair printed no result: %s', r.stderr.slice(-300)); return undefined }
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
   }
 }
 

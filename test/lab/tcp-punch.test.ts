@@ -6,13 +6,10 @@
  * check and exchange datagrams over it — directly, NAT to NAT, also when no TURN server is given at all.
  */
 import { expect } from 'chai'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { Lab, labDown, LAB_STUN_PORT } from '../../src/lab/index.js'
 import type { LabNatType } from '../../src/lab/index.js'
+import { pairWithCli } from '../../src/lab/pair-cli.js'
 import type { PeerWorkerResult } from '../../src/lab/worker.js'
-import { CLI } from '../support/cli.js'
 import { requireLab, runLabPeers } from './support/lab-helpers.js'
 
 const COUNT = 10
@@ -36,22 +33,14 @@ for (const [natB, tag] of [['tcp-only', 't'], ['port-restricted-cone', 'c']] as 
     }
 
     it('natcheck pair, fed both sites\' real reports, names TCP simultaneous open first', async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'nktp-pair-'))
-      try {
-        const files = await Promise.all((['a', 'b'] as const).map(async (site) => {
-          const r = await lab.exec(site, [process.execPath, CLI, '--server', lab.info.server.primaryIp, '--json', '--timeout', '1500'], { timeoutMs: 60_000 })
-          const file = join(dir, `${site}.json`)
-          writeFileSync(file, r.stdout)
-          return file
-        }))
-        const r = await lab.exec('a', [process.execPath, CLI, 'pair', ...files, '--json'], { timeoutMs: 10_000 })
-        expect(r.code, r.stderr).to.equal(0)
-        const p = JSON.parse(r.stdout) as { a: string, b: string, strategy: string, alternatives: string[], costs: Record<string, string> }
-        expect(p.a, r.stdout).to.equal('udp-blocked')
-        expect(p.strategy, r.stdout).to.equal('relay-tcp')
-        expect(p.alternatives[0], r.stdout).to.equal('tcp-simultaneous-open')
-        expect(p.costs['tcp-simultaneous-open'], r.stdout).to.match(/connect\(\) per side/)
-      } finally { rmSync(dir, { recursive: true, force: true }) }
+      const r = await pairWithCli(lab)
+      expect(r.code, r.stderr).to.equal(0)
+      const p = r.prediction
+      expect(p, r.stdout).to.not.equal(undefined)
+      expect(p?.a, r.stdout).to.equal('udp-blocked')
+      expect(p?.strategy, r.stdout).to.equal('relay-tcp')
+      expect(p?.alternatives[0], r.stdout).to.equal('tcp-simultaneous-open')
+      expect(p?.costs?.['tcp-simultaneous-open'], r.stdout).to.match(/connect\(\) per side/)
     })
 
     it('relays (TURN over TCP) without the option', async () => {
