@@ -9,7 +9,7 @@
 import { expect } from 'chai'
 import { Lab, labDown, LAB_STUN_PORT } from '../../src/lab/index.js'
 import type { PeerWorkerResult } from '../../src/lab/worker.js'
-import { requireLab, runLabPeers, type PeerExtras } from './support/lab-helpers.js'
+import { expectRelayed, requireLab, runLabPeers, type PeerExtras } from './support/lab-helpers.js'
 
 const COUNT = 10
 
@@ -37,14 +37,7 @@ describe('lab: birthday spray (symmetric, random ports × port-restricted cone)'
   })
 
   it('relays with the spray off', async () => {
-    const [a, b] = await run('off', false)
-    const where = JSON.stringify({ a, b })
-    expect(a.error, where).to.equal(null)
-    expect(b.error, where).to.equal(null)
-    expect(a.path?.type, where).to.equal('relay')
-    expect(b.path?.type, where).to.equal('relay')
-    expect(a.spray, where).to.equal(undefined)
-    expect(a.delivered + b.delivered, where).to.equal(2 * COUNT)
+    expectRelayed(await run('off', false), COUNT, 'spray')
   })
 
   it('goes direct with the spray on, over A\'s winning spray socket, and reports spray-hit with its probability', async () => {

@@ -5,7 +5,7 @@
 import { expect } from 'chai'
 import { Lab, labDown, LAB_STUN_PORT } from '../../src/lab/index.js'
 import type { PeerWorkerResult } from '../../src/lab/worker.js'
-import { requireLab, runLabPeers, type PeerExtras } from './support/lab-helpers.js'
+import { expectRelayed, requireLab, runLabPeers, type PeerExtras } from './support/lab-helpers.js'
 
 const COUNT = 10
 
@@ -31,12 +31,7 @@ describe('lab: port prediction at both ends (symmetric-sequential × symmetric-s
   }
 
   it('relays with prediction off', async () => {
-    const [a, b] = await run('off', false)
-    const where = JSON.stringify({ a, b })
-    expect(a.error, where).to.equal(null)
-    expect(a.path?.type, where).to.equal('relay')
-    expect(b.path?.type, where).to.equal('relay')
-    expect(a.delivered + b.delivered, where).to.equal(2 * COUNT)
+    expectRelayed(await run('off', false), COUNT, 'prediction')
   })
 
   it('goes direct with prediction at both ends, between ports both sides predicted', async () => {

@@ -8,7 +8,7 @@
 import { expect } from 'chai'
 import { Lab, labDown, LAB_STUN_PORT } from '../../src/lab/index.js'
 import type { PeerWorkerResult } from '../../src/lab/worker.js'
-import { requireLab, runLabPeers } from './support/lab-helpers.js'
+import { expectRelayed, requireLab, runLabPeers } from './support/lab-helpers.js'
 
 const COUNT = 10
 
@@ -30,14 +30,7 @@ describe('lab: port prediction (symmetric-sequential × port-restricted cone)', 
   }
 
   it('relays with prediction off', async () => {
-    const [a, b] = await run('off', false)
-    const where = JSON.stringify({ a, b })
-    expect(a.error, where).to.equal(null)
-    expect(b.error, where).to.equal(null)
-    expect(a.path?.type, where).to.equal('relay')
-    expect(b.path?.type, where).to.equal('relay')
-    expect(a.prediction, where).to.equal(undefined)
-    expect(a.delivered + b.delivered, where).to.equal(2 * COUNT)
+    expectRelayed(await run('off', false), COUNT, 'prediction')
   })
 
   it('goes direct with prediction on, over one of the ports A predicted', async () => {

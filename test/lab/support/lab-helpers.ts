@@ -1,7 +1,8 @@
 /**
  * Helpers of the real-kernel lab tests: prerequisites, coturn's turnserver in RFC 5780 mode, the
- * udp-probe script, and a parser for `turnutils_natdiscovery` output.
+ * udp-probe script, a parser for `turnutils_natdiscovery` output, and natkit peers in both sites.
  */
+import { expect } from 'chai'
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { Lab, LabNode } from '../../../src/lab/index.js'
@@ -163,4 +164,26 @@ export async function runLabPeers (lab: Lab, tag: string, count: number, extras:
     try { return JSON.parse(r.stdout) as PeerWorkerResult } catch { throw new Error(`peer ${site} printed no result: ${r.stderr.slice(-600)}`) }
   }
   return await Promise.all([one('a', task(`${tag}-a`, `${tag}-b`, extras.a)), one('b', task(`${tag}-b`, `${tag}-a`, extras.b))])
+}
+
+/** The field of a PeerWorkerResult that reports a technique (present only when the technique was asked for). */
+export type TechniqueReport = 'portMapped' | 'prediction' | 'spray' | 'tcpPunch'
+
+/**
+ * The pair relayed, as it must where no technique opens it: no error on either side, both paths relayed, every
+ * datagram delivered both ways (`count` each), and, with `absent`, that technique's report on neither side (it was
+ * not asked for).
+ */
+export function expectRelayed ([a, b]: [PeerWorkerResult, PeerWorkerResult], count: number, absent?: TechniqueReport): void {
+  const where = JSON.stringify({ a, b })
+  expect(a.error, where).to.equal(null)
+  expect(b.error, where).to.equal(null)
+  expect(a.path?.type, where).to.equal('relay')
+  expect(b.path?.type, where).to.equal('relay')
+  if (absent !== undefined) {
+    expect(a[absent], where).to.equal(undefined)
+    expect(b[absent], where).to.equal(undefined)
+  }
+  expect(a.delivered, where).to.equal(count)
+  expect(b.delivered, where).to.equal(count)
 }
