@@ -1,11 +1,7 @@
-import type { ChildProcess } from 'node:child_process'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { pathToFileURL } from 'node:url'
 import { Lab, LAB_STUN_PORT } from '../src/lab/index.js'
 import { WORKER_PATH, type PeerTask, type PeerWorkerResult } from '../src/lab/worker.js'
 import { canRunLab, median } from './support.js'
-
-/** The PCP/NAT-PMP gateway that really forwards (and SNATs) on a lab router: the lab tests' own. */
-const GATEWAY = fileURLToPath(new URL('../test/lab/support/forwarding-gateway.js', import.meta.url))
 
 interface Run { direct: boolean, directMs: number | null, connectToFirstDatagramMs: number | null, portUsed: number | null }
 
@@ -16,8 +12,9 @@ interface Run { direct: boolean, directMs: number | null, connectToFirstDatagram
  *   and which predicted port the NAT gave (1 = the first predicted: the ports the peer spent checking before the hit);
  * - port prediction at both ends: symmetric-sequential × symmetric-sequential, both predicting (each side's first checks
  *   go to the other's predicted ports in order); direct share, time, and which predicted port pair was used;
- * - port mapping: symmetric × port-restricted cone, the symmetric side's router granting PCP/NAT-PMP mappings
- *   (support/forwarding-gateway), the agent with `portMapping`; how often direct and how fast.
+ * - port mapping: symmetric × port-restricted cone, the symmetric side's router running a real miniupnpd (PCP, NAT-PMP,
+ *   UPnP IGD; src/lab/miniupnpd.ts), the agent with `portMapping` asking all three at once (the default, first grant
+ *   wins); how often direct and how fast.
  * - birthday spray: symmetric (random ports, `fully-random`) × port-restricted cone, both agents with `birthdaySpray`
  *   (256 sockets × up to 2048 probes at 2000/s); over `sprayRuns` runs the success rate against the probability computed
  *   beforehand, the time to the direct path, and the packets, probed ports and sockets spent per success.
@@ -31,6 +28,16 @@ export async function benchHardNat (options: { runs?: number, sprayRuns?: number
   const prediction: Run[] = []
   const mapping: Run[] = []
   const spray: SprayRun[] = []
+  // First: a lab router without miniupnpd installed fails here (LabError), before the longer runs.
+  {
+    const lab = await Lab.up({ natA: 'symmetric', natB: 'port-restricted-cone', upnp: ['a'], servers: true })
+    try {
+      for (let i = 0; i < runs; i++) {
+        const [a, b] = await peers(lab, `m${i}`, { portMapping: { gateway: lab.info.a.lanGateway } }, {})
+        mapping.push(runOf(a, b, null))
+      }
+    } finally { await lab.down() }
+  }
   {
     const lab = await Lab.up({ natA: 'symmetric', natB: 'port-restricted-cone', servers: true })
     try {
@@ -64,25 +71,11 @@ export async function benchHardNat (options: { runs?: number, sprayRuns?: number
       }
     } finally { await lab.down() }
   }
-  {
-    const lab = await Lab.up({ natA: 'symmetric', natB: 'port-restricted-cone', servers: true })
-    let gw: ChildProcess | undefined
-    try {
-      gw = await startGateway(lab)
-      for (let i = 0; i < runs; i++) {
-        const [a, b] = await peers(lab, `m${i}`, { portMapping: { gateway: lab.info.a.lanGateway, protocols: ['pcp', 'nat-pmp'] } }, {})
-        mapping.push(runOf(a, b, null))
-      }
-    } finally {
-      if (gw?.pid !== undefined && gw.exitCode === null) process.kill(gw.pid, 'SIGTERM')
-      await lab.down()
-    }
-  }
   return {
     runs,
     portPrediction: { pair: 'symmetric-sequential × port-restricted-cone', ...summary(prediction), predictedPortUsed: stats(prediction.map(r => r.portUsed)), portsOffered: 12 },
     portPredictionBothEnds: { pair: 'symmetric-sequential × symmetric-sequential', ...summary(both), predictedPortUsed: stats(both.map(r => r.portUsed)), portsOffered: 12 },
-    portMapping: { pair: 'symmetric (router maps ports) × port-restricted-cone', ...summary(mapping) },
+    portMapping: { pair: 'symmetric (router runs miniupnpd) × port-restricted-cone', gateway: 'miniupnpd (Debian), PCP + NAT-PMP + UPnP IGD asked at once', ...summary(mapping) },
     birthdaySpray: spraySummary(spray),
     note: 'without the technique every pair relays (test/lab/port-prediction, test/lab/portmap-candidate, test/lab/birthday-spray); lab round trips are ~0.1-1 ms'
   }
@@ -141,15 +134,6 @@ async function peers (lab: Lab, tag: string, a: Partial<PeerTask>, b: Partial<Pe
     return JSON.parse(r.stdout) as PeerWorkerResult
   }
   return await Promise.all([one('a', task(`${tag}-a`, `${tag}-b`, a)), one('b', task(`${tag}-b`, `${tag}-a`, b))])
-}
-
-async function startGateway (lab: Lab): Promise<ChildProcess> {
-  const gw = lab.spawn('router-a', [process.execPath, GATEWAY, JSON.stringify({ bind: lab.info.a.lanGateway, externalIp: lab.info.a.wanIp })], { stdio: ['ignore', 'pipe', 'inherit'] })
-  let out = ''
-  gw.stdout?.on('data', (d: Buffer) => { out += d.toString() })
-  for (let i = 0; i < 100 && !out.includes('ready'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
-  if (!out.includes('ready')) throw new Error('the forwarding gateway did not start')
-  return gw
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
