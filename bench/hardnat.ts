@@ -1,5 +1,5 @@
 import { pathToFileURL } from 'node:url'
-import { Lab, LAB_STUN_PORT } from '../src/lab/index.js'
+import { Lab, LAB_STUN_PORT, type LabNatType } from '../src/lab/index.js'
 import { WORKER_PATH, type PeerTask, type PeerWorkerResult } from '../src/lab/worker.js'
 import { canRunLab, median } from './support.js'
 
@@ -25,7 +25,6 @@ export async function benchHardNat (options: { runs?: number, sprayRuns?: number
   if (why !== undefined) return { skipped: why }
   const runs = options.runs ?? 5
   const sprayRuns = options.sprayRuns ?? 20
-  const prediction: Run[] = []
   const mapping: Run[] = []
   const spray: SprayRun[] = []
   // First: a lab router without miniupnpd installed fails here (LabError), before the longer runs.
@@ -48,29 +47,8 @@ export async function benchHardNat (options: { runs?: number, sprayRuns?: number
       }
     } finally { await lab.down() }
   }
-  {
-    const lab = await Lab.up({ natA: 'symmetric-sequential', natB: 'port-restricted-cone', servers: true })
-    try {
-      for (let i = 0; i < runs; i++) {
-        const [a, b] = await peers(lab, `p${i}`, { portPrediction: { ports: 12 } }, { portPrediction: { ports: 12 } })
-        const port = Number((b.path?.remote.split(' ')[1] ?? '').split(':')[1])
-        const used = a.prediction?.ports.indexOf(port) ?? -1
-        prediction.push(runOf(a, b, used >= 0 ? used + 1 : null))
-      }
-    } finally { await lab.down() }
-  }
-  const both: Run[] = []
-  {
-    const lab = await Lab.up({ natA: 'symmetric-sequential', natB: 'symmetric-sequential', servers: true })
-    try {
-      for (let i = 0; i < runs; i++) {
-        const [a, b] = await peers(lab, `q${i}`, { portPrediction: { ports: 12 } }, { portPrediction: { ports: 12 } })
-        const port = Number((b.path?.remote.split(' ')[1] ?? '').split(':')[1])
-        const used = a.prediction?.ports.indexOf(port) ?? -1
-        both.push(runOf(a, b, used >= 0 ? used + 1 : null))
-      }
-    } finally { await lab.down() }
-  }
+  const prediction = await predictionRuns('port-restricted-cone', 'p', runs)
+  const both = await predictionRuns('symmetric-sequential', 'q', runs)
   return {
     runs,
     portPrediction: { pair: 'symmetric-sequential × port-restricted-cone', ...summary(prediction), predictedPortUsed: stats(prediction.map(r => r.portUsed)), portsOffered: 12 },
@@ -120,6 +98,24 @@ function summary (rs: Run[]): Record<string, unknown> {
 function stats (xs: Array<number | null>): { median: number, max: number } | null {
   const v = xs.filter((x): x is number => x !== null)
   return v.length === 0 ? null : { median: Math.round(median(v) * 10) / 10, max: Math.round(Math.max(...v) * 10) / 10 }
+}
+
+/**
+ * `runs` runs of both peers predicting 12 ports in a fresh symmetric-sequential × `natB` lab; `portUsed` is which of
+ * A's predicted ports B reached (1 = the first).
+ */
+async function predictionRuns (natB: LabNatType, tag: string, runs: number): Promise<Run[]> {
+  const out: Run[] = []
+  const lab = await Lab.up({ natA: 'symmetric-sequential', natB, servers: true })
+  try {
+    for (let i = 0; i < runs; i++) {
+      const [a, b] = await peers(lab, `${tag}${i}`, { portPrediction: { ports: 12 } }, { portPrediction: { ports: 12 } })
+      const port = Number((b.path?.remote.split(' ')[1] ?? '').split(':')[1])
+      const used = a.prediction?.ports.indexOf(port) ?? -1
+      out.push(runOf(a, b, used >= 0 ? used + 1 : null))
+    }
+  } finally { await lab.down() }
+  return out
 }
 
 async function peers (lab: Lab, tag: string, a: Partial<PeerTask>, b: Partial<PeerTask>): Promise<[PeerWorkerResult, PeerWorkerResult]> {
