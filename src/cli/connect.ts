@@ -153,7 +153,8 @@ export function registerConnectCommand (program: Command): void {
           await session.settle(flags.settle)
         }
         const echo = await echoExchange(session, client, flags.peer as string, count)
-        const report = session.report()
+        // The path the exchange ran on: a direct TCP path ends when the peer, done first, closes its session.
+        const report = { ...session.report(), path: echo.path ?? null }
         if (json) {
           printJson({ ...jsonReport(report), delivered: echo.delivered, lost: count - echo.delivered, echoRttMs: echo.medianRttMs })
         } else {

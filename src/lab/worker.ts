@@ -94,11 +94,10 @@ async function runPeer (t: PeerTask): Promise<void> {
     // One hello datagram at once (as natcheck connect does): the peer's report then measures connect() → first datagram.
     session.send(Buffer.from([0x48, 0, 0, 0, 0]))
     if (t.settleMs > 0 && session.path.type !== 'direct') await session.settle(t.settleMs)
-    // With the TCP punch, the path the exchange runs on: a TCP path ends when the peer, done first, closes its session.
-    const ran = t.tcpSimultaneousOpen !== undefined ? session.path : undefined
     const echo = await echoExchange(session, client, t.peer, t.count)
     const r = session.report()
-    const p = ran ?? r.path
+    // The path the exchange ran on: a direct TCP path ends when the peer, done first, closes its session.
+    const p = echo.path ?? null
     print({
       path: p === null ? null : { type: p.type, local: `${p.local.type} ${formatEndpoint(p.local)}`, remote: `${p.remote.type} ${formatEndpoint(p.remote)}`, rttMs: p.rttMs },
       timings: r.timings,

@@ -36,9 +36,13 @@ export class NonceIssuer {
     this.cookie = encodeNonceCookie({ passwordAlgorithms: options.passwordAlgorithms ?? true, usernameAnonymity: false })
   }
 
-  /** A fresh nonce for a client at `clientIp`, valid for `lifetime` seconds from `now` (ms). */
+  /**
+   * A fresh nonce for a client at `clientIp`, valid for at least `lifetime` seconds from `now` (ms) and less than one
+   * second more: the expiry is in whole seconds, rounded up (rounded down, a nonce issued late in a second would lose
+   * up to that second; with a 1 s lifetime it could be stale a millisecond after it was issued).
+   */
   issue (clientIp: string, now: number): string {
-    const expiry = Math.floor(now / 1000) + this.lifetime
+    const expiry = Math.ceil(now / 1000) + this.lifetime
     const body = `${this.cookie}${expiry.toString(16)}`
     return `${body}.${this.mac(body, clientIp)}`
   }

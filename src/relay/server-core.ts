@@ -340,10 +340,9 @@ export class TurnServerCore {
         actions.push({ type: 'close-relay', relay: r.key })
       }
     }
-    if (alloc.reservationToken !== undefined) {
-      const res = this.table.reservations.get(alloc.reservationToken)
-      if (res !== undefined) { this.table.reservations.delete(alloc.reservationToken); this.pool(res.family, alloc.relayProtocol).release(res.port) }
-    }
+    // A RESERVATION-TOKEN's port stays reserved when the allocation that asked for it ends: RFC 8656 §7.2 holds it
+    // "for about 30 seconds" for a subsequent Allocate, not for as long as the first allocation lives (coturn keeps
+    // it too, and with --workers another worker honours the stateless token anyway). The sweep releases it unclaimed.
     for (const id of alloc.tcpConnections) {
       this.tcp.delete(id)
       actions.push({ type: 'tcp-close', connectionId: id })

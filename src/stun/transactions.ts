@@ -10,6 +10,9 @@ import { resolveRetransmit, udpSchedule, type ResolvedRetransmit, type Retransmi
 
 const log = createLogger('natcheck:stun:transaction')
 
+/** How late node's timers fire on a busy but running event loop (ms): a shorter final wait than planned is no stall. */
+const TIMER_SLACK_MS = 5
+
 /** A response matched to a request. */
 export interface StunResponse {
   readonly message: StunMessage
@@ -101,10 +104,24 @@ export class StunTransactions {
       }
       send()
       for (const at of sends.slice(1)) timers.push(setTimeout(send, at))
-      timers.push(setTimeout(() => {
+      // RFC 8489 §6.2.1: fail once "a duration equal to Rm times the RTO has passed" after the last request, counted
+      // from when it was really sent. When the event loop was blocked or starved past the deadline, the last
+      // retransmission and this timer fire together, late, and node runs due timers before it reads the sockets: the
+      // answer may be waiting unread (or, from a server in this process, not yet sent). Then the wait after the last
+      // send starts again, once, so silence is concluded only after the process could listen for Rm × RTO.
+      const finalWait = r.rm * r.rtoMs
+      let rearmed = false
+      const expire = (): void => {
+        const waited = this.now() - entry.lastSend
+        if (!rearmed && (entry.sends < sends.length || waited < finalWait - TIMER_SLACK_MS)) {
+          rearmed = true
+          timers.push(setTimeout(expire, entry.sends < sends.length ? finalWait : finalWait - waited))
+          return
+        }
         entry.finish()
         reject(new StunTimeoutError(formatEndpoint(to), Math.round(this.now() - started)))
-      }, timeout))
+      }
+      timers.push(setTimeout(expire, timeout))
     })
   }
 

@@ -116,6 +116,50 @@ describe('natcheck relay --workers 2: TCP connections spread over workers (CLI)'
     }
   })
 
+  it('loses no byte sent behind the first frame while the primary reads it and hands the connection over', async () => {
+    const { port } = await startRelay([])
+    // Each client splits its first request, sends the second in the same write as the first's tail, and the rest in
+    // writes of their own at 0-40 ms: bytes reach the primary before, during and after its first-frame read and
+    // while the hand-over waits in node's IPC queue (one handle in flight per worker; 24 clients at once), and the
+    // worker must read every one of them.
+    const PER_CONNECTION = 8
+    const client = async (): Promise<number> => {
+      const reqs = Array.from({ length: PER_CONNECTION }, () => new MessageBuilder(Method.Binding, MessageClass.Request).build())
+      const pending = new Set(reqs.map(r => r.subarray(8, 20).toString('hex')))
+      const sock = connect({ host: '127.0.0.1', port })
+      sock.on('error', () => {})
+      return await new Promise<number>((resolve) => {
+        let buf = Buffer.alloc(0)
+        const finish = (): void => { clearTimeout(timer); sock.destroy(); resolve(PER_CONNECTION - pending.size) }
+        const timer = setTimeout(finish, 10_000)
+        sock.on('data', (d: Buffer) => {
+          buf = Buffer.concat([buf, d])
+          while (buf.length >= 20 && buf.length >= 20 + buf.readUInt16BE(2)) {
+            const m = StunMessage.decode(buf.subarray(0, 20 + buf.readUInt16BE(2)))
+            buf = buf.subarray(20 + buf.readUInt16BE(2))
+            if (m.method === Method.Binding && m.cls === MessageClass.SuccessResponse) pending.delete(Buffer.from(m.transactionId).toString('hex'))
+          }
+          if (pending.size === 0) finish()
+        })
+        sock.once('close', finish)
+        sock.once('connect', () => {
+          sock.write(reqs[0].subarray(0, 7))
+          setImmediate(() => {
+            sock.write(Buffer.concat([reqs[0].subarray(7), reqs[1]]))
+            reqs.slice(2).forEach((r, i) => { setTimeout(() => { if (!sock.destroyed) sock.write(r) }, [0, 2, 5, 10, 20, 40][i]) })
+          })
+        })
+      })
+    }
+    for (let round = 0; round < 3; round++) {
+      // 24 at once: under the per-source limit of unauthenticated connections (32), spread over both workers.
+      const answered = await Promise.all(Array.from({ length: 24 }, client))
+      expect(answered, `round ${round}`).to.deep.equal(Array.from({ length: 24 }, () => PER_CONNECTION))
+      // Let the closed connections leave the per-source count before the next round.
+      await sleep(300)
+    }
+  })
+
   it('RFC 6062: Connect + ConnectionBind and ConnectionAttempt work wherever the data connection is accepted, over several runs', async () => {
     const { s, port } = await startRelay([])
     const echo = await echoServer()

@@ -42,6 +42,15 @@ describe('relay building blocks', () => {
       expect(new NonceIssuer().check(nonce, '1.2.3.4', 5000)).to.equal('invalid')
     })
 
+    it('keeps a nonce valid for its whole lifetime wherever in a second it was issued, and stale within a second more', () => {
+      const n = new NonceIssuer({ lifetime: 1 })
+      for (const issuedAt of [1_700_000_000_000, 1_700_000_000_001, 1_700_000_000_500, 1_700_000_000_999]) {
+        const nonce = n.issue('1.2.3.4', issuedAt)
+        for (const after of [0, 1, 500, 999]) expect(n.check(nonce, '1.2.3.4', issuedAt + after), `issued at ${issuedAt}, checked ${after} ms later`).to.equal('valid')
+        expect(n.check(nonce, '1.2.3.4', issuedAt + 2000), `issued at ${issuedAt}, checked 2 s later`).to.equal('stale')
+      }
+    })
+
     // A tampered character must differ from the original whatever the (random-secret) MAC happens to be: replacing a
     // character with a fixed one ('A') leaves the nonce unchanged when it already was that character (1 run in 64).
     const other = (c: string): string => c === 'A' ? 'B' : 'A'

@@ -213,6 +213,26 @@ describe('TurnServerCore', () => {
       expect(codeOf(h3.allocate((b) => b.add(ReservationToken, token)))).to.equal(508)
     })
 
+    it('keeps the reserved port when the allocation that asked for it ends first (as uclient\'s probe does), until it expires', () => {
+      const core = newCore()
+      const h = new Harness(core)
+      const first = h.allocate((b) => b.add(EvenPort, { reserve: true }))
+      const port = first.res?.get(XorRelayedAddress)?.port as number
+      const token = first.res?.get(ReservationToken) as Uint8Array
+      // The first allocation ends (here a Refresh with LIFETIME 0; over TCP, its connection closing) before the token is used.
+      expect(h.request(Method.Refresh, (b) => b.add(Lifetime, 0)).res?.cls).to.equal(MessageClass.SuccessResponse)
+      expect(core.stats(h.now)).to.include({ allocations: 0, reservations: 1 })
+      const h2 = new Harness(core, { address: '198.51.100.7', port: 40001 })
+      expect(h2.allocate((b) => b.add(ReservationToken, token)).res?.get(XorRelayedAddress)?.port).to.equal(port + 1)
+      // Unclaimed, it lapses with the sweep after ~30 s like any reservation.
+      const h3 = new Harness(core, { address: '198.51.100.7', port: 40002 })
+      const other = h3.allocate((b) => b.add(EvenPort, { reserve: true })).res?.get(ReservationToken) as Uint8Array
+      expect(h3.request(Method.Refresh, (b) => b.add(Lifetime, 0)).res?.cls).to.equal(MessageClass.SuccessResponse)
+      h3.now += 31_000
+      core.tick(h3.now)
+      expect(codeOf(new Harness(core, { address: '198.51.100.7', port: 40003 }).allocate((b) => b.add(ReservationToken, other)))).to.equal(508)
+    })
+
     it('answers 486 over the per-user quota and the total quota', () => {
       const core = newCore({ userQuota: 2, totalQuota: 3 })
       for (let i = 0; i < 2; i++) expect(new Harness(core, { address: '198.51.100.7', port: 1000 + i }).allocate().res?.cls).to.equal(MessageClass.SuccessResponse)

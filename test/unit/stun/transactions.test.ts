@@ -7,6 +7,7 @@ import {
 import { buildBindingRequest } from '../../../src/stun/client.js'
 import { expectRejection } from '../../support/assert.js'
 import { FakeSocket } from '../../support/fake-socket.js'
+import type { Endpoint } from '../../../src/net/endpoint.js'
 
 const SERVER = { address: '198.51.100.1', port: 3478 }
 
@@ -68,6 +69,41 @@ describe('StunTransactions', () => {
     const resA = await a
     expect(resA.message.cls).to.equal(MessageClass.SuccessResponse)
     expect(others.map(o => o.length)).to.deep.equal([1, 27])
+  })
+
+  it('after the event loop was blocked past the deadline, still takes the answer before concluding silence', async () => {
+    // A server in this process, 1 ms away each way (as on the NAT simulator): its answer needs two timer turns.
+    class NearServer extends FakeSocket {
+      override send (data: Uint8Array, to: Endpoint): void {
+        super.send(data, to)
+        setTimeout(() => { setTimeout(() => { this.deliver(successFor(Buffer.from(data)), to) }, 1) }, 1)
+      }
+    }
+    const socket = new NearServer()
+    const tx = new StunTransactions(socket)
+    const p = tx.request(buildBindingRequest(), SERVER, { rtoMs: 10, rc: 2, rm: 2 })
+    // Sends at 0 and 10 ms, silence at 30 ms; the loop is blocked (a busy machine, a long GC) for 100 ms, so the
+    // retransmission and the deadline fire together, after the first answer's first hop but before its second.
+    const blockedUntil = performance.now() + 100
+    while (performance.now() < blockedUntil) { /* blocked */ }
+    const res = await p
+    expect(res.message.cls).to.equal(MessageClass.SuccessResponse)
+    expect(socket.sent).to.have.length(2)
+    expect(tx.size).to.equal(0)
+  })
+
+  it('still concludes silence within one more final wait when the loop was blocked and nothing answers', async () => {
+    const socket = new FakeSocket()
+    const tx = new StunTransactions(socket)
+    const started = performance.now()
+    const p = tx.request(buildBindingRequest(), SERVER, { rtoMs: 10, rc: 2, rm: 2 })
+    const blockedUntil = performance.now() + 100
+    while (performance.now() < blockedUntil) { /* blocked */ }
+    await expectRejection(p, StunTimeoutError)
+    // The last send went out at ~100 ms (late); the final wait of Rm × RTO = 20 ms is counted from it.
+    expect(performance.now() - started).to.be.within(115, 1000)
+    expect(socket.sent).to.have.length(2)
+    expect(tx.size).to.equal(0)
   })
 
   it('rejects with AbortError when the signal aborts, and forgets the request', async () => {
