@@ -39,6 +39,8 @@ export interface Conn {
   closing: boolean
   /** Counted in `pending` (and in pendingBySource): not registered, not closing. */
   pending: boolean
+  /** The SessionRequest `ref` while this connection's `resume` waits for another node's handover. */
+  resuming?: string
 }
 
 /** How many recent `seq`s per session are remembered to recognise retransmissions. */
