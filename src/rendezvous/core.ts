@@ -162,14 +162,23 @@ export class RendezvousCore {
     return out
   }
 
-  /** Tell every connection the server is going away and close them; forget all state. */
-  shutdown (now: number): RendezvousAction[] {
+  /**
+   * Tell every connection the server is going away and close them; the sessions stay (resumable, and in a cluster
+   * ready to be handed over to the node their clients reconnect to) until shutdown().
+   */
+  closeAll (now: number): RendezvousAction[] {
     const out: RendezvousAction[] = []
     for (const conn of this.conns.values()) {
       if (conn.closing) continue
       out.push(...this.conns.fatal(conn, 'shutting_down', 'the server is closing'))
       if (conn.session?.conn === conn) out.push(...this.detach(conn.session, now))
     }
+    return out
+  }
+
+  /** Tell every connection the server is going away and close them; forget all state. */
+  shutdown (now: number): RendezvousAction[] {
+    const out = this.closeAll(now)
     for (const s of [...this.sessions.byKey.values()]) this.forget(s)
     this.resuming.clear()
     this.queues.clear()

@@ -45,6 +45,12 @@ export interface RendezvousServerOptions extends RendezvousCoreOptions {
    * find and signal each other. The server starts it, and closes it on close(). Its `node` names this server.
    */
   readonly remote?: RendezvousRemote
+  /**
+   * On close(), how long a server whose `remote` moves sessions keeps its sessions after telling its clients it is
+   * going away (`shutting_down`), so that those reconnecting to another node resume there (default 3000 ms; 0 off;
+   * it ends as soon as every session has moved). Without such a remote, sessions end at once.
+   */
+  readonly handoverGraceMs?: number
 }
 
 /** Events a RendezvousServer emits. */
@@ -76,6 +82,8 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
   /** Timers bounding the wait for a session another node holds (SessionRequest ref → timer). */
   private readonly resumeTimers = new Map<string, NodeJS.Timeout>()
   private closing: Promise<void> | undefined
+  /** Whether the remote is still to be used (until close() has given it up). */
+  private remoteOpen = true
   private readonly now: () => number
   private readonly wss: WebSocketServer
   private readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => { this.onUpgrade(req, socket, head) }
@@ -251,7 +259,7 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
       log('could not hand a message for %s to node %s: queued here', a.message.to, a.node)
       this.execute(this.core.forwardFailed(a.message, a.ack, this.now()))
     }
-    if (remote === undefined || this.closing !== undefined) { done(false); return }
+    if (remote === undefined || !this.remoteOpen) { done(false); return }
     remote.forward(a.node, a.message).then(done, () => { done(false) })
   }
 
@@ -275,7 +283,7 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
       log('could not hand the session of %s over to node %s: kept here', a.handover.id, a.node)
       this.execute(this.core.handOverFailed(a.node, a.handover, this.now()))
     }
-    if (remote?.handOver === undefined || this.closing !== undefined) { done(false); return }
+    if (remote?.handOver === undefined || !this.remoteOpen) { done(false); return }
     remote.handOver(a.node, a.handover).then(done, () => { done(false) })
   }
 
@@ -344,8 +352,18 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
     this.resumeTimers.clear()
     this.http.off('upgrade', this.upgrade)
     this.http.off('connection', this.connection)
+    const remote = this.options.remote
+    const grace = this.core.options.cluster ? (this.options.handoverGraceMs ?? 3000) : 0
+    if (grace > 0 && this.core.stats().sessions > 0) {
+      // Clients reconnect elsewhere and resume there: their sessions are handed over while this node still answers.
+      this.execute(this.core.closeAll(this.now()))
+      const end = Date.now() + grace
+      while (Date.now() < end && this.core.stats().sessions > 0) await new Promise((resolve) => setTimeout(resolve, 50))
+      log('closing: %d sessions handed over, %d not asked for', this.core.stats().sessionsHandedOver, this.core.stats().sessions)
+    }
     this.execute(this.core.shutdown(this.now()))
-    await this.options.remote?.close()
+    this.remoteOpen = false
+    await remote?.close()
     if (this.sockets.size > 0) {
       const open = [...this.sockets.values()].map(ws => new Promise<void>((resolve) => { if (ws.readyState === WebSocket.CLOSED) resolve(); else ws.once('close', () => { resolve() }) }))
       let timer: NodeJS.Timeout | undefined

@@ -28,10 +28,10 @@ describe('rendezvous: a session resumed at another server of a cluster (127.0.0.
     for (const c of cleanup.splice(0).reverse()) await c()
   })
 
-  async function cluster (options: { handoverTimeoutMs?: number } = {}): Promise<{ hub: MemoryRendezvousHub, a: RendezvousServer, b: RendezvousServer, proxy: TcpProxy }> {
+  async function cluster (options: { handoverTimeoutMs?: number, handoverGraceMs?: number } = {}): Promise<{ hub: MemoryRendezvousHub, a: RendezvousServer, b: RendezvousServer, proxy: TcpProxy }> {
     const hub = new MemoryRendezvousHub()
     const start = async (node: string): Promise<RendezvousServer> => {
-      const s = await RendezvousServer.start({ listen: { address: '127.0.0.1', port: 0 }, authSecret: SECRET, remote: hub.remote(node), ...options })
+      const s = await RendezvousServer.start({ listen: { address: '127.0.0.1', port: 0 }, authSecret: SECRET, remote: hub.remote(node), handoverGraceMs: 0, ...options })
       cleanup.push(async () => { await s.close() })
       return s
     }
@@ -92,5 +92,27 @@ describe('rendezvous: a session resumed at another server of a cluster (127.0.0.
     expect(info.at - cutAt).to.be.within(300, 3000)
     expect(b.stats()).to.include({ sessionsTakenOver: 0, peersOnline: 1 })
     void a
+  })
+
+  it('hands the sessions of a server that closes over to the server their clients reconnect to', async () => {
+    const { a, b, proxy } = await cluster({ handoverGraceMs: 3000 })
+    const alice = await client(b.url as string, 'alice')
+    const bob = await client(proxy.url, 'bob')
+    const session = bob.session
+    const got: unknown[] = []
+    bob.on('message', (from, data) => { if (from === 'alice') got.push(data) })
+    await alice.send('bob', 1)
+    expect(await eventually(() => got.length === 1, 3000)).to.equal(true)
+    const resumed = new Promise<{ session: string, resumed: boolean }>((resolve) => { bob.once('reconnected', resolve) })
+    proxy.target = b.address as { address: string, port: number }
+    const started = Date.now()
+    const closing = a.close() // bob gets shutting_down, reconnects through the proxy to B, and B asks A for the session
+    expect(await resumed).to.deep.include({ session, resumed: true })
+    await closing
+    expect(Date.now() - started, 'close() ends once the session has moved, not after the whole grace').to.be.below(2500)
+    expect(a.stats()).to.include({ sessionsHandedOver: 1, sessions: 0 })
+    await alice.send('bob', 2)
+    expect(await eventually(() => got.length === 2, 3000)).to.equal(true)
+    expect(got).to.deep.equal([1, 2])
   })
 })
