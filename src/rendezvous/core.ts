@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto'
 import { resolveRendezvousOptions, type RendezvousCoreOptions, type ResolvedRendezvousOptions } from './core-options.js'
 import { Connections, frame } from './core-conns.js'
 import { Delivery } from './core-delivery.js'
 import { RemoteDirectory } from './core-directory.js'
-import { exportSession, importSession } from './core-handover.js'
+import { Handovers } from './core-handover.js'
 import { SessionTable, rememberSeq, remoteMessage, type Conn, type Session } from './core-session.js'
 import type { ConnId, DropReason, RemoteMessage, RendezvousAction, RendezvousStats, SessionHandover, SessionRequest } from './core-types.js'
 import { Watches } from './core-watches.js'
@@ -33,12 +32,7 @@ export class RendezvousCore {
   /** Ids online at other rendezvous nodes (fed by the adapter from its RendezvousRemote). */
   private readonly elsewhere = new RemoteDirectory()
   private queuedTotal = 0
-  /** Registrations waiting for another node to hand over the session they resume: request ref → who and until when. */
-  private readonly resuming = new Map<string, { conn: Conn, frame: RegisterFrame, deadline: number }>()
-  /** Ids whose session this node handed over lately: messages for them that still arrive here go on at once. */
-  private readonly movedTo = new Map<string, { node: string, until: number }>()
-  private handedOver = 0
-  private takenOver = 0
+  private readonly handovers: Handovers
   private readonly dropped: Record<DropReason, number> = { invalid: 0, too_large: 0, rate_limited: 0, queue_full: 0, unknown_recipient: 0, expired: 0, replay_evicted: 0 }
 
   constructor (options: RendezvousCoreOptions) {
@@ -56,6 +50,21 @@ export class RendezvousCore {
       maxUnknownPerSender: o.maxUnknownQueuedPerSender,
       maxUnknownBytesPerSender: o.maxUnknownQueuedBytesPerSender
     }, this.budget)
+    this.handovers = new Handovers({
+      options: o,
+      conns: this.conns,
+      sessions: this.sessions,
+      queues: this.queues,
+      watches: this.watches,
+      elsewhere: this.elsewhere,
+      delivery: this.delivery,
+      budget: this.budget,
+      dropped: this.dropped,
+      isOnline: (id) => this.isOnline(id),
+      forget: (s) => { this.forget(s) },
+      replace: (conn) => this.replace(conn),
+      attach: (conn, f, now, handed) => this.attach(conn, f, now, handed)
+    })
   }
 
   /**
@@ -131,7 +140,7 @@ export class RendezvousCore {
     if (conn === undefined) return []
     this.conns.delete(connId)
     this.conns.settle(conn)
-    if (conn.resuming !== undefined) this.resuming.delete(conn.resuming)
+    this.handovers.closed(conn)
     const session = conn.session
     if (session === undefined) return []
     if (session.conn !== conn) return []
@@ -146,8 +155,7 @@ export class RendezvousCore {
         out.push(...this.conns.fatal(conn, 'register_timeout', `no "register" within ${this.options.registerTimeoutMs} ms`))
       }
     }
-    for (const [ref, r] of [...this.resuming]) if (now >= r.deadline) out.push(...this.resumeTimedOut(ref, now))
-    for (const [id, m] of [...this.movedTo]) if (now >= m.until) this.movedTo.delete(id)
+    out.push(...this.handovers.tick(now))
     for (const session of this.sessions.byKey.values()) {
       if (session.conn === undefined && now - session.disconnectedAt >= this.options.sessionTtlMs) this.forget(session)
       else this.delivery.trim(session, now)
@@ -180,7 +188,7 @@ export class RendezvousCore {
   shutdown (now: number): RendezvousAction[] {
     const out = this.closeAll(now)
     for (const s of [...this.sessions.byKey.values()]) this.forget(s)
-    this.resuming.clear()
+    this.handovers.clear()
     this.queues.clear()
     return out
   }
@@ -195,8 +203,8 @@ export class RendezvousCore {
       messagesRelayed: this.delivery.relayed,
       messagesForwarded: this.forwarded,
       peersElsewhere: this.elsewhere.size,
-      sessionsHandedOver: this.handedOver,
-      sessionsTakenOver: this.takenOver,
+      sessionsHandedOver: this.handovers.handedOver,
+      sessionsTakenOver: this.handovers.takenOver,
       messagesQueued: this.queuedTotal,
       queuedNow: this.queues.size,
       queuedForUnknownNow: this.queues.unknownSize,
@@ -271,10 +279,10 @@ export class RendezvousCore {
     }
     // The id's session moved on from here a moment ago (a handover): a message that crossed the move goes on to the
     // new node at once, behind the handover on this node's channel to it, so the sender's order holds.
-    const moved = this.movedTo.get(m.to)
+    const moved = this.handovers.movedNode(m.to)
     if (target === undefined && moved !== undefined && this.queues.lengthFor(m.to) === 0) {
       this.forwarded++
-      return [{ type: 'forward', node: moved.node, message: m }]
+      return [{ type: 'forward', node: moved, message: m }]
     }
     const refusal = this.queues.push(m.to, { from: m.from, json: m.json, seq: m.seq, size: heldSize(m.from, m.json), expiresAt: m.expiresAt, unknownRecipient: target === undefined && !this.elsewhere.has(m.to) }, now)
     if (refusal === 'unknown-per-sender') this.dropped.unknown_recipient++
@@ -327,13 +335,7 @@ export class RendezvousCore {
     }
     // 2. A `resume` of a session no session here has (for any id): in a cluster another node may hold it. Ask them,
     //    and finish the registration when it is handed over (takeOver) or when no node answered in time.
-    if (this.options.cluster && f.resume !== undefined && !this.sessions.byKey.has(f.resume)) {
-      const ref = randomBytes(12).toString('base64url')
-      conn.resuming = ref
-      this.resuming.set(ref, { conn, frame: f, deadline: now + this.options.handoverTimeoutMs })
-      const request: SessionRequest = f.received === undefined ? { ref, id: f.id, session: f.resume } : { ref, id: f.id, session: f.resume, received: f.received }
-      return [{ type: 'session-request', request, timeoutMs: this.options.handoverTimeoutMs }]
-    }
+    if (this.options.cluster && f.resume !== undefined && !this.sessions.byKey.has(f.resume)) return this.handovers.ask(conn, { ...f, resume: f.resume }, now)
     return this.attach(conn, f, now)
   }
 
@@ -366,7 +368,7 @@ export class RendezvousCore {
     // The newest registration wins: a connection of this id at another node is replaced when that node hears of it.
     session.registeredAt = now
     this.elsewhere.delete(f.id)
-    this.movedTo.delete(f.id)
+    this.handovers.registered(f.id)
     out.push(frame(conn, { type: 'registered', id: f.id, session: session.key, resumed, observed: conn.observed, serverTime: now }))
     if (resumed) {
       if (f.received !== undefined) out.push(...this.delivery.replay(session, f.received))
@@ -389,14 +391,7 @@ export class RendezvousCore {
    * No node handed over the session `ref` asked for within handoverTimeoutMs (the adapter's timer, or tick): the
    * registration goes on with a fresh session, `resumed: false`, as when a session has expired.
    */
-  resumeTimedOut (ref: string, now: number): RendezvousAction[] {
-    const r = this.resuming.get(ref)
-    if (r === undefined) return []
-    this.resuming.delete(ref)
-    r.conn.resuming = undefined
-    if (r.conn.closing || this.conns.get(r.conn.id) !== r.conn) return []
-    return this.attach(r.conn, r.frame, now)
-  }
+  resumeTimedOut (ref: string, now: number): RendezvousAction[] { return this.handovers.timedOut(ref, now) }
 
   /**
    * Node `node` asks for session `request.session` of `request.id`. If this node holds that session for that id
@@ -406,92 +401,22 @@ export class RendezvousCore {
    * `node`. Until the new node announces the id, it counts as online there (no presence change for watchers here),
    * and messages for it that still arrive here go on to it. Otherwise nothing (other nodes may hold it).
    */
-  sessionRequest (node: string, request: SessionRequest, now: number): RendezvousAction[] {
-    const s = this.sessions.byKey.get(request.session)
-    if (s === undefined || s.peerId !== request.id || node === this.options.node) return []
-    const out: RendezvousAction[] = []
-    const wasOnline = this.isOnline(s.peerId)
-    if (s.conn !== undefined) out.push(...this.replace(s.conn))
-    const { messages, expired } = this.queues.take(s.peerId, now)
-    this.dropped.expired += expired
-    const handover = exportSession(s, request.ref, request.received, messages)
-    this.forget(s)
-    this.handedOver++
-    this.elsewhere.set(s.peerId, node, now)
-    this.movedTo.set(s.peerId, { node, until: now + Math.max(5000, 2 * this.options.handoverTimeoutMs) })
-    out.push({ type: 'session-handover', node, handover })
-    if (!wasOnline) out.push(...this.watches.presence(s.peerId, true))
-    return out
-  }
+  sessionRequest (node: string, request: SessionRequest, now: number): RendezvousAction[] { return this.handovers.request(node, request, now) }
 
   /**
-   * Node `node` handed over a session asked for here. If its registration still waits, it resumes it: `registered`
-   * with `resumed: true`, the replay after `received`, presence of its watches, the messages the old node had
-   * queued, then those queued here, numbered on from where the old node stopped. If the registration stopped
-   * waiting (timed out, or its connection went), nothing is lost: the messages go to the id's session here, or the
-   * session is kept here to be resumed.
+   * A session another node handed over. If its registration here still waits, it resumes it: `registered` with
+   * `resumed: true`, the replay after `received`, presence of its watches, the messages the old node had queued,
+   * then those queued here, numbered on from where the old node stopped. If the registration stopped waiting (timed
+   * out, or its connection went), nothing is lost: the messages go to the id's session here, or the session is kept
+   * here to be resumed.
    */
-  takeOver (h: SessionHandover, now: number): RendezvousAction[] {
-    this.takenOver++
-    const r = this.resuming.get(h.ref)
-    if (r !== undefined && r.frame.id === h.id && r.frame.resume === h.session && !r.conn.closing) {
-      this.resuming.delete(h.ref)
-      r.conn.resuming = undefined
-      const existing = this.sessions.byId.get(h.id)
-      const out = existing?.conn !== undefined ? this.replace(existing.conn) : []
-      if (this.adopt(h, now) === undefined) {
-        this.dropped.queue_full += h.replay.length + h.queued.length
-        return [...out, ...this.conns.fatal(r.conn, 'server_full', `the server has ${this.options.maxPeers} peers`)]
-      }
-      return [...out, ...this.attach(r.conn, r.frame, now, h.queued)]
-    }
-    const live = this.sessions.byId.get(h.id)
-    if (live?.conn !== undefined) {
-      // Too late for its registration, which got a new session: the messages the client has not seen go to it.
-      const out: RendezvousAction[] = []
-      for (const m of [...h.replay, ...h.queued]) out.push(this.delivery.deliver(live, m.from, JSON.parse(m.json) as unknown, m.json, m.seq, now))
-      return out
-    }
-    if (this.adopt(h, now) === undefined) { this.dropped.queue_full += h.replay.length + h.queued.length; return [] }
-    for (const m of h.queued) this.requeue(m, now)
-    return []
-  }
+  takeOver (handover: SessionHandover, now: number): RendezvousAction[] { return this.handovers.takeOver(handover, now) }
 
   /**
    * A session-handover action could not be handed over (the asking node is gone, or the transport is down): the
    * session is kept here again, disconnected and resumable, with its queued messages.
    */
-  handOverFailed (node: string, h: SessionHandover, now: number): RendezvousAction[] {
-    this.handedOver--
-    if (this.elsewhere.where(h.id)?.node === node) this.elsewhere.delete(h.id)
-    this.movedTo.delete(h.id)
-    const out = this.isOnline(h.id) ? [] : this.watches.presence(h.id, false)
-    if (this.sessions.byId.get(h.id)?.conn !== undefined) {
-      for (const m of h.queued) this.requeue(m, now)
-      return out
-    }
-    if (this.adopt(h, now) !== undefined) for (const m of h.queued) this.requeue(m, now)
-    return out
-  }
-
-  /**
-   * A session here from a handover, replacing the id's session here (whose connection, if any, the caller has
-   * closed), or undefined if this node is full.
-   */
-  private adopt (h: SessionHandover, now: number): Session | undefined {
-    const existing = this.sessions.byId.get(h.id)
-    if (existing === undefined && this.sessions.byId.size >= this.options.maxPeers) return undefined
-    if (existing !== undefined) this.forget(existing)
-    const session = this.sessions.create(h.id, existing, now, h.session)
-    importSession(session, h, { options: this.options, budget: this.budget, delivery: this.delivery, watches: this.watches }, now)
-    return session
-  }
-
-  /** Queue a message that was queued at another node (its expiry kept), under the local bounds. */
-  private requeue (m: RemoteMessage, now: number): void {
-    const refusal = this.queues.push(m.to, { from: m.from, json: m.json, seq: m.seq, size: heldSize(m.from, m.json), expiresAt: m.expiresAt, unknownRecipient: false }, now)
-    if (refusal !== undefined) this.dropped.queue_full++
-  }
+  handOverFailed (node: string, handover: SessionHandover, now: number): RendezvousAction[] { return this.handovers.failed(node, handover, now) }
 
   private send (conn: Conn, session: Session, f: SendFrame, now: number): RendezvousAction[] {
     const ack = (queued: boolean): RendezvousAction[] => f.seq === undefined ? [] : [frame(conn, { type: 'ack', seq: f.seq, queued })]

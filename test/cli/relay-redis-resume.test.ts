@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import { natcheckStart } from '../support/cli.js'
 import { hasCommand, requireOrSkip } from '../support/env.js'
-import { start, type Started } from '../support/process.js'
+import { exitOf, start, type Started } from '../support/process.js'
 import { freePort } from '../integration/relay/support.js'
 import { RawPeer, TcpProxy } from '../integration/rendezvous/support.js'
 import { RendezvousClient } from '../../src/rendezvous/client.js'
@@ -23,7 +23,7 @@ async function eventually (check: () => boolean, timeoutMs: number): Promise<boo
 }
 
 /**
- * Two relay nodes (127.0.0.1 and 127.0.0.2) with their rendezvous sharing one redis-server, and a TCP proxy in front
+ * Three relay nodes (127.0.0.1, .2 and .3) with their rendezvous sharing one redis-server, and a TCP proxy in front
  * of them as a load balancer: a peer whose connection to node A is cut reconnects through the proxy, lands on node
  * B, and resumes its session there (src/rendezvous/core-handover.ts). Everything on loopback; every process stopped
  * by PID.
@@ -53,10 +53,10 @@ describe('natcheck relay --redis --rendezvous: a session resumed at another node
     redis = await start('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { ready: /Ready to accept connections/, timeoutMs: 10_000 })
     const port = await freePort()
     const rdv = await freePort()
-    for (const ip of ['127.0.0.1', '127.0.0.2']) {
+    for (const ip of ['127.0.0.1', '127.0.0.2', '127.0.0.3']) {
       const base = 20000 + Math.floor(Math.random() * 20000)
       const s = await natcheckStart(['relay', '--listen', `${ip}:${port}`, '--ports', `${base}-${base + 99}`, '--realm', REALM, '--redis', `redis://127.0.0.1:${redisPort}`,
-        '--auth-secret', SECRET, '--rendezvous', `${ip}:${rdv}`, '--workers', '1'], /rendezvous ws:/)
+        '--auth-secret', SECRET, '--rendezvous', `${ip}:${rdv}`, '--workers', '1', '--drain-timeout', '1'], /rendezvous ws:/)
       nodes.push({ s, url: `ws://${ip}:${rdv}/`, port: rdv, ip })
     }
     proxy = await TcpProxy.start({ address: nodes[0].ip, port: nodes[0].port })
@@ -147,6 +147,30 @@ describe('natcheck relay --redis --rendezvous: a session resumed at another node
     expect((await got).data).to.equal('still yours')
     expect(dropped).to.deep.equal([])
     expect(carol.session).to.equal(session)
+  })
+
+  it('hands the sessions of a node stopped with SIGTERM over to the node its clients reconnect to', async () => {
+    const p = proxy as TcpProxy
+    p.target = { address: nodes[2].ip, port: nodes[2].port }
+    const gina = await client(p.url, 'gina')
+    const hal = await client(nodes[1].url, 'hal')
+    const got = inbox(gina, 'hal')
+    const before = gina.session
+    await sleep(300)
+    for (let i = 0; i < 5; i++) await hal.send('gina', i)
+    expect(await eventually(() => got.length === 5, 5000)).to.equal(true)
+    const reconnected = new Promise<{ session: string, resumed: boolean }>((resolve) => { gina.once('reconnected', resolve) })
+    p.target = { address: nodes[1].ip, port: nodes[1].port }
+    // Node C drains (no allocations: at once), tells gina it is going away and waits for her to resume elsewhere.
+    nodes[2].s.child.kill('SIGTERM')
+    const sends: Array<Promise<void>> = []
+    for (let i = 5; i < 25; i++) { sends.push(hal.send('gina', i)); await sleep(20) }
+    expect(await reconnected).to.deep.include({ session: before, resumed: true })
+    await Promise.all(sends)
+    expect(await eventually(() => got.length >= 25, 5000), JSON.stringify(got)).to.equal(true)
+    await sleep(200)
+    expect(got).to.deep.equal(Array.from({ length: 25 }, (_, i) => i))
+    expect(await exitOf(nodes[2].s, 10_000)).to.equal(0)
   })
 
   it('loses the session of a node killed with SIGKILL, as one node does on a crash: a fresh session after the bound, and signalling goes on', async () => {
