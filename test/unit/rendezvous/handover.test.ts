@@ -238,6 +238,22 @@ describe('RendezvousCore: a session resumed at another node (handover)', () => {
     expect(ofType(actions, 'session-request')).to.have.length(0)
   })
 
+  it('drops handed-over messages whose JSON does not parse (counted), never throwing, and delivers the rest', () => {
+    const { b } = cluster()
+    const conn = b.open()
+    const request = onlyRequest(b.feed(conn, { type: 'register', id: 'bob', resume: 'S', received: 0 }))
+    const handover: SessionHandover = {
+      ref: request.ref, id: 'bob', session: 'S', nextN: 3,
+      replay: [{ n: 1, from: 'alice', json: '{broken', at: b.now }, { n: 2, from: 'alice', json: '"ok"', at: b.now }],
+      queued: [{ to: 'bob', from: 'carol', json: 'nope', expiresAt: b.now + 1000 }, { to: 'bob', from: 'carol', json: '1', expiresAt: b.now + 1000 }],
+      watches: [], seen: []
+    }
+    let actions: RendezvousAction[] = []
+    expect(() => { actions = b.core.takeOver(handover, b.now) }).to.not.throw()
+    expect(messagesTo(actions, conn)).to.deep.equal([['alice', 'ok', 2], ['carol', 1, 3]])
+    expect(b.core.stats().dropped.invalid).to.equal(2)
+  })
+
   it('bounds what a handover brings in by this node\'s limits', () => {
     const { b } = cluster({ replayMessages: 4, maxWatch: 2 })
     const conn = b.open()
