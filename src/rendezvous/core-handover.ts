@@ -137,10 +137,7 @@ export class Handovers {
   /** Forget every waiting registration (shutdown). */
   clear (): void { this.resuming.clear() }
 
-  /**
-   * No node handed over the session `ref` asked for within handoverTimeoutMs (the adapter's timer, or tick): the
-   * registration goes on with a fresh session, `resumed: false`, as when a session has expired.
-   */
+  /** RendezvousCore.resumeTimedOut: no answer in time, a fresh session. */
   timedOut (ref: string, now: number): RendezvousAction[] {
     const r = this.resuming.get(ref)
     if (r === undefined) return []
@@ -150,14 +147,7 @@ export class Handovers {
     return this.core.attach(r.conn, r.frame, now)
   }
 
-  /**
-   * Node `node` asks for session `request.session` of `request.id`. If this node holds that session for that id
-   * (a key alone is not enough: the asking node has checked the id's token, and the session must be that id's), it
-   * hands it over and forgets it: its connection here, if the drop has not been noticed yet, is closed with
-   * `replaced`; the resume buffer after `received`, the messages queued here for the id, its watches and seqs go to
-   * `node`. Until the new node announces the id, it counts as online there (no presence change for watchers here),
-   * and messages for it that still arrive here go on to it. Otherwise nothing (other nodes may hold it).
-   */
+  /** RendezvousCore.sessionRequest: hand over a session held here for that id, or stay silent. */
   request (node: string, request: SessionRequest, now: number): RendezvousAction[] {
     const s = this.core.sessions.byKey.get(request.session)
     if (s === undefined || s.peerId !== request.id || node === this.core.options.node) return []
@@ -176,13 +166,7 @@ export class Handovers {
     return out
   }
 
-  /**
-   * Node `node` handed over a session asked for here. If its registration still waits, it resumes it: `registered`
-   * with `resumed: true`, the replay after `received`, presence of its watches, the messages the old node had
-   * queued, then those queued here, numbered on from where the old node stopped. If the registration stopped
-   * waiting (timed out, or its connection went), nothing is lost: the messages go to the id's session here, or the
-   * session is kept here to be resumed.
-   */
+  /** RendezvousCore.takeOver: resume the waiting registration with the session, or keep what it brings. */
   takeOver (received: SessionHandover, now: number): RendezvousAction[] {
     const { handover: h, invalid } = sanitizeHandover(received)
     this.core.dropped.invalid += invalid
@@ -211,10 +195,7 @@ export class Handovers {
     return []
   }
 
-  /**
-   * A session-handover action could not be handed over (the asking node is gone, or the transport is down): the
-   * session is kept here again, disconnected and resumable, with its queued messages.
-   */
+  /** RendezvousCore.handOverFailed: keep the session here again. */
   failed (node: string, h: SessionHandover, now: number): RendezvousAction[] {
     this.handedOver--
     if (this.core.elsewhere.where(h.id)?.node === node) this.core.elsewhere.delete(h.id)
