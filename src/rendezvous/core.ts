@@ -151,7 +151,8 @@ export class RendezvousCore {
   tick (now: number): RendezvousAction[] {
     const out: RendezvousAction[] = []
     for (const conn of this.conns.values()) {
-      if (conn.session === undefined && !conn.closing && now - conn.openedAt >= this.options.registerTimeoutMs) {
+      // A registration waiting for a handover is bounded by handoverTimeoutMs instead.
+      if (conn.session === undefined && conn.resuming === undefined && !conn.closing && now - conn.openedAt >= this.options.registerTimeoutMs) {
         out.push(...this.conns.fatal(conn, 'register_timeout', `no "register" within ${this.options.registerTimeoutMs} ms`))
       }
     }

@@ -156,6 +156,15 @@ describe('RendezvousCore: a session resumed at another node (handover)', () => {
     expect(messagesTo(late, moving)).to.deep.equal([['alice', 'x', 1]])
   })
 
+  it('answers frames sent while the resume waits with an error, and bounds the wait by handoverTimeoutMs, not registerTimeoutMs', () => {
+    const { b } = cluster({ handoverTimeoutMs: 8000, registerTimeoutMs: 5000 })
+    const conn = b.open()
+    onlyRequest(b.feed(conn, { type: 'register', id: 'bob', resume: 'held-elsewhere', received: 0 }))
+    expect(framesTo(b.feed(conn, { type: 'ping', t: 1 }), conn)).to.deep.include.members([{ type: 'error', code: 'already_registered', message: 'this connection\'s register is in progress' }])
+    expect(closeOf(b.advance(6000), conn)).to.equal(undefined) // past registerTimeoutMs: still waiting
+    expect(registered(b.advance(2000), conn).resumed).to.equal(false)
+  })
+
   it('keeps a late handover for a connection that went while waiting, resumable at the new node', () => {
     const { a, b } = cluster()
     const bob = a.register('bob')
