@@ -28,6 +28,17 @@ export interface RendezvousCoreOptions {
    * It breaks ties when one id registers at two nodes in the same millisecond.
    */
   readonly node?: string
+  /**
+   * This core shares peers with other nodes through a RendezvousRemote that can move sessions (RendezvousServer sets
+   * it when its `remote` has requestSession and handOver): a `resume` of a session this node does not hold is asked
+   * of the other nodes, and the one holding it hands it over. Default false.
+   */
+  readonly cluster?: boolean
+  /**
+   * How long a `resume` of a session held elsewhere waits for the node holding it (default 1500 ms). With no answer
+   * within it (that node is gone, or no node has the session) the id gets a fresh session (`resumed: false`).
+   */
+  readonly handoverTimeoutMs?: number
   /** How long a message waits in an offline peer's queue (default 30000). */
   readonly queueTtlMs?: number
   /** How long a dropped session can be resumed with `resume` (default queueTtlMs). */
@@ -87,6 +98,8 @@ export interface ResolvedRendezvousOptions {
   readonly secrets: readonly string[]
   readonly open: boolean
   readonly node: string
+  readonly cluster: boolean
+  readonly handoverTimeoutMs: number
   readonly queueTtlMs: number
   readonly sessionTtlMs: number
   readonly maxMessageBytes: number
@@ -143,6 +156,8 @@ export function resolveRendezvousOptions (o: RendezvousCoreOptions): ResolvedRen
     secrets,
     open,
     node: o.node ?? randomBytes(9).toString('base64url'),
+    cluster: o.cluster === true,
+    handoverTimeoutMs: num('handoverTimeoutMs', o.handoverTimeoutMs, 1500, 1),
     queueTtlMs,
     sessionTtlMs: num('sessionTtlMs', o.sessionTtlMs, queueTtlMs),
     maxMessageBytes,

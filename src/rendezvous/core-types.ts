@@ -25,6 +25,49 @@ export interface RemoteMessage {
   readonly expiresAt: number
 }
 
+/**
+ * A node asks the others for session `session` of `id`: a client registered there with `resume` naming a session
+ * that node does not hold. Only the node holding a session of that key *for that id* answers (with a
+ * SessionHandover, matched by `ref`); the others stay silent.
+ */
+export interface SessionRequest {
+  readonly ref: string
+  readonly id: string
+  readonly session: string
+  /** The client's last `n` seen (its `received`), if it gave one. */
+  readonly received?: number
+}
+
+/** A delivered message of a session's resume buffer, as it moves between nodes (`at`: when it was delivered). */
+export interface HandedOverDelivery {
+  readonly n: number
+  readonly from: string
+  readonly json: string
+  readonly seq?: number
+  readonly at: number
+}
+
+/**
+ * A session moving from the node that held it to the node where its client resumed it: everything the holder kept
+ * for it. The holder has forgotten it once this is sent (and takes it back if it cannot be handed over).
+ */
+export interface SessionHandover {
+  /** The SessionRequest's `ref`. */
+  readonly ref: string
+  readonly id: string
+  readonly session: string
+  /** The `n` the next delivery in this session gets. */
+  readonly nextN: number
+  /** Messages delivered after the client's `received`, oldest first: the new node replays them. */
+  readonly replay: readonly HandedOverDelivery[]
+  /** Messages the holder had queued for the id (offline there), oldest first: delivered after the replay. */
+  readonly queued: readonly RemoteMessage[]
+  /** The ids the session watches. */
+  readonly watches: readonly string[]
+  /** The session's recently accepted `seq`s and whether each was queued (retransmissions are acked, not re-sent). */
+  readonly seen: ReadonlyArray<readonly [number, boolean]>
+}
+
 /** What the core asks its adapter to do. */
 export type RendezvousAction =
   | { readonly type: 'send', readonly conn: ConnId, readonly frame: ServerFrame }
@@ -34,6 +77,16 @@ export type RendezvousAction =
    * calls RendezvousCore.forwardFailed when it could not be handed over.
    */
   | { readonly type: 'forward', readonly node: string, readonly message: RemoteMessage, readonly ack?: { readonly conn: ConnId, readonly seq: number } }
+  /**
+   * Ask the other nodes for a session (RendezvousRemote.requestSession). The adapter calls
+   * RendezvousCore.resumeTimedOut(ref) after `timeoutMs` unless the answer came first (RendezvousCore.takeOver).
+   */
+  | { readonly type: 'session-request', readonly request: SessionRequest, readonly timeoutMs: number }
+  /**
+   * Hand a session over to node `node` (RendezvousRemote.handOver), which asked for it. If it cannot be handed over,
+   * the adapter gives it back with RendezvousCore.handOverFailed.
+   */
+  | { readonly type: 'session-handover', readonly node: string, readonly handover: SessionHandover }
   | { readonly type: 'close', readonly conn: ConnId, readonly code: number, readonly reason: string }
   | { readonly type: 'event', readonly event: RendezvousEvent }
 
@@ -58,6 +111,10 @@ export interface RendezvousStats {
   readonly messagesForwarded: number
   /** Peers online at other rendezvous nodes, as last announced. */
   readonly peersElsewhere: number
+  /** Sessions this node handed over to another node, where their clients resumed them. */
+  readonly sessionsHandedOver: number
+  /** Sessions this node took over from another node (resumed here, held there). */
+  readonly sessionsTakenOver: number
   /** Messages ever put in an offline queue. */
   readonly messagesQueued: number
   /** Messages waiting in offline queues now. */

@@ -14,7 +14,8 @@ export {
 } from './token.js'
 export type { RendezvousCoreOptions, RendezvousRateLimit } from './core-options.js'
 export {
-  DROP_REASONS, type ConnId, type DropReason, type RemoteMessage, type RendezvousAction, type RendezvousEvent, type RendezvousStats
+  DROP_REASONS, type ConnId, type DropReason, type HandedOverDelivery, type RemoteMessage, type RendezvousAction, type RendezvousEvent,
+  type RendezvousStats, type SessionHandover, type SessionRequest
 } from './core-types.js'
 export type { RendezvousRemote, RendezvousRemoteHandlers } from './remote.js'
 export { RedisRendezvousRemote, type RedisRendezvousRemoteOptions } from './redis-remote.js'

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { createClient } from 'redis'
 import { InvalidArgumentError, TransportError } from '../errors.js'
 import { createLogger } from '../log.js'
-import type { RemoteMessage } from './core-types.js'
+import type { HandedOverDelivery, RemoteMessage, SessionHandover, SessionRequest } from './core-types.js'
 import { isValidPeerId } from './protocol.js'
 import type { RendezvousRemote, RendezvousRemoteHandlers } from './remote.js'
 
@@ -31,13 +31,16 @@ const GONE_AFTER_INTERVALS = 5
  * RendezvousRemote over Redis pub/sub: rendezvous servers (one per relay node) that share a Redis find each other's
  * peers. Channels, under `natkit/rendezvous/<namespace>/`:
  *
- * - `all`: heartbeats (`hello`), `online` / `offline` of ids, `sync` (send me your roster);
- * - `node/<node>`: messages handed over to that node (`msg`) and rosters sent to it (`roster`).
+ * - `all`: heartbeats (`hello`), `online` / `offline` of ids, `sync` (send me your roster), `session?` (who holds
+ *   this session? a client resumed it here);
+ * - `node/<node>`: messages handed over to that node (`msg`), rosters sent to it (`roster`) and sessions handed over
+ *   to it (`session`).
  *
  * Every node publishes on one connection and Redis delivers a publisher's messages in order, so messages from one
  * node to another arrive in the order they were forwarded. A message is handed over when PUBLISH reports a
  * subscriber on the node's channel; else (the node is gone, Redis is down) forward resolves false and the server
- * queues it. Pub/sub does not store: what is announced while a node is disconnected is recovered by asking for the
+ * queues it. A session is handed over the same way, on the node's channel, so it arrives after the messages this node
+ * forwarded there before it and before those it forwards after it. Pub/sub does not store: what is announced while a node is disconnected is recovered by asking for the
  * rosters when it is back (`sync`), and a node heard from again after it counted as gone is asked for its roster.
  */
 export class RedisRendezvousRemote implements RendezvousRemote {
@@ -93,6 +96,22 @@ export class RedisRendezvousRemote implements RendezvousRemote {
     if (this.closed) return false
     try {
       const receivers = await this.pub.publish(`${this.prefix}node/${node}`, JSON.stringify({ v: 1, t: 'msg', node: this.node, m: message }))
+      this.health(true)
+      return receivers > 0
+    } catch (err) {
+      this.health(false, (err as Error).message)
+      return false
+    }
+  }
+
+  requestSession (request: SessionRequest): void {
+    this.publish('all', { t: 'session?', r: request })
+  }
+
+  async handOver (node: string, handover: SessionHandover): Promise<boolean> {
+    if (this.closed) return false
+    try {
+      const receivers = await this.pub.publish(`${this.prefix}node/${node}`, JSON.stringify({ v: 1, t: 'session', node: this.node, h: handover }))
       this.health(true)
       return receivers > 0
     } catch (err) {
@@ -180,11 +199,64 @@ export class RedisRendezvousRemote implements RendezvousRemote {
         return
       }
       case 'msg': {
-        const m = o.m as Partial<RemoteMessage> | null
-        if (m === null || typeof m !== 'object' || !isValidPeerId(m.to) || !isValidPeerId(m.from) || typeof m.json !== 'string' || typeof m.expiresAt !== 'number') return
-        if (m.seq !== undefined && !(Number.isSafeInteger(m.seq) && m.seq >= 0)) return
-        h.message(m.seq === undefined ? { to: m.to, from: m.from, json: m.json, expiresAt: m.expiresAt } : { to: m.to, from: m.from, json: m.json, seq: m.seq, expiresAt: m.expiresAt })
+        const m = parseRemoteMessage(o.m)
+        if (m !== undefined) h.message(m)
+        return
+      }
+      case 'session?': {
+        const r = o.r as Partial<SessionRequest> | null
+        if (r === null || typeof r !== 'object' || !isKey(r.ref) || !isValidPeerId(r.id) || !isKey(r.session)) return
+        if (r.received !== undefined && !isCount(r.received)) return
+        h.sessionRequest(node, r.received === undefined ? { ref: r.ref, id: r.id, session: r.session } : { ref: r.ref, id: r.id, session: r.session, received: r.received })
+        return
+      }
+      case 'session': {
+        const handover = parseHandover(o.h)
+        if (handover !== undefined) h.sessionHandover(node, handover)
       }
     }
   }
+}
+
+/** Most entries of each list in a handed-over session (far above what a node keeps: 64 replayed, 1024 seqs, 256 queued). */
+const MAX_HANDOVER_ITEMS = 4096
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+/** A session key or request ref: what a `resume` may be (protocol.ts: a string of at most 64 characters). */
+const isKey = (v: unknown): v is string => typeof v === 'string' && v !== '' && v.length <= 64
+const isList = (v: unknown): v is unknown[] => Array.isArray(v) && v.length <= MAX_HANDOVER_ITEMS
+
+/** A RemoteMessage from another node, or undefined if malformed. */
+function parseRemoteMessage (v: unknown): RemoteMessage | undefined {
+  const m = v as Partial<RemoteMessage> | null
+  if (m === null || typeof m !== 'object' || !isValidPeerId(m.to) || !isValidPeerId(m.from) || typeof m.json !== 'string' || typeof m.expiresAt !== 'number') return undefined
+  if (m.seq !== undefined && !isCount(m.seq)) return undefined
+  return m.seq === undefined ? { to: m.to, from: m.from, json: m.json, expiresAt: m.expiresAt } : { to: m.to, from: m.from, json: m.json, seq: m.seq, expiresAt: m.expiresAt }
+}
+
+/** A SessionHandover from another node, or undefined if anything in it is malformed. */
+function parseHandover (v: unknown): SessionHandover | undefined {
+  const h = v as Partial<SessionHandover> | null
+  if (h === null || typeof h !== 'object' || !isKey(h.ref) || !isValidPeerId(h.id) || !isKey(h.session) || !isCount(h.nextN)) return undefined
+  if (!isList(h.replay) || !isList(h.queued) || !isList(h.watches) || !isList(h.seen)) return undefined
+  const replay: HandedOverDelivery[] = []
+  for (const e of h.replay) {
+    const d = e as Partial<HandedOverDelivery> | null
+    if (d === null || typeof d !== 'object' || !isCount(d.n) || !isValidPeerId(d.from) || typeof d.json !== 'string' || typeof d.at !== 'number') return undefined
+    if (d.seq !== undefined && !isCount(d.seq)) return undefined
+    replay.push(d.seq === undefined ? { n: d.n, from: d.from, json: d.json, at: d.at } : { n: d.n, from: d.from, json: d.json, seq: d.seq, at: d.at })
+  }
+  const queued: RemoteMessage[] = []
+  for (const e of h.queued) {
+    const m = parseRemoteMessage(e)
+    if (m === undefined || m.to !== h.id) return undefined
+    queued.push(m)
+  }
+  if (!h.watches.every(isValidPeerId)) return undefined
+  const seen: Array<[number, boolean]> = []
+  for (const e of h.seen) {
+    if (!Array.isArray(e) || e.length !== 2 || !isCount(e[0]) || typeof e[1] !== 'boolean') return undefined
+    seen.push([e[0], e[1]])
+  }
+  return { ref: h.ref, id: h.id, session: h.session, nextN: h.nextN, replay, queued, watches: [...h.watches], seen }
 }

@@ -1,4 +1,4 @@
-import type { RemoteMessage } from './core-types.js'
+import type { RemoteMessage, SessionHandover, SessionRequest } from './core-types.js'
 
 /**
  * The seam between one rendezvous server and the other rendezvous nodes it shares peers with (several relay nodes
@@ -9,6 +9,11 @@ import type { RemoteMessage } from './core-types.js'
  * What an implementation must keep: messages from one node to another arrive in the order they were forwarded
  * (the per-sender order of the rendezvous), and every node hears every announcement at least once while it is
  * connected (after a reconnect it asks for the rosters again: `roster` handlers).
+ *
+ * Sessions move between nodes when a remote implements `requestSession` and `handOver` (both or neither): a client
+ * that resumes at another node continues its session there. A handover to a node must arrive after every message
+ * this node forwarded to that node before it, and before every message it forwards there after it (one ordered
+ * channel per pair of nodes, as for `forward`).
  */
 export interface RendezvousRemote {
   /** This node's name among the nodes (unique; announced with everything it sends). */
@@ -19,6 +24,10 @@ export interface RendezvousRemote {
   forward (node: string, message: RemoteMessage): Promise<boolean>
   /** Tell the other nodes that `id` registered here at `at`, or went offline here. Best effort, never throws. */
   announce (event: { readonly type: 'online', readonly id: string, readonly at: number } | { readonly type: 'offline', readonly id: string }): void
+  /** Ask every other node for a session a client resumed here (best effort, never throws). */
+  requestSession? (request: SessionRequest): void
+  /** Hand a session over to node `node`, which asked for it. Resolves true once it has it, false if not. Never rejects. */
+  handOver? (node: string, handover: SessionHandover): Promise<boolean>
   /** Stop (idempotent). */
   close (): Promise<void>
 }
@@ -35,6 +44,10 @@ export interface RendezvousRemoteHandlers {
   roster (node: string, entries: ReadonlyArray<{ id: string, at: number }>): void
   /** `node` stopped announcing itself: everything it had online is gone. */
   nodeGone (node: string): void
+  /** Node `node` asks for a session a client resumed there. */
+  sessionRequest (node: string, request: SessionRequest): void
+  /** Node `node` hands over a session asked for here. */
+  sessionHandover (node: string, handover: SessionHandover): void
   /** The ids online here, for a node that asks. */
   localRoster (): Array<{ id: string, at: number }>
 }

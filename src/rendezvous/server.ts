@@ -45,6 +45,12 @@ export interface RendezvousServerOptions extends RendezvousCoreOptions {
    * find and signal each other. The server starts it, and closes it on close(). Its `node` names this server.
    */
   readonly remote?: RendezvousRemote
+  /**
+   * On close(), how long a server whose `remote` moves sessions keeps its sessions after telling its clients it is
+   * going away (`shutting_down`), so that those reconnecting to another node resume there (default 3000 ms; 0 off;
+   * it ends as soon as every session has moved). Without such a remote, sessions end at once.
+   */
+  readonly handoverGraceMs?: number
 }
 
 /** Events a RendezvousServer emits. */
@@ -73,7 +79,11 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
   private readonly alive = new Set<ConnId>()
   private nextConn = 1
   private timers: NodeJS.Timeout[] = []
+  /** Timers bounding the wait for a session another node holds (SessionRequest ref → timer). */
+  private readonly resumeTimers = new Map<string, NodeJS.Timeout>()
   private closing: Promise<void> | undefined
+  /** Whether the remote is still to be used (until close() has given it up). */
+  private remoteOpen = true
   private readonly now: () => number
   private readonly wss: WebSocketServer
   private readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => { this.onUpgrade(req, socket, head) }
@@ -92,7 +102,10 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
 
   /** Validate options, listen (or attach), and start the timers. Rejects with InvalidArgumentError or TransportError. */
   static async start (options: RendezvousServerOptions): Promise<RendezvousServer> {
-    const core = new RendezvousCore(options.remote === undefined ? options : { ...options, node: options.remote.node })
+    const remote = options.remote
+    // Sessions move between nodes when the remote can carry them (requestSession and handOver).
+    const cluster = remote?.requestSession !== undefined && remote.handOver !== undefined
+    const core = new RendezvousCore(remote === undefined ? options : { ...options, node: remote.node, cluster })
     if (options.server === undefined && options.listen === undefined) throw new InvalidArgumentError('give listen: { address, port } or server: an http.Server to attach to')
     const http = options.server ?? createServer((req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain', connection: 'close', upgrade: 'websocket' })
@@ -225,6 +238,12 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
       offline: (node, id) => { this.execute(core.remoteOffline(node, id)) },
       roster: (node, entries) => { this.execute(core.remoteRoster(node, entries, this.now())) },
       nodeGone: (node) => { this.execute(core.remoteNodeGone(node)) },
+      sessionRequest: (node, request) => { this.execute(core.sessionRequest(node, request, this.now())) },
+      sessionHandover: (_node, handover) => {
+        const timer = this.resumeTimers.get(handover.ref)
+        if (timer !== undefined) { clearTimeout(timer); this.resumeTimers.delete(handover.ref) }
+        this.execute(core.takeOver(handover, this.now()))
+      },
       localRoster: () => core.roster()
     })
   }
@@ -240,8 +259,32 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
       log('could not hand a message for %s to node %s: queued here', a.message.to, a.node)
       this.execute(this.core.forwardFailed(a.message, a.ack, this.now()))
     }
-    if (remote === undefined || this.closing !== undefined) { done(false); return }
+    if (remote === undefined || !this.remoteOpen) { done(false); return }
     remote.forward(a.node, a.message).then(done, () => { done(false) })
+  }
+
+  /** Ask the other nodes for a session; after the bound, the core goes on without it. */
+  private requestSession (a: Extract<RendezvousAction, { type: 'session-request' }>): void {
+    const ref = a.request.ref
+    const timer = setTimeout(() => {
+      this.resumeTimers.delete(ref)
+      this.execute(this.core.resumeTimedOut(ref, this.now()))
+    }, a.timeoutMs)
+    timer.unref()
+    this.resumeTimers.set(ref, timer)
+    this.options.remote?.requestSession?.(a.request)
+  }
+
+  /** Hand a session over to the node that asked for it; if it cannot take it, the core keeps it. */
+  private handOver (a: Extract<RendezvousAction, { type: 'session-handover' }>): void {
+    const remote = this.options.remote
+    const done = (ok: boolean): void => {
+      if (ok) { log('handed session of %s over to node %s', a.handover.id, a.node); return }
+      log('could not hand the session of %s over to node %s: kept here', a.handover.id, a.node)
+      this.execute(this.core.handOverFailed(a.node, a.handover, this.now()))
+    }
+    if (remote?.handOver === undefined || !this.remoteOpen) { done(false); return }
+    remote.handOver(a.node, a.handover).then(done, () => { done(false) })
   }
 
   private heartbeat (): void {
@@ -275,6 +318,12 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
         case 'forward':
           this.forward(a)
           break
+        case 'session-request':
+          this.requestSession(a)
+          break
+        case 'session-handover':
+          this.handOver(a)
+          break
         case 'event':
           if (a.event.type === 'online') {
             this.options.remote?.announce({ type: 'online', id: a.event.id, at: a.event.at })
@@ -299,10 +348,22 @@ export class RendezvousServer extends EventEmitter<RendezvousServerEvents> {
   private async doClose (): Promise<void> {
     for (const t of this.timers) clearInterval(t)
     this.timers = []
+    for (const t of this.resumeTimers.values()) clearTimeout(t)
+    this.resumeTimers.clear()
     this.http.off('upgrade', this.upgrade)
     this.http.off('connection', this.connection)
+    const remote = this.options.remote
+    const grace = this.core.options.cluster ? (this.options.handoverGraceMs ?? 3000) : 0
+    if (grace > 0 && this.core.stats().sessions > 0) {
+      // Clients reconnect elsewhere and resume there: their sessions are handed over while this node still answers.
+      this.execute(this.core.closeAll(this.now()))
+      const end = Date.now() + grace
+      while (Date.now() < end && this.core.stats().sessions > 0) await new Promise((resolve) => setTimeout(resolve, 50))
+      log('closing: %d sessions handed over, %d not asked for', this.core.stats().sessionsHandedOver, this.core.stats().sessions)
+    }
     this.execute(this.core.shutdown(this.now()))
-    await this.options.remote?.close()
+    this.remoteOpen = false
+    await remote?.close()
     if (this.sockets.size > 0) {
       const open = [...this.sockets.values()].map(ws => new Promise<void>((resolve) => { if (ws.readyState === WebSocket.CLOSED) resolve(); else ws.once('close', () => { resolve() }) }))
       let timer: NodeJS.Timeout | undefined

@@ -4,18 +4,21 @@ import type { Endpoint } from '../../../src/net/endpoint.js'
 
 /**
  * A TCP proxy on 127.0.0.1 in front of a server, to cut connections abruptly (both ends see a reset, as when a NAT
- * mapping or Wi-Fi goes away) and to refuse new ones for a while.
+ * mapping or Wi-Fi goes away) and to refuse new ones for a while. `target` can be changed: new connections then go
+ * to another server, as behind a load balancer in front of several nodes.
  */
 export class TcpProxy {
   private readonly pairs = new Set<[Socket, Socket]>()
+  /** Server sides left open by cutClientsOnly, closed by close(). */
+  private readonly orphans = new Set<Socket>()
   blocked = false
-  private constructor (private readonly server: Server, readonly port: number) {}
+  private constructor (private readonly server: Server, readonly port: number, public target: Endpoint) {}
 
   static async start (target: Endpoint): Promise<TcpProxy> {
     let proxy: TcpProxy | undefined
     const server = createServer((client) => {
       if (proxy === undefined || proxy.blocked) { client.destroy(); return }
-      const upstream = connect(target.port, target.address)
+      const upstream = connect(proxy.target.port, proxy.target.address)
       const pair: [Socket, Socket] = [client, upstream]
       proxy.pairs.add(pair)
       const drop = (): void => { client.destroy(); upstream.destroy(); proxy?.pairs.delete(pair) }
@@ -26,7 +29,7 @@ export class TcpProxy {
     await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
     const address = server.address()
     if (address === null || typeof address === 'string') throw new Error('proxy did not bind')
-    proxy = new TcpProxy(server, address.port)
+    proxy = new TcpProxy(server, address.port, target)
     return proxy
   }
 
@@ -38,8 +41,30 @@ export class TcpProxy {
     this.pairs.clear()
   }
 
+  /**
+   * Reset the client side of every proxied connection and leave the server side open, read and thrown away: the
+   * client notices at once, the server does not (what it sends is lost, as into a NAT mapping that has gone).
+   */
+  cutClientsOnly (): void {
+    for (const [client, upstream] of this.pairs) {
+      upstream.unpipe(client)
+      client.unpipe(upstream)
+      for (const s of [client, upstream]) {
+        s.removeAllListeners('close')
+        s.removeAllListeners('error')
+        s.on('error', () => {})
+      }
+      upstream.on('data', () => {})
+      this.orphans.add(upstream)
+      client.resetAndDestroy()
+    }
+    this.pairs.clear()
+  }
+
   async close (): Promise<void> {
     this.cut()
+    for (const s of this.orphans) s.destroy()
+    this.orphans.clear()
     await new Promise<void>((resolve) => { this.server.close(() => { resolve() }) })
   }
 }
