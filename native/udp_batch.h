@@ -21,11 +21,14 @@
  *
  * The relay's fast path (udp_fast.c): a forwarding table of established channels, consulted on every receive batch
  * before JS is called. Datagrams it forwards get length FAST_DONE (< 0) in the receive metadata and JS skips them; when
- * it forwarded the whole batch, JS is not called at all.
+ * it forwarded the whole batch, JS is not called at all. What it forwards is copied to a send queue (udp_pending.c)
+ * flushed once per event-loop iteration (and before JS's own sends): one sendmmsg per sending socket, runs of
+ * equal-size datagrams to one destination as one UDP GSO message.
  */
 /* The parts, one file each: udp_arena.c (shared buffers, socket ids), udp_socket.c (open, close, stats, lifecycle),
  * udp_recv.c (recvmmsg and the batch callback), udp_send.c (sendmmsg of queued datagrams), udp_fast.c (the relay's
- * forwarding table for established channels), udp_module.c (exports). */
+ * forwarding table for established channels), udp_pending.c (the fast path's send queue, UDP GSO), udp_module.c
+ * (exports). */
 
 #ifndef NATKIT_UDP_BATCH_H
 #define NATKIT_UDP_BATCH_H

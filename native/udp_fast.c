@@ -16,7 +16,8 @@
  * sockets' generations, so a reused socket id never matches an old entry.
  *
  * Everything not matched (STUN, unknown channel, Data/Send indications, malformed ChannelData, expired) is left in the
- * batch for JS with its metadata untouched. Matched datagrams are marked (length FAST_DONE) and JS skips them.
+ * batch for JS with its metadata untouched. Matched datagrams are copied to the send queue (udp_pending.c: sent at the
+ * end of the event-loop iteration, as UDP GSO runs where they can be) and marked (length FAST_DONE); JS skips them.
  * Forwarded packets and payload bytes are counted on the relay socket (fast_c2p_*, fast_p2c_*), read by takeFast().
  */
 #include "udp_batch.h"

@@ -265,9 +265,10 @@ static void flush_socket (struct pending *p, sock_t *s) {
     const out_msg_t *m = &p->info[i];
     if (m->seg_size != 0) {
       /* The kernel refused this GSO message: EIO (no checksum offload on the route's device) for good on this socket;
-       * EINVAL or EMSGSIZE (segments too large for the MTU) for this size and up. Send its datagrams one by one. */
+       * EINVAL or EMSGSIZE (segments too large for the MTU) for this size and up; anything else (a firewall's EPERM…)
+       * is the datagrams' own fate. Send them one by one: each then fails or leaves as it would have without GSO. */
       if (err == EIO || err == ENOPROTOOPT || err == EOPNOTSUPP) s->gso_off = 1;
-      else if (s->gso_fail_size == 0 || m->seg_size < s->gso_fail_size) s->gso_fail_size = m->seg_size;
+      else if ((err == EINVAL || err == EMSGSIZE) && (s->gso_fail_size == 0 || m->seg_size < s->gso_fail_size)) s->gso_fail_size = m->seg_size;
       send_singly(p, s, &p->flow[m->flow], m);
     } else {
       /* This datagram failed (EMSGSIZE, ENETUNREACH, EACCES, ...): count it and go on with the rest. */
