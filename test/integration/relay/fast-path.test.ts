@@ -175,6 +175,20 @@ describe('TurnServer native fast path for established channels (127.0.0.1)', fun
     expect((s.metrics as InMemoryRelayMetrics).get('natkit_relay_dropped_total', 'no-allocation')).to.equal(1)
   })
 
+  it('sends what it queued before a relay socket closes: a burst, then Refresh(0) in the same receive batch, all reach the peer', async () => {
+    const { client: c } = await start()
+    c.channelData('first')
+    await until(() => fromClient.length === 1)
+    const burst = Array.from({ length: 30 }, (_, i) => `q-${i}`)
+    // One synchronous burst: the relay (same event loop) reads the ChannelData and the Refresh in one batch; the fast
+    // path queues the ChannelData, then the core deletes the allocation and closes its relay socket.
+    for (const t of burst) c.channelData(t)
+    const refreshed = await c.request(Method.Refresh, (b) => b.add(Lifetime, 0))
+    expect(refreshed?.cls).to.equal(MessageClass.SuccessResponse)
+    await until(() => fromClient.length === 1 + burst.length)
+    expect(fromClient.slice(1)).to.deep.equal(burst)
+  })
+
   it('forgets its entries when the configuration is reloaded (the policy may have changed)', async () => {
     const { server: s, client: c } = await start()
     c.channelData('first')
