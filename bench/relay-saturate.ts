@@ -12,12 +12,13 @@ import { CLI, freeUdpPort, killAll, median, procStat, stopChild, track } from '.
  * allocations with channels to an echo peer of its own and keeps INFLIGHT ChannelData messages in flight on each
  * (sendmmsg/recvmmsg), every echo answered by a new message, for SECONDS; rounds alternate between the servers.
  * Reports delivered relayed packets per second (each echo is two) and server CPU-seconds (the whole process tree,
- * from /proc) per million relayed packets, and the natkit/coturn ratios. natkit runs twice: with its native fast path for
- * established channels (the default) and with `--no-fast-path` (natkit-js: every packet through JS). On a 2-core machine the generator takes a
+ * from /proc) per million relayed packets, and the natkit/coturn ratios. natkit runs three times: with its native fast
+ * path for established channels (the default), the same with UDP GSO off (natkit-nogso: NATKIT_UDP_GSO=0, one
+ * datagram per message), and with `--no-fast-path` (natkit-js: every packet through JS). On a 2-core machine the generator takes a
  * core of its own, so both servers are measured with the same competition for CPU.
  *
  * Standalone: `node dist/bench/relay-saturate.js [--json]` (env BENCH_SAT_SECONDS, BENCH_SAT_ROUNDS,
- * BENCH_SAT_ALLOCS, BENCH_SAT_INFLIGHT, BENCH_SAT_PAYLOAD). Needs gcc and libssl-dev (-lcrypto) for the generator.
+ * BENCH_SAT_ALLOCS, BENCH_SAT_INFLIGHT, BENCH_SAT_PAYLOAD, BENCH_SAT_KINDS: a comma-separated subset of natkit,natkit-nogso,natkit-js,coturn). Needs gcc and libssl-dev (-lcrypto) for the generator.
  */
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -28,8 +29,12 @@ const PASS = 'bench-pass'
 const REALM = 'natkit.bench'
 const RELAY_PORTS: [number, number] = [10000, 29999]
 
-/** natkit (native fast path on, the default), natkit-js (`--no-fast-path`: every packet through JS), coturn. */
-export type Kind = 'natkit' | 'natkit-js' | 'coturn'
+/**
+ * natkit (native fast path on, the default), natkit-nogso (the same with UDP GSO off, NATKIT_UDP_GSO=0), natkit-js
+ * (`--no-fast-path`: every packet through JS), coturn.
+ */
+export type Kind = 'natkit' | 'natkit-nogso' | 'natkit-js' | 'coturn'
+const KINDS: readonly Kind[] = ['natkit', 'natkit-nogso', 'natkit-js', 'coturn']
 
 /** CPU seconds of a process and all its descendants (natkit's workers are child processes). */
 export function treeCpu (pid: number): number {
@@ -64,7 +69,7 @@ export async function startServer (kind: Kind, port: number): Promise<ChildProce
       '--user', `${USER}:${PASS}`, '--realm', REALM, '--lt-cred-mech', '--log-file', '/dev/null', '--no-tls', '--no-dtls', '--no-tcp'], { stdio: 'ignore' }))
     : track(spawn(process.execPath, [CLI, 'relay', '--listen', `127.0.0.1:${port}`, '--realm', REALM, '--user', `${USER}:${PASS}`,
       '--allow-peer', '127.0.0.0/8', '--ports', `${RELAY_PORTS[0]}-${RELAY_PORTS[1]}`, '--total-quota', '100000', ...(kind === 'natkit-js' ? ['--no-fast-path'] : [])],
-    { stdio: 'ignore', env: { ...process.env, DEBUG: '' } }))
+    { stdio: 'ignore', env: { ...process.env, DEBUG: '', ...(kind === 'natkit-nogso' ? { NATKIT_UDP_GSO: '0' } : {}) } }))
   if (!await probe(port, 10_000)) throw new Error(`${kind} did not answer on 127.0.0.1:${port} within 10 s`)
   // natkit's workers answer one by one: give the last one time to bind.
   await new Promise((resolve) => setTimeout(resolve, 1000))
@@ -105,8 +110,11 @@ export async function benchRelaySaturate (o: BenchRelaySaturateOptions = {}): Pr
   const allocs = o.allocs ?? Number(process.env.BENCH_SAT_ALLOCS ?? 64)
   const inflight = o.inflight ?? Number(process.env.BENCH_SAT_INFLIGHT ?? 16)
   const payload = o.payload ?? Number(process.env.BENCH_SAT_PAYLOAD ?? 100)
-  const kinds: Kind[] = has('turnserver') ? ['natkit', 'natkit-js', 'coturn'] : ['natkit', 'natkit-js']
-  const runs: Record<Kind, Array<{ relayedPerSecond: number, cpuSeconds: number, cpuPerMillion: number, lost: number }>> = { natkit: [], 'natkit-js': [], coturn: [] }
+  const wanted = (process.env.BENCH_SAT_KINDS ?? KINDS.join(',')).split(',').map(k => k.trim())
+  const unknown = wanted.filter(k => !KINDS.includes(k as Kind))
+  if (unknown.length > 0) return { unavailable: `unknown BENCH_SAT_KINDS ${unknown.join(',')}: use ${KINDS.join(',')}` }
+  const kinds = KINDS.filter(k => wanted.includes(k) && (k !== 'coturn' || has('turnserver')))
+  const runs: Record<Kind, Array<{ relayedPerSecond: number, cpuSeconds: number, cpuPerMillion: number, lost: number }>> = { natkit: [], 'natkit-nogso': [], 'natkit-js': [], coturn: [] }
   try {
     for (let round = 0; round < rounds; round++) {
       for (const kind of kinds) {
@@ -131,17 +139,21 @@ export async function benchRelaySaturate (o: BenchRelaySaturateOptions = {}): Pr
   const summary = (k: Kind): Record<string, number> | undefined => runs[k].length === 0
     ? undefined
     : { relayedPacketsPerSecond: median(runs[k].map(r => r.relayedPerSecond)), cpuSecondsPerMillionRelayed: median(runs[k].map(r => r.cpuPerMillion)) }
-  const n = summary('natkit'); const j = summary('natkit-js'); const c = summary('coturn')
+  const n = summary('natkit'); const g = summary('natkit-nogso'); const j = summary('natkit-js'); const c = summary('coturn')
   const ratio = (a: Record<string, number> | undefined, b: Record<string, number> | undefined, key: string): number | undefined =>
     a === undefined || b === undefined ? undefined : Number((a[key] / b[key]).toFixed(2))
   return {
     load: { allocations: allocs, inflightPerAllocation: inflight, payloadBytes: payload, seconds, rounds, cpus: availableParallelism(), natkitWorkers: availableParallelism() },
-    natkit: { fastPath: true, ...n, runs: runs.natkit },
+    natkit: { fastPath: true, gso: true, ...n, runs: runs.natkit },
+    'natkit-nogso': { fastPath: true, gso: false, ...g, runs: runs['natkit-nogso'] },
     'natkit-js': { fastPath: false, ...j, runs: runs['natkit-js'] },
-    coturn: c === undefined ? { unavailable: 'turnserver not installed' } : { ...c, runs: runs.coturn },
+    coturn: c === undefined ? { unavailable: kinds.includes('coturn') || !has('turnserver') ? 'turnserver not installed' : 'not in BENCH_SAT_KINDS' } : { ...c, runs: runs.coturn },
     ratio: {
       throughputNatkitOverCoturn: ratio(n, c, 'relayedPacketsPerSecond'),
       cpuPerPacketNatkitOverCoturn: ratio(n, c, 'cpuSecondsPerMillionRelayed'),
+      throughputNatkitNoGsoOverCoturn: ratio(g, c, 'relayedPacketsPerSecond'),
+      cpuPerPacketNatkitNoGsoOverCoturn: ratio(g, c, 'cpuSecondsPerMillionRelayed'),
+      cpuPerPacketGsoOverNoGso: ratio(n, g, 'cpuSecondsPerMillionRelayed'),
       throughputNatkitJsOverCoturn: ratio(j, c, 'relayedPacketsPerSecond'),
       cpuPerPacketNatkitJsOverCoturn: ratio(j, c, 'cpuSecondsPerMillionRelayed'),
       cpuPerPacketFastOverJs: ratio(n, j, 'cpuSecondsPerMillionRelayed'),

@@ -118,7 +118,7 @@ void free_shared (napi_env env, void *data, void *hint) {
     uv_check_stop(sh->pcheck);
     uv_close((uv_handle_t *)sh->pcheck, free_pending_check);
   }
-  free(sh->pbuf);
+  pending_free(sh);
   free(sh->socks);
   free(sh->free_ids);
   free(sh);

@@ -21,11 +21,14 @@
  *
  * The relay's fast path (udp_fast.c): a forwarding table of established channels, consulted on every receive batch
  * before JS is called. Datagrams it forwards get length FAST_DONE (< 0) in the receive metadata and JS skips them; when
- * it forwarded the whole batch, JS is not called at all.
+ * it forwarded the whole batch, JS is not called at all. What it forwards is copied to a send queue (udp_pending.c)
+ * flushed once per event-loop iteration (and before JS's own sends): one sendmmsg per sending socket, runs of
+ * equal-size datagrams to one destination as one UDP GSO message.
  */
 /* The parts, one file each: udp_arena.c (shared buffers, socket ids), udp_socket.c (open, close, stats, lifecycle),
  * udp_recv.c (recvmmsg and the batch callback), udp_send.c (sendmmsg of queued datagrams), udp_fast.c (the relay's
- * forwarding table for established channels), udp_module.c (exports). */
+ * forwarding table for established channels), udp_pending.c (the fast path's send queue, UDP GSO), udp_module.c
+ * (exports). */
 
 #ifndef NATKIT_UDP_BATCH_H
 #define NATKIT_UDP_BATCH_H
@@ -54,7 +57,10 @@
 
 _Static_assert(BATCH <= 64, "flush() tracks a batch in a 64-bit mask");
 
-#define FAST_PENDING_BYTES (256 * 1024) /* peer -> client ChannelData held until the end of the loop iteration */
+#define PEND_MAX 1024           /* datagrams held by the fast path until the end of the loop iteration (UIO_MAXIOV) */
+#define PEND_BYTES (1024 * 1024) /* their bytes (ChannelData headers included) */
+#define GSO_MAX_SEGS 64          /* datagrams per UDP GSO message (the kernel's UDP_MAX_SEGMENTS is 64, 128 since 6.x) */
+#define GSO_MAX_BYTES 60000      /* payload bytes per UDP GSO message (the IP length field's 64 KiB, less headers) */
 #define FAST_DONE (-2)        /* receive meta length of a datagram the fast path forwarded (JS skips it) */
 
 typedef struct sock sock_t;
@@ -100,24 +106,15 @@ typedef struct {
   int32_t *free_ids;
   int32_t n_free, cap;
   uint32_t next_gen; /* generation given to the next socket opened */
-  /* The fast path's table (chained hash, power-of-two buckets) and its send slots (udp_fast.c). */
+  /* The fast path's table (chained hash, power-of-two buckets; udp_fast.c). */
   fast_entry_t **fast_buckets;
   uint32_t fast_nbuckets, fast_count;
-  struct mmsghdr fmsg[BATCH];
-  struct iovec fiov[BATCH * 2];
-  struct sockaddr_storage faddr[BATCH];
-  uint8_t fhdr[BATCH][4];
-  /* Peer -> client ChannelData waiting for the end of this event-loop iteration (udp_fast.c): the datagrams of many
-   * relay sockets' events leave the listener in one sendmmsg. Copied (header + payload) into pbuf. */
-  struct mmsghdr pmsg[BATCH];
-  struct iovec piov[BATCH];
-  struct sockaddr_storage paddr[BATCH];
-  int32_t psock[BATCH];
-  uint32_t pgen[BATCH];
-  int pcount;
-  size_t pused;
-  uint8_t *pbuf;         /* FAST_PENDING_BYTES, allocated on first use */
+  /* Datagrams the fast path forwards, both directions, held until the end of this event-loop iteration (or until
+   * JS sends, or a socket closes) and then sent with one sendmmsg per sending socket, runs of equal-size datagrams to
+   * one destination as one UDP GSO message (udp_pending.c). Allocated on first use. */
+  struct pending *pending;
   uv_check_t *pcheck;    /* flushes the pending datagrams after each poll phase; its own allocation (closed async) */
+  int gso;               /* UDP GSO allowed in this environment (NATKIT_UDP_GSO=0 or setGso(false) turns it off) */
 } shared_t;
 
 struct sock {
@@ -137,6 +134,12 @@ struct sock {
   double rx_packets, rx_batches, rx_truncated, rx_errors, tx_packets, tx_batches, tx_drops, tx_errors;
   int last_tx_errno;
   double fast_c2p_packets, fast_c2p_bytes, fast_p2c_packets, fast_p2c_bytes; /* fast path, on relay sockets */
+  double tx_gso_messages, tx_gso_datagrams; /* UDP GSO messages sent, and the datagrams they carried */
+  int gso_off;                /* the kernel refused UDP GSO on this socket (EIO: no checksum offload), or cannot do it */
+  uint32_t gso_fail_size;     /* GSO with segments this size or larger failed (EINVAL, EMSGSIZE: the MTU); 0: none */
+  /* While datagrams are pending for this socket (udp_pending.c): its chain of destinations, and its mark. */
+  int32_t pf_head, pf_tail;
+  int pdirty;
 };
 
 #define CHECK(call)                                                                                                  \
@@ -174,9 +177,15 @@ int fill_dest (shared_t *sh, sock_t *s, int k, const int32_t *m);
 int send_slots (shared_t *sh, sock_t *s, int n);
 napi_value js_flush (napi_env env, napi_callback_info info);
 int fast_forward (shared_t *sh, sock_t *s, int n);
+socklen_t fast_dest_addr (const sock_t *out, const uint8_t addr[16], uint16_t port, struct sockaddr_storage *ss);
 void fast_purge_socket (shared_t *sh, int32_t id);
 void fast_free_all (shared_t *sh);
 void fast_flush_pending (shared_t *sh);
+int pending_ready (shared_t *sh, sock_t *any);
+int pending_add (shared_t *sh, sock_t *out, const uint8_t addr[16], uint16_t port, const uint8_t *hdr, size_t hlen,
+                 const uint8_t *data, size_t len);
+void pending_free (shared_t *sh);
+napi_value js_set_gso (napi_env env, napi_callback_info info);
 napi_value js_fast_install (napi_env env, napi_callback_info info);
 napi_value js_fast_purge (napi_env env, napi_callback_info info);
 napi_value js_fast_count (napi_env env, napi_callback_info info);

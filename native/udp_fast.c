@@ -16,7 +16,8 @@
  * sockets' generations, so a reused socket id never matches an old entry.
  *
  * Everything not matched (STUN, unknown channel, Data/Send indications, malformed ChannelData, expired) is left in the
- * batch for JS with its metadata untouched. Matched datagrams are marked (length FAST_DONE) and JS skips them.
+ * batch for JS with its metadata untouched. Matched datagrams are copied to the send queue (udp_pending.c: sent at the
+ * end of the event-loop iteration, as UDP GSO runs where they can be) and marked (length FAST_DONE); JS skips them.
  * Forwarded packets and payload bytes are counted on the relay socket (fast_c2p_*, fast_p2c_*), read by takeFast().
  */
 #include "udp_batch.h"
@@ -144,7 +145,7 @@ static sock_t *live (shared_t *sh, int32_t id, uint32_t gen) {
 }
 
 /* Fill sockaddr `ss` for sending from `out` to the 16-byte key address; the length, or 0 when the family cannot. */
-static socklen_t dest_addr (const sock_t *out, const uint8_t addr[16], uint16_t port, struct sockaddr_storage *ss) {
+socklen_t fast_dest_addr (const sock_t *out, const uint8_t addr[16], uint16_t port, struct sockaddr_storage *ss) {
   static const uint8_t mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
   memset(ss, 0, sizeof(struct sockaddr_in6));
   if (out->family == AF_INET6) {
@@ -162,80 +163,15 @@ static socklen_t dest_addr (const sock_t *out, const uint8_t addr[16], uint16_t 
   return sizeof *a4;
 }
 
-/* sendmmsg r prepared messages on `out`, counting sent, dropped (EAGAIN, ENOBUFS) and failed datagrams. */
-static void send_run (sock_t *out, struct mmsghdr *run, int r) {
-  int i = 0;
-  while (i < r) {
-    int sent = sendmmsg(out->fd, run + i, (unsigned int)(r - i), MSG_DONTWAIT);
-    out->tx_batches++;
-    if (sent > 0) { out->tx_packets += sent; i += sent; continue; }
-    int err = sent == 0 ? EAGAIN : errno;
-    if (err == EINTR) continue;
-    if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) { out->tx_drops += r - i; break; }
-    out->tx_errors++;
-    out->last_tx_errno = err;
-    i++;
-  }
-}
-
-/* Send the pending peer -> client datagrams: one sendmmsg run per listener socket, in order; closed sockets' dropped. */
-void fast_flush_pending (shared_t *sh) {
-  int q = sh->pcount;
-  if (q == 0) return;
-  sh->pcount = 0;
-  sh->pused = 0;
-  uint64_t done = 0;
-  struct mmsghdr run[BATCH];
-  for (int start = 0; start < q; start++) {
-    if ((done >> start) & 1) continue;
-    int32_t id = sh->psock[start];
-    uint32_t gen = sh->pgen[start];
-    int r = 0;
-    for (int i = start; i < q; i++) {
-      if (((done >> i) & 1) || sh->psock[i] != id || sh->pgen[i] != gen) continue;
-      done |= (uint64_t)1 << i;
-      run[r++] = sh->pmsg[i];
-    }
-    sock_t *out = live(sh, id, gen);
-    if (out != NULL) send_run(out, run, r);
-  }
-}
-
-static void on_check (uv_check_t *h) {
-  shared_t *sh = (shared_t *)h->data;
-  if (sh != NULL) fast_flush_pending(sh);
-}
-
-/* Make room for one pending datagram of `bytes`; 0 when the pending queue cannot be used (then send at once). */
-static int pending_room (shared_t *sh, sock_t *s, size_t bytes) {
-  if (sh->pbuf == NULL) {
-    uv_loop_t *loop;
-    if (napi_get_uv_event_loop(s->env, &loop) != napi_ok) return 0;
-    sh->pbuf = malloc(FAST_PENDING_BYTES);
-    sh->pcheck = malloc(sizeof *sh->pcheck);
-    if (sh->pbuf == NULL || sh->pcheck == NULL || uv_check_init(loop, sh->pcheck) != 0) {
-      free(sh->pbuf); free(sh->pcheck); sh->pbuf = NULL; sh->pcheck = NULL;
-      return 0;
-    }
-    sh->pcheck->data = sh;
-    uv_check_start(sh->pcheck, on_check);
-    uv_unref((uv_handle_t *)sh->pcheck); /* never keeps the process alive */
-  }
-  if (bytes > FAST_PENDING_BYTES) return 0;
-  if (sh->pcount == BATCH || sh->pused + bytes > FAST_PENDING_BYTES) fast_flush_pending(sh);
-  return 1;
-}
-
 /*
- * Forward what the table knows among the n datagrams just received on s (their metadata already written). Forwarded
- * datagrams get length FAST_DONE in the metadata. Returns how many were forwarded. Never touches JS.
+ * Forward what the table knows among the n datagrams just received on s (their metadata already written): each is
+ * copied to the pending queue (udp_pending.c), sent at the end of this event-loop iteration. Forwarded datagrams get
+ * length FAST_DONE in the metadata. Returns how many were forwarded. Never touches JS.
  */
 int fast_forward (shared_t *sh, sock_t *s, int n) {
-  if (sh->fast_count == 0 || n <= 0) return 0;
+  if (sh->fast_count == 0 || n <= 0 || !pending_ready(sh, s)) return 0;
   int64_t now = -1;
-  int q = 0; /* queued in the fast send slots */
-  int forwarded = 0; /* q plus the datagrams queued as pending */
-  int32_t qsock[BATCH];
+  int forwarded = 0;
   for (int i = 0; i < n; i++) {
     int32_t *m = sh->recv_meta + i * META;
     int32_t len = m[0];
@@ -265,86 +201,22 @@ int fast_forward (shared_t *sh, sock_t *s, int n) {
     if (now < 0) now = mono_ms();
     sock_t *out = live(sh, e->out_sock, e->out_gen);
     if (e->expires <= now || out == NULL || e->in_gen != s->gen) { unlink_entry(sh, pp); continue; }
-    struct mmsghdr *mh = &sh->fmsg[q];
-    socklen_t alen = dest_addr(out, e->addr, e->port, &sh->faddr[q]);
-    if (alen == 0) continue;
-    mh->msg_hdr.msg_name = &sh->faddr[q];
-    mh->msg_hdr.msg_namelen = alen;
-    mh->msg_hdr.msg_control = NULL;
-    mh->msg_hdr.msg_controllen = 0;
-    mh->msg_hdr.msg_flags = 0;
-    struct iovec *iov = &sh->fiov[q * 2];
     if (!e->reverse) {
       /* §12.6: relay the data to the peer (the payload only, without header and padding). */
-      iov[0].iov_base = (void *)(p + 4);
-      iov[0].iov_len = size;
-      mh->msg_hdr.msg_iov = iov;
-      mh->msg_hdr.msg_iovlen = 1;
+      if (!pending_add(sh, out, e->addr, e->port, NULL, 0, p + 4, size)) continue;
       out->fast_c2p_packets++;
       out->fast_c2p_bytes += size;
     } else {
-      /* §12.7: to the client as ChannelData on the bound channel, queued until the end of this loop iteration so
-       * that the datagrams of many relay sockets leave the listener together; a datagram too big for a ChannelData
-       * message is left to JS. */
+      /* §12.7: to the client as ChannelData on the bound channel (framed as §12.4, no padding over UDP, §12.5); a
+       * datagram too big for a ChannelData message is left to JS. */
       if (len > 0xffff - 4) continue;
-      size_t bytes = 4 + (size_t)len;
-      if (pending_room(sh, s, bytes)) {
-        int j = sh->pcount;
-        socklen_t plen = dest_addr(out, e->addr, e->port, &sh->paddr[j]);
-        if (plen == 0) continue;
-        uint8_t *d = sh->pbuf + sh->pused;
-        d[0] = (uint8_t)(e->channel >> 8); d[1] = (uint8_t)e->channel;
-        d[2] = (uint8_t)((uint32_t)len >> 8); d[3] = (uint8_t)len;
-        memcpy(d + 4, p, (size_t)len);
-        sh->piov[j].iov_base = d;
-        sh->piov[j].iov_len = bytes;
-        struct mmsghdr *pm = &sh->pmsg[j];
-        memset(pm, 0, sizeof *pm);
-        pm->msg_hdr.msg_name = &sh->paddr[j];
-        pm->msg_hdr.msg_namelen = plen;
-        pm->msg_hdr.msg_iov = &sh->piov[j];
-        pm->msg_hdr.msg_iovlen = 1;
-        sh->psock[j] = out->id;
-        sh->pgen[j] = out->gen;
-        sh->pcount++;
-        sh->pused += (bytes + 7) & ~(size_t)7;
-        s->fast_p2c_packets++;
-        s->fast_p2c_bytes += (double)len;
-        m[0] = FAST_DONE;
-        forwarded++;
-        continue;
-      }
-      uint8_t *h = sh->fhdr[q];
-      h[0] = (uint8_t)(e->channel >> 8); h[1] = (uint8_t)e->channel;
-      h[2] = (uint8_t)((uint32_t)len >> 8); h[3] = (uint8_t)len;
-      iov[0].iov_base = h;
-      iov[0].iov_len = 4;
-      iov[1].iov_base = (void *)p;
-      iov[1].iov_len = (size_t)len;
-      mh->msg_hdr.msg_iov = iov;
-      mh->msg_hdr.msg_iovlen = 2;
+      const uint8_t h[4] = { (uint8_t)(e->channel >> 8), (uint8_t)e->channel, (uint8_t)((uint32_t)len >> 8), (uint8_t)len };
+      if (!pending_add(sh, out, e->addr, e->port, h, 4, p, (size_t)len)) continue;
       s->fast_p2c_packets++;
       s->fast_p2c_bytes += (double)len;
     }
-    qsock[q] = out->id;
-    q++;
-    forwarded++;
     m[0] = FAST_DONE;
-  }
-  if (q == 0) return forwarded;
-  /* One sendmmsg run per sending socket, each socket's datagrams in order (as js_flush does). */
-  uint64_t done = 0;
-  struct mmsghdr run[BATCH];
-  for (int start = 0; start < q; start++) {
-    if ((done >> start) & 1) continue;
-    int32_t id = qsock[start];
-    int r = 0;
-    for (int i = start; i < q; i++) {
-      if (((done >> i) & 1) || qsock[i] != id) continue;
-      done |= (uint64_t)1 << i;
-      run[r++] = sh->fmsg[i];
-    }
-    send_run(sh->socks[id], run, r); /* live: checked above, and nothing ran since */
+    forwarded++;
   }
   return forwarded;
 }
@@ -392,7 +264,7 @@ napi_value js_fast_install (napi_env env, napi_callback_info info) {
   bool ok = false;
   struct sockaddr_storage probe;
   if (sh != NULL && !ls->closing && !rs->closing && ls->id > 0 && rs->id > 0 && ttl > 0 &&
-      dest_addr(ls, caddr, (uint16_t)cport, &probe) != 0 && dest_addr(rs, paddr, (uint16_t)pport, &probe) != 0) {
+      fast_dest_addr(ls, caddr, (uint16_t)cport, &probe) != 0 && fast_dest_addr(rs, paddr, (uint16_t)pport, &probe) != 0) {
     if (ttl > 1e12) ttl = 1e12;
     int64_t expires = mono_ms() + (int64_t)ttl;
     fast_key_t k;

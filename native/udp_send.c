@@ -68,6 +68,8 @@ napi_value js_flush (napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "flush: count out of range");
     return NULL;
   }
+  /* The fast path's queued datagrams go first, so that a flow relayed partly in C and partly in JS keeps its order. */
+  if (sh != NULL) fast_flush_pending(sh);
   int first_err = 0;
   uint64_t done = 0; /* bit i: datagram i handled (BATCH <= 64) */
   for (int start = 0; start < count; start++) {

@@ -1,5 +1,6 @@
 /* natkit_udp — Sockets: open (bind, poll), close, stats, and the lifecycle of a socket and its JS references; errors thrown to JS. See udp_batch.h for the design and layouts. */
 #include "udp_batch.h"
+#include <netinet/udp.h>
 
 void throw_last (napi_env env, const char *what) {
   const napi_extended_error_info *info = NULL;
@@ -48,6 +49,8 @@ void stop_io (sock_t *s) {
   /* At env teardown the shared state may already be gone; nothing will flush then anyway. */
   if (!s->env_gone && s->id > 0) {
     shared_t *sh = s->shared;
+    /* What the fast path queued (for this socket or any other) leaves now, before the id can name another socket. */
+    fast_flush_pending(sh);
     fast_purge_socket(sh, s->id);
     sh->socks[s->id] = NULL;
     sh->free_ids[sh->n_free++] = s->id;
@@ -149,6 +152,10 @@ napi_value js_open (napi_env env, napi_callback_info info) {
     }
   }
   int one = 1;
+  /* UDP GSO (udp_pending.c) only where the kernel knows the option (Linux 4.18+). */
+  int gso_probe = 0;
+  socklen_t gso_len = sizeof gso_probe;
+  int gso_off = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &gso_probe, &gso_len) != 0;
   if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
     int err = errno; close(fd); throw_errno(env, err, "setsockopt", "SO_REUSEPORT"); return NULL;
   }
@@ -177,6 +184,7 @@ napi_value js_open (napi_env env, napi_callback_info info) {
   s->env = env;
   s->fd = fd;
   s->family = family == 4 ? AF_INET : AF_INET6;
+  s->gso_off = gso_off;
 
   shared_t *sh = NULL;
   if (napi_get_instance_data(env, (void **)&sh) != napi_ok || sh == NULL || !reserve_id(sh)) {
@@ -272,7 +280,8 @@ napi_value js_stats (napi_env env, napi_callback_info info) {
   const struct { const char *name; double value; } fields[] = {
     { "received", s->rx_packets }, { "receiveBatches", s->rx_batches }, { "receiveTruncated", s->rx_truncated },
     { "receiveErrors", s->rx_errors }, { "sent", s->tx_packets }, { "sendBatches", s->tx_batches },
-    { "sendDrops", s->tx_drops }, { "sendErrors", s->tx_errors }
+    { "sendDrops", s->tx_drops }, { "sendErrors", s->tx_errors },
+    { "gsoMessages", s->tx_gso_messages }, { "gsoDatagrams", s->tx_gso_datagrams }
   };
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     CHECK(napi_create_double(env, fields[i].value, &v));

@@ -26,6 +26,13 @@ export interface BatchUdpStats {
   readonly sendDrops: number
   /** Datagrams not sent for any other reason: bad destination or port, too big, EMSGSIZE, ENETUNREACH… */
   readonly sendErrors: number
+  /**
+   * UDP GSO messages (UDP_SEGMENT) the relay's fast path sent from this socket: each carried a run of equal-size
+   * datagrams to one destination, which the kernel cut into those datagrams (native/udp_pending.c).
+   */
+  readonly gsoMessages: number
+  /** Datagrams carried by those GSO messages (also counted in `sent`). */
+  readonly gsoDatagrams: number
 }
 
 /** Source-address cache entries (direct-mapped on a hash of the address bytes). */

@@ -17,6 +17,10 @@ export interface NativeUdpStats {
   sendBatches: number
   sendDrops: number
   sendErrors: number
+  /** UDP GSO messages sent (the fast path's runs of equal-size datagrams to one destination, native/udp_pending.c). */
+  gsoMessages: number
+  /** Datagrams those GSO messages carried (counted in `sent` too). */
+  gsoDatagrams: number
 }
 
 /** An opened native socket: an opaque handle, its id in the send metadata, and the bound address. */
@@ -74,6 +78,11 @@ export interface NativeUdpBinding {
   fastCount?: () => number
   /** [client→peer packets, bytes, peer→client packets, bytes] the fast path relayed through this relay socket since the last call. */
   takeFast?: (handle: object) => [number, number, number, number]
+  /**
+   * Allow (true) or forbid UDP GSO for the fast path's sends in this thread (default: allowed, unless the environment
+   * has NATKIT_UDP_GSO=0); what is queued is sent first. Returns the previous setting.
+   */
+  setGso?: (on: boolean) => boolean
 }
 
 /** Where the addon is: native/build/Release relative to the package root (this file is dist/src/net/native.js). */

@@ -1,8 +1,5 @@
 import { expect } from 'chai'
-import {
-  ChannelNumber, Lifetime, MessageBuilder, MessageClass, Method, RequestedTransport, TransportProtocol, XorPeerAddress,
-  XorRelayedAddress, type StunMessage
-} from '../../../src/stun/index.js'
+import { Lifetime, MessageClass, Method, XorPeerAddress } from '../../../src/stun/index.js'
 import { UdpSocket } from '../../../src/net/udp.js'
 import { BatchUdpSocket } from '../../../src/net/batch-udp.js'
 import type { Endpoint } from '../../../src/net/endpoint.js'
@@ -10,41 +7,10 @@ import { loadNativeUdp, nativeUdpAvailable, nativeUdpUnavailableReason } from '.
 import { TurnServer, type TurnServerOptions } from '../../../src/relay/turn-server.js'
 import { InMemoryRelayMetrics } from '../../../src/relay/metrics.js'
 import { requireOrSkip } from '../../support/env.js'
-import { MiniClient } from './support.js'
+import { RawClient } from './support.js'
 
 const REALM = 'natkit.test'
 const CHANNEL = 0x4000
-
-/** A MiniClient that, after its requests, collects what the server sends (ChannelData from the peer). */
-class RawClient extends MiniClient {
-  readonly fromServer: Buffer[] = []
-  static override async open (server: Endpoint): Promise<RawClient> {
-    return new RawClient(await UdpSocket.bind({ address: '127.0.0.1', port: 0 }), server, 'alice', 'secret', REALM)
-  }
-
-  override async request (method: number, add: (b: MessageBuilder) => void): Promise<StunMessage | undefined> {
-    const res = await super.request(method, add)
-    // udpRequest replaced the handler: from here on, collect what the server sends (ChannelData from the peer).
-    this.socket.onMessage((d) => { this.fromServer.push(Buffer.from(d)) })
-    return res
-  }
-
-  /** Allocate and bind CHANNEL to `peer`; the relayed address. */
-  async allocateAndBind (peer: Endpoint): Promise<Endpoint> {
-    const alloc = await this.request(Method.Allocate, (b) => b.add(RequestedTransport, TransportProtocol.UDP))
-    const relayed = alloc?.get(XorRelayedAddress)
-    expect(relayed, 'relayed address').to.not.equal(undefined)
-    const bound = await this.request(Method.ChannelBind, (b) => b.add(ChannelNumber, CHANNEL).add(XorPeerAddress, peer))
-    expect(bound?.cls, 'ChannelBind').to.equal(MessageClass.SuccessResponse)
-    return relayed as Endpoint
-  }
-
-  channelData (text: string, channel = CHANNEL): void {
-    const cd = Buffer.alloc(4 + text.length); cd.writeUInt16BE(channel, 0); cd.writeUInt16BE(text.length, 2); cd.write(text, 4)
-    this.socket.send(cd, this.server)
-  }
-
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => { setTimeout(resolve, ms) })
 
@@ -209,6 +175,20 @@ describe('TurnServer native fast path for established channels (127.0.0.1)', fun
     expect((s.metrics as InMemoryRelayMetrics).get('natkit_relay_dropped_total', 'no-allocation')).to.equal(1)
   })
 
+  it('sends what it queued before a relay socket closes: a burst, then Refresh(0) in the same receive batch, all reach the peer', async () => {
+    const { client: c } = await start()
+    c.channelData('first')
+    await until(() => fromClient.length === 1)
+    const burst = Array.from({ length: 30 }, (_, i) => `q-${i}`)
+    // One synchronous burst: the relay (same event loop) reads the ChannelData and the Refresh in one batch; the fast
+    // path queues the ChannelData, then the core deletes the allocation and closes its relay socket.
+    for (const t of burst) c.channelData(t)
+    const refreshed = await c.request(Method.Refresh, (b) => b.add(Lifetime, 0))
+    expect(refreshed?.cls).to.equal(MessageClass.SuccessResponse)
+    await until(() => fromClient.length === 1 + burst.length)
+    expect(fromClient.slice(1)).to.deep.equal(burst)
+  })
+
   it('forgets its entries when the configuration is reloaded (the policy may have changed)', async () => {
     const { server: s, client: c } = await start()
     c.channelData('first')
@@ -283,6 +263,84 @@ describe('TurnServer native fast path for established channels (127.0.0.1)', fun
       await b.close()
       expect(a.fastInstall(ok, CHANNEL, b, ok, 1000), 'closed relay socket').to.equal(false)
     } finally { await a.close(); await b.close() }
+  })
+
+  describe('UDP GSO (runs of equal-size datagrams to one destination leave as one message)', () => {
+    /** A payload of `size` bytes naming its index, so that order and boundaries can be checked. */
+    const payload = (i: number, size: number): Buffer => {
+      const b = Buffer.alloc(size, 0x61 + (i % 26))
+      if (size >= 4) b.writeUInt32BE(i, 0)
+      return b
+    }
+    // Sizes with runs (the kernel's rule: equal sizes, the last may be shorter), a lone size, an empty datagram, and a
+    // run longer than one GSO message may carry (64).
+    const sizes = [...Array(40).fill(100), 37, ...Array(25).fill(100), 0, ...Array(10).fill(1200), 512, ...Array(70).fill(60)] as number[]
+    const back = [...Array(30).fill(100), ...Array(20).fill(500), 7, ...Array(3).fill(100)] as number[]
+
+    type Stats = { sent: number, gsoMessages: number, gsoDatagrams: number }
+    const socketsOf = (s: TurnServer): { listener: BatchUdpSocket, relay: BatchUdpSocket } => {
+      const internals = s as unknown as { clientListeners: { udpSockets: () => unknown[] }, relays: { sockets: Map<string, { socket: unknown }> } }
+      const listener = internals.clientListeners.udpSockets()[0]
+      const relay = [...internals.relays.sockets.values()][0]?.socket
+      expect(listener).to.be.instanceOf(BatchUdpSocket)
+      expect(relay).to.be.instanceOf(BatchUdpSocket)
+      return { listener: listener as BatchUdpSocket, relay: relay as BatchUdpSocket }
+    }
+    const delta = (a: Stats, b: Stats): Stats => ({ sent: b.sent - a.sent, gsoMessages: b.gsoMessages - a.gsoMessages, gsoDatagrams: b.gsoDatagrams - a.gsoDatagrams })
+
+    /** Bursts both ways through an installed channel; what arrived, and the two sockets' send counters meanwhile. */
+    async function bursts (): Promise<{ atPeer: Buffer[], atClient: Buffer[], relay: Stats, listener: Stats }> {
+      const { server: s, client: c, peer: p, relayed } = await start()
+      const atPeer: Buffer[] = []
+      p.onMessage((d) => { atPeer.push(Buffer.from(d)) })
+      c.channelData('first')
+      await until(() => atPeer.length === 1)
+      atPeer.length = 0
+      const { listener, relay } = socketsOf(s)
+      const [r0, l0] = [relay.stats(), listener.stats()]
+      // Sent in one synchronous loop: the relay (same event loop) reads them all in one go.
+      sizes.forEach((n, i) => { c.channelData(payload(i, n)) })
+      await until(() => atPeer.length === sizes.length)
+      back.forEach((n, i) => { p.send(payload(i, n), relayed) })
+      await until(() => c.fromServer.length === back.length)
+      await sleep(50)
+      return { atPeer, atClient: c.fromServer, relay: delta(r0, relay.stats()), listener: delta(l0, listener.stats()) }
+    }
+
+    function expectIntact (r: { atPeer: Buffer[], atClient: Buffer[] }): void {
+      expect(r.atPeer.map(b => b.length), 'datagram sizes at the peer, in order').to.deep.equal(sizes)
+      r.atPeer.forEach((b, i) => { expect(b.equals(payload(i, sizes[i])), `datagram ${i} at the peer`).to.equal(true) })
+      expect(r.atClient.map(b => b.length), 'ChannelData sizes at the client, in order').to.deep.equal(back.map(n => 4 + n))
+      r.atClient.forEach((b, i) => {
+        expect(b.readUInt16BE(0)).to.equal(CHANNEL)
+        expect(b.readUInt16BE(2)).to.equal(back[i])
+        expect(b.subarray(4).equals(payload(i, back[i])), `ChannelData ${i} at the client`).to.equal(true)
+      })
+    }
+
+    it('relays every datagram intact and in order, most of them in GSO messages', async () => {
+      const r = await bursts()
+      expectIntact(r)
+      expect(r.relay.sent, 'datagrams the relay socket sent').to.equal(sizes.length)
+      expect(r.listener.sent, 'datagrams the listener sent').to.equal(back.length)
+      // Runs: 41 (40 + a shorter one), 25 (the empty datagram goes alone), 11 (10 + a shorter one), 64 + 6 to the peer; 30, 21 (20 + a shorter one), 3 back to the client.
+      expect(r.relay).to.deep.include({ gsoMessages: 5, gsoDatagrams: 147 })
+      expect(r.listener).to.deep.include({ gsoMessages: 3, gsoDatagrams: 54 })
+    })
+
+    it('relays the same datagrams one by one when GSO is turned off (setGso(false))', async () => {
+      const native = loadNativeUdp()
+      expect(native?.setGso).to.be.a('function')
+      const was = native?.setGso?.(false)
+      try {
+        const r = await bursts()
+        expectIntact(r)
+        expect(r.relay).to.deep.equal({ sent: sizes.length, gsoMessages: 0, gsoDatagrams: 0 })
+        expect(r.listener).to.deep.equal({ sent: back.length, gsoMessages: 0, gsoDatagrams: 0 })
+      } finally {
+        native?.setGso?.(was ?? true)
+      }
+    })
   })
 
   it('is off with fastPath: false: every packet goes through the core', async () => {

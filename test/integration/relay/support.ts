@@ -3,7 +3,11 @@ import { createSocket, type Socket } from 'node:dgram'
 import { createServer } from 'node:net'
 import type { Endpoint } from '../../../src/net/endpoint.js'
 import { UdpSocket } from '../../../src/net/udp.js'
-import { MessageBuilder, MessageClass, Nonce, Realm, StunMessage, Username, longTermKey } from '../../../src/stun/index.js'
+import { expect } from 'chai'
+import {
+  ChannelNumber, MessageBuilder, MessageClass, Method, Nonce, Realm, RequestedTransport, StunMessage, TransportProtocol, Username,
+  XorPeerAddress, XorRelayedAddress, longTermKey
+} from '../../../src/stun/index.js'
 import type { TurnClient } from '../../../src/relay/turn-client.js'
 
 /** Child processes started by a test, killed by PID in after hooks. */
@@ -143,4 +147,37 @@ export class MiniClient {
   }
 
   close (): Promise<void> { return this.socket.close() }
+}
+
+/** A MiniClient (alice:secret, realm natkit.test) that, after its requests, collects what the server sends (ChannelData from the peer). */
+export class RawClient extends MiniClient {
+  static readonly CHANNEL = 0x4000
+  readonly fromServer: Buffer[] = []
+  static override async open (server: Endpoint): Promise<RawClient> {
+    return new RawClient(await UdpSocket.bind({ address: '127.0.0.1', port: 0 }), server, 'alice', 'secret', 'natkit.test')
+  }
+
+  override async request (method: number, add: (b: MessageBuilder) => void): Promise<StunMessage | undefined> {
+    const res = await super.request(method, add)
+    // udpRequest replaced the handler: from here on, collect what the server sends (ChannelData from the peer).
+    this.socket.onMessage((d) => { this.fromServer.push(Buffer.from(d)) })
+    return res
+  }
+
+  /** Allocate and bind CHANNEL to `peer`; the relayed address. */
+  async allocateAndBind (peer: Endpoint): Promise<Endpoint> {
+    const alloc = await this.request(Method.Allocate, (b) => b.add(RequestedTransport, TransportProtocol.UDP))
+    const relayed = alloc?.get(XorRelayedAddress)
+    expect(relayed, 'relayed address').to.not.equal(undefined)
+    const bound = await this.request(Method.ChannelBind, (b) => b.add(ChannelNumber, RawClient.CHANNEL).add(XorPeerAddress, peer))
+    expect(bound?.cls, 'ChannelBind').to.equal(MessageClass.SuccessResponse)
+    return relayed as Endpoint
+  }
+
+  /** Send `data` (text or bytes) as ChannelData on `channel`. */
+  channelData (data: string | Uint8Array, channel = RawClient.CHANNEL): void {
+    const payload = typeof data === 'string' ? Buffer.from(data) : data
+    const cd = Buffer.alloc(4 + payload.length); cd.writeUInt16BE(channel, 0); cd.writeUInt16BE(payload.length, 2); cd.set(payload, 4)
+    this.socket.send(cd, this.server)
+  }
 }

@@ -95,7 +95,8 @@ describe('BatchUdpSocket', () => {
       const s = await BatchUdpSocket.bind({ address: '127.0.0.1' })
       try {
         expect(s.stats()).to.deep.equal({
-          received: 0, receiveBatches: 0, receiveTruncated: 0, receiveErrors: 0, sent: 0, sendBatches: 0, sendDrops: 0, sendErrors: 0
+          received: 0, receiveBatches: 0, receiveTruncated: 0, receiveErrors: 0, sent: 0, sendBatches: 0, sendDrops: 0, sendErrors: 0,
+          gsoMessages: 0, gsoDatagrams: 0
         })
       } finally { await s.close() }
     })
