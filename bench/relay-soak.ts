@@ -19,13 +19,19 @@ function tree (pid: number): number[] {
   return [pid, ...kids.flatMap(tree)]
 }
 
-function sample (pid: number): { rssBytes: number, fds: number, processes: number } {
+/** The tree's totals, and each process's resident MiB (the primary first, then its workers) to tell who grows. */
+function sample (pid: number): { rssBytes: number, fds: number, processes: number, rssMiB: number[] } {
   let rssBytes = 0; let fds = 0
   const pids = tree(pid)
+  const rssMiB: number[] = []
   for (const p of pids) {
-    try { rssBytes += procStat(p).rssBytes; fds += readdirSync(`/proc/${p}/fd`).length } catch { /* gone */ }
+    try {
+      const rss = procStat(p).rssBytes
+      rssBytes += rss; fds += readdirSync(`/proc/${p}/fd`).length
+      rssMiB.push(Number((rss / 2 ** 20).toFixed(1)))
+    } catch { /* gone */ }
   }
-  return { rssBytes, fds, processes: pids.length }
+  return { rssBytes, fds, processes: pids.length, rssMiB }
 }
 
 /**
@@ -66,7 +72,7 @@ export async function soakRelay (): Promise<Record<string, unknown>> {
   const port = await freeUdpPort()
   const child = await startServer('natkit', port)
   const pid = child.pid as number
-  const samples: Array<{ t: number, rssBytes: number, fds: number, processes: number, relayedPerSecond: number }> = []
+  const samples: Array<{ t: number, rssBytes: number, fds: number, processes: number, rssMiB: number[], relayedPerSecond: number }> = []
   let sent = 0; let received = 0; let lost = 0
   const started = Date.now()
   try {
@@ -76,7 +82,7 @@ export async function soakRelay (): Promise<Record<string, unknown>> {
       const s = sample(pid)
       const t = Math.round((Date.now() - started) / 1000)
       samples.push({ t, ...s, relayedPerSecond: Math.round(r.relayedPacketsPerSecond) })
-      console.error(`soak: t=${t}s rss=${(s.rssBytes / 2 ** 20).toFixed(1)} MiB fds=${s.fds} processes=${s.processes} relayed/s=${Math.round(r.relayedPacketsPerSecond)} lost=${r.lost}`)
+      console.error(`soak: t=${t}s rss=${(s.rssBytes / 2 ** 20).toFixed(1)} MiB fds=${s.fds} processes=${s.processes} per-process=${s.rssMiB.join('/')} MiB relayed/s=${Math.round(r.relayedPacketsPerSecond)} lost=${r.lost}`)
     }
   } finally {
     await stopChild(child, 5000)
