@@ -24,7 +24,7 @@ export interface CredentialStoreOptions {
    * The furthest ahead a REST username's expiry may be, in seconds (default 86,400: 24 h, the lifetime the TURN REST
    * draft suggests). A credential service hands out short-lived credentials; an expiry years ahead is a leaked
    * secret's forgery or a misconfigured service, and would be a password that never expires. A further
-   * {@link REST_CLOCK_SKEW_S} is allowed for the clocks of the credential service and the relay to differ.
+   * 300 s (REST_CLOCK_SKEW_S) are allowed for the clocks of the credential service and the relay to differ.
    */
   readonly restMaxTtlS?: number
   /**

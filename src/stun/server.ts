@@ -118,7 +118,7 @@ export class StunServer extends EventEmitter<StunServerEvents> {
    *
    * With port 0 the OS picks the UDP port and the TCP listener takes the same number, which another TCP socket may
    * hold (a client connection's ephemeral port): then every socket is closed and the whole set picked again, at most
-   * {@link PORT_PICK_ATTEMPTS} times.
+   * 8 times (PORT_PICK_ATTEMPTS).
    */
   static async start (options: StunServerOptions): Promise<StunServer> {
     const picked = options.listen.port === 0 || options.alternate?.port === 0
