@@ -174,6 +174,7 @@ napi_value js_buffers (napi_env env, napi_callback_info info);
 void free_shared (napi_env env, void *data, void *hint);
 void on_readable (uv_poll_t *h, int status, int events);
 int fill_dest (shared_t *sh, sock_t *s, int k, const int32_t *m);
+int send_counted (sock_t *s, struct mmsghdr *msgs, int n);
 int send_slots (shared_t *sh, sock_t *s, int n);
 napi_value js_flush (napi_env env, napi_callback_info info);
 int fast_forward (shared_t *sh, sock_t *s, int n);

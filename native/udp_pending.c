@@ -172,18 +172,7 @@ static void send_singly (struct pending *p, sock_t *s, const flow_t *fl, const o
     one[k].msg_hdr.msg_iov = &iov[k];
     one[k].msg_hdr.msg_iovlen = 1;
   }
-  int i = 0;
-  while (i < k) {
-    int r = sendmmsg(s->fd, one + i, (unsigned int)(k - i), MSG_DONTWAIT);
-    s->tx_batches++;
-    if (r > 0) { s->tx_packets += r; i += r; continue; }
-    int err = r == 0 ? EAGAIN : errno;
-    if (err == EINTR) continue;
-    if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) { s->tx_drops += k - i; break; }
-    s->tx_errors++;
-    s->last_tx_errno = err;
-    i++;
-  }
+  send_counted(s, one, k);
 }
 
 /* Build socket s's messages from its destinations' runs, and send them; every datagram counted once. */

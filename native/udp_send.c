@@ -31,24 +31,32 @@ int fill_dest (shared_t *sh, sock_t *s, int k, const int32_t *m) {
   return 0;
 }
 
-/* Send shared slots 0..n-1 on s with sendmmsg; the errno of the first failure other than EAGAIN, or 0. */
-int send_slots (shared_t *sh, sock_t *s, int n) {
+/*
+ * Send msgs[0..n-1] on s with sendmmsg, counting batches, packets, drops and errors into s's stats: EAGAIN/ENOBUFS
+ * drop the rest; any other failure (EMSGSIZE, ENETUNREACH, EACCES, ...) counts that datagram as an error and goes on
+ * with the rest. Returns the errno of the first such failure, or 0.
+ */
+int send_counted (sock_t *s, struct mmsghdr *msgs, int n) {
   int first_err = 0;
   int i = 0;
   while (i < n) {
-    int r = sendmmsg(s->fd, sh->smsg + i, (unsigned int)(n - i), MSG_DONTWAIT);
+    int r = sendmmsg(s->fd, msgs + i, (unsigned int)(n - i), MSG_DONTWAIT);
     s->tx_batches++;
     if (r > 0) { s->tx_packets += r; i += r; continue; }
     int err = r == 0 ? EAGAIN : errno;
     if (err == EINTR) continue;
     if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) { s->tx_drops += n - i; break; }
-    /* This datagram failed (EMSGSIZE, ENETUNREACH, EACCES, ...): count it and go on with the rest. */
     s->tx_errors++;
     s->last_tx_errno = err;
     if (first_err == 0) first_err = err;
     i++;
   }
   return first_err;
+}
+
+/* Send shared slots 0..n-1 on s; the errno of the first failure other than EAGAIN, or 0. */
+int send_slots (shared_t *sh, sock_t *s, int n) {
+  return send_counted(s, sh->smsg, n);
 }
 
 /*
