@@ -93,15 +93,7 @@ export class RedisRendezvousRemote implements RendezvousRemote {
   }
 
   async forward (node: string, message: RemoteMessage): Promise<boolean> {
-    if (this.closed) return false
-    try {
-      const receivers = await this.pub.publish(`${this.prefix}node/${node}`, JSON.stringify({ v: 1, t: 'msg', node: this.node, m: message }))
-      this.health(true)
-      return receivers > 0
-    } catch (err) {
-      this.health(false, (err as Error).message)
-      return false
-    }
+    return await this.toNode(node, { t: 'msg', m: message })
   }
 
   requestSession (request: SessionRequest): void {
@@ -109,9 +101,14 @@ export class RedisRendezvousRemote implements RendezvousRemote {
   }
 
   async handOver (node: string, handover: SessionHandover): Promise<boolean> {
+    return await this.toNode(node, { t: 'session', h: handover })
+  }
+
+  /** Publish `body` on `node`'s own channel: true once a subscriber there has it, false if none or Redis failed. */
+  private async toNode (node: string, body: Record<string, unknown>): Promise<boolean> {
     if (this.closed) return false
     try {
-      const receivers = await this.pub.publish(`${this.prefix}node/${node}`, JSON.stringify({ v: 1, t: 'session', node: this.node, h: handover }))
+      const receivers = await this.pub.publish(`${this.prefix}node/${node}`, JSON.stringify({ v: 1, t: body.t, node: this.node, ...body }))
       this.health(true)
       return receivers > 0
     } catch (err) {
