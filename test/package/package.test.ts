@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import { execFile } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -57,6 +57,10 @@ describe('the npm package', function () {
     files = info.files.map(f => f.path)
   })
   after(() => { if (dir !== '') rmSync(dir, { recursive: true, force: true }) })
+
+  it("leaves the bin executable after a build, so the README's `npx natcheck` runs in a clone", () => {
+    expect(statSync(join(ROOT, 'dist/src/cli.js')).mode & 0o111, 'dist/src/cli.js mode').to.equal(0o111)
+  })
 
   it('holds only what users need', () => {
     const extra = files.filter(f => !ALLOWED.some(re => re.test(f)))
